@@ -1,0 +1,165 @@
+"""Rich renderables for parameters, metrics, configs and runs. They return, never print.
+
+Inputs are plain Python data (nested lists, dicts), so listing runs needs no torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import yaml
+from rich.console import Group
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+
+Nested = float | Sequence["Nested"]
+
+
+def _number(value: float, precision: int) -> str:
+    text = f"{value:.{precision}f}"
+    # The article rounds with numpy, which shows -0.0 as "-0."; a sign on zero is noise here.
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def format_values(values: Nested, precision: int = 2) -> str:
+    """Nested lists as a numpy-like block: `[[ 0.71 -0.71]]`, columns aligned."""
+    flat: list[float] = []
+
+    def collect(v: Nested) -> None:
+        if isinstance(v, Sequence):
+            for item in v:
+                collect(item)
+        else:
+            flat.append(float(v))
+
+    collect(values)
+    width = max((len(_number(v, precision)) for v in flat), default=0)
+
+    def fmt(v: Nested, depth: int) -> str:
+        if not isinstance(v, Sequence):
+            return _number(float(v), precision).rjust(width)
+        if v and isinstance(v[0], Sequence):
+            inner = ("\n" + " " * (depth + 1)).join(fmt(item, depth + 1) for item in v)
+            return f"[{inner}]"
+        return "[" + " ".join(fmt(item, depth + 1) for item in v) + "]"
+
+    return fmt(values, 0)
+
+
+def _shape(values: Nested) -> tuple[int, ...]:
+    shape: list[int] = []
+    while isinstance(values, Sequence):
+        shape.append(len(values))
+        values = values[0] if values else 0.0
+    return tuple(shape)
+
+
+def parameters_table(
+    params: Mapping[str, Nested], precision: int = 2, title: str = "Parameters"
+) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("parameter", style="bold")
+    table.add_column("shape")
+    table.add_column(f"value (rounded to {precision} decimals)", no_wrap=True)
+    for name, values in params.items():
+        shape = "x".join(map(str, _shape(values))) or "scalar"
+        table.add_row(name, shape, format_values(values, precision))
+    return table
+
+
+def _metric(value: Any, precision: int) -> str:
+    if isinstance(value, float):
+        return (
+            f"{value:.{max(precision, 4)}g}"
+            if abs(value) < 1e-3 and value
+            else (_number(value, max(precision, 4)))
+        )
+    if isinstance(value, list):
+        return "[" + ", ".join(_metric(v, precision) for v in value) + "]"
+    if value is None:
+        return "-"
+    return str(value)
+
+
+def metrics_table(metrics: Mapping[str, Any], precision: int = 4, title: str = "Metrics") -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric", style="bold")
+    table.add_column("value", justify="right")
+    for name, value in metrics.items():
+        table.add_row(name, _metric(value, precision))
+    return table
+
+
+def config_view(config: Mapping[str, Any]) -> Syntax:
+    return Syntax(yaml.safe_dump(dict(config), sort_keys=False).rstrip(), "yaml", theme="ansi_dark")
+
+
+def _when(timestamp: Any) -> str:
+    if not isinstance(timestamp, int | float):
+        return "-"
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def runs_table(records: Sequence[Any]) -> Table:
+    """`records` are runs.RunRecord: one row each, a problem shown in place of the numbers."""
+    table = Table(title=f"{len(records)} runs", title_justify="left")
+    for column in ("run id", "kind", "task", "init", "epochs", "loss", "accuracy", "status"):
+        table.add_column(column, justify="right" if column in ("epochs", "loss") else "left")
+    table.add_column("started")
+    for r in records:
+        meta, metrics = r.meta, r.metrics
+        status = Text(f"{meta.get('status', '?')}", style=_status_style(meta.get("status")))
+        if r.problem:
+            status = Text(f"broken: {r.problem}", style="red")
+        table.add_row(
+            r.run.id,
+            str(meta.get("kind", "-")),
+            str(meta.get("task", "-")),
+            str(meta.get("init", "-")),
+            str(meta.get("epochs_done", "-")),
+            _metric(metrics.get("loss"), 4),
+            _metric(metrics.get("accuracy"), 4),
+            status,
+            _when(meta.get("started")),
+        )
+    return table
+
+
+def _status_style(status: Any) -> str:
+    return {"completed": "green", "running": "yellow", "interrupted": "yellow"}.get(
+        str(status), "red"
+    )
+
+
+def run_view(
+    run_id: str,
+    meta: Mapping[str, Any],
+    config: Mapping[str, Any] | None,
+    metrics: Mapping[str, Any],
+    params: Mapping[str, Nested] | None,
+    precision: int = 2,
+    problem: str = "",
+) -> Group:
+    status = str(meta.get("status", "?"))
+    head = Text.assemble(
+        ("run ", "bold"),
+        (run_id, "bold cyan"),
+        "  ",
+        (status, _status_style(status)),
+        f"  ({meta.get('kind', '?')}, {meta.get('epochs_done', '-')} epochs)",
+    )
+    parts: list[Any] = [head]
+    if meta.get("reason"):
+        parts.append(Text(f"reason: {meta['reason']}", style="yellow"))
+    if problem:
+        parts.append(Text(f"problem: {problem}", style="red"))
+    if config is not None:
+        parts.append(config_view(config))
+    if metrics:
+        parts.append(metrics_table(metrics))
+    if params is not None:
+        parts.append(parameters_table(params, precision))
+    return Group(*parts)
