@@ -1,0 +1,52 @@
+"""Shared fixtures: the real CLI in a subprocess, run from outside the repository."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CLI = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def run_cli(
+    *args: str, runs_dir: Path, cwd: Path, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TINY_RUNS_DIR": str(runs_dir), "PYTHONPATH": str(REPO)}
+    env.pop("COLUMNS", None)
+    return subprocess.run(
+        [sys.executable, "-m", "tiny_cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path) -> Path:
+    return tmp_path / "runs"
+
+
+@pytest.fixture
+def cli(tmp_path: Path, runs_dir: Path) -> CLI:
+    """`cli("train", "lt10")`: the installed command, run in an empty directory."""
+    work = tmp_path / "work"
+    work.mkdir()
+    return lambda *args, **kw: run_cli(*args, runs_dir=runs_dir, cwd=work, **kw)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
+    """A user mistake: exit 2, one line on stderr naming what is wrong, no traceback."""
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])

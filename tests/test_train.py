@@ -1,0 +1,61 @@
+"""Training: deterministic, and the shipped configs reproduce the article's findings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from tests.conftest import CLI
+from tiny_cli import config, experiment
+
+
+def train(name: str, tmp_path: Path, *sets: str) -> experiment.Outcome:
+    cfg, path = config.load(name, [config.parse_override(s) for s in sets])
+    return experiment.run_experiment(cfg, runs_root=tmp_path / "runs", source=str(path))
+
+
+def test_same_config_and_seed_give_bit_identical_weights(cli: CLI, runs_dir: Path) -> None:
+    for _ in range(2):
+        assert cli("train", "min", "--epochs", "5", "--seed", "3").returncode == 0
+    assert cli("train", "min", "--epochs", "5", "--seed", "4").returncode == 0
+    a, b, c = [torch.load(p / "model.pt", weights_only=True) for p in sorted(runs_dir.iterdir())]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+    ma, mb = [json.loads((p / "metrics.json").read_text()) for p in sorted(runs_dir.iterdir())[:2]]
+    assert ma == mb
+
+
+def test_lt10_threshold_settles_between_9_and_10_while_the_weight_grows(tmp_path: Path) -> None:
+    steep = []
+    for epochs in (500, 1000, 2000):
+        out = train("lt10", tmp_path, f"train.epochs={epochs}")
+        assert 9 < out.metrics["threshold"] < 10
+        assert out.metrics["accuracy"] == 1.0
+        steep.append(out.metrics["steepness"])
+    assert steep == sorted(steep) and steep[-1] > 1.5 * steep[0]
+
+
+def test_min_converges_with_the_shipped_settings(tmp_path: Path) -> None:
+    solved = [train("min", tmp_path, f"seed={s}").metrics["max_abs_error"] < 0.5 for s in range(3)]
+    assert sum(solved) >= 2
+
+
+def test_is_even_from_random_init_does_not_find_the_solution(tmp_path: Path) -> None:
+    accuracy = [train("is_even", tmp_path, f"seed={s}").metrics["accuracy"] for s in range(3)]
+    assert all(a < 1.0 for a in accuracy)
+
+
+def test_hardwired_init_is_a_fixed_point_of_training_for_is_even(tmp_path: Path) -> None:
+    out = train("is_even", tmp_path, "init.mode=hardwired", "train.epochs=50")
+    assert out.metrics["accuracy"] == 1.0 and out.metrics["loss"] == 0.0
+
+
+def test_diverging_training_stops_and_keeps_finite_weights(tmp_path: Path) -> None:
+    out = train("min", tmp_path, "train.optimizer=sgd", "train.lr=5", "train.epochs=50")
+    assert out.result.status == "diverged"
+    meta = json.loads((out.run.path / "run.json").read_text())
+    assert meta["status"] == "failed" and "epoch" in meta["reason"]
+    state = torch.load(out.run.path / "model.pt", weights_only=True)
+    assert all(bool(v.isfinite().all()) for v in state.values())
