@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import CLI, REPO, assert_one_line_error
+from tests.conftest import CLI, REPO
 from tiny_cli import config
 
 
@@ -139,43 +139,3 @@ def test_runs_lists_every_run(cli: CLI, runs_dir: Path) -> None:
     assert [r["meta"]["task"] for r in rows] == ["lt10", "min"]
     table = cli("runs")
     assert table.returncode == 0 and "2 runs" in table.stdout
-
-
-@pytest.mark.parametrize(
-    ("args", "needles"),
-    [
-        (["train", "lt11"], ["unknown config 'lt11'", "did you mean 'lt10'"]),
-        (["train", "nope.yaml"], ["nope.yaml", "no such config file"]),
-        (["train", "lt10", "--epochs", "-3"], ["--epochs -3", "train.epochs"]),
-        (["train", "lt10", "--epochs", "abc"], ["--epochs"]),
-        (["train", "lt10", "--lr", "0"], ["--lr 0", "train.lr"]),
-        (
-            ["train", "lt10", "--set", "train.optimiser=sgd"],
-            ["train.optimiser", "did you mean 'optimizer'"],
-        ),
-        (["train", "lt10", "--epoch", "3"], ["--epoch"]),
-        (["train", "lt10", "--device", "cuda:7"], ["--device"]),
-        (["hardwire", "is_even", "--bits", "0"], ["--bits 0", "task.bits"]),
-        (["hardwire", "is_even", "--bits", "25"], ["--bits 25", "task.bits"]),
-        (["hardwire", "lt10", "--bits", "4"], ["--bits", "only is_even"]),
-        (["hardwire", "min", "--scale", "3"], ["--scale", "only lt10"]),
-        (["hardwire", "lt10", "--scale", "-1"], ["--scale -1", "init.scale"]),
-        (["inspect", "nosuchrun"], ["nosuchrun", "no"]),
-        (["inspect", "../../etc"], ["../../etc", "not a run id"]),
-        (["train"], ["Missing argument"]),
-    ],
-)
-def test_bad_input_is_one_line_exit_2_and_stores_nothing(
-    cli: CLI, runs_dir: Path, args: list[str], needles: list[str]
-) -> None:
-    proc = cli(*args)
-    assert_one_line_error(proc, *needles)
-    assert run_ids(runs_dir) == []
-
-
-def test_a_bad_override_leaves_existing_runs_alone(cli: CLI, runs_dir: Path) -> None:
-    assert cli("hardwire", "lt10").returncode == 0
-    before = {p: p.read_bytes() for p in runs_dir.rglob("*") if p.is_file()}
-    assert_one_line_error(cli("train", "lt10", "--set", "task.nme=x"), "task.nme")
-    after = {p: p.read_bytes() for p in runs_dir.rglob("*") if p.is_file()}
-    assert before == after

@@ -6,6 +6,7 @@ torch is imported inside the commands, so `tiny --help` and `tiny --version` sta
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -95,13 +96,21 @@ def _device(name: str) -> str:
 
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise TinyError(f"--device {name}: no CUDA device is available here (use cpu or auto)")
-    try:
-        torch.device(name)
-    except RuntimeError:
-        raise TinyError(f"--device {name}: not a device (use auto, cpu, cuda or cuda:N)") from None
-    return name
+    kind, _, index = name.partition(":")
+    if kind == "cpu" and not index:
+        return name
+    if kind == "cuda" and (not index or index.isdigit()):
+        if not torch.cuda.is_available():
+            raise TinyError(f"--device {name}: no CUDA device is available here (use cpu or auto)")
+        if index and int(index) >= torch.cuda.device_count():
+            count = torch.cuda.device_count()
+            raise TinyError(f"--device {name}: only {count} CUDA device(s) here")
+        return name
+    if kind == "mps" and not index:
+        if not torch.backends.mps.is_available():
+            raise TinyError(f"--device {name}: MPS is not available here (use cpu or auto)")
+        return name
+    raise TinyError(f"--device {name}: not a device (use auto, cpu, cuda, cuda:N or mps)")
 
 
 class _Progress:
@@ -145,7 +154,12 @@ class _Progress:
 
 
 def _run(
-    cfg: ExperimentConfig, kind: str, source: Path, runs_dir: Path | None, device: str
+    cfg: ExperimentConfig,
+    kind: str,
+    source: Path,
+    runs_dir: Path | None,
+    device: str,
+    origin: str | None = None,
 ) -> Outcome:
     from tiny_cli import experiment, runs
 
@@ -153,11 +167,18 @@ def _run(
     root = runs.root(runs_dir)
     with _Progress(cfg.train.epochs) as progress:
         return experiment.run_experiment(
-            cfg, kind=kind, runs_root=root, source=str(source), device=dev, progress=progress
+            cfg,
+            kind=kind,
+            runs_root=root,
+            source=str(source),
+            device=dev,
+            progress=progress,
+            origin=origin,
         )
 
 
 def _report(outcome: Outcome, precision: int) -> None:
+    """Print what the run learned; exit 1 if it diverged, 130 if it was interrupted."""
     from tiny_cli import render
 
     console.print(render.parameters_table(outcome.params, precision))
@@ -171,15 +192,28 @@ def _report(outcome: Outcome, precision: int) -> None:
             f"right on every integer in [{interval[0]}, {interval[1]}]"
             + (f", wrong at {where}" if where else "")
         )
+    console.print(f"run [bold cyan]{outcome.run.id}[/] saved in {outcome.run.path}")
     status = outcome.result.status
     if status != "completed":
-        err_console.print(f"[yellow]{status}[/]: {outcome.result.reason}")
-    console.print(f"run [bold cyan]{outcome.run.id}[/] saved in {outcome.run.path}")
+        shown = "failed" if status == "diverged" else status
+        sys.stderr.write(f"run {outcome.run.id} {shown}: {outcome.result.reason}\n")
+        raise typer.Exit(1 if status == "diverged" else 130)
 
 
 @app.command()
 def train(
-    config_ref: ConfigArg,
+    config_ref: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="NAME|PATH",
+            help="A shipped config (lt10, min, is_even) or a path to a YAML file.",
+            show_default=False,
+        ),
+    ] = None,
+    from_run: Annotated[
+        str | None,
+        typer.Option("--from", metavar="RUN", help="Repeat a stored run from its resolved config."),
+    ] = None,
     epochs: Annotated[int | None, typer.Option(help="Override train.epochs.")] = None,
     seed: Annotated[int | None, typer.Option(help="Override seed.")] = None,
     lr: Annotated[float | None, typer.Option(help="Override train.lr.")] = None,
@@ -192,13 +226,20 @@ def train(
 
     Example: tiny train lt10 --epochs 500 --set init.mode=hardwired+noise
     """
-    from tiny_cli import config
+    from tiny_cli import config, runs
 
+    origin = None
+    if (config_ref is None) == (from_run is None):
+        raise TinyError("train: give either a config (NAME|PATH) or --from RUN, not both")
+    if from_run is not None:
+        run = runs.resolve(runs.root(runs_dir), from_run)
+        config_ref, origin = str(run.path / runs.CONFIG), run.id
+    assert config_ref is not None
     overrides = _overrides(
         sets, epochs=("train.epochs", epochs), seed=("seed", seed), lr=("train.lr", lr)
     )
     cfg, path = config.load(config_ref, overrides)
-    _report(_run(cfg, "train", path, runs_dir, device), precision)
+    _report(_run(cfg, "train", path, runs_dir, device, origin), precision)
 
 
 @app.command()
@@ -271,10 +312,12 @@ def inspect(
             "problem": problem or None,
         }
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
-        return
+        raise typer.Exit(1 if problem else 0)
     console.print(
         render.run_view(run.id, record.meta, cfg, record.metrics, params, precision, problem)
     )
+    if problem:
+        raise typer.Exit(1)
 
 
 @app.command("runs")
@@ -311,4 +354,12 @@ def main() -> None:
     except (KeyboardInterrupt, typer.Abort):
         sys.stderr.write("aborted\n")
         sys.exit(130)
+    except Exception as exc:  # a bug of ours: one line, the traceback only on request
+        if os.environ.get("TINY_DEBUG"):
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        sys.stderr.write(
+            f"internal error: {type(exc).__name__}: {first} (TINY_DEBUG=1 shows the traceback)\n"
+        )
+        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

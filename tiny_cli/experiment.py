@@ -19,9 +19,11 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils import vector_to_parameters
 
 from tiny_cli import __version__, config, models, runs, tasks, tracking
 from tiny_cli.config import ExperimentConfig
+from tiny_cli.errors import RunFailed
 from tiny_cli.train import LOSSES, Callback, EpochStats, FitResult, fit, make_optimizer
 
 
@@ -83,6 +85,16 @@ def _catch_signals(flag: _StopFlag) -> Iterator[None]:
             signal.signal(s, handler)
 
 
+class _LastEpoch:
+    """Remembers the last completed epoch's stats (and so its parameters) for a failure."""
+
+    def __init__(self, stats: EpochStats) -> None:
+        self.stats = stats
+
+    def on_epoch_end(self, stats: EpochStats, model: nn.Module) -> None:
+        self.stats = stats
+
+
 def run_experiment(
     cfg: ExperimentConfig,
     *,
@@ -91,73 +103,78 @@ def run_experiment(
     source: str = "",
     device: str = "cpu",
     progress: Callback | None = None,
+    origin: str | None = None,
 ) -> Outcome:
     """Build, train (zero epochs for a hardwired run), evaluate and store one run.
 
-    The config is already validated, so every failure from here on is ours or the
-    machine's: the run is marked failed with the traceback saved in the run directory.
+    The config is already validated, so a failure from here on is ours or the machine's:
+    the run keeps the parameters of its last completed epoch, is marked failed (or
+    interrupted, on a second Ctrl-C) and the traceback is saved in it; `RunFailed` says so
+    in one line. The first Ctrl-C or SIGTERM ends training cleanly after the current epoch.
     """
-    task = tasks.get(cfg.task)
-    x, y = task.data(cfg.task)
-    model = models.build(cfg)
-    run = runs.create(runs_root, cfg.task.name)
-    run.write_text(runs.CONFIG, config.dump_yaml(cfg))
-    run.write_json(
-        runs.META,
-        {
-            "id": run.id,
-            "kind": kind,
-            "status": "running",
-            "task": cfg.task.name,
-            "arch": cfg.model.arch,
-            "init": cfg.init.mode,
-            "seed": cfg.seed,
-            "epochs": cfg.train.epochs,
-            "epochs_done": 0,
-            "device": device,
-            "source": source,
-            "command": sys.argv,
-            "versions": versions(),
-            "started": time.time(),
-        },
-    )
-    tracker = tracking.Tracker(
-        tracking.EventWriter(run.path), model, cfg.model.arch or "", cfg.log.every
-    )
     flag = _StopFlag()
-    try:
-        dev = torch.device(device)
-        model.to(dev)
-        xd, yd = x.to(dev), y.to(dev)
-        correct = correct_fn(task)
-        assert cfg.train.loss is not None
-        with torch.no_grad():
-            pred0 = model(xd)
-            acc0 = correct(pred0, yd).float().mean().item() if correct else None
-            loss0 = LOSSES[cfg.train.loss](pred0, yd).item()
-            tracker.log(EpochStats(0, loss0, acc0, models.flat_parameters(model)), model)
-        t = cfg.train
-        optimizer = make_optimizer(
-            t.optimizer, model.parameters(), t.lr, t.momentum, t.weight_decay
+    with _catch_signals(flag):
+        task = tasks.get(cfg.task)
+        x, y = task.data(cfg.task)
+        model = models.build(cfg)
+        run = runs.create(runs_root, cfg.task.name)
+        run.write_text(runs.CONFIG, config.dump_yaml(cfg))
+        run.write_json(
+            runs.META,
+            {
+                "id": run.id,
+                "kind": kind,
+                "status": "running",
+                "task": cfg.task.name,
+                "arch": cfg.model.arch,
+                "init": cfg.init.mode,
+                "seed": cfg.seed,
+                "epochs": cfg.train.epochs,
+                "epochs_done": 0,
+                "device": device,
+                "source": source,
+                "from_run": origin,
+                "command": sys.argv,
+                "versions": versions(),
+                "started": time.time(),
+            },
         )
-        callbacks: list[Callback] = [tracker] + ([progress] if progress else [])
-        with _catch_signals(flag):
+        tracker = tracking.Tracker(
+            tracking.EventWriter(run.path), model, cfg.model.arch or "", cfg.log.every
+        )
+        last: _LastEpoch | None = None
+        try:
+            dev = torch.device(device)
+            model.to(dev)
+            xd, yd = x.to(dev), y.to(dev)
+            correct = correct_fn(task)
+            t = cfg.train
+            loss_name = t.loss or task.default_loss
+            with torch.no_grad():
+                pred0 = model(xd)
+                acc0 = correct(pred0, yd).float().mean().item() if correct else None
+                loss0 = LOSSES[loss_name](pred0, yd).item()
+                stats0 = EpochStats(0, loss0, acc0, models.flat_parameters(model))
+            tracker.log(stats0, model)
+            last = _LastEpoch(stats0)
+            optimizer = make_optimizer(
+                t.optimizer, model.parameters(), t.lr, t.momentum, t.weight_decay
+            )
+            callbacks: list[Callback] = [tracker, last]
+            if progress is not None:
+                callbacks.append(progress)
             result = fit(
-                model, xd, yd, loss=t.loss or "mse", optimizer=optimizer, epochs=t.epochs,
+                model, xd, yd, loss=loss_name, optimizer=optimizer, epochs=t.epochs,
                 batch_size=t.batch_size, seed=cfg.seed, correct=correct, callbacks=callbacks,
                 should_stop=flag,
             )  # fmt: skip
-        model.cpu()
-        tracker.close(model)
-        metrics = evaluate(cfg, model, x, y)
-        run.save_state(model.state_dict())
-        run.write_json(runs.METRICS, metrics)
-    except BaseException as exc:
-        tracker.writer.close()
-        (run.path / "error.txt").write_text(traceback.format_exc())
-        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        run.update_meta(status=status, reason=f"{type(exc).__name__}: {exc}", finished=time.time())
-        raise
+            model.cpu()
+            tracker.close(model)
+            metrics = evaluate(cfg, model, x, y)
+            run.save_state(model.state_dict())
+            run.write_json(runs.METRICS, metrics)
+        except BaseException as exc:
+            raise _store_failure(run, model, tracker, last, exc) from exc
     final_status = {"completed": "completed", "diverged": "failed", "interrupted": "interrupted"}
     run.update_meta(
         status=final_status[result.status],
@@ -167,3 +184,38 @@ def run_experiment(
     )
     params = {k: v.tolist() for k, v in model.state_dict().items()}
     return Outcome(run, result, metrics, params)
+
+
+def _store_failure(
+    run: runs.Run,
+    model: nn.Module,
+    tracker: tracking.Tracker,
+    last: _LastEpoch | None,
+    exc: BaseException,
+) -> RunFailed:
+    """Keep what the run reached, mark it, and say so in one line."""
+    run.write_text("error.txt", traceback.format_exc())
+    epochs = 0
+    try:
+        model.cpu()
+        if last is not None:
+            epochs = last.stats.epoch
+            with torch.no_grad():
+                vector_to_parameters(last.stats.params.cpu(), model.parameters())
+            run.save_state(model.state_dict())
+        tracker.close(model)
+    except Exception:  # keep the original error; the traceback file has the details
+        tracker.writer.close()
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    reason = "aborted by a second Ctrl-C" if interrupted else f"{type(exc).__name__}: {exc}"
+    run.update_meta(
+        status="interrupted" if interrupted else "failed",
+        epochs_done=epochs,
+        reason=reason,
+        finished=time.time(),
+    )
+    what = "interrupted" if interrupted else f"failed ({reason.splitlines()[0] if reason else ''})"
+    return RunFailed(
+        f"run {run.id} {what} after epoch {epochs}; traceback in {run.path / 'error.txt'}",
+        exit_code=130 if interrupted else 1,
+    )

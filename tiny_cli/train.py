@@ -82,6 +82,8 @@ def fit(
     with torch.no_grad():
         last_good = parameters_to_vector(params)
     for epoch in range(1, epochs + 1):
+        if should_stop():
+            return FitResult("interrupted", epoch - 1, f"stopped by a signal at epoch {epoch}")
         # Full batch needs no shuffling; mini-batches are a fresh permutation per epoch.
         batches = [None] if full_batch else torch.randperm(n, generator=gen).split(batch_size or n)
         total = torch.zeros(())
@@ -106,6 +108,4 @@ def fit(
         stats = EpochStats(epoch, epoch_loss, float(hits) / n if correct is not None else None, now)
         for cb in callbacks:
             cb.on_epoch_end(stats, model)
-        if should_stop():
-            return FitResult("interrupted", epoch, f"stopped by signal after epoch {epoch}")
     return FitResult("completed", epochs)

@@ -1,0 +1,196 @@
+"""Runs that stop early, broken run directories, untrusted files, repeating a run."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.conftest import CLI, REPO, assert_one_line_error
+
+
+def start_training(runs_dir: Path, cwd: Path, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "TINY_RUNS_DIR": str(runs_dir), "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tiny_cli", "train", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=cwd,
+    )
+
+
+def wait_until_training(runs_dir: Path, timeout: float = 120) -> Path:
+    """The run directory, once its event file shows epochs beyond the init (flushed every 2 s)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for run in runs_dir.glob("*"):
+            events = list(run.glob("events.out.tfevents.*"))
+            if events and events[0].stat().st_size > 4000:
+                return run
+        time.sleep(0.2)
+    raise AssertionError("training did not start")
+
+
+def last_logged_step(run: Path) -> int:
+    acc = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    acc.Reload()
+    return int(acc.Scalars("metrics/loss")[-1].step)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_training_and_keeps_the_run(
+    cli: CLI, runs_dir: Path, tmp_path: Path, sig: signal.Signals
+) -> None:
+    proc = start_training(
+        runs_dir, tmp_path, "is_even", "--epochs", "10000000", "--set", "log.every=10"
+    )
+    run = wait_until_training(runs_dir)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["status"] == "interrupted" and 0 < meta["epochs_done"] < 10_000_000
+    assert last_logged_step(run) == meta["epochs_done"]  # the last epoch is logged even off-grid
+    torch.load(run / "model.pt", weights_only=True)
+    shown = cli("inspect", run.name, "--json")
+    assert shown.returncode == 0 and json.loads(shown.stdout)["status"] == "interrupted"
+
+
+def test_a_second_ctrl_c_aborts_but_keeps_the_last_epoch(runs_dir: Path, tmp_path: Path) -> None:
+    proc = start_training(
+        runs_dir, tmp_path, "is_even", "--epochs", "10000000", "--set", "log.every=1"
+    )
+    run = wait_until_training(runs_dir)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["status"] == "interrupted"
+    state = torch.load(run / "model.pt", weights_only=True)
+    acc = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    acc.Reload()
+    # the checkpoint is the last completed epoch, and that epoch is in the event file
+    assert acc.Scalars("0/bias[0]")[-1].step == meta["epochs_done"]
+    assert acc.Scalars("0/bias[0]")[-1].value == pytest.approx(state["0.bias"][0].item(), rel=1e-6)
+
+
+def test_an_exception_marks_the_run_failed_with_its_traceback(runs_dir: Path) -> None:
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from tiny_cli import config, experiment\n"
+        "from tiny_cli.errors import RunFailed\n"
+        "class Boom:\n"
+        "    def on_epoch_end(self, stats, model):\n"
+        "        if stats.epoch == 7: raise ValueError('disk on fire')\n"
+        "cfg, _ = config.load('min')\n"
+        "try:\n"
+        "    experiment.run_experiment(cfg, runs_root=Path(sys.argv[1]), progress=Boom())\n"
+        "except RunFailed as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(runs_dir)], capture_output=True, text=True, cwd=REPO
+    )
+    # epoch 7 itself completed: the error came from a callback after it
+    assert "failed (ValueError: disk on fire) after epoch 7" in out.stdout, out.stderr
+    (run,) = runs_dir.iterdir()
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["status"] == "failed" and meta["epochs_done"] == 7
+    assert "disk on fire" in meta["reason"]
+    assert "Traceback" in (run / "error.txt").read_text()
+    assert last_logged_step(run) == 7
+    torch.load(run / "model.pt", weights_only=True)
+
+
+def test_divergence_is_reported_in_one_line_and_exit_1(cli: CLI, runs_dir: Path) -> None:
+    proc = cli("train", "min", "--set", "train.optimizer=sgd", "--lr", "5", "--epochs", "50")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "failed" in proc.stderr and "loss became" in proc.stderr
+    (run,) = runs_dir.iterdir()
+    assert json.loads((run / "run.json").read_text())["status"] == "failed"
+
+
+def test_simultaneous_trainings_get_distinct_complete_runs(runs_dir: Path, tmp_path: Path) -> None:
+    procs = [start_training(runs_dir, tmp_path, "lt10", "--epochs", "5") for _ in range(4)]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    runs = sorted(runs_dir.iterdir())
+    assert len(runs) == 4
+    for run in runs:
+        assert json.loads((run / "run.json").read_text())["status"] == "completed"
+        torch.load(run / "model.pt", weights_only=True)
+
+
+def test_broken_runs_are_reported_and_the_others_still_list(cli: CLI, runs_dir: Path) -> None:
+    for _ in range(5):
+        assert cli("hardwire", "lt10").returncode == 0
+    good, bad_metrics, no_model, bad_model, bad_config = sorted(runs_dir.iterdir())
+    (bad_metrics / "metrics.json").write_text('{"loss": 0.')
+    (no_model / "model.pt").unlink()
+    (bad_model / "model.pt").write_bytes(b"not a checkpoint")
+    (bad_config / "config.yaml").write_text("task: [\n")
+    listed = cli("runs", "--json")
+    rows = {r["id"]: r for r in json.loads(listed.stdout)}
+    assert len(rows) == 5 and rows[good.name]["problem"] is None
+    assert "metrics.json" in rows[bad_metrics.name]["problem"]
+    assert cli("runs").returncode == 0
+    for run, needle in [
+        (bad_metrics, "metrics.json"),
+        (no_model, "model.pt is missing"),
+        (bad_model, "model.pt is unreadable"),
+        (bad_config, "config.yaml is unreadable"),
+    ]:
+        shown = cli("inspect", run.name)
+        assert shown.returncode == 1 and needle in shown.stdout and "Traceback" not in shown.stderr
+    assert cli("inspect", good.name).returncode == 0
+
+
+class _Evil:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, ("touch pwned",))
+
+
+def test_a_malicious_checkpoint_is_not_executed(cli: CLI, runs_dir: Path, tmp_path: Path) -> None:
+    assert cli("hardwire", "lt10").returncode == 0
+    (run,) = runs_dir.iterdir()
+    (run / "model.pt").write_bytes(pickle.dumps({"0.weight": _Evil()}))
+    shown = cli("inspect", run.name)
+    assert shown.returncode == 1 and "model.pt is unreadable" in shown.stdout
+    assert not (tmp_path / "work" / "pwned").exists()
+
+
+def test_train_from_a_run_repeats_it_bit_for_bit(cli: CLI, runs_dir: Path) -> None:
+    assert (
+        cli(
+            "train", "min", "--epochs", "4", "--seed", "11", "--set", "init.mode=hardwired+noise"
+        ).returncode
+        == 0
+    )
+    (first,) = runs_dir.iterdir()
+    again = cli("train", "--from", first.name[:-2])
+    assert again.returncode == 0, again.stderr
+    second = next(p for p in runs_dir.iterdir() if p != first)
+    a = torch.load(first / "model.pt", weights_only=True)
+    b = torch.load(second / "model.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert json.loads((first / "metrics.json").read_text()) == json.loads(
+        (second / "metrics.json").read_text()
+    )
+    assert json.loads((second / "run.json").read_text())["from_run"] == first.name
+
+
+def test_a_bad_device_is_one_line(cli: CLI) -> None:
+    assert_one_line_error(cli("train", "lt10", "--device", "meta"), "--device meta")
