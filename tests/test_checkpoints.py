@@ -1,0 +1,43 @@
+"""Stored checkpoints load into the article's own classes and predict what we stored."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tests.article import ArticleMinModel, create_sequential_model, lt10_model
+from tests.conftest import CLI
+from tiny_cli import config, tasks
+
+
+def article_model(cfg: config.ExperimentConfig) -> torch.nn.Module:
+    if cfg.task.name == "lt10":
+        return lt10_model()
+    if cfg.task.name == "min":
+        return ArticleMinModel()
+    assert cfg.model.widths is not None
+    return create_sequential_model(cfg.model.widths)
+
+
+@pytest.mark.parametrize("name", ["lt10", "min", "is_even"])
+@pytest.mark.parametrize("command", ["train", "hardwire"])
+def test_checkpoint_loads_into_the_articles_class_and_reproduces_the_loss(
+    cli: CLI, runs_dir: Path, name: str, command: str
+) -> None:
+    args = ["--epochs", "7"] if command == "train" else []
+    assert cli(command, name, *args).returncode == 0
+    (run,) = runs_dir.iterdir()
+    cfg, _ = config.load(str(run / "config.yaml"))
+    model = article_model(cfg)
+    state = torch.load(run / "model.pt", weights_only=True)
+    model.load_state_dict(state)  # strict: same names, same shapes
+    x, y = tasks.get(cfg.task).data(cfg.task)
+    with torch.no_grad():
+        pred = model(x)
+    loss = {"bce": F.binary_cross_entropy, "mse": F.mse_loss}[cfg.train.loss or ""](pred, y)
+    stored = json.loads((run / "metrics.json").read_text())
+    assert loss.item() == pytest.approx(stored["loss"], rel=1e-6, abs=1e-9)
