@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import CLI, REPO
+from tests.conftest import CLI, REPO, assert_one_line_error
 from tiny_cli import config
 
 
@@ -139,3 +139,15 @@ def test_runs_lists_every_run(cli: CLI, runs_dir: Path) -> None:
     assert [r["meta"]["task"] for r in rows] == ["lt10", "min"]
     table = cli("runs")
     assert table.returncode == 0 and "2 runs" in table.stdout
+
+
+def test_compare_shows_hardwired_and_trained_side_by_side(cli: CLI, runs_dir: Path) -> None:
+    assert cli("hardwire", "min").returncode == 0
+    assert cli("train", "min", "--epochs", "2").returncode == 0
+    hard, trained = run_ids(runs_dir)
+    proc = cli("compare", hard, "latest")
+    assert proc.returncode == 0, proc.stderr
+    assert hard in proc.stdout and trained in proc.stdout
+    assert "[[ 0.50  0.50 -0.50 -0.50]]" in proc.stdout  # Equation 1's read-out weights
+    assert_one_line_error(cli("compare", hard), "at least two")
+    assert_one_line_error(cli("compare", hard, "nosuchrun"), "nosuchrun")

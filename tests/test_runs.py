@@ -22,15 +22,23 @@ def test_ids_sort_by_time() -> None:
 
 
 def test_resolve_by_id_prefix_and_latest(tmp_path: Path) -> None:
-    made = [runs.create(tmp_path, "lt10") for _ in range(3)]
-    for r in made:
-        r.write_json(runs.META, {"status": "completed"})
-    ids = sorted(r.id for r in made)
+    ids = ["20250101-000000-000-lt10", "20250101-000000-000-lt10-002", "20250102-101010-500-min"]
+    for run_id in ids:
+        runs.Run(tmp_path / run_id).path.mkdir()
+        runs.Run(tmp_path / run_id).write_json(runs.META, {"status": "completed"})
     assert runs.resolve(tmp_path, "latest").id == ids[-1]
-    assert runs.resolve(tmp_path, ids[0]).id == ids[0]
-    assert runs.resolve(tmp_path, ids[1][:-1]).id == ids[1]  # unique: the random tail differs
+    assert runs.resolve(tmp_path, ids[0]).id == ids[0]  # exact, though also a prefix of ids[1]
+    assert runs.resolve(tmp_path, "20250102").id == ids[-1]
     with pytest.raises(TinyError, match="ambiguous"):
-        runs.resolve(tmp_path, ids[0][:8])
+        runs.resolve(tmp_path, "20250101")
+    with pytest.raises(TinyError, match="no such run"):
+        runs.resolve(tmp_path, "2024")
+
+
+def test_runs_created_in_the_same_millisecond_are_distinct(tmp_path: Path) -> None:
+    made = [runs.create(tmp_path, "lt10") for _ in range(20)]
+    assert len({r.id for r in made}) == 20
+    assert sorted(r.id for r in made) == [r.id for r in made]  # creation order is sort order
 
 
 @pytest.mark.parametrize("ref", ["../x", "..", ".", "/etc", "a/b", ".hidden", ""])

@@ -31,7 +31,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(highlight=False)
+# Piped output (files, CI logs) is not squeezed into 80 columns.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, highlight=False)
 
 RunsDir = Annotated[
@@ -318,6 +319,31 @@ def inspect(
     )
     if problem:
         raise typer.Exit(1)
+
+
+@app.command()
+def compare(
+    run_refs: Annotated[
+        list[str], typer.Argument(metavar="RUN...", help="Two or more runs: ids, prefixes, latest.")
+    ],
+    runs_dir: RunsDir = None,
+    precision: Precision = 2,
+) -> None:
+    """Show runs side by side: metrics and parameters (e.g. hardwired against trained)."""
+    from tiny_cli import render, runs
+
+    if len(run_refs) < 2:
+        raise TinyError("compare: give at least two runs")
+    root = runs.root(runs_dir)
+    chosen = [runs.resolve(root, ref) for ref in run_refs]
+    params: list[dict[str, Any] | None] = []
+    for run in chosen:
+        try:
+            params.append({k: v.tolist() for k, v in run.load_state().items()})
+        except Exception:  # missing or corrupt: shown as "-", `tiny inspect` says why
+            params.append(None)
+    metrics = [runs.read(run).metrics for run in chosen]
+    console.print(render.compare_view([r.id for r in chosen], metrics, params, precision))
 
 
 @app.command("runs")

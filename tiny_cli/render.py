@@ -6,10 +6,10 @@ Inputs are plain Python data (nested lists, dicts), so listing runs needs no tor
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 import yaml
+from rich import box
 from rich.console import Group
 from rich.syntax import Syntax
 from rich.table import Table
@@ -97,18 +97,16 @@ def config_view(config: Mapping[str, Any]) -> Syntax:
     return Syntax(yaml.safe_dump(dict(config), sort_keys=False).rstrip(), "yaml", theme="ansi_dark")
 
 
-def _when(timestamp: Any) -> str:
-    if not isinstance(timestamp, int | float):
-        return "-"
-    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def runs_table(records: Sequence[Any]) -> Table:
-    """`records` are runs.RunRecord: one row each, a problem shown in place of the numbers."""
-    table = Table(title=f"{len(records)} runs", title_justify="left")
-    for column in ("run id", "kind", "task", "init", "epochs", "loss", "accuracy", "status"):
-        table.add_column(column, justify="right" if column in ("epochs", "loss") else "left")
-    table.add_column("started")
+    """`records` are runs.RunRecord: one row each, a problem shown in place of the status."""
+    table = Table(title=f"{len(records)} runs", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("run id", no_wrap=True, style="cyan")
+    table.add_column("task")
+    table.add_column("init")
+    table.add_column("epochs", justify="right")
+    table.add_column("loss", justify="right")
+    table.add_column("accuracy", justify="right")
+    table.add_column("status")
     for r in records:
         meta, metrics = r.meta, r.metrics
         status = Text(f"{meta.get('status', '?')}", style=_status_style(meta.get("status")))
@@ -116,14 +114,12 @@ def runs_table(records: Sequence[Any]) -> Table:
             status = Text(f"broken: {r.problem}", style="red")
         table.add_row(
             r.run.id,
-            str(meta.get("kind", "-")),
             str(meta.get("task", "-")),
             str(meta.get("init", "-")),
             str(meta.get("epochs_done", "-")),
             _metric(metrics.get("loss"), 4),
             _metric(metrics.get("accuracy"), 4),
             status,
-            _when(meta.get("started")),
         )
     return table
 
@@ -162,4 +158,34 @@ def run_view(
         parts.append(metrics_table(metrics))
     if params is not None:
         parts.append(parameters_table(params, precision))
+    return Group(*parts)
+
+
+def compare_view(
+    ids: Sequence[str],
+    metrics: Sequence[Mapping[str, Any]],
+    params: Sequence[Mapping[str, Nested] | None],
+    precision: int = 2,
+) -> Group:
+    """Runs side by side: one column per run, one row per metric and per parameter."""
+    table = Table(title="Metrics", title_justify="left")
+    table.add_column("metric", style="bold")
+    for run_id in ids:
+        table.add_column(run_id, justify="right")
+    names = list(dict.fromkeys(k for m in metrics for k in m))
+    for name in names:
+        table.add_row(name, *(_metric(m.get(name), 4) for m in metrics))
+    parts: list[Any] = [table]
+    keys = list(dict.fromkeys(k for p in params if p for k in p))
+    if keys:
+        ptable = Table(title="Parameters", title_justify="left")
+        ptable.add_column("parameter", style="bold")
+        for run_id in ids:
+            ptable.add_column(run_id, no_wrap=True)
+        for key in keys:
+            ptable.add_row(
+                key,
+                *(format_values(p[key], precision) if p and key in p else "-" for p in params),
+            )
+        parts.append(ptable)
     return Group(*parts)

@@ -9,14 +9,13 @@
 
 Every file is written to a temporary name and renamed, so a crash never leaves half a file.
 Run ids start with the local time, so they sort by time; `mkdir` is atomic, so two processes
-never get the same directory.
+never get the same directory (the second gets a `-002` suffix).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -86,16 +85,18 @@ class Run:
 
 
 def new_id(task: str, now: float | None = None) -> str:
+    """`20261121-203015-123-lt10`: local time to the millisecond, then the task."""
     now = time.time() if now is None else now
     stamp = datetime.fromtimestamp(now).strftime("%Y%m%d-%H%M%S")
-    millis = int(now * 1000) % 1000
-    return f"{stamp}-{millis:03d}-{task}-{secrets.token_hex(2)}"
+    return f"{stamp}-{int(now * 1000) % 1000:03d}-{task}"
 
 
 def create(runs_root: Path, task: str) -> Run:
+    """A fresh run directory; `mkdir` is atomic, so racing processes get distinct ones."""
     runs_root.mkdir(parents=True, exist_ok=True)
-    for _ in range(100):
-        path = runs_root / new_id(task)
+    base = new_id(task)
+    for n in range(1, 1000):
+        path = runs_root / (base if n == 1 else f"{base}-{n:03d}")  # padded: sorts in order
         try:
             path.mkdir()
         except FileExistsError:
