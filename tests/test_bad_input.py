@@ -185,5 +185,12 @@ def test_ambiguous_run_prefix_and_existing_runs_untouched(cli: CLI, runs_dir: Pa
     assert before == after
 
 
+def test_an_unusable_runs_directory_is_one_line(cli: CLI, tmp_path: Path) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    proc = cli("hardwire", "lt10", "--runs-dir", str(blocker))
+    assert_one_line_error(proc, str(blocker), "cannot create a run")
+
+
 def test_the_suite_is_at_least_forty_cases() -> None:
     assert len(CASES) + len(COMMAND_CASES) >= 40

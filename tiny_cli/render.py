@@ -107,6 +107,7 @@ def runs_table(records: Sequence[Any]) -> Table:
     table.add_column("loss", justify="right")
     table.add_column("accuracy", justify="right")
     table.add_column("status")
+    table.add_column("time", justify="right")
     for r in records:
         meta, metrics = r.meta, r.metrics
         status = Text(f"{meta.get('status', '?')}", style=_status_style(meta.get("status")))
@@ -120,8 +121,17 @@ def runs_table(records: Sequence[Any]) -> Table:
             _metric(metrics.get("loss"), 4),
             _metric(metrics.get("accuracy"), 4),
             status,
+            _duration(meta.get("started"), meta.get("finished")),
         )
     return table
+
+
+def _duration(started: Any, finished: Any) -> str:
+    """Wall time of a run ('-' while it runs or if unknown)."""
+    if not isinstance(started, int | float) or not isinstance(finished, int | float):
+        return "-"
+    seconds = max(0.0, finished - started)
+    return f"{seconds:.1f}s" if seconds < 60 else f"{seconds / 60:.1f}m"
 
 
 def _status_style(status: Any) -> str:

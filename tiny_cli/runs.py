@@ -93,15 +93,18 @@ def new_id(task: str, now: float | None = None) -> str:
 
 def create(runs_root: Path, task: str) -> Run:
     """A fresh run directory; `mkdir` is atomic, so racing processes get distinct ones."""
-    runs_root.mkdir(parents=True, exist_ok=True)
     base = new_id(task)
-    for n in range(1, 1000):
-        path = runs_root / (base if n == 1 else f"{base}-{n:03d}")  # padded: sorts in order
-        try:
-            path.mkdir()
-        except FileExistsError:
-            continue
-        return Run(path)
+    try:
+        runs_root.mkdir(parents=True, exist_ok=True)
+        for n in range(1, 1000):
+            path = runs_root / (base if n == 1 else f"{base}-{n:03d}")  # padded: sorts in order
+            try:
+                path.mkdir()
+            except FileExistsError:
+                continue
+            return Run(path)
+    except OSError as exc:
+        raise TinyError(f"runs directory {runs_root}: cannot create a run there ({exc})") from None
     raise RuntimeError(f"could not create a fresh run directory in {runs_root}")
 
 
