@@ -51,31 +51,35 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Lt10Task(Section):
+Bound = Annotated[StrictInt, Field(ge=-(10**6), le=10**6)]
+
+
+class _IntegerRange(Section):
+    """A task on the integers [low, high); subclasses set the defaults."""
+
+    low: Bound
+    high: Bound  # exclusive, as in range(low, high)
+
+    @model_validator(mode="after")
+    def _nonempty(self) -> _IntegerRange:
+        if self.high <= self.low:
+            raise ValueError(f"empty domain: high ({self.high}) must be above low ({self.low})")
+        return self
+
+
+class Lt10Task(_IntegerRange):
     name: Literal["lt10"]
     threshold: Float = 10.0
-    low: StrictInt = Field(-20, ge=-(10**6), le=10**6)
-    high: StrictInt = Field(40, ge=-(10**6), le=10**6, description="exclusive")
-
-    @model_validator(mode="after")
-    def _nonempty(self) -> Lt10Task:
-        if self.high <= self.low:
-            raise ValueError(f"empty domain: high ({self.high}) must be above low ({self.low})")
-        return self
+    low: Bound = -20
+    high: Bound = 40
 
 
-class MinTask(Section):
+class MinTask(_IntegerRange):
     name: Literal["min"]
-    low: StrictInt = Field(-50, ge=-(10**6), le=10**6)
-    high: StrictInt = Field(50, ge=-(10**6), le=10**6, description="exclusive")
+    low: Bound = -50
+    high: Bound = 50
     n_samples: StrictInt = Field(1000, ge=1, le=10**7)
     data_seed: StrictInt = Field(0, ge=0)
-
-    @model_validator(mode="after")
-    def _nonempty(self) -> MinTask:
-        if self.high <= self.low:
-            raise ValueError(f"empty domain: high ({self.high}) must be above low ({self.low})")
-        return self
 
 
 class IsEvenTask(Section):
