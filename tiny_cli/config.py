@@ -55,8 +55,9 @@ Bound = Annotated[StrictInt, Field(ge=-(10**6), le=10**6)]
 
 
 class _IntegerRange(Section):
-    """A task on the integers [low, high); subclasses set the defaults."""
+    """A task on the integers [low, high); subclasses set the name and the defaults."""
 
+    name: str  # first, so stored configs read name first
     low: Bound
     high: Bound  # exclusive, as in range(low, high)
 
