@@ -245,21 +245,32 @@ def fit_batched(
 # --- outcomes ---------------------------------------------------------------------------
 
 
+def correct(task: str, pred: Tensor, y: Tensor) -> Tensor:
+    """Right answers [S, n], as the task's accuracy metric counts them: lt10 thresholds the
+    sigmoid at 0.5 (`F(x) > 0.5` means x < 10), is_even rounds (within 0.5 of x mod 2)."""
+    y = y.reshape(1, -1)
+    if task == "lt10":
+        return (pred > 0.5) == (y > 0.5)
+    return (pred - y).abs() < 0.5
+
+
 def classify(
     kind: str,
     pred: Tensor,
     y: Tensor,
     hidden: Sequence[Tensor] = (),
     diverged: Tensor | None = None,
+    right: Tensor | None = None,
 ) -> Tensor:
     """Each seed's outcome on the full training data, as an index into OUTCOMES.
 
     `pred` is [S, n] (each seed's outputs), `y` the n targets, `hidden` the ReLU layers
-    [S, units, n] before the output. The first rule that holds wins:
+    [S, units, n] before the output, `right` the right answers [S, n] of a classification
+    (default: within 0.5 of the 0/1 target; see `correct`). The first rule that holds wins:
 
     - diverged: the loss or the parameters stopped being finite (training kept the last
       finite parameters);
-    - solved: accuracy 1.0 for classification (every output within 0.5 of its 0/1 target);
+    - solved: accuracy 1.0 for classification (every training input answered right);
       for regression MSE <= REGRESSION_TOL (0.01);
     - stuck at mean: near-constant output, std(output) <= CONSTANT_EPS * std(target)
       (1%), at the target's mean, |mean(output) - mean(target)| <= MEAN_EPS * std(target)
@@ -274,7 +285,7 @@ def classify(
     y = y.reshape(1, -1)
     target_std = float(y.std(correction=0)) or 1.0
     if kind == "classification":
-        solved = ((pred - y).abs() < 0.5).all(dim=1)
+        solved = (right if right is not None else (pred - y).abs() < 0.5).all(dim=1)
     else:
         solved = ((pred - y) ** 2).mean(dim=1) <= REGRESSION_TOL
     constant = pred.std(dim=1, correction=0) <= CONSTANT_EPS * target_std
@@ -301,6 +312,7 @@ class Evaluation:
     loss: Tensor  # [S] the training loss on the full training data
     pred: Tensor  # [S, n] outputs
     hidden: list[Tensor]  # ReLU layers [S, units, n]
+    right: Tensor | None  # [S, n] right answers, classification only
     accuracy: Tensor | None  # [S], classification only
 
 
@@ -312,10 +324,9 @@ def evaluate(cfg: ExperimentConfig, params: Params, x: Tensor, y: Tensor) -> Eva
     pred, hidden = forward(cfg.model.arch, params, x)
     target = y.reshape(1, -1).expand_as(pred)
     loss = LOSSES[cfg.train.loss](pred, target, reduction="none").mean(dim=1)  # type: ignore[call-arg]
-    accuracy = None
-    if task.kind == "classification":
-        accuracy = ((pred - target).abs() < 0.5).float().mean(dim=1)
-    return Evaluation(loss, pred, hidden, accuracy)
+    right = correct(task.name, pred, y) if task.kind == "classification" else None
+    accuracy = right.float().mean(dim=1) if right is not None else None
+    return Evaluation(loss, pred, hidden, right, accuracy)
 
 
 # --- a whole grid point -----------------------------------------------------------------
@@ -384,7 +395,7 @@ def run_point(
         part = list(seeds[i : i + chunk])
         fitted = fit_batched(cfg, initial_params(cfg, part), x, y, part, on_epoch)
         ev = evaluate(cfg, fitted.params, x, y)
-        outcome = classify(task.kind, ev.pred, y, ev.hidden, fitted.diverged)
+        outcome = classify(task.kind, ev.pred, y, ev.hidden, fitted.diverged, ev.right)
         parts.append(
             {
                 "params": fitted.params,
@@ -426,10 +437,12 @@ def pick_seeds(result: PointResult, keep: int) -> list[tuple[int, str]]:
         found = [i for i in order if int(result.outcome[i]) == code]
         if found:
             add(found[0], name)
-    if len(picks) < keep:  # spread the rest evenly over the loss ranking
+    if len(picks) < keep:  # spread the rest evenly over the loss ranking, then fill
         step = len(order) / max(1, keep - len(picks) + 1)
         for j in range(1, len(order)):
             add(order[min(len(order) - 1, int(j * step))], "quantile")
+        for i in order:
+            add(i, "quantile")
     return [(result.seeds[i], why) for i, why in picks]
 
 
