@@ -222,12 +222,13 @@ def fit_batched(
             pred, _ = net(leaves, xb)
             per_seed = loss_fn(pred, yb.expand_as(pred), reduction="none").mean(dim=(1, 2))  # type: ignore[call-arg]
             optimizer.zero_grad(set_to_none=True)
-            torch.where(alive, per_seed, 0.0).sum().backward()
+            per_seed.where(alive, 0.0).sum().backward()
             optimizer.step()
-            total += per_seed.detach() * size
+            total = total + per_seed.detach() * size if size < n else per_seed.detach()
         with torch.no_grad():
             now = torch.cat([p.reshape(s, -1) for p in tensors], dim=1)
-            ok = alive & (total / n).isfinite() & now.isfinite().all(dim=1)
+            # finite * 0 is 0, inf * 0 and nan * 0 are nan: one cheap reduction per seed
+            ok = alive & total.isfinite() & now.mul(0.0).sum(dim=1).eq(0.0)
             last_good = torch.where(ok.unsqueeze(1), now, last_good)
             epochs_done += ok
             alive = ok
