@@ -482,7 +482,10 @@ def _write_events(run: runs.Run, results: list[PointResult]) -> None:
     try:
         for i, r in enumerate(results):
             counts = r.summary()["counts"]
-            writer.scalars(i, [(f"outcomes/{name}", float(c)) for name, c in counts.items()])
+            scalars = [
+                (f"outcomes/{name.replace(' ', '_')}", float(c)) for name, c in counts.items()
+            ]
+            writer.scalars(i, scalars)
             values = [_histogram("final_loss", r.loss)]
             positive = r.loss[r.loss > 0]
             if len(positive):
