@@ -269,6 +269,11 @@ def test_sweep_with_grid_and_keep(cli: CLI, runs_dir: Path) -> None:
 
     listed = {r["id"]: r for r in json.loads(cli("runs", "--json").stdout)}
     assert listed[path.name]["meta"]["kind"] == "sweep"
+    assert listed[path.name]["metrics"]["seeds"] == 6
+    table = cli("runs")
+    assert table.returncode == 0 and "sweep" in table.stdout and "solved" in table.stdout
+    stuck = acc.Scalars("outcomes/stuck_at_mean")
+    assert [e.value for e in stuck] == [p["counts"]["stuck at mean"] for p in summary]
 
     shown = cli("inspect", path.name[:-2])
     assert shown.returncode == 0, shown.stderr
