@@ -45,6 +45,7 @@ EQUIVALENCE = [
     ("min", ["train.epochs=15"], [0, 1, 5]),  # shipped: Adam, mini-batches of 32
     ("min", ["train.epochs=40", "train.batch_size=null", "train.optimizer=sgd",
              "train.lr=1e-4", "train.momentum=0.9", "train.weight_decay=0.01"], [2, 4]),
+    ("min", ["train.epochs=10", "train.optimizer=sgd", "train.lr=5"], [0, 1]),  # diverge
     ("is_even", ["train.epochs=500"], [0, 1, 2, 9]),
     ("is_even", ["train.epochs=100", "train.batch_size=5", "train.optimizer=adamw",
                  "train.weight_decay=0.1"], [0, 6, 7]),
