@@ -220,6 +220,28 @@ def test_pick_seeds_takes_best_worst_and_one_per_outcome() -> None:
     assert dict(picks)[13] == "stuck at mean" and dict(picks)[14] == "partial"
 
 
+def test_summary_and_its_table() -> None:
+    from rich.console import Console
+
+    from tiny_cli import render
+
+    cfg = load("is_even", "train.epochs=10")
+    result = sweep.run_point(sweep.GridPoint({"train.lr": 0.01}, cfg), range(20))
+    summary = result.summary()
+    assert sum(summary["counts"].values()) == 20
+    assert summary["fractions"]["dead"] == summary["counts"]["dead"] / 20
+    assert summary["loss"]["q0"] <= summary["loss"]["q50"] <= summary["loss"]["q100"]
+    assert summary["seed_epochs_per_second"] > 0
+    console = Console(width=80, color_system=None, record=True)
+    console.print(render.sweep_table([summary]))
+    text = console.export_text()
+    assert "train.lr=0.01" in text and "20 seeds" in text
+    for name in ("solved", "dead", "partial"):
+        assert name in text
+    assert f"{summary['counts']['dead']}" in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
 # --- the command ----------------------------------------------------------------------
 
 

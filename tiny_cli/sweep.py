@@ -19,7 +19,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -345,7 +345,6 @@ class PointResult:
     epochs: Tensor  # [S] epochs completed
     outcome: Tensor  # [S] index into OUTCOMES
     seconds: float
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """Counts and fractions per outcome, loss quantiles, time and throughput (JSON)."""
