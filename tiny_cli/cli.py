@@ -272,20 +272,191 @@ def hardwire(
     _report(_run(cfg, "hardwire", path, runs_dir, device), precision)
 
 
+class _SweepProgress:
+    """A progress bar over seed-epochs (all grid points), updated at most 20 times a second."""
+
+    def __init__(self, total: int) -> None:
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("[bold]sweep"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.completed:,.0f}/{task.total:,.0f} seed-epochs"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=True,
+        )
+        self.task = self.progress.add_task("sweep", total=max(total, 1))
+        self.done = 0
+        self._next = 0.0
+
+    def __call__(self, seed_epochs: int) -> None:
+        self.done += seed_epochs
+        now = time.monotonic()
+        if now >= self._next:
+            self._next = now + 0.05
+            self.progress.update(self.task, completed=self.done)
+
+    def __enter__(self) -> _SweepProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+
+@app.command()
+def sweep(
+    config_ref: ConfigArg,
+    seeds: Annotated[
+        str,
+        typer.Option(
+            "--seeds", metavar="N|A-B", help="N: seeds 0..N-1; A-B: seeds A..B inclusive."
+        ),
+    ],
+    grid: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--grid",
+            metavar="KEY.PATH=V1,V2,...",
+            help="Cross the seeds with these config values (repeatable).",
+        ),
+    ] = None,
+    keep: Annotated[
+        int,
+        typer.Option("--keep", min=0, help="Also store K seeds per grid point as ordinary runs."),
+    ] = 0,
+    epochs: Annotated[int | None, typer.Option(help="Override train.epochs.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Override train.lr.")] = None,
+    sets: Sets = None,
+    runs_dir: RunsDir = None,
+    threads: Annotated[
+        int, typer.Option("--threads", min=1, help="torch threads for the batched training.")
+    ] = 1,
+) -> None:
+    """Train many seeds at once as one batched model; count how each seed ends up.
+
+    Outcomes: solved, stuck at mean, dead, partial, diverged (see the README).
+    Example: tiny sweep is_even --seeds 1000 --grid train.lr=0.01,0.1
+    """
+    from tiny_cli import config, render, runs
+    from tiny_cli import sweep as sweeping
+
+    seed_range = sweeping.parse_seeds(seeds)
+    axes = sweeping.parse_grid(grid or [])
+    overrides = _overrides(sets, epochs=("train.epochs", epochs), lr=("train.lr", lr))
+    base, path = config.load(config_ref, overrides)
+    points = sweeping.grid_points(config_ref, overrides, axes)
+    total = sum(p.cfg.train.epochs for p in points) * len(seed_range)
+    with _SweepProgress(total) as progress:
+        outcome = sweeping.run_sweep(
+            base, points, axes, seed_range, runs_root=runs.root(runs_dir),
+            source=str(path), keep=keep, on_epoch=progress, threads=threads,
+        )  # fmt: skip
+    console.print(render.sweep_table(outcome.summary))
+    for kept in outcome.kept:
+        label = outcome.results[kept["point"]].point.label
+        console.print(f"kept seed {kept['seed']} ({kept['why']}, {label}) as run {kept['run']}")
+    console.print(f"sweep [bold cyan]{outcome.run.id}[/] saved in {outcome.run.path}")
+
+
+def _inspect_sweep(run: Any, record: Any, seed: int | None, as_json: bool, precision: int) -> None:
+    from tiny_cli import render, runs
+
+    problem = record.problem
+    try:
+        import yaml
+
+        cfg = yaml.safe_load(run.read_text(runs.CONFIG))
+        summary = run.read_json(runs.SUMMARY)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        cfg, summary = None, None
+        problem = problem or f"config or summary is unreadable ({type(exc).__name__})"
+    if seed is None:
+        if as_json:
+            doc = {
+                "id": run.id,
+                "path": str(run.path),
+                "meta": record.meta,
+                "config": cfg,
+                "metrics": record.metrics,
+                "summary": summary,
+                "problem": problem or None,
+            }
+            sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+            return
+        console.print(render.sweep_view(run.id, record.meta, cfg, summary, problem))
+        return
+    try:
+        data = run.load_tensors(runs.SWEEP)
+    except Exception as exc:  # a missing or corrupt file is reported as a user-level error
+        raise TinyError(
+            f"sweep {run.id}: {runs.SWEEP} is unreadable ({type(exc).__name__})"
+        ) from None
+    seeds = data["seeds"].tolist()
+    if seed not in seeds:
+        raise TinyError(f"--seed {seed}: not in sweep {run.id} (seeds {seeds[0]}-{seeds[-1]})")
+    index = seeds.index(seed)
+    outcomes = data["outcomes"]
+    views = []
+    for point in data["points"]:
+        label = " ".join(f"{k}={v}" for k, v in point["grid"].items()) or "base config"
+        views.append(
+            {
+                "grid": point["grid"],
+                "label": label,
+                "outcome": outcomes[int(point["outcome"][index])],
+                "loss": float(point["loss"][index]),
+                "accuracy": float(point["accuracy"][index]) if "accuracy" in point else None,
+                "epochs_done": int(point["epochs"][index]),
+                "parameters": {k: v[index].tolist() for k, v in point["params"].items()},
+            }
+        )
+    if as_json:
+        doc = {"id": run.id, "seed": seed, "points": views}
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return
+    for view in views:
+        accuracy = f", accuracy {view['accuracy']:.4f}" if view["accuracy"] is not None else ""
+        title = (
+            f"seed {seed}, {view['label']}: {view['outcome']} "
+            f"(loss {view['loss']:.4g}{accuracy}, {view['epochs_done']} epochs)"
+        )
+        console.print(render.parameters_table(view["parameters"], precision, title=title))
+
+
 @app.command()
 def inspect(
     run_ref: Annotated[
-        str, typer.Argument(metavar="RUN", help="A run id, a unique prefix of one, or latest.")
+        str,
+        typer.Argument(metavar="RUN", help="A run or sweep id, a unique prefix of one, or latest."),
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     runs_dir: RunsDir = None,
     precision: Precision = 2,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Sweeps: show this seed's parameters.")
+    ] = None,
 ) -> None:
-    """Show a run: config, status, metrics and learned parameters."""
+    """Show a run: config, status, metrics and learned parameters; or a sweep's outcomes."""
     from tiny_cli import render, runs
 
     run = runs.resolve(runs.root(runs_dir), run_ref)
     record = runs.read(run)
+    if record.meta.get("kind") == "sweep":
+        _inspect_sweep(run, record, seed, as_json, precision)
+        return
+    if seed is not None:
+        raise TinyError(f"--seed {seed}: run {run.id} is not a sweep")
     problem = record.problem
     try:
         import yaml

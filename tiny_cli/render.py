@@ -119,7 +119,9 @@ def runs_table(records: Sequence[Any]) -> Table:
             str(meta.get("init", "-")),
             str(meta.get("epochs_done", "-")),
             _metric(metrics.get("loss"), 4),
-            _metric(metrics.get("accuracy"), 4),
+            f"{metrics['solved']:.1%} solved"
+            if meta.get("kind") == "sweep" and isinstance(metrics.get("solved"), float)
+            else _metric(metrics.get("accuracy"), 4),
             status,
             _duration(meta.get("started"), meta.get("finished")),
         )
@@ -198,4 +200,93 @@ def compare_view(
                 *(format_values(p[key], precision) if p and key in p else "-" for p in params),
             )
         parts.append(ptable)
+    return Group(*parts)
+
+
+# --- sweeps -----------------------------------------------------------------------------
+
+OUTCOME_STYLES = {
+    "solved": "green",
+    "stuck at mean": "yellow",
+    "dead": "red",
+    "partial": "cyan",
+    "diverged": "magenta",
+}
+
+
+def _seconds(value: Any) -> str:
+    if not isinstance(value, int | float):
+        return "-"
+    return f"{value:.1f} s" if value < 600 else f"{value / 60:.1f} min"
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, int | float) else "-"
+
+
+def sweep_table(summary: Sequence[Mapping[str, Any]], title: str = "Outcomes") -> Table:
+    """One row per grid point: count and fraction per outcome, final-loss quantiles; time taken
+    and seed-epochs per second under the grid point."""
+    outcomes = list(summary[0]["counts"]) if summary else list(OUTCOME_STYLES)
+    seeds = summary[0]["seeds"] if summary else 0
+    table = Table(
+        title=f"{title} of {seeds} seeds per grid point",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,  # no vertical rules: fits 80 columns
+    )
+    table.add_column("grid point, time, speed", min_width=20, overflow="fold")
+    for name in outcomes:
+        header = name.replace(" at mean", "\nat mean").replace("diverged", "diver-\nged")
+        table.add_column(header, justify="right", style=OUTCOME_STYLES.get(name, ""), no_wrap=True)
+    table.add_column("loss\nq10,50,90", justify="right", no_wrap=True)
+    for point in summary:
+        counts, fractions = point["counts"], point["fractions"]
+        loss = point.get("loss") or {}
+        speed = point.get("seed_epochs_per_second")
+        label = "\n".join(f"{k}={v}" for k, v in (point.get("grid") or {}).items())
+        rate = f", {speed:,.0f} seed-epochs/s" if isinstance(speed, int | float) else ""
+        timing = Text(f"{_seconds(point.get('seconds'))}{rate}", style="dim")
+        table.add_row(
+            Text.assemble(label or "base config", "\n", timing),
+            *[f"{counts[n]}\n{fractions[n]:.1%}" for n in outcomes],
+            "\n".join(_short(loss.get(q)) for q in ("q10", "q50", "q90")),
+        )
+    return table
+
+
+def sweep_view(
+    run_id: str,
+    meta: Mapping[str, Any],
+    config: Mapping[str, Any] | None,
+    summary: Sequence[Mapping[str, Any]] | None,
+    problem: str = "",
+) -> Group:
+    status = str(meta.get("status", "?"))
+    lo, hi = (meta.get("seeds") or ["?", "?"])[:2]
+    head = Text.assemble(
+        ("sweep ", "bold"),
+        (run_id, "bold cyan"),
+        "  ",
+        (status, _status_style(status)),
+        f"  (seeds {lo}-{hi}, {meta.get('epochs_done', '-')} epochs)",
+    )
+    parts: list[Any] = [head]
+    if meta.get("reason"):
+        parts.append(Text(f"reason: {meta['reason']}", style="yellow"))
+    if problem:
+        parts.append(Text(f"problem: {problem}", style="red"))
+    if config is not None:
+        parts.append(config_view(config))
+    if meta.get("grid"):
+        grid = "  ".join(f"{k}={','.join(map(str, v))}" for k, v in meta["grid"].items())
+        parts.append(Text(f"grid: {grid}"))
+    if summary:
+        parts.append(sweep_table(summary))
+    for kept in meta.get("kept") or []:
+        parts.append(
+            Text(
+                f"kept seed {kept['seed']} ({kept['why']}, grid point {kept['point']}): "
+                f"run {kept['run']}"
+            )
+        )
     return Group(*parts)

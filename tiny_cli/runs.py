@@ -7,6 +7,17 @@
       model.pt            final state_dict (torch.load(..., weights_only=True))
       events.out.tfevents.*   TensorBoard scalars (written by tracking.py)
 
+A sweep (`tiny sweep`) is a directory of the same kind, with `kind: sweep` in its run.json:
+
+    <sweep-id>/
+      config.yaml         the resolved base config (file + overrides, before the grid)
+      run.json            kind sweep, status, seeds, grid, kept runs, command line, versions
+      grid.json           the grid: key -> values, and the points it spans
+      summary.json        per grid point: outcome counts and fractions, loss quantiles, time
+      metrics.json        over all points: seeds, solved fraction, median final loss
+      sweep.pt            per seed and point: final parameters, loss, outcome (one file)
+      events.out.tfevents.*   outcome counts per grid point, final-loss histograms
+
 Every file is written to a temporary name and renamed, so a crash never leaves half a file.
 Run ids start with the local time, so they sort by time; `mkdir` is atomic, so two processes
 never get the same directory (the second gets a `-002` suffix).
@@ -26,6 +37,7 @@ from tiny_cli.errors import TinyError, did_you_mean
 
 ENV_VAR = "TINY_RUNS_DIR"
 CONFIG, META, METRICS, CHECKPOINT = "config.yaml", "run.json", "metrics.json", "model.pt"
+SWEEP, SUMMARY, GRID = "sweep.pt", "summary.json", "grid.json"
 
 
 def root(path: Path | None = None) -> Path:
@@ -78,10 +90,23 @@ class Run:
         atomic_write(self.path / CHECKPOINT, buf.getvalue())
 
     def load_state(self) -> dict[str, Any]:
+        return self.load_tensors(CHECKPOINT)
+
+    def save_tensors(self, name: str, data: dict[str, Any]) -> None:
+        """Any dict of tensors, lists and plain values; loadable with weights_only=True."""
+        import io
+
         import torch
 
-        state: dict[str, Any] = torch.load(self.path / CHECKPOINT, weights_only=True)
-        return state
+        buf = io.BytesIO()
+        torch.save(data, buf)
+        atomic_write(self.path / name, buf.getvalue())
+
+    def load_tensors(self, name: str) -> dict[str, Any]:
+        import torch
+
+        data: dict[str, Any] = torch.load(self.path / name, weights_only=True)
+        return data
 
 
 def new_id(task: str, now: float | None = None) -> str:

@@ -1,0 +1,350 @@
+"""Sweeps: seed k of a batched sweep is `tiny train --seed k`; outcomes on constructed nets;
+the command, its storage and its errors through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.conftest import CLI, REPO, assert_one_line_error
+from tiny_cli import config, hardwired, models, sweep, tasks, train
+from tiny_cli.errors import TinyError
+from tiny_cli.experiment import correct_fn
+
+ATOL = 1e-5
+
+
+def load(name: str, *sets: str) -> config.ExperimentConfig:
+    return config.load(name, [config.parse_override(s) for s in sets])[0]
+
+
+def train_alone(cfg: config.ExperimentConfig, seed: int) -> tuple[dict[str, torch.Tensor], int]:
+    """What `tiny train --seed k` does: models.build, then train.fit."""
+    cfg = cfg.model_copy(update={"seed": seed})
+    task = tasks.get(cfg.task)
+    x, y = task.data(cfg.task)
+    model = models.build(cfg)
+    t = cfg.train
+    opt = train.make_optimizer(t.optimizer, model.parameters(), t.lr, t.momentum, t.weight_decay)
+    result = train.fit(
+        model, x, y, loss=t.loss or "mse", optimizer=opt, epochs=t.epochs,
+        batch_size=t.batch_size, seed=seed, correct=correct_fn(task),
+    )  # fmt: skip
+    return model.state_dict(), result.epochs
+
+
+# (config, overrides, seeds): every task, full batch and mini-batches, each optimizer.
+EQUIVALENCE = [
+    ("lt10", ["train.epochs=300"], [0, 3, 11]),
+    ("min", ["train.epochs=15"], [0, 1, 5]),  # shipped: Adam, mini-batches of 32
+    ("min", ["train.epochs=40", "train.batch_size=null", "train.optimizer=sgd",
+             "train.lr=1e-4", "train.momentum=0.9", "train.weight_decay=0.01"], [2, 4]),
+    ("min", ["train.epochs=10", "train.optimizer=sgd", "train.lr=5"], [0, 1]),  # diverge
+    ("is_even", ["train.epochs=500"], [0, 1, 2, 9]),
+    ("is_even", ["train.epochs=100", "train.batch_size=5", "train.optimizer=adamw",
+                 "train.weight_decay=0.1"], [0, 6, 7]),
+    ("is_even", ["train.epochs=100", "init.mode=hardwired+noise", "init.noise=0.05",
+                 "task.bits=3"], [1, 2]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "sets", "seeds"), EQUIVALENCE)
+def test_seed_k_of_a_sweep_is_tiny_train_seed_k(
+    name: str, sets: list[str], seeds: list[int]
+) -> None:
+    cfg = load(name, *sets)
+    result = sweep.run_point(sweep.GridPoint({}, cfg), seeds, chunk=2)  # two chunks
+    for i, seed in enumerate(seeds):
+        state, epochs = train_alone(cfg, seed)
+        assert int(result.epochs[i]) == epochs
+        for key, value in state.items():
+            torch.testing.assert_close(result.params[key][i], value, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("name", config.shipped_names())
+def test_batched_forward_is_the_models_forward(name: str) -> None:
+    cfg = load(name)
+    task = tasks.get(cfg.task)
+    x, _ = task.data(cfg.task)
+    params = sweep.initial_params(cfg, [3, 4, 5])
+    for key in params:  # move away from the init so every weight matters
+        params[key] = params[key] + 0.1 * torch.randn(params[key].shape)
+    pred, _ = sweep.forward(cfg.model.arch or "", params, x)
+    for i in range(3):
+        model = models.build(cfg)
+        model.load_state_dict({k: v[i] for k, v in params.items()})
+        torch.testing.assert_close(pred[i], tasks.predict(model, x), atol=1e-5, rtol=1e-6)
+
+
+def test_a_diverging_seed_does_not_touch_the_others() -> None:
+    cfg = load("min", "train.epochs=5")
+    task = tasks.get(cfg.task)
+    x, y = task.data(cfg.task)
+    params = sweep.initial_params(cfg, [0, 1])
+    start = {k: v.clone() for k, v in params.items()}
+    params["output_layer.weight"][1] = 1e30  # seed 1: the loss overflows at once
+    fitted = sweep.fit_batched(cfg, params, x, y, [0, 1])
+    assert fitted.diverged.tolist() == [False, True]
+    assert fitted.epochs.tolist() == [5, 0]
+    alone, _ = train_alone(cfg, 0)
+    for key in alone:
+        torch.testing.assert_close(fitted.params[key][0], alone[key], atol=ATOL, rtol=0)
+        if key != "output_layer.weight":  # seed 1 keeps its last finite parameters
+            assert torch.equal(fitted.params[key][1], start[key][1])
+
+
+# --- the outcome rule on constructed nets ---------------------------------------------
+
+
+def outcome_of(name: str, state: dict[str, torch.Tensor], *sets: str) -> str:
+    cfg = load(name, *sets)
+    task = tasks.get(cfg.task)
+    x, y = task.data(cfg.task)
+    params = {k: v.unsqueeze(0) for k, v in state.items()}
+    ev = sweep.evaluate(cfg, params, x, y)
+    (code,) = sweep.classify(task.kind, ev.pred, y, ev.hidden, right=ev.right).tolist()
+    return sweep.OUTCOMES[code]
+
+
+def zeros_like(name: str) -> dict[str, torch.Tensor]:
+    return {k: torch.zeros_like(v) for k, v in models.build(load(name)).state_dict().items()}
+
+
+def test_hardwired_nets_are_solved() -> None:
+    assert outcome_of("lt10", hardwired.lt10(10.0, 1.0)) == "solved"  # F(10) = 0.5 is "no"
+    assert outcome_of("min", hardwired.min_equation1()) == "solved"
+    assert outcome_of("is_even", hardwired.is_even(4)) == "solved"
+
+
+def test_a_constant_at_the_targets_mean_is_stuck_at_mean() -> None:
+    state = zeros_like("is_even")
+    state["10.bias"] = torch.tensor([0.5])  # ReLU(0.5): the mean of x mod 2
+    assert outcome_of("is_even", state) == "stuck at mean"
+    cfg = load("min")
+    _, y = tasks.get(cfg.task).data(cfg.task)
+    state = zeros_like("min")
+    state["output_layer.bias"] = y.mean().reshape(1)
+    assert outcome_of("min", state) == "stuck at mean"
+
+
+def test_a_constant_elsewhere_or_a_silent_layer_is_dead() -> None:
+    state = models.build(load("is_even")).state_dict()
+    state["4.bias"] = torch.tensor([-100.0, -100.0])  # layer 3 never fires
+    assert outcome_of("is_even", state) == "dead"
+    assert outcome_of("lt10", {"0.weight": torch.zeros(1, 1), "0.bias": torch.ones(1)}) == "dead"
+    state = hardwired.min_equation1()
+    state["fc1.bias"] = state["fc2.bias"] = torch.tensor([-1000.0])  # both branches silent
+    assert outcome_of("min", state) == "dead"  # the read-out still varies: the layer rule
+
+
+def test_anything_else_is_partial_and_non_finite_is_diverged() -> None:
+    state = hardwired.min_equation1()
+    state["output_layer.weight"] = torch.tensor([[0.5, 0.5, 0.0, 0.0]])  # (a + b) / 2
+    assert outcome_of("min", state) == "partial"
+    state = hardwired.is_even(4)
+    state["6.bias"] = torch.tensor([1.0, -0.5])  # right on some integers only
+    assert outcome_of("is_even", state) == "partial"
+    pred = torch.tensor([[0.0, 1.0], [float("nan"), 1.0], [0.0, 1.0]])
+    codes = sweep.classify("classification", pred, torch.tensor([0.0, 1.0]),
+                           diverged=torch.tensor([False, False, True]))  # fmt: skip
+    assert [sweep.OUTCOMES[c] for c in codes.tolist()] == ["solved", "diverged", "diverged"]
+
+
+def test_regression_tolerance_is_the_stated_one() -> None:
+    y = torch.arange(10.0)
+    pred = torch.stack([y + 0.099, y + 0.101])  # MSE 0.0098 and 0.0102
+    codes = sweep.classify("regression", pred, y).tolist()
+    assert [sweep.OUTCOMES[c] for c in codes] == ["solved", "partial"]
+
+
+# --- parsing --------------------------------------------------------------------------
+
+
+def test_seeds_and_grid_parse() -> None:
+    assert sweep.parse_seeds("5") == range(5)
+    assert sweep.parse_seeds("10-12") == range(10, 13)
+    assert sweep.parse_grid(["train.lr=0.01,0.1", "init.mode=random,hardwired"]) == [
+        ("train.lr", [0.01, 0.1]),
+        ("init.mode", ["random", "hardwired"]),
+    ]
+    for bad in ("0", "-3", "5-2", "x", "1-", "0-1000000"):
+        with pytest.raises(TinyError, match="--seeds"):
+            sweep.parse_seeds(bad)
+
+
+@pytest.mark.parametrize(
+    ("grid", "needles"),
+    [
+        (["train.lr=0.1,-1"], ["--grid train.lr=-1", "train.lr", "greater than 0"]),
+        (["train.lrr=0.1"], ["--grid train.lrr=0.1", "did you mean 'lr'"]),
+        (["init.mode=random,hardwire"], ["--grid init.mode=hardwire", "did you mean"]),
+        (["train.batch_size=8,100"], ["--grid train.batch_size=100", "larger than"]),
+        (["seed=1,2"], ["--grid seed=1,2", "--seeds"]),
+        (["train.lr"], ["--grid", "key.path=v1,v2"]),
+        (["train.lr=0.1,0.1"], ["--grid", "repeated"]),
+        (["train.lr=0.1", "train.lr=0.2"], ["--grid", "given twice"]),
+    ],
+)
+def test_every_grid_point_is_validated_before_anything_runs(
+    grid: list[str], needles: list[str]
+) -> None:
+    with pytest.raises(TinyError) as info:
+        sweep.grid_points("is_even", [], sweep.parse_grid(grid))
+    message = str(info.value)
+    assert "\n" not in message
+    for needle in needles:
+        assert needle in message, (needle, message)
+
+
+def test_pick_seeds_takes_best_worst_and_one_per_outcome() -> None:
+    cfg = load("is_even", "train.epochs=0")
+    r = sweep.PointResult(
+        point=sweep.GridPoint({}, cfg),
+        seeds=[10, 11, 12, 13, 14],
+        params={},
+        loss=torch.tensor([0.3, 0.0, 0.5, 0.25, 0.2]),
+        accuracy=None,
+        epochs=torch.zeros(5, dtype=torch.long),
+        outcome=torch.tensor([3, 0, 2, 1, 3], dtype=torch.int8),
+        seconds=1.0,
+    )
+    assert sweep.pick_seeds(r, 2) == [(11, "best"), (12, "worst")]
+    picks = sweep.pick_seeds(r, 5)
+    assert [s for s, _ in picks] == [11, 12, 13, 14, 10]
+    assert dict(picks)[13] == "stuck at mean" and dict(picks)[14] == "partial"
+
+
+def test_summary_and_its_table() -> None:
+    from rich.console import Console
+
+    from tiny_cli import render
+
+    cfg = load("is_even", "train.epochs=10")
+    result = sweep.run_point(sweep.GridPoint({"train.lr": 0.01}, cfg), range(20))
+    summary = result.summary()
+    assert sum(summary["counts"].values()) == 20
+    assert summary["fractions"]["dead"] == summary["counts"]["dead"] / 20
+    assert summary["loss"]["q0"] <= summary["loss"]["q50"] <= summary["loss"]["q100"]
+    assert summary["seed_epochs_per_second"] > 0
+    console = Console(width=80, color_system=None, record=True)
+    console.print(render.sweep_table([summary]))
+    text = console.export_text()
+    assert "train.lr=0.01" in text and "20 seeds" in text
+    for name in ("solved", "dead", "partial"):
+        assert name in text
+    assert f"{summary['counts']['dead']}" in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
+# --- the command ----------------------------------------------------------------------
+
+
+def only_sweep(runs_dir: Path) -> Path:
+    (path,) = [p for p in runs_dir.iterdir() if "sweep" in p.name]
+    return path
+
+
+def test_sweep_with_grid_and_keep(cli: CLI, runs_dir: Path) -> None:
+    proc = cli(
+        "sweep", "is_even", "--seeds", "3-8", "--epochs", "40",
+        "--grid", "train.lr=0.01,0.1", "--keep", "2",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    path = only_sweep(runs_dir)
+    assert path.name in proc.stdout and "stuck" in proc.stdout
+    meta = json.loads((path / "run.json").read_text())
+    assert meta["kind"] == "sweep" and meta["status"] == "completed"
+    assert meta["seeds"] == [3, 8] and meta["grid"] == {"train.lr": [0.01, 0.1]}
+    summary = json.loads((path / "summary.json").read_text())
+    assert [p["grid"] for p in summary] == [{"train.lr": 0.01}, {"train.lr": 0.1}]
+    assert all(sum(p["counts"].values()) == 6 for p in summary)
+    assert config.load(str(path / "config.yaml"))[0].train.epochs == 40
+    data = torch.load(path / "sweep.pt", weights_only=True)
+    assert data["seeds"].tolist() == list(range(3, 9))
+    assert data["points"][1]["params"]["0.weight"].shape == (6, 2, 1)
+
+    # kept seeds are ordinary runs whose weights are the sweep's
+    assert len(meta["kept"]) == 4
+    for kept in meta["kept"]:
+        run = runs_dir / kept["run"]
+        stored = json.loads((run / "run.json").read_text())
+        assert stored["kind"] == "train" and stored["seed"] == kept["seed"]
+        assert list(run.glob("events.out.tfevents.*"))
+        state = torch.load(run / "model.pt", weights_only=True)
+        point = data["points"][kept["point"]]
+        index = kept["seed"] - 3
+        for key, value in state.items():
+            torch.testing.assert_close(point["params"][key][index], value, atol=ATOL, rtol=0)
+
+    acc = EventAccumulator(str(path), size_guidance={"scalars": 0, "histograms": 0})
+    acc.Reload()
+    solved = acc.Scalars("outcomes/solved")
+    assert [e.step for e in solved] == [0, 1]
+    assert [e.value for e in solved] == [p["counts"]["solved"] for p in summary]
+    histo = acc.Histograms("final_loss")
+    assert [h.step for h in histo] == [0, 1] and histo[0].histogram_value.num == 6
+
+    listed = {r["id"]: r for r in json.loads(cli("runs", "--json").stdout)}
+    assert listed[path.name]["meta"]["kind"] == "sweep"
+    assert listed[path.name]["metrics"]["seeds"] == 6
+    table = cli("runs")
+    assert table.returncode == 0 and "sweep" in table.stdout and "solved" in table.stdout
+    stuck = acc.Scalars("outcomes/stuck_at_mean")
+    assert [e.value for e in stuck] == [p["counts"]["stuck at mean"] for p in summary]
+
+    shown = cli("inspect", path.name[:-2])
+    assert shown.returncode == 0, shown.stderr
+    assert "train.lr=0.1" in shown.stdout and "Outcomes" in shown.stdout
+    one = cli("inspect", path.name, "--seed", "5", "--json")
+    assert one.returncode == 0, one.stderr
+    doc = json.loads(one.stdout)
+    assert doc["seed"] == 5
+    assert (
+        doc["points"][0]["parameters"]["10.bias"]
+        == data["points"][0]["params"]["10.bias"][2].tolist()
+    )
+    text = cli("inspect", path.name, "--seed", "5", "--precision", "4")
+    assert text.returncode == 0 and "seed 5, train.lr=0.01" in text.stdout
+    assert "10.weight" in text.stdout
+    assert_one_line_error(cli("inspect", path.name, "--seed", "99"), "--seed 99", "not in sweep")
+    kept_run = meta["kept"][0]["run"]
+    assert_one_line_error(cli("inspect", kept_run, "--seed", "1"), "--seed 1", "not a sweep")
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--seeds", "9-2"], ["--seeds 9-2", "empty"]),
+        (["--seeds", "3", "--grid", "train.lr=0.1,-1"], ["--grid train.lr=-1", "train.lr"]),
+        (["--seeds", "3", "--grid", "seed=1,2"], ["--grid seed=1,2", "--seeds"]),
+        (["--seeds", "3", "--keep", "-1"], ["--keep"]),
+        ([], ["--seeds"]),
+    ],
+)
+def test_bad_sweep_input_is_one_line_exit_2_and_stores_nothing(
+    cli: CLI, runs_dir: Path, args: list[str], needles: list[str]
+) -> None:
+    assert_one_line_error(cli("sweep", "is_even", *args), *needles)
+    assert not runs_dir.exists() or list(runs_dir.iterdir()) == []
+
+
+def test_sweep_help_does_not_import_torch() -> None:
+    code = (
+        "import sys\n"
+        "from tiny_cli.cli import main\n"
+        "sys.argv = ['tiny', 'sweep', '--help']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as e:\n"
+        "    assert e.code == 0, e.code\n"
+        "assert 'torch' not in sys.modules\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr
