@@ -174,6 +174,8 @@ def _report(outcome: Outcome, precision: int) -> None:
     status = outcome.result.status
     if status != "completed":
         err_console.print(f"[yellow]{status}[/]: {outcome.result.reason}")
+    if outcome.picture:
+        console.print(f"prediction picture: {outcome.picture}")
     console.print(f"run [bold cyan]{outcome.run.id}[/] saved in {outcome.run.path}")
 
 

@@ -111,6 +111,16 @@ class TrainConfig(Section):
 
 class LogConfig(Section):
     every: StrictInt = Field(1, ge=1, description="epochs between TensorBoard points")
+    # Prediction pictures: at the start, every `images_every` epochs and at the end; 0 = start
+    # and end only; None = about ten over the run (a picture costs milliseconds, an epoch
+    # microseconds, so they are kept rare).
+    images_every: StrictInt | None = Field(None, ge=0, le=MAX_EPOCHS)
+
+    def image_interval(self, epochs: int) -> int:
+        """Epochs between pictures (0 = none between the first and the last)."""
+        if self.images_every is None:
+            return -(-epochs // 10) if epochs >= 10 else 0
+        return self.images_every
 
 
 class ExperimentConfig(Section):
@@ -382,6 +392,31 @@ def _n_samples(cfg: ExperimentConfig) -> int:
 
 def to_dict(cfg: ExperimentConfig) -> dict[str, Any]:
     return cfg.model_dump(mode="json")
+
+
+def flat_keys() -> list[str]:
+    """Every dotted key any config can have (all tasks' keys under `task.`), in schema order."""
+    keys: list[str] = []
+    for name, field in ExperimentConfig.model_fields.items():
+        if name == "task":
+            for task_cls in (Lt10Task, MinTask, IsEvenTask):
+                keys += [f"task.{k}" for k in task_cls.model_fields if f"task.{k}" not in keys]
+        elif isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            keys += [f"{name}.{k}" for k in field.annotation.model_fields]
+        else:
+            keys.append(name)
+    return keys
+
+
+def flatten(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The resolved config as dotted keys -> plain values: `{"train.lr": 0.01, ...}`."""
+    flat: dict[str, Any] = {}
+    for section, value in to_dict(cfg).items():
+        if isinstance(value, dict):
+            flat.update({f"{section}.{k}": v for k, v in value.items()})
+        else:
+            flat[section] = value
+    return flat
 
 
 def dump_yaml(cfg: ExperimentConfig) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tiny_cli import __version__, config, models, runs, tasks, tracking
+from tiny_cli import __version__, config, models, plots, runs, tasks, tracking
 from tiny_cli.config import ExperimentConfig
 from tiny_cli.train import LOSSES, Callback, EpochStats, FitResult, fit, make_optimizer
 
@@ -31,6 +31,10 @@ class Outcome:
     result: FitResult
     metrics: dict[str, Any]
     params: dict[str, Any]  # parameter name -> nested lists (for rendering)
+    picture: Path | None  # the final prediction picture, as a PNG in the run directory
+
+
+FINAL_STATUS = {"completed": "completed", "diverged": "failed", "interrupted": "interrupted"}
 
 
 def versions() -> dict[str, str]:
@@ -44,6 +48,12 @@ def correct_fn(task: tasks.Task) -> Any:
     return lambda pred, y: (pred - y).abs() < 0.5
 
 
+def hparams_metrics() -> list[str]:
+    """The final-metric tags that get a column in the HPARAMS table, the same for every run."""
+    names = ["loss"] + [m for task in tasks.TASKS.values() for m in task.summary_metrics]
+    return [f"final/{name}" for name in dict.fromkeys(names)]
+
+
 @torch.no_grad()
 def evaluate(
     cfg: ExperimentConfig, model: nn.Module, x: torch.Tensor, y: torch.Tensor
@@ -54,7 +64,7 @@ def evaluate(
     pred = tasks.predict(model, x).reshape(y.shape)
     metrics: dict[str, Any] = {"loss": LOSSES[cfg.train.loss](pred, y).item()}
     metrics.update(task.metrics(model, cfg.task, x, y))
-    metrics.update(models.derived(cfg.model.arch or "", model.state_dict()))
+    metrics.update(models.derived(cfg.model.arch or "", models.flat_parameters(model).tolist()))
     return metrics
 
 
@@ -100,6 +110,7 @@ def run_experiment(
     task = tasks.get(cfg.task)
     x, y = task.data(cfg.task)
     model = models.build(cfg)
+    picture = plots.PredictionPlot(cfg.task, x)
     run = runs.create(runs_root, cfg.task.name)
     run.write_text(runs.CONFIG, config.dump_yaml(cfg))
     run.write_json(
@@ -122,10 +133,16 @@ def run_experiment(
         },
     )
     tracker = tracking.Tracker(
-        tracking.EventWriter(run.path), model, cfg.model.arch or "", cfg.log.every
+        tracking.EventWriter(run.path),
+        model,
+        cfg.model.arch or "",
+        cfg.log.every,
+        picture=picture,
+        images_every=cfg.log.image_interval(cfg.train.epochs),
     )
     flag = _StopFlag()
     try:
+        tracker.begin(config.flatten(cfg), config.flat_keys(), hparams_metrics(), group=run.id)
         dev = torch.device(device)
         model.to(dev)
         xd, yd = x.to(dev), y.to(dev)
@@ -135,7 +152,7 @@ def run_experiment(
             pred0 = model(xd)
             acc0 = correct(pred0, yd).float().mean().item() if correct else None
             loss0 = LOSSES[cfg.train.loss](pred0, yd).item()
-            tracker.log(EpochStats(0, loss0, acc0, models.flat_parameters(model)), model)
+            tracker.on_epoch_end(EpochStats(0, loss0, acc0, models.flat_parameters(model)), model)
         t = cfg.train
         optimizer = make_optimizer(
             t.optimizer, model.parameters(), t.lr, t.momentum, t.weight_decay
@@ -148,22 +165,26 @@ def run_experiment(
                 should_stop=flag,
             )  # fmt: skip
         model.cpu()
-        tracker.close(model)
         metrics = evaluate(cfg, model, x, y)
+        tracker.close(model, FINAL_STATUS[result.status], metrics)
         run.save_state(model.state_dict())
         run.write_json(runs.METRICS, metrics)
+        png = run.write_bytes(runs.PREDICTION, tracker.final_png) if tracker.final_png else None
     except BaseException as exc:
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        # Log the last epoch reached and close the event file complete (flushed, fsynced),
+        # even if logging is what failed.
+        with contextlib.suppress(Exception):
+            tracker.close(model, status)
         tracker.writer.close()
         (run.path / "error.txt").write_text(traceback.format_exc())
-        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         run.update_meta(status=status, reason=f"{type(exc).__name__}: {exc}", finished=time.time())
         raise
-    final_status = {"completed": "completed", "diverged": "failed", "interrupted": "interrupted"}
     run.update_meta(
-        status=final_status[result.status],
+        status=FINAL_STATUS[result.status],
         epochs_done=result.epochs,
         reason=result.reason,
         finished=time.time(),
     )
     params = {k: v.tolist() for k, v in model.state_dict().items()}
-    return Outcome(run, result, metrics, params)
+    return Outcome(run, result, metrics, params, png)
