@@ -298,6 +298,28 @@ def list_runs(
     console.print(render.runs_table(records))
 
 
+@app.command()
+def board(
+    runs_dir: RunsDir = None,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1; 0 picks a free one.")
+    ] = 6006,
+) -> None:
+    """Start TensorBoard on the runs directory, on this machine only; Ctrl-C stops it."""
+    from tiny_cli import runs
+    from tiny_cli.board import serve
+
+    root = runs.root(runs_dir)
+
+    def announce(url: str) -> None:
+        console.print(f"TensorBoard for {root} at [bold]{url}[/] (Ctrl-C to stop)")
+
+    code = serve(root, port, announce)
+    if code == 0:
+        console.print("TensorBoard stopped")
+    raise typer.Exit(code)
+
+
 def main() -> None:
     """Entry point: user mistakes become one line on stderr and exit code 2."""
     command = typer.main.get_command(app)

@@ -37,7 +37,6 @@ from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.custom_scalar import metadata as custom_scalars_metadata
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 from tensorboard.plugins.hparams import metadata as hparams_metadata
-from tensorboard.plugins.hparams import summary_v2 as hparams_summary
 from torch import Tensor, nn
 
 from tiny_cli import models
@@ -187,43 +186,60 @@ def layout_summary(charts: Mapping[str, Mapping[str, Sequence[str]]]) -> Summary
     return Summary(value=[Summary.Value(tag=tag, tensor=tensor, metadata=meta)])
 
 
+HPARAM_TYPES = {
+    "number": api_pb2.DATA_TYPE_FLOAT64,
+    "string": api_pb2.DATA_TYPE_STRING,
+    "bool": api_pb2.DATA_TYPE_BOOL,
+}
+
+
+def _hparams_summary(tag: str, data: plugin_data_pb2.HParamsPluginData) -> Summary:
+    meta: SummaryMetadata = hparams_metadata.create_summary_metadata(data)
+    value = Summary.Value(tag=tag, metadata=meta, tensor=hparams_metadata.NULL_TENSOR)
+    return Summary(value=[value])
+
+
 def hparams_summaries(
-    hparams: Mapping[str, Any], keys: Sequence[str], metric_tags: Sequence[str], group: str
+    hparams: Mapping[str, Any], kinds: Mapping[str, str], metric_tags: Sequence[str], group: str
 ) -> list[Summary]:
-    """The HPARAMS tab: the experiment (every config key, the final metrics' tags) and this
-    run's session with its config values. Every run writes the same experiment, so whichever
-    TensorBoard reads first describes them all."""
-    experiment = hparams_summary.hparams_config_pb(
-        hparams=[hparams_summary.HParam(k) for k in keys],
-        metrics=[hparams_summary.Metric(tag, display_name=tag) for tag in metric_tags],
-        time_created_secs=0.0,
+    """The HPARAMS tab: the experiment (every config key with its kind, the final metrics'
+    tags) and this run's session with its config values, grouped under `group` (the run id).
+
+    Every run writes the same experiment, so whichever TensorBoard reads first describes them
+    all. A value of None is left out (an empty cell), a list is shown as a string.
+    """
+    experiment = api_pb2.Experiment(
+        hparam_infos=[api_pb2.HParamInfo(name=k, type=HPARAM_TYPES[t]) for k, t in kinds.items()],
+        metric_infos=[
+            api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag), display_name=tag)
+            for tag in metric_tags
+        ],
     )
-    values = {k: _hparam_value(v) for k, v in hparams.items()}
-    session = hparams_summary.hparams_pb(values, trial_id=group)
-    return [experiment, session]
-
-
-def _hparam_value(value: Any) -> bool | float | str:
-    if isinstance(value, bool | float | str):
-        return value
-    if isinstance(value, int):
-        return float(value)
-    return "null" if value is None else str(value)
+    session = plugin_data_pb2.SessionStartInfo(group_name=group, start_time_secs=time.time())
+    for key, value in hparams.items():
+        if isinstance(value, bool):
+            session.hparams[key].bool_value = value
+        elif isinstance(value, int | float):
+            session.hparams[key].number_value = value
+        elif value is not None:
+            session.hparams[key].string_value = str(value)
+    return [
+        _hparams_summary(
+            hparams_metadata.EXPERIMENT_TAG,
+            plugin_data_pb2.HParamsPluginData(experiment=experiment),
+        ),
+        _hparams_summary(
+            hparams_metadata.SESSION_START_INFO_TAG,
+            plugin_data_pb2.HParamsPluginData(session_start_info=session),
+        ),
+    ]
 
 
 def session_end_summary(status: str) -> Summary:
     info = plugin_data_pb2.SessionEndInfo(status=SESSION_STATUS[status], end_time_secs=time.time())
-    meta: SummaryMetadata = hparams_metadata.create_summary_metadata(
-        plugin_data_pb2.HParamsPluginData(session_end_info=info)
-    )
-    return Summary(
-        value=[
-            Summary.Value(
-                tag=hparams_metadata.SESSION_END_INFO_TAG,
-                metadata=meta,
-                tensor=hparams_metadata.NULL_TENSOR,
-            )
-        ]
+    return _hparams_summary(
+        hparams_metadata.SESSION_END_INFO_TAG,
+        plugin_data_pb2.HParamsPluginData(session_end_info=info),
     )
 
 
@@ -290,13 +306,13 @@ class Tracker:
     def begin(
         self,
         hparams: Mapping[str, Any],
-        keys: Sequence[str],
+        kinds: Mapping[str, str],
         metric_tags: Sequence[str],
         group: str,
     ) -> None:
         """Step 0: the custom-scalars layout and the HPARAMS experiment and session."""
         self.writer.summary(0, layout_summary(self._layout))
-        for summary in hparams_summaries(hparams, keys, metric_tags, group):
+        for summary in hparams_summaries(hparams, kinds, metric_tags, group):
             self.writer.summary(0, summary)
 
     @property
