@@ -291,11 +291,15 @@ class Tracker:
         self.param_tags = models.parameter_tags(model)
         self.final_png: bytes | None = None
         self._params = list(model.parameters())
-        # Gradient norm per module: the modules' parameter indices into `_params`.
+        # Gradient norm per module: each module's slice of the flat gradient vector (the
+        # parameters of a module are adjacent in `parameters()` order).
         groups: dict[str, list[int]] = {}
-        for i, (name, _) in enumerate(model.named_parameters()):
-            groups.setdefault(name.rpartition(".")[0], []).append(i)
-        self._grad_groups = list(groups.values())
+        offset = 0
+        for name, p in model.named_parameters():
+            bounds = groups.setdefault(name.rpartition(".")[0], [offset, offset])
+            offset += p.numel()
+            bounds[1] = offset
+        self._grad_slices = [slice(lo, hi) for lo, hi in groups.values()]
         self._grad_tags = [f"grad_norm/{module}" for module in groups]
         self._derived_tags = [f"mechanism/{k}" for k in models.derived_names(arch)]
         self._packers: dict[tuple[bool, bool], ScalarPacker] = {}
@@ -342,11 +346,11 @@ class Tracker:
         return self._packers[key]
 
     def _grad_norms(self, grads: list[Tensor | None]) -> list[float]:
-        present = [g for g in grads if g is not None]
-        if len(present) != len(grads):
+        if any(g is None for g in grads):
             return []  # before the first step (the init) there are no gradients
-        norms = torch.stack(torch._foreach_norm(present)).tolist()
-        return [math.sqrt(sum(norms[i] ** 2 for i in group)) for group in self._grad_groups]
+        # One copy out of torch, then plain floats: cheaper than a norm op per tensor.
+        flat = torch.cat([g.reshape(-1) for g in grads if g is not None]).tolist()
+        return [math.hypot(*flat[s]) for s in self._grad_slices]
 
     def log(self, stats: EpochStats, grads: list[Tensor | None]) -> None:
         """One Event with every scalar of this epoch."""
