@@ -104,7 +104,7 @@ class PredictionPlot:
 
     def _curve_update(self, model: nn.Module, epoch: int) -> None:
         out = tasks.predict(model, self._dense.to(_device_of(model))).cpu()
-        self._line.set_ydata(out.numpy())
+        self._line.set_ydata(out.clamp(-1e6, 1e6).numpy())  # off the chart either way
         self._title.set_text(f"{self.task.name}, epoch {epoch}")
 
     # --- two inputs: heat maps of the output and of its error ------------------------------
@@ -141,7 +141,11 @@ class PredictionPlot:
     def _heat_update(self, model: nn.Module, epoch: int) -> None:
         out = tasks.predict(model, self._grid.to(_device_of(model))).cpu().reshape(self._shape)
         err = out - self._truth
-        self._out_im.set_data(out.numpy())
-        self._err_im.set_data(err.numpy())
+        # Saturated colours either way; clamping keeps a diverging net's 1e38 out of the
+        # colormap's arithmetic.
+        lo, hi = self._out_im.get_clim()
+        span = hi - lo
+        self._out_im.set_data(out.clamp(lo - span, hi + span).numpy())
+        self._err_im.set_data(err.clamp(-span, span).numpy())
         self._err_title.set_text(f"model - truth (max |err| {float(err.abs().max()):.3g})")
         self._title.set_text(f"{self.task.name}: epoch {epoch}")
