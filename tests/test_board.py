@@ -237,7 +237,7 @@ def test_tiny_board_serves_and_stops_cleanly_on_ctrl_c(runs: Path, tmp_path: Pat
 
 def test_tiny_board_without_a_runs_directory_is_one_line(tmp_path: Path) -> None:
     proc = run_cli("board", "--port", "0", runs_dir=tmp_path / "nothing", cwd=tmp_path)
-    assert_one_line_error(proc, "nothing", "no such directory")
+    assert_one_line_error(proc, "nothing", "no such runs directory")
 
 
 def test_tiny_board_on_a_busy_port_is_one_line(runs: Path, tmp_path: Path) -> None:

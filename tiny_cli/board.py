@@ -88,7 +88,9 @@ def serve(logdir: Path, port: int, announce: Callable[[str], None]) -> int:
     Returns 0 after Ctrl-C, else TensorBoard's own exit code.
     """
     if not logdir.is_dir():
-        raise TinyError(f"--runs-dir {logdir}: no such directory (train or hardwire a net first)")
+        raise TinyError(
+            f"{logdir}: no such runs directory (train or hardwire a net first, or give --runs-dir)"
+        )
     port = pick_port(port)
     url = f"http://{HOST}:{port}/"
     with _signals_as_interrupt():

@@ -175,7 +175,7 @@ def _report(outcome: Outcome, precision: int) -> None:
     if status != "completed":
         err_console.print(f"[yellow]{status}[/]: {outcome.result.reason}")
     if outcome.picture:
-        console.print(f"prediction picture: {outcome.picture}")
+        console.print(f"prediction picture: {outcome.picture}", soft_wrap=True)  # unbroken path
     console.print(f"run [bold cyan]{outcome.run.id}[/] saved in {outcome.run.path}")
 
 
