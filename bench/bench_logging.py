@@ -1,6 +1,6 @@
 """What logging every parameter every epoch costs: training with and without TensorBoard.
 
-    python bench/bench_logging.py [--repeats 3] [--quick]
+    python bench/bench_logging.py [--repeats 3] [--quick | --full]
 
 For lt10, min and is_even (the shipped configs, fewer epochs so it all takes about a minute)
 it times the training `tiny train` does (`fit` with the same data, model, optimizer and
@@ -112,11 +112,15 @@ def median_times(name: str, variants: list[str], repeats: int) -> dict[str, floa
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="a tenth of the epochs (a smoke test)")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="a tenth of the epochs (smoke test)")
+    size.add_argument("--full", action="store_true", help="the shipped configs' epochs (minutes)")
     args = parser.parse_args()
-    if args.quick:
-        for k in EPOCHS:
+    for k in EPOCHS:
+        if args.quick:
             EPOCHS[k] = max(4, EPOCHS[k] // 10)
+        elif args.full:
+            EPOCHS[k] = config.load(k)[0].train.epochs
     # warm up imports, allocators and matplotlib's font cache outside the timings
     for v in ("none", "+images"):
         train_once("lt10", v)

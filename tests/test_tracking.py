@@ -154,6 +154,7 @@ def test_a_run_that_dies_leaves_a_complete_event_file_with_its_last_epoch(
         experiment.run_experiment(cfg, runs_root=tmp_path, progress=Boom(5, exc))
     (run,) = tmp_path.iterdir()
     assert json.loads((run / "run.json").read_text())["status"] == status
+    assert type(exc).__name__ in (run / "error.txt").read_text()  # the run's error, not ours
     acc = all_of(run)
     assert [e.step for e in acc.Scalars("metrics/loss")] == [0, 3, 6 - 1]  # 5 was pending
     assert acc.Scalars("grad_norm/fc1")[-1].step == 5
