@@ -204,7 +204,12 @@ def test_hparams_lists_each_run_as_one_session_with_config_and_final_metrics(
 # --- tiny board -------------------------------------------------------------------------
 
 
-def test_tiny_board_serves_and_stops_cleanly_on_ctrl_c(runs: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("to_group", [True, False], ids=["terminal-ctrl-c", "sigint-to-tiny"])
+def test_tiny_board_serves_and_stops_cleanly_on_ctrl_c(
+    runs: Path, tmp_path: Path, to_group: bool
+) -> None:
+    """Ctrl-C in a terminal signals tiny and TensorBoard (one process group); a SIGINT to tiny
+    alone must stop TensorBoard too."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "tiny_cli", "board", "--runs-dir", str(runs), "--port", "0"],
@@ -213,6 +218,7 @@ def test_tiny_board_serves_and_stops_cleanly_on_ctrl_c(runs: Path, tmp_path: Pat
         text=True,
         env={**env, "COLUMNS": "200"},
         cwd=tmp_path,
+        start_new_session=True,  # its own process group, as a terminal gives it
     )
     try:
         assert proc.stdout is not None
@@ -220,12 +226,15 @@ def test_tiny_board_serves_and_stops_cleanly_on_ctrl_c(runs: Path, tmp_path: Pat
         assert "http://127.0.0.1:" in line, (line, proc.stderr.read() if proc.stderr else "")
         url = line[line.index("http://") :].split()[0]
         assert set(get(url + "data/runs")) == {p.name for p in runs.iterdir()}
-        proc.send_signal(signal.SIGINT)
+        if to_group:
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGINT)
         started = time.monotonic()
         out, err = proc.communicate(timeout=20)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        if proc.poll() is None:  # only on a failure above: tiny and its TensorBoard
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert proc.returncode == 0, err
     assert time.monotonic() - started < 15
