@@ -61,6 +61,9 @@ def test_every_shipped_config_trains_from_any_directory(
     for key in state:  # the rounded table shows every parameter
         assert key in proc.stdout
     assert list(run.glob("events.out.tfevents.*"))
+    picture = run / "prediction.png"
+    assert picture.read_bytes().startswith(b"\x89PNG")
+    assert f"prediction picture: {picture}\n" in proc.stdout
 
 
 def test_train_a_users_own_yaml_by_path(cli: CLI, runs_dir: Path, tmp_path: Path) -> None:

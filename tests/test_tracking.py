@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.conftest import CLI
-from tiny_cli import config
+from tiny_cli import config, experiment, models, tasks, tracking
+from tiny_cli.errors import RunFailed
 
 
 def accumulate(run: Path) -> EventAccumulator:
@@ -65,3 +68,111 @@ def test_one_event_file_per_run(cli: CLI, runs_dir: Path) -> None:
     (run,) = runs_dir.iterdir()
     assert len(list(run.rglob("events.out.tfevents.*"))) == 1
     assert [p for p in run.iterdir() if p.is_dir()] == []
+
+
+# --- the fast writer, gradient norms, pictures, and complete files on every exit path ----
+
+
+def all_of(run: Path) -> EventAccumulator:
+    acc = EventAccumulator(str(run), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def session_status(acc: EventAccumulator) -> int:
+    from tensorboard.plugins.hparams import metadata
+
+    content = acc.SummaryMetadata(metadata.SESSION_END_INFO_TAG).plugin_data.content
+    status: int = metadata.parse_session_end_info_plugin_data(content).status
+    return status
+
+
+def test_packed_scalars_are_the_bytes_of_the_proto() -> None:
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    tags = ["metrics/loss", "fc1/weight[0,1]", "é/ü[0]", "x" * 300]
+    values = [0.25, -3.5, float("nan"), 1e39]  # 1e39 is too large for a float32: inf
+    packed = tracking.ScalarPacker(tags).pack(values)
+    event = Event.FromString(tracking.event_bytes(7, packed, wall_time=12.5))
+    assert (event.step, event.wall_time) == (7, 12.5)
+    expected = Summary(
+        value=[Summary.Value(tag=t, simple_value=v) for t, v in zip(tags, values, strict=True)]
+    )
+    got = [(v.tag, v.simple_value) for v in event.summary.value]
+    assert got[:2] == [(v.tag, v.simple_value) for v in expected.value[:2]]
+    assert got[2][0] == tags[2] and math.isnan(got[2][1])
+    assert got[3] == (tags[3], math.inf)
+
+
+def test_grad_norm_is_the_norm_of_the_epochs_gradient_per_layer(tmp_path: Path) -> None:
+    cfg, _ = config.load("lt10", [("train.epochs", 1, "test")])
+    out = experiment.run_experiment(cfg, runs_root=tmp_path)
+    model = models.build(cfg)  # the same init; lt10 trains full batch: one step an epoch
+    x, y = tasks.get(cfg.task).data(cfg.task)
+    torch.nn.functional.binary_cross_entropy(model(x), y).backward()
+    expected = torch.cat([p.grad.reshape(-1) for p in model.parameters()]).norm().item()
+    (point,) = all_of(out.run.path).Scalars("grad_norm/0")
+    assert point.step == 1 and point.value == pytest.approx(expected, rel=1e-5)
+
+
+def test_pictures_at_start_every_k_and_end_and_the_last_one_saved(tmp_path: Path) -> None:
+    cfg, _ = config.load("is_even", [("train.epochs", 9, "t"), ("log.images_every", 4, "t")])
+    out = experiment.run_experiment(cfg, runs_root=tmp_path)
+    images = all_of(out.run.path).Images("prediction")
+    assert [i.step for i in images] == [0, 4, 8, 9]
+    assert out.picture == out.run.path / "prediction.png"
+    assert images[-1].encoded_image_string == out.picture.read_bytes()
+
+
+@pytest.mark.parametrize(("epochs", "most"), [(0, 1), (5, 2), (300, 9), (5000, 9), (10**6, 9)])
+def test_the_default_picture_cadence_stays_small(epochs: int, most: int) -> None:
+    every = config.LogConfig().image_interval(epochs)
+    pictures = {0, epochs} | (set(range(every, epochs + 1, every)) if every else set())
+    assert len(pictures) <= most
+
+
+class Boom:
+    """A callback that raises after a given epoch, as a bug or a second Ctrl-C would."""
+
+    def __init__(self, after: int, exc: BaseException) -> None:
+        self.after, self.exc = after, exc
+
+    def on_epoch_end(self, stats: Any, model: Any) -> None:
+        if stats.epoch == self.after:
+            raise self.exc
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "session"),
+    [(RuntimeError("bug"), "failed", 2), (KeyboardInterrupt(), "interrupted", 0)],
+)
+def test_a_run_that_dies_leaves_a_complete_event_file_with_its_last_epoch(
+    tmp_path: Path, exc: BaseException, status: str, session: int
+) -> None:
+    cfg, _ = config.load("min", [("train.epochs", 50, "t"), ("log.every", 3, "t")])
+    with pytest.raises(RunFailed) as info:
+        experiment.run_experiment(cfg, runs_root=tmp_path, progress=Boom(5, exc))
+    assert info.value.__cause__ is exc
+    (run,) = tmp_path.iterdir()
+    assert json.loads((run / "run.json").read_text())["status"] == status
+    assert type(exc).__name__ in (run / "error.txt").read_text()  # the run's error, not ours
+    acc = all_of(run)
+    assert [e.step for e in acc.Scalars("metrics/loss")] == [0, 3, 6 - 1]  # 5 was pending
+    assert acc.Scalars("grad_norm/fc1")[-1].step == 5
+    assert [i.step for i in acc.Images("prediction")] == [0, 5]
+    assert session_status(acc) == session
+
+
+def test_a_diverged_run_logs_its_last_finite_epoch(tmp_path: Path) -> None:
+    sets = [("train.optimizer", "sgd", "t"), ("train.lr", 0.0015, "t"), ("train.epochs", 50, "t")]
+    cfg, _ = config.load("min", [*sets, ("train.batch_size", None, "t"), ("log.every", 100, "t")])
+    out = experiment.run_experiment(cfg, runs_root=tmp_path)
+    assert out.result.status == "diverged" and out.result.epochs > 1  # a few epochs in
+    acc = all_of(out.run.path)
+    state = torch.load(out.run.path / "model.pt", weights_only=True)
+    last = acc.Scalars("fc1/weight[0,0]")[-1]
+    assert last.step == out.result.epochs
+    assert last.value == pytest.approx(state["fc1.weight"][0, 0].item(), rel=1e-6)
+    assert all(math.isfinite(e.value) for e in acc.Scalars("grad_norm/fc1"))
+    assert session_status(acc) == 2  # failed

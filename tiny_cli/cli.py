@@ -193,6 +193,8 @@ def _report(outcome: Outcome, precision: int) -> None:
             f"right on every integer in [{interval[0]}, {interval[1]}]"
             + (f", wrong at {where}" if where else "")
         )
+    if outcome.picture:
+        console.print(f"prediction picture: {outcome.picture}", soft_wrap=True)  # unbroken path
     console.print(f"run [bold cyan]{outcome.run.id}[/] saved in {outcome.run.path}")
     status = outcome.result.status
     if status != "completed":
@@ -534,6 +536,28 @@ def list_runs(
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
     console.print(render.runs_table(records))
+
+
+@app.command()
+def board(
+    runs_dir: RunsDir = None,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1; 0 picks a free one.")
+    ] = 6006,
+) -> None:
+    """Start TensorBoard on the runs directory, on this machine only; Ctrl-C stops it."""
+    from tiny_cli import runs
+    from tiny_cli.board import serve
+
+    root = runs.root(runs_dir)
+
+    def announce(url: str) -> None:
+        console.print(f"TensorBoard for {root} at [bold]{url}[/] (Ctrl-C to stop)")
+
+    code = serve(root, port, announce)
+    if code == 0:
+        console.print("TensorBoard stopped")
+    raise typer.Exit(code)
 
 
 def main() -> None:

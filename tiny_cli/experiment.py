@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn.utils import vector_to_parameters
 
-from tiny_cli import __version__, config, models, runs, tasks, tracking
+from tiny_cli import __version__, config, models, plots, runs, tasks, tracking
 from tiny_cli.config import ExperimentConfig
 from tiny_cli.errors import RunFailed
 from tiny_cli.train import LOSSES, Callback, EpochStats, FitResult, fit, make_optimizer
@@ -33,6 +33,10 @@ class Outcome:
     result: FitResult
     metrics: dict[str, Any]
     params: dict[str, Any]  # parameter name -> nested lists (for rendering)
+    picture: Path | None  # the final prediction picture, as a PNG in the run directory
+
+
+FINAL_STATUS = {"completed": "completed", "diverged": "failed", "interrupted": "interrupted"}
 
 
 def versions() -> dict[str, str]:
@@ -46,6 +50,12 @@ def correct_fn(task: tasks.Task) -> Any:
     return lambda pred, y: (pred - y).abs() < 0.5
 
 
+def hparams_metrics() -> list[str]:
+    """The final-metric tags that get a column in the HPARAMS table, the same for every run."""
+    names = ["loss"] + [m for task in tasks.TASKS.values() for m in task.summary_metrics]
+    return [f"final/{name}" for name in dict.fromkeys(names)]
+
+
 @torch.no_grad()
 def evaluate(
     cfg: ExperimentConfig, model: nn.Module, x: torch.Tensor, y: torch.Tensor
@@ -56,7 +66,7 @@ def evaluate(
     pred = tasks.predict(model, x).reshape(y.shape)
     metrics: dict[str, Any] = {"loss": LOSSES[cfg.train.loss](pred, y).item()}
     metrics.update(task.metrics(model, cfg.task, x, y))
-    metrics.update(models.derived(cfg.model.arch or "", model.state_dict()))
+    metrics.update(models.derived(cfg.model.arch or "", models.flat_parameters(model).tolist()))
     return metrics
 
 
@@ -117,6 +127,7 @@ def run_experiment(
         task = tasks.get(cfg.task)
         x, y = task.data(cfg.task)
         model = models.build(cfg)
+        picture = plots.PredictionPlot(cfg.task, x)
         run = runs.create(runs_root, cfg.task.name)
         run.write_text(runs.CONFIG, config.dump_yaml(cfg))
         run.write_json(
@@ -140,10 +151,16 @@ def run_experiment(
             },
         )
         tracker = tracking.Tracker(
-            tracking.EventWriter(run.path), model, cfg.model.arch or "", cfg.log.every
+            tracking.EventWriter(run.path),
+            model,
+            cfg.model.arch or "",
+            cfg.log.every,
+            picture=picture,
+            images_every=cfg.log.image_interval(cfg.train.epochs),
         )
         last: _LastEpoch | None = None
         try:
+            tracker.begin(config.flatten(cfg), config.flat_keys(), hparams_metrics(), run.id)
             dev = torch.device(device)
             model.to(dev)
             xd, yd = x.to(dev), y.to(dev)
@@ -155,7 +172,7 @@ def run_experiment(
                 acc0 = correct(pred0, yd).float().mean().item() if correct else None
                 loss0 = LOSSES[loss_name](pred0, yd).item()
                 stats0 = EpochStats(0, loss0, acc0, models.flat_parameters(model))
-            tracker.log(stats0, model)
+            tracker.on_epoch_end(stats0, model)
             last = _LastEpoch(stats0)
             optimizer = make_optimizer(
                 t.optimizer, model.parameters(), t.lr, t.momentum, t.weight_decay
@@ -169,21 +186,22 @@ def run_experiment(
                 should_stop=flag,
             )  # fmt: skip
             model.cpu()
-            tracker.close(model)
             metrics = evaluate(cfg, model, x, y)
+            tracker.close(model, FINAL_STATUS[result.status], metrics)
             run.save_state(model.state_dict())
             run.write_json(runs.METRICS, metrics)
+            final_png = tracker.final_png
+            png = run.write_bytes(runs.PREDICTION, final_png) if final_png else None
         except BaseException as exc:
             raise _store_failure(run, model, tracker, last, exc) from exc
-    final_status = {"completed": "completed", "diverged": "failed", "interrupted": "interrupted"}
     run.update_meta(
-        status=final_status[result.status],
+        status=FINAL_STATUS[result.status],
         epochs_done=result.epochs,
         reason=result.reason,
         finished=time.time(),
     )
     params = {k: v.tolist() for k, v in model.state_dict().items()}
-    return Outcome(run, result, metrics, params)
+    return Outcome(run, result, metrics, params, png)
 
 
 def _store_failure(
@@ -193,8 +211,15 @@ def _store_failure(
     last: _LastEpoch | None,
     exc: BaseException,
 ) -> RunFailed:
-    """Keep what the run reached, mark it, and say so in one line."""
+    """Keep what the run reached, mark it, and say so in one line.
+
+    The checkpoint and the event file end at the last completed epoch, whatever state the
+    interrupted epoch left the model in; the event file is closed complete even if logging
+    is what failed.
+    """
     run.write_text("error.txt", traceback.format_exc())
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    status = "interrupted" if interrupted else "failed"
     epochs = 0
     try:
         model.cpu()
@@ -203,18 +228,13 @@ def _store_failure(
             with torch.no_grad():
                 vector_to_parameters(last.stats.params.cpu(), model.parameters())
             run.save_state(model.state_dict())
-        tracker.close(model)
-    except Exception:  # keep the original error; the traceback file has the details
+    finally:
+        with contextlib.suppress(Exception):
+            tracker.close(model, status)
         tracker.writer.close()
-    interrupted = isinstance(exc, KeyboardInterrupt)
     reason = "aborted by a second Ctrl-C" if interrupted else f"{type(exc).__name__}: {exc}"
-    run.update_meta(
-        status="interrupted" if interrupted else "failed",
-        epochs_done=epochs,
-        reason=reason,
-        finished=time.time(),
-    )
-    what = "interrupted" if interrupted else f"failed ({reason.splitlines()[0] if reason else ''})"
+    run.update_meta(status=status, epochs_done=epochs, reason=reason, finished=time.time())
+    what = "interrupted" if interrupted else f"failed ({reason.splitlines()[0]})"
     return RunFailed(
         f"run {run.id} {what} after epoch {epochs}; traceback in {run.path / 'error.txt'}",
         exit_code=130 if interrupted else 1,

@@ -7,7 +7,7 @@ A checkpoint of any of them is a plain state_dict that loads into the article's 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -72,16 +72,27 @@ def build(cfg: Any) -> nn.Module:
     return model
 
 
-def derived(arch: str, state: dict[str, Tensor]) -> dict[str, float]:
-    """Quantities that explain the mechanism, read off the parameters.
-
-    For the sigmoid neuron Sigmoid(w x + b) = Sigmoid(|w| (-b/w - x)) when w < 0: the learned
-    threshold is -b/w and the steepness (the article's M) is |w|.
-    """
-    if arch != "sigmoid_neuron":
-        return {}
-    w, b = float(state["0.weight"].reshape(-1)[0]), float(state["0.bias"].reshape(-1)[0])
+def _sigmoid_neuron_derived(flat: Sequence[float]) -> dict[str, float]:
+    """Sigmoid(w x + b) = Sigmoid(|w| (-b/w - x)) when w < 0: the learned threshold is -b/w
+    and the steepness (the article's M) is |w|."""
+    w, b = flat
     return {"threshold": -b / w if w != 0 else float("nan"), "steepness": abs(w)}
+
+
+# arch -> (names, function of the flat parameters in `parameters()` order)
+DERIVED: dict[str, tuple[tuple[str, ...], Callable[[Sequence[float]], dict[str, float]]]] = {
+    "sigmoid_neuron": (("threshold", "steepness"), _sigmoid_neuron_derived),
+}
+
+
+def derived_names(arch: str) -> tuple[str, ...]:
+    return DERIVED[arch][0] if arch in DERIVED else ()
+
+
+def derived(arch: str, flat: Sequence[float]) -> dict[str, float]:
+    """Quantities that explain the mechanism, read off the flat parameter values (plain
+    floats, cheap enough to compute every epoch)."""
+    return DERIVED[arch][1](flat) if arch in DERIVED else {}
 
 
 def parameter_tags(model: nn.Module) -> list[str]:

@@ -5,7 +5,8 @@
       run.json            kind, status, epochs, command line, versions, times
       metrics.json        final metrics
       model.pt            final state_dict (torch.load(..., weights_only=True))
-      events.out.tfevents.*   TensorBoard scalars (written by tracking.py)
+      prediction.png      the final picture of the model against the truth
+      events.out.tfevents.*   TensorBoard scalars, layout, pictures, hparams (tracking.py)
 
 A sweep (`tiny sweep`) is a directory of the same kind, with `kind: sweep` in its run.json:
 
@@ -38,6 +39,7 @@ from tiny_cli.errors import TinyError, did_you_mean
 ENV_VAR = "TINY_RUNS_DIR"
 CONFIG, META, METRICS, CHECKPOINT = "config.yaml", "run.json", "metrics.json", "model.pt"
 SWEEP, SUMMARY, GRID = "sweep.pt", "summary.json", "grid.json"
+PREDICTION = "prediction.png"
 
 
 def root(path: Path | None = None) -> Path:
@@ -70,6 +72,10 @@ class Run:
 
     def write_text(self, name: str, text: str) -> None:
         atomic_write(self.path / name, text.encode())
+
+    def write_bytes(self, name: str, data: bytes) -> Path:
+        atomic_write(self.path / name, data)
+        return self.path / name
 
     def read_text(self, name: str) -> str:
         return (self.path / name).read_text(encoding="utf-8")

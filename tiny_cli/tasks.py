@@ -30,8 +30,12 @@ class Task:
     default_loss: str
     data: Callable[[Any], tuple[Tensor, Tensor]]
     target: Callable[..., float]
+    # The target on a batch of inputs (n, in_features) -> (n, 1), for pictures of the task.
+    truth: Callable[[Any, Tensor], Tensor]
     # Metrics beyond the loss, on the training domain and outside it.
     metrics: Callable[[nn.Module, Any, Tensor, Tensor], Metrics]
+    # The final metrics worth a column in TensorBoard's HPARAMS table (list entries as `k[i]`).
+    summary_metrics: tuple[str, ...] = ()
 
 
 @torch.no_grad()
@@ -43,9 +47,13 @@ def predict(model: nn.Module, x: Tensor, chunk: int = 1 << 20) -> Tensor:
 # --- lt10 -------------------------------------------------------------------------------
 
 
+def lt10_truth(cfg: Lt10Task, x: Tensor) -> Tensor:
+    return (x < cfg.threshold).float()
+
+
 def lt10_data(cfg: Lt10Task) -> tuple[Tensor, Tensor]:
     x = torch.arange(cfg.low, cfg.high, dtype=torch.float32).unsqueeze(1)
-    return x, (x < cfg.threshold).float()
+    return x, lt10_truth(cfg, x)
 
 
 def lt10_metrics(model: nn.Module, cfg: Lt10Task, x: Tensor, y: Tensor) -> Metrics:
@@ -70,10 +78,14 @@ def min_pairs(low: int, high: int, n: int, seed: int) -> list[list[int]]:
     return [[rng.randrange(low, high), rng.randrange(low, high)] for _ in range(n)]
 
 
+def min_truth(cfg: MinTask, x: Tensor) -> Tensor:
+    return x.min(dim=1, keepdim=True).values
+
+
 def min_data(cfg: MinTask) -> tuple[Tensor, Tensor]:
     pairs = min_pairs(cfg.low, cfg.high, cfg.n_samples, cfg.data_seed)
     x = torch.tensor(pairs, dtype=torch.float32)
-    return x, x.min(dim=1, keepdim=True).values
+    return x, min_truth(cfg, x)
 
 
 def min_metrics(model: nn.Module, cfg: MinTask, x: Tensor, y: Tensor) -> Metrics:
@@ -95,9 +107,13 @@ def min_metrics(model: nn.Module, cfg: MinTask, x: Tensor, y: Tensor) -> Metrics
 # --- is_even ----------------------------------------------------------------------------
 
 
+def is_even_truth(cfg: IsEvenTask, x: Tensor) -> Tensor:
+    return torch.remainder(x, 2)  # defined on the integers
+
+
 def is_even_data(cfg: IsEvenTask) -> tuple[Tensor, Tensor]:
     x = torch.arange(0, 2**cfg.bits, dtype=torch.float32).unsqueeze(1)
-    return x, torch.remainder(x, 2)
+    return x, is_even_truth(cfg, x)
 
 
 def parity_correct(model: nn.Module, lo: int, hi: int) -> Tensor:
@@ -155,7 +171,9 @@ TASKS: dict[str, Task] = {
         default_loss="bce",
         data=lt10_data,
         target=lambda x, threshold=10: float(x < threshold),
+        truth=lt10_truth,
         metrics=lt10_metrics,
+        summary_metrics=("accuracy", "accuracy_beyond", "threshold", "steepness"),
     ),
     "min": Task(
         name="min",
@@ -166,7 +184,9 @@ TASKS: dict[str, Task] = {
         default_loss="mse",
         data=min_data,
         target=lambda a, b: float(min(a, b)),
+        truth=min_truth,
         metrics=min_metrics,
+        summary_metrics=("mae", "max_abs_error", "max_abs_error_beyond"),
     ),
     "is_even": Task(
         name="is_even",
@@ -177,7 +197,9 @@ TASKS: dict[str, Task] = {
         default_loss="mse",
         data=is_even_data,
         target=lambda x: float(x % 2),
+        truth=is_even_truth,
         metrics=is_even_metrics,
+        summary_metrics=("accuracy", "correct_interval[0]", "correct_interval[1]"),
     ),
 }
 

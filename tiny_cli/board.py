@@ -1,0 +1,107 @@
+"""`tiny board`: TensorBoard on the runs directory, bound to localhost, stopped by Ctrl-C.
+
+TensorBoard runs as a child process (`python -m tensorboard.main`, the same interpreter), so
+it needs no program on PATH and its own start-up time does not slow the other commands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from tiny_cli.errors import TinyError
+
+HOST = "127.0.0.1"
+
+
+def pick_port(port: int) -> int:
+    """`port` if it is free on 127.0.0.1; 0 -> a free port chosen by the system."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            raise TinyError(
+                f"--port {port}: already in use on {HOST} (choose another, or --port 0 for any)"
+            ) from None
+        chosen: int = sock.getsockname()[1]
+        return chosen
+
+
+def command(logdir: Path, port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "tensorboard.main",
+        "--logdir", str(logdir), "--host", HOST, "--port", str(port),
+        # every picture of a run, not a sample of 10 (a run has about ten)
+        "--samples_per_plugin", "images=100",
+    ]  # fmt: skip
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "data/runs", timeout=1) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@contextlib.contextmanager
+def _signals_as_interrupt() -> Iterator[None]:
+    """Ctrl-C and SIGTERM stop the board, so TensorBoard is never left behind. SIGINT is set
+    explicitly: a process started in the background inherits it ignored."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C first (TensorBoard exits on it), then SIGTERM, then SIGKILL."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    for escalate in (proc.terminate, proc.kill):
+        try:
+            proc.wait(timeout=5)
+            return
+        except subprocess.TimeoutExpired:
+            escalate()
+    proc.wait()
+
+
+def serve(logdir: Path, port: int, announce: Callable[[str], None]) -> int:
+    """Run TensorBoard on `logdir` until it exits or Ctrl-C; `announce(url)` once it answers.
+
+    Returns 0 after Ctrl-C, else TensorBoard's own exit code.
+    """
+    if not logdir.is_dir():
+        raise TinyError(
+            f"{logdir}: no such runs directory (train or hardwire a net first, or give --runs-dir)"
+        )
+    port = pick_port(port)
+    url = f"http://{HOST}:{port}/"
+    with _signals_as_interrupt():
+        proc = subprocess.Popen(command(logdir, port))
+        try:
+            while proc.poll() is None and not _answers(url):
+                time.sleep(0.2)
+            if proc.poll() is None:
+                announce(url)
+            return proc.wait()
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            _stop(proc)
