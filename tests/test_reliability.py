@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -135,8 +136,10 @@ def test_simultaneous_trainings_get_distinct_complete_runs(runs_dir: Path, tmp_p
 
 
 def test_broken_runs_are_reported_and_the_others_still_list(cli: CLI, runs_dir: Path) -> None:
-    for _ in range(5):
-        assert cli("hardwire", "lt10").returncode == 0
+    assert cli("hardwire", "lt10").returncode == 0
+    (first,) = runs_dir.iterdir()
+    for n in range(2, 6):  # four more copies of a good run, to break one file in each
+        shutil.copytree(first, first.with_name(f"{first.name}-00{n}"))
     good, bad_metrics, no_model, bad_model, bad_config = sorted(runs_dir.iterdir())
     (bad_metrics / "metrics.json").write_text('{"loss": 0.')
     (no_model / "model.pt").unlink()

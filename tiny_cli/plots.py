@@ -28,6 +28,7 @@ from tiny_cli import tasks
 DPI = 80
 CURVE_POINTS = 600  # the net between the integers, where is_even's hardwired net zigzags
 GRID_SIDE = 64  # at most this many points per axis for a 2-input task
+MAX_MARKERS = 400  # truth markers on a curve; more are a smear, and cost seconds to draw
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -80,9 +81,12 @@ class PredictionPlot:
         self._one_input = True
         lo, hi = float(x.min()), float(x.max())
         pad = max(2.0, round(0.15 * (hi - lo)))
-        ints = torch.arange(math.floor(lo - pad), math.ceil(hi + pad) + 1, dtype=torch.float32)
+        start, stop = math.floor(lo - pad), math.ceil(hi + pad)
+        # An odd stride, so that a thinned is_even still alternates between odd and even.
+        stride = max(1, math.ceil((stop - start + 1) / MAX_MARKERS)) | 1
+        ints = torch.arange(start, stop + 1, stride, dtype=torch.float32)
         truth = self.task.truth(self.task_cfg, ints.unsqueeze(1)).reshape(-1)
-        self._dense = torch.linspace(float(ints[0]), float(ints[-1]), CURVE_POINTS).unsqueeze(1)
+        self._dense = torch.linspace(float(start), float(stop), CURVE_POINTS).unsqueeze(1)
         self.figure.subplots_adjust(left=0.09, right=0.97, bottom=0.14, top=0.9)
         ax = self.figure.add_subplot()
         ax.axvspan(lo, hi, color="0.93", zorder=0, label="training domain")
@@ -93,7 +97,7 @@ class PredictionPlot:
         t_lo, t_hi = float(truth.min()), float(truth.max())
         margin = 0.25 * max(t_hi - t_lo, 1.0)
         ax.set_ylim(t_lo - margin, t_hi + margin)
-        ax.set_xlim(float(ints[0]), float(ints[-1]))
+        ax.set_xlim(float(start), float(stop))
         ax.set_xlabel("x")
         # Legend above the axes, right of the title: drawn once, never hidden by the curve.
         ax.legend(
