@@ -40,7 +40,7 @@ RunsDir = Annotated[
     typer.Option(
         "--runs-dir",
         envvar="TINY_RUNS_DIR",
-        help="Where runs are stored [default: ./runs].",
+        help="Where runs are stored (default: ./runs).",
         show_default=False,
     ),
 ]
