@@ -22,7 +22,7 @@ def test_help_and_version_do_not_import_torch() -> None:
     code = (
         "import sys\n"
         "from tiny_cli.cli import main\n"
-        "for args in (['--help'], ['--version'], ['train', '--help']):\n"
+        "for args in (['--help'], ['--version'], ['train', '--help'], ['sweep', '--help']):\n"
         "    sys.argv = ['tiny', *args]\n"
         "    try:\n"
         "        main()\n"

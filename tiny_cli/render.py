@@ -142,6 +142,34 @@ def _status_style(status: Any) -> str:
     )
 
 
+def _header(
+    what: str,
+    run_id: str,
+    meta: Mapping[str, Any],
+    detail: str,
+    config: Mapping[str, Any] | None,
+    problem: str,
+) -> list[Any]:
+    """The top of `tiny inspect`: id, status, why it stopped, what is broken, the config."""
+    status = str(meta.get("status", "?"))
+    parts: list[Any] = [
+        Text.assemble(
+            (f"{what} ", "bold"),
+            (run_id, "bold cyan"),
+            "  ",
+            (status, _status_style(status)),
+            f"  ({detail})",
+        )
+    ]
+    if meta.get("reason"):
+        parts.append(Text(f"reason: {meta['reason']}", style="yellow"))
+    if problem:
+        parts.append(Text(f"problem: {problem}", style="red"))
+    if config is not None:
+        parts.append(config_view(config))
+    return parts
+
+
 def run_view(
     run_id: str,
     meta: Mapping[str, Any],
@@ -151,21 +179,8 @@ def run_view(
     precision: int = 2,
     problem: str = "",
 ) -> Group:
-    status = str(meta.get("status", "?"))
-    head = Text.assemble(
-        ("run ", "bold"),
-        (run_id, "bold cyan"),
-        "  ",
-        (status, _status_style(status)),
-        f"  ({meta.get('kind', '?')}, {meta.get('epochs_done', '-')} epochs)",
-    )
-    parts: list[Any] = [head]
-    if meta.get("reason"):
-        parts.append(Text(f"reason: {meta['reason']}", style="yellow"))
-    if problem:
-        parts.append(Text(f"problem: {problem}", style="red"))
-    if config is not None:
-        parts.append(config_view(config))
+    detail = f"{meta.get('kind', '?')}, {meta.get('epochs_done', '-')} epochs"
+    parts = _header("run", run_id, meta, detail, config, problem)
     if metrics:
         parts.append(metrics_table(metrics))
     if params is not None:
@@ -261,22 +276,9 @@ def sweep_view(
     summary: Sequence[Mapping[str, Any]] | None,
     problem: str = "",
 ) -> Group:
-    status = str(meta.get("status", "?"))
     lo, hi = (meta.get("seeds") or ["?", "?"])[:2]
-    head = Text.assemble(
-        ("sweep ", "bold"),
-        (run_id, "bold cyan"),
-        "  ",
-        (status, _status_style(status)),
-        f"  (seeds {lo}-{hi}, {meta.get('epochs_done', '-')} epochs)",
-    )
-    parts: list[Any] = [head]
-    if meta.get("reason"):
-        parts.append(Text(f"reason: {meta['reason']}", style="yellow"))
-    if problem:
-        parts.append(Text(f"problem: {problem}", style="red"))
-    if config is not None:
-        parts.append(config_view(config))
+    detail = f"seeds {lo}-{hi}, {meta.get('epochs_done', '-')} epochs"
+    parts = _header("sweep", run_id, meta, detail, config, problem)
     if meta.get("grid"):
         grid = "  ".join(f"{k}={','.join(map(str, v))}" for k, v in meta["grid"].items())
         parts.append(Text(f"grid: {grid}"))
