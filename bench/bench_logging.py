@@ -29,7 +29,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from tiny_cli import config, experiment, models, plots, tasks, tracking
+from tiny_cli import config, models, plots, tasks, tracking
 from tiny_cli.train import LOSSES, EpochStats, fit, make_optimizer
 
 TARGET = 1.3
@@ -62,7 +62,7 @@ def train_once(name: str, variant: str) -> float:
     model = models.build(cfg)
     t = cfg.train
     assert t.loss is not None
-    correct = experiment.correct_fn(task)
+    correct = task.correct
     optimizer = make_optimizer(t.optimizer, model.parameters(), t.lr, t.momentum, t.weight_decay)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()

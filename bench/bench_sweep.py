@@ -28,7 +28,6 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 
 from tiny_cli import config, models, sweep, tasks, train  # noqa: E402
-from tiny_cli.experiment import correct_fn  # noqa: E402
 
 BAR = {"is_even batched": 200, "is_even command": 180, "min batched": 25}
 GIB = 1024**3
@@ -51,7 +50,7 @@ def one_by_one(name: str, seeds: list[int], epochs: int | None = None) -> float:
         start = time.perf_counter()
         train.fit(
             model, x, y, loss=t.loss or "mse", optimizer=opt, epochs=t.epochs,
-            batch_size=t.batch_size, seed=seed, correct=correct_fn(task),
+            batch_size=t.batch_size, seed=seed, correct=task.correct,
         )  # fmt: skip
         elapsed += time.perf_counter() - start
     return len(seeds) * t.epochs / elapsed

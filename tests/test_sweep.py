@@ -13,7 +13,6 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tests.conftest import CLI, assert_one_line_error
 from tiny_cli import config, hardwired, models, sweep, tasks, train
 from tiny_cli.errors import TinyError
-from tiny_cli.experiment import correct_fn
 
 ATOL = 1e-5
 
@@ -32,7 +31,7 @@ def train_alone(cfg: config.ExperimentConfig, seed: int) -> tuple[dict[str, torc
     opt = train.make_optimizer(t.optimizer, model.parameters(), t.lr, t.momentum, t.weight_decay)
     result = train.fit(
         model, x, y, loss=t.loss or "mse", optimizer=opt, epochs=t.epochs,
-        batch_size=t.batch_size, seed=seed, correct=correct_fn(task),
+        batch_size=t.batch_size, seed=seed, correct=task.correct,
     )  # fmt: skip
     return model.state_dict(), result.epochs
 

@@ -43,13 +43,6 @@ def versions() -> dict[str, str]:
     return {"tiny": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
-def correct_fn(task: tasks.Task) -> Any:
-    """Per-sample 'right' for classification tasks: output within 0.5 of the 0/1 target."""
-    if task.kind != "classification":
-        return None
-    return lambda pred, y: (pred - y).abs() < 0.5
-
-
 def hparams_metrics() -> list[str]:
     """The final-metric tags that get a column in the HPARAMS table, the same for every run."""
     names = ["loss"] + [m for task in tasks.TASKS.values() for m in task.summary_metrics]
@@ -63,9 +56,9 @@ def evaluate(
     """Final metrics on the training domain (and beyond it, as the task defines)."""
     task = tasks.get(cfg.task)
     assert cfg.train.loss is not None
-    pred = tasks.predict(model, x).reshape(y.shape)
-    metrics: dict[str, Any] = {"loss": LOSSES[cfg.train.loss](pred, y).item()}
-    metrics.update(task.metrics(model, cfg.task, x, y))
+    pred = tasks.predict(model, x)
+    metrics: dict[str, Any] = {"loss": LOSSES[cfg.train.loss](pred.reshape(y.shape), y).item()}
+    metrics.update(task.metrics(model, cfg.task, x, y, pred))
     metrics.update(models.derived(cfg.model.arch or "", models.flat_parameters(model).tolist()))
     return metrics
 
@@ -164,7 +157,7 @@ def run_experiment(
             dev = torch.device(device)
             model.to(dev)
             xd, yd = x.to(dev), y.to(dev)
-            correct = correct_fn(task)
+            correct = task.correct
             t = cfg.train
             loss_name = t.loss or task.default_loss
             with torch.no_grad():
@@ -229,9 +222,8 @@ def _store_failure(
                 vector_to_parameters(last.stats.params.cpu(), model.parameters())
             run.save_state(model.state_dict())
     finally:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # it closes the event file whatever fails
             tracker.close(model, status)
-        tracker.writer.close()
     reason = "aborted by a second Ctrl-C" if interrupted else f"{type(exc).__name__}: {exc}"
     run.update_meta(status=status, epochs_done=epochs, reason=reason, finished=time.time())
     what = "interrupted" if interrupted else f"failed ({reason.splitlines()[0]})"

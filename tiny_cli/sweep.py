@@ -248,15 +248,6 @@ def fit_batched(
 # --- outcomes ---------------------------------------------------------------------------
 
 
-def correct(task: str, pred: Tensor, y: Tensor) -> Tensor:
-    """Right answers [S, n], as the task's accuracy metric counts them: lt10 thresholds the
-    sigmoid at 0.5 (`F(x) > 0.5` means x < 10), is_even rounds (within 0.5 of x mod 2)."""
-    y = y.reshape(1, -1)
-    if task == "lt10":
-        return (pred > 0.5) == (y > 0.5)
-    return (pred - y).abs() < 0.5
-
-
 def classify(
     kind: str,
     pred: Tensor,
@@ -269,7 +260,8 @@ def classify(
 
     `pred` is [S, n] (each seed's outputs), `y` the n targets, `hidden` the ReLU layers
     [S, units, n] before the output, `right` the right answers [S, n] of a classification
-    (default: within 0.5 of the 0/1 target; see `correct`). The first rule that holds wins:
+    (default: within 0.5 of the 0/1 target; the task's own rule is `tasks.Task.correct`).
+    The first rule that holds wins:
 
     - diverged: the loss or the parameters stopped being finite (training kept the last
       finite parameters);
@@ -327,7 +319,7 @@ def evaluate(cfg: ExperimentConfig, params: Params, x: Tensor, y: Tensor) -> Eva
     pred, hidden = forward(cfg.model.arch, params, x)
     target = y.reshape(1, -1).expand_as(pred)
     loss = LOSSES[cfg.train.loss](pred, target, reduction="none").mean(dim=1)  # type: ignore[call-arg]
-    right = correct(task.name, pred, y) if task.kind == "classification" else None
+    right = task.correct(pred, y.reshape(1, -1)) if task.correct is not None else None
     accuracy = right.float().mean(dim=1) if right is not None else None
     return Evaluation(loss, pred, hidden, right, accuracy)
 
@@ -556,8 +548,10 @@ def run_sweep(
     previous_threads = torch.get_num_threads()
     try:
         torch.set_num_threads(threads)
-        results = [run_point(p, seeds, on_epoch) for p in points]
-        torch.set_num_threads(previous_threads)
+        try:
+            results = [run_point(p, seeds, on_epoch) for p in points]
+        finally:
+            torch.set_num_threads(previous_threads)
         summary = [r.summary() for r in results]
         _store_arrays(run, seeds, results)
         run.write_json(runs.SUMMARY, summary)
@@ -581,7 +575,6 @@ def run_sweep(
                 out = experiment.run_experiment(cfg, runs_root=runs_root, source=source)
                 kept.append({"point": i, "seed": seed, "why": why, "run": out.run.id})
     except BaseException as exc:
-        torch.set_num_threads(previous_threads)
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         run.update_meta(status=status, reason=f"{type(exc).__name__}: {exc}", finished=time.time())
         raise

@@ -25,17 +25,34 @@ class Task:
     name: str
     summary: str
     in_features: int
-    kind: Literal["classification", "regression"]
     default_arch: str
     default_loss: str
     data: Callable[[Any], tuple[Tensor, Tensor]]
     target: Callable[..., float]
     # The target on a batch of inputs (n, in_features) -> (n, 1), for pictures of the task.
     truth: Callable[[Any, Tensor], Tensor]
-    # Metrics beyond the loss, on the training domain and outside it.
-    metrics: Callable[[nn.Module, Any, Tensor, Tensor], Metrics]
+    # Metrics beyond the loss, on the training domain and outside it, given the model's
+    # predictions on the domain (flat), so they are not computed twice.
+    metrics: Callable[[nn.Module, Any, Tensor, Tensor, Tensor], Metrics]
+    # Per-sample "right" (outputs, targets of the same shape -> bool), for classification;
+    # the one rule behind training accuracy, final accuracy and a sweep's "solved".
+    correct: Callable[[Tensor, Tensor], Tensor] | None = None
     # The final metrics worth a column in TensorBoard's HPARAMS table (list entries as `k[i]`).
     summary_metrics: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> Literal["classification", "regression"]:
+        return "classification" if self.correct is not None else "regression"
+
+
+def above_half_right(pred: Tensor, y: Tensor) -> Tensor:
+    """lt10: F(x) > 0.5 means "x < threshold" (F = 0.5 exactly counts as "no")."""
+    return (pred > 0.5) == (y > 0.5)
+
+
+def rounds_right(pred: Tensor, y: Tensor) -> Tensor:
+    """is_even: the output rounds to the target (within 0.5 of x mod 2)."""
+    return (pred - y).abs() < 0.5
 
 
 @torch.no_grad()
@@ -56,13 +73,12 @@ def lt10_data(cfg: Lt10Task) -> tuple[Tensor, Tensor]:
     return x, lt10_truth(cfg, x)
 
 
-def lt10_metrics(model: nn.Module, cfg: Lt10Task, x: Tensor, y: Tensor) -> Metrics:
-    pred = predict(model, x)
+def lt10_metrics(model: nn.Module, cfg: Lt10Task, x: Tensor, y: Tensor, pred: Tensor) -> Metrics:
     wide = torch.arange(cfg.low - 1000, cfg.high + 1000, dtype=torch.float32).unsqueeze(1)
     probe = cfg.threshold - 0.5
-    beyond = (predict(model, wide) > 0.5) == (wide.reshape(-1) < cfg.threshold)
+    beyond = above_half_right(predict(model, wide), lt10_truth(cfg, wide).reshape(-1))
     return {
-        "accuracy": ((pred > 0.5).float() == y.reshape(-1)).float().mean().item(),
+        "accuracy": above_half_right(pred, y.reshape(-1)).float().mean().item(),
         # The article's yardstick for how sharp the step is: F(9.5) for threshold 10.
         f"F({probe:g})": predict(model, torch.tensor([[probe]])).item(),
         "accuracy_beyond": beyond.float().mean().item(),
@@ -88,15 +104,15 @@ def min_data(cfg: MinTask) -> tuple[Tensor, Tensor]:
     return x, min_truth(cfg, x)
 
 
-def min_metrics(model: nn.Module, cfg: MinTask, x: Tensor, y: Tensor) -> Metrics:
-    err = (predict(model, x) - y.reshape(-1)).abs()
+def min_metrics(model: nn.Module, cfg: MinTask, x: Tensor, y: Tensor, pred: Tensor) -> Metrics:
+    err = (pred - y.reshape(-1)).abs()
     # Ten times the training range on each side, fixed seed: does the formula generalise?
     span = cfg.high - cfg.low
     far = torch.tensor(
         min_pairs(cfg.low - 10 * span, cfg.high + 10 * span, 10_000, seed=12345),
         dtype=torch.float32,
     )
-    err_far = (predict(model, far) - far.min(dim=1).values).abs()
+    err_far = (predict(model, far) - min_truth(cfg, far).reshape(-1)).abs()
     return {
         "mae": err.mean().item(),
         "max_abs_error": err.max().item(),
@@ -120,7 +136,7 @@ def parity_correct(model: nn.Module, lo: int, hi: int) -> Tensor:
     """Per integer in [lo, hi]: does round(model(x)) == x mod 2? (within 0.5 of the target)."""
     x = torch.arange(lo, hi + 1, dtype=torch.float64)
     pred = predict(model, x.float().unsqueeze(1)).double()
-    return (pred - torch.remainder(x, 2)).abs() < 0.5
+    return rounds_right(pred, torch.remainder(x, 2))
 
 
 def correct_interval(model: nn.Module, lo: int, hi: int, chunk: int = 4096) -> Metrics:
@@ -153,10 +169,11 @@ def correct_interval(model: nn.Module, lo: int, hi: int, chunk: int = 4096) -> M
     return {"correct_interval": [left, right], "wrong_at": [wrong_left, wrong_right]}
 
 
-def is_even_metrics(model: nn.Module, cfg: IsEvenTask, x: Tensor, y: Tensor) -> Metrics:
-    pred = predict(model, x)
+def is_even_metrics(
+    model: nn.Module, cfg: IsEvenTask, x: Tensor, y: Tensor, pred: Tensor
+) -> Metrics:
     return {
-        "accuracy": ((pred - y.reshape(-1)).abs() < 0.5).float().mean().item(),
+        "accuracy": rounds_right(pred, y.reshape(-1)).float().mean().item(),
         **correct_interval(model, 0, 2**cfg.bits - 1),
     }
 
@@ -166,20 +183,19 @@ TASKS: dict[str, Task] = {
         name="lt10",
         summary="x < threshold on the integers [low, high); one sigmoid neuron",
         in_features=1,
-        kind="classification",
         default_arch="sigmoid_neuron",
         default_loss="bce",
         data=lt10_data,
         target=lambda x, threshold=10: float(x < threshold),
         truth=lt10_truth,
         metrics=lt10_metrics,
+        correct=above_half_right,
         summary_metrics=("accuracy", "accuracy_beyond", "threshold", "steepness"),
     ),
     "min": Task(
         name="min",
         summary="min(a, b) on seeded random integer pairs; the article's MinModel",
         in_features=2,
-        kind="regression",
         default_arch="min_model",
         default_loss="mse",
         data=min_data,
@@ -192,13 +208,13 @@ TASKS: dict[str, Task] = {
         name="is_even",
         summary="x mod 2 on [0, 2^bits); log-depth ReLU chain of |x - 2^k| layers",
         in_features=1,
-        kind="classification",
         default_arch="relu_chain",
         default_loss="mse",
         data=is_even_data,
         target=lambda x: float(x % 2),
         truth=is_even_truth,
         metrics=is_even_metrics,
+        correct=rounds_right,
         summary_metrics=("accuracy", "correct_interval[0]", "correct_interval[1]"),
     ),
 }
