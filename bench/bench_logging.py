@@ -29,7 +29,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from tiny_cli import config, models, plots, tasks, tracking
+from tiny_cli import config, models, plots, tracking
 from tiny_cli.train import LOSSES, EpochStats, fit, make_optimizer
 
 TARGET = 1.3
@@ -57,12 +57,12 @@ class NaiveLogger:
 def train_once(name: str, variant: str) -> float:
     """One training run as `tiny train` does it; returns its wall time in seconds."""
     cfg, _ = config.load(name, [("train.epochs", EPOCHS[name], "bench")])
-    task = tasks.get(cfg.task)
-    x, y = task.data(cfg.task)
+    task = cfg.task
+    x, y = task.data()
     model = models.build(cfg)
     t = cfg.train
     assert t.loss is not None
-    correct = task.correct
+    correct = task.correct if task.kind == "classification" else None
     optimizer = make_optimizer(t.optimizer, model.parameters(), t.lr, t.momentum, t.weight_decay)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
@@ -74,7 +74,7 @@ def train_once(name: str, variant: str) -> float:
             tracker = tracking.Tracker(
                 tracking.EventWriter(Path(tmp)),
                 model,
-                cfg.model.arch or "",
+                cfg.arch,
                 every=1,
                 picture=picture,
                 images_every=cfg.log.image_interval(t.epochs),

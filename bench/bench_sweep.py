@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from tiny_cli import config, models, sweep, tasks, train  # noqa: E402
+from tiny_cli import config, models, sweep, train  # noqa: E402
 
 BAR = {"is_even batched": 200, "is_even command": 180, "min batched": 25}
 GIB = 1024**3
@@ -37,20 +37,21 @@ def one_by_one(name: str, seeds: list[int], epochs: int | None = None) -> float:
     """Seed-epochs per second of tiny train's loop, one seed after another."""
     over = [] if epochs is None else [("train.epochs", epochs, "bench")]
     cfg, _ = config.load(name, over)
-    task = tasks.get(cfg.task)
-    x, y = task.data(cfg.task)
+    task = cfg.task
+    x, y = task.data()
     t = cfg.train
     elapsed = 0.0
     for seed in seeds:
         c = cfg.model_copy(update={"seed": seed})
         model = models.build(c)
+        right = task.correct if task.kind == "classification" else None
         opt = train.make_optimizer(
             t.optimizer, model.parameters(), t.lr, t.momentum, t.weight_decay
         )
         start = time.perf_counter()
         train.fit(
             model, x, y, loss=t.loss or "mse", optimizer=opt, epochs=t.epochs,
-            batch_size=t.batch_size, seed=seed, correct=task.correct,
+            batch_size=t.batch_size, seed=seed, correct=right,
         )  # fmt: skip
         elapsed += time.perf_counter() - start
     return len(seeds) * t.epochs / elapsed

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from tests.article import ArticleMinModel, create_sequential_model, lt10_model
 from tests.conftest import CLI
-from tiny_cli import config, tasks
+from tiny_cli import config
 
 
 def article_model(cfg: config.ExperimentConfig) -> torch.nn.Module:
@@ -35,7 +35,7 @@ def test_checkpoint_loads_into_the_articles_class_and_reproduces_the_loss(
     model = article_model(cfg)
     state = torch.load(run / "model.pt", weights_only=True)
     model.load_state_dict(state)  # strict: same names, same shapes
-    x, y = tasks.get(cfg.task).data(cfg.task)
+    x, y = cfg.task.data()
     with torch.no_grad():
         pred = model(x)
     loss = {"bce": F.binary_cross_entropy, "mse": F.mse_loss}[cfg.train.loss or ""](pred, y)

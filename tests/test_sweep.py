@@ -11,8 +11,9 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.conftest import CLI, assert_one_line_error
-from tiny_cli import config, hardwired, models, sweep, tasks, train
+from tiny_cli import config, models, sweep, tasks, train
 from tiny_cli.errors import TinyError
+from tiny_cli.tasks import integers, pairs, threshold
 
 ATOL = 1e-5
 
@@ -24,14 +25,15 @@ def load(name: str, *sets: str) -> config.ExperimentConfig:
 def train_alone(cfg: config.ExperimentConfig, seed: int) -> tuple[dict[str, torch.Tensor], int]:
     """What `tiny train --seed k` does: models.build, then train.fit."""
     cfg = cfg.model_copy(update={"seed": seed})
-    task = tasks.get(cfg.task)
-    x, y = task.data(cfg.task)
+    task = cfg.task
+    x, y = task.data()
     model = models.build(cfg)
     t = cfg.train
+    right = task.correct if task.kind == "classification" else None
     opt = train.make_optimizer(t.optimizer, model.parameters(), t.lr, t.momentum, t.weight_decay)
     result = train.fit(
         model, x, y, loss=t.loss or "mse", optimizer=opt, epochs=t.epochs,
-        batch_size=t.batch_size, seed=seed, correct=task.correct,
+        batch_size=t.batch_size, seed=seed, correct=right,
     )  # fmt: skip
     return model.state_dict(), result.epochs
 
@@ -67,22 +69,22 @@ def test_seed_k_of_a_sweep_is_tiny_train_seed_k(
 @pytest.mark.parametrize("name", config.shipped_names())
 def test_batched_forward_is_the_models_forward(name: str) -> None:
     cfg = load(name)
-    task = tasks.get(cfg.task)
-    x, _ = task.data(cfg.task)
+    task = cfg.task
+    x, _ = task.data()
     params = sweep.initial_params(cfg, [3, 4, 5])
     for key in params:  # move away from the init so every weight matters
         params[key] = params[key] + 0.1 * torch.randn(params[key].shape)
-    pred, _ = sweep.forward(cfg.model.arch or "", params, x)
+    pred, _ = sweep.forward(cfg.arch, params, x)
     for i in range(3):
         model = models.build(cfg)
         model.load_state_dict({k: v[i] for k, v in params.items()})
-        torch.testing.assert_close(pred[i], tasks.predict(model, x), atol=1e-5, rtol=1e-6)
+        torch.testing.assert_close(pred[i], tasks.predict_fn(model)(x), atol=1e-5, rtol=1e-6)
 
 
 def test_a_diverging_seed_does_not_touch_the_others() -> None:
     cfg = load("min", "train.epochs=5")
-    task = tasks.get(cfg.task)
-    x, y = task.data(cfg.task)
+    task = cfg.task
+    x, y = task.data()
     params = sweep.initial_params(cfg, [0, 1])
     start = {k: v.clone() for k, v in params.items()}
     params["output_layer.weight"][1] = 1e30  # seed 1: the loss overflows at once
@@ -101,8 +103,8 @@ def test_a_diverging_seed_does_not_touch_the_others() -> None:
 
 def outcome_of(name: str, state: dict[str, torch.Tensor], *sets: str) -> str:
     cfg = load(name, *sets)
-    task = tasks.get(cfg.task)
-    x, y = task.data(cfg.task)
+    task = cfg.task
+    x, y = task.data()
     params = {k: v.unsqueeze(0) for k, v in state.items()}
     ev = sweep.evaluate(cfg, params, x, y)
     (code,) = sweep.classify(task.kind, ev.pred, y, ev.hidden, right=ev.right).tolist()
@@ -114,9 +116,9 @@ def zeros_like(name: str) -> dict[str, torch.Tensor]:
 
 
 def test_hardwired_nets_are_solved() -> None:
-    assert outcome_of("lt10", hardwired.lt10(10.0, 1.0)) == "solved"  # F(10) = 0.5 is "no"
-    assert outcome_of("min", hardwired.min_equation1()) == "solved"
-    assert outcome_of("is_even", hardwired.is_even(4)) == "solved"
+    assert outcome_of("lt10", threshold.step_neuron(10.0, 1.0)) == "solved"  # F(10) = 0.5 is "no"
+    assert outcome_of("min", pairs.min_equation1()) == "solved"
+    assert outcome_of("is_even", integers.is_even_chain(4)) == "solved"
 
 
 def test_a_constant_at_the_targets_mean_is_stuck_at_mean() -> None:
@@ -124,7 +126,7 @@ def test_a_constant_at_the_targets_mean_is_stuck_at_mean() -> None:
     state["10.bias"] = torch.tensor([0.5])  # ReLU(0.5): the mean of x mod 2
     assert outcome_of("is_even", state) == "stuck at mean"
     cfg = load("min")
-    _, y = tasks.get(cfg.task).data(cfg.task)
+    _, y = cfg.task.data()
     state = zeros_like("min")
     state["output_layer.bias"] = y.mean().reshape(1)
     assert outcome_of("min", state) == "stuck at mean"
@@ -135,16 +137,16 @@ def test_a_constant_elsewhere_or_a_silent_layer_is_dead() -> None:
     state["4.bias"] = torch.tensor([-100.0, -100.0])  # layer 3 never fires
     assert outcome_of("is_even", state) == "dead"
     assert outcome_of("lt10", {"0.weight": torch.zeros(1, 1), "0.bias": torch.ones(1)}) == "dead"
-    state = hardwired.min_equation1()
+    state = pairs.min_equation1()
     state["fc1.bias"] = state["fc2.bias"] = torch.tensor([-1000.0])  # both branches silent
     assert outcome_of("min", state) == "dead"  # the read-out still varies: the layer rule
 
 
 def test_anything_else_is_partial_and_non_finite_is_diverged() -> None:
-    state = hardwired.min_equation1()
+    state = pairs.min_equation1()
     state["output_layer.weight"] = torch.tensor([[0.5, 0.5, 0.0, 0.0]])  # (a + b) / 2
     assert outcome_of("min", state) == "partial"
-    state = hardwired.is_even(4)
+    state = integers.is_even_chain(4)
     state["6.bias"] = torch.tensor([1.0, -0.5])  # right on some integers only
     assert outcome_of("is_even", state) == "partial"
     pred = torch.tensor([[0.0, 1.0], [float("nan"), 1.0], [0.0, 1.0]])

@@ -60,7 +60,8 @@ Device = Annotated[
 ConfigArg = Annotated[
     str,
     typer.Argument(
-        metavar="NAME|PATH", help="A shipped config (lt10, min, is_even) or a path to a YAML file."
+        metavar="NAME|PATH",
+        help="A shipped config (lt10, min, is_even, ...: see tiny tasks) or a YAML file.",
     ),
 ]
 
@@ -209,7 +210,7 @@ def train(
         str | None,
         typer.Argument(
             metavar="NAME|PATH",
-            help="A shipped config (lt10, min, is_even) or a path to a YAML file.",
+            help="A shipped config (lt10, min, is_even, ...: see tiny tasks) or a YAML file.",
             show_default=False,
         ),
     ] = None,
@@ -248,9 +249,11 @@ def train(
 @app.command()
 def hardwire(
     config_ref: ConfigArg,
-    bits: Annotated[int | None, typer.Option(help="is_even: domain [0, 2^bits), 1 to 24.")] = None,
+    bits: Annotated[
+        int | None, typer.Option(help="task.bits: is_even on [0, 2^bits) (1 to 24), mod, parity.")
+    ] = None,
     scale: Annotated[
-        float | None, typer.Option(help="lt10: Sigmoid(scale * (10 - x)); 1 or 100 in the article.")
+        float | None, typer.Option(help="lt: Sigmoid(scale * (t - x)); 1 or 100 in the article.")
     ] = None,
     sets: Sets = None,
     runs_dir: RunsDir = None,
@@ -261,13 +264,20 @@ def hardwire(
 
     Example: tiny hardwire is_even --bits 4
     """
-    from tiny_cli import config
+    from tiny_cli import catalog, config
 
     base, _ = config.load(config_ref, _overrides(sets))
-    if bits is not None and base.task.name != "is_even":
-        raise TinyError(f"--bits {bits}: only is_even has bits (this config is {base.task.name})")
-    if scale is not None and base.task.name != "lt10":
-        raise TinyError(f"--scale {scale}: only lt10 has a scale (this config is {base.task.name})")
+    task = base.task
+    if bits is not None and "bits" not in type(task).model_fields:
+        raise TinyError(f"--bits {bits}: task {task.name} has no task.bits")
+    if scale is not None and "scale" not in task.construction_options:
+        raise TinyError(f"--scale {scale}: task {task.name}'s construction has no scale")
+    if not task.constructions(base.init):
+        having = catalog.with_construction()
+        raise TinyError(
+            f"hardwire {config_ref}: task {task.name} has no construction; "
+            f"tasks with one: {', '.join(having)}"
+        )
     forced = [("init.mode", "hardwired", "hardwire"), ("train.epochs", 0, "hardwire")]
     overrides = _overrides(sets, bits=("task.bits", bits), scale=("init.scale", scale))
     cfg, path = config.load(config_ref, overrides + forced)
@@ -517,6 +527,20 @@ def compare(
             params.append(None)
     metrics = [runs.read(run).metrics for run in chosen]
     console.print(render.compare_view([r.id for r in chosen], metrics, params, precision))
+
+
+@app.command("tasks")
+def list_tasks(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """List every task (built in and from plugins): parameters, default net, constructions."""
+    from tiny_cli import catalog, render
+
+    entries = catalog.entries()
+    if as_json:
+        sys.stdout.write(json.dumps([e.as_dict() for e in entries], indent=2) + "\n")
+        return
+    console.print(render.tasks_table(entries))
 
 
 @app.command("runs")

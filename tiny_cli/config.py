@@ -6,103 +6,49 @@ the file (and line, where YAML knows it) or the `--set` argument, and the dotted
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from types import UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StrictInt,
-    ValidationError,
-    model_validator,
-)
+from pydantic import BaseModel, Field, StrictBool, StrictInt, ValidationError
 
+from tiny_cli import models, tasks
 from tiny_cli.errors import TinyError, did_you_mean
+from tiny_cli.models import Arch
+from tiny_cli.schema import Float, Section
+from tiny_cli.tasks import Task
 
 MAX_EPOCHS = 10_000_000
-MAX_BITS = 24  # float32 holds every integer up to 2^24 exactly
-ARCHS = ("sigmoid_neuron", "min_model", "relu_chain")
 INIT_MODES = ("random", "hardwired", "hardwired+noise")
-TASK_NAMES = ("lt10", "min", "is_even")
+
+if TYPE_CHECKING:
+    TaskConfig = Task
+else:  # one section per registered task (plugins included), told apart by `name`
+    TaskConfig = Annotated[Union[tasks.classes()], Field(discriminator="name")]  # noqa: UP007
 
 
-def _number(value: Any) -> Any:
-    # YAML 1.1 reads `1e-2` as a string; accept it, but never a boolean as a number.
-    if isinstance(value, bool):
-        raise ValueError(f"expected a number, got {str(value).lower()}")
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise ValueError(f"expected a number, got {value!r}") from None
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"expected a finite number, got {value}")
-    return value
-
-
-Float = Annotated[float, BeforeValidator(_number), Field(allow_inf_nan=False)]
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-Bound = Annotated[StrictInt, Field(ge=-(10**6), le=10**6)]
-
-
-class _IntegerRange(Section):
-    """A task on the integers [low, high); subclasses set the name and the defaults."""
-
-    name: str  # first, so stored configs read name first
-    low: Bound
-    high: Bound  # exclusive, as in range(low, high)
-
-    @model_validator(mode="after")
-    def _nonempty(self) -> _IntegerRange:
-        if self.high <= self.low:
-            raise ValueError(f"empty domain: high ({self.high}) must be above low ({self.low})")
-        return self
-
-
-class Lt10Task(_IntegerRange):
-    name: Literal["lt10"]
-    threshold: Float = 10.0
-    low: Bound = -20
-    high: Bound = 40
-
-
-class MinTask(_IntegerRange):
-    name: Literal["min"]
-    low: Bound = -50
-    high: Bound = 50
-    n_samples: StrictInt = Field(1000, ge=1, le=10**7)
-    data_seed: StrictInt = Field(0, ge=0)
-
-
-class IsEvenTask(Section):
-    name: Literal["is_even"]
-    bits: StrictInt = Field(4, ge=1, le=MAX_BITS)
-
-
-TaskConfig = Annotated[Lt10Task | MinTask | IsEvenTask, Field(discriminator="name")]
+class LayerConfig(Section):
+    width: StrictInt = Field(ge=1, le=models.MAX_WIDTH)
+    activation: models.Activation
 
 
 class ModelConfig(Section):
+    # A preset (the article's nets) or a list of layers; neither: the task's default.
     arch: Literal["sigmoid_neuron", "min_model", "relu_chain"] | None = None
     # relu_chain only: layer widths, input first. Default for is_even: the article's
     # [1, 2, ..., 2, 1] with bits + 1 two-neuron layers.
-    widths: list[Annotated[StrictInt, Field(ge=1, le=4096)]] | None = Field(None, min_length=2)
+    widths: list[Annotated[StrictInt, Field(ge=1, le=models.MAX_WIDTH)]] | None = Field(
+        None, min_length=2, max_length=models.MAX_LAYERS + 1
+    )
+    layers: list[LayerConfig] | None = Field(None, min_length=1, max_length=models.MAX_LAYERS)
+    skip_input: StrictBool = False  # layers only: the last layer also reads the inputs
 
 
 class InitConfig(Section):
     mode: Literal["random", "hardwired", "hardwired+noise"] = "random"
-    noise: Float = Field(0.1, ge=0, description="std of Gaussian noise for hardwired+noise")
-    scale: Float = Field(1.0, gt=0, le=1e6, description="lt10: Sigmoid(scale * (t - x))")
+    noise: Float = Field(0.1, ge=0, le=1e6, description="std of Gaussian noise for hardwired+noise")
+    scale: Float = Field(1.0, gt=0, le=1e6, description="lt: Sigmoid(scale * (t - x))")
 
 
 class TrainConfig(Section):
@@ -110,7 +56,7 @@ class TrainConfig(Section):
     optimizer: Literal["sgd", "adam", "adamw"] = "adam"
     lr: Float = Field(0.01, gt=0, le=100)
     momentum: Float = Field(0.0, ge=0, lt=1)
-    weight_decay: Float = Field(0.0, ge=0)
+    weight_decay: Float = Field(0.0, ge=0, le=1e6)
     loss: Literal["mse", "bce", "l1"] | None = None  # None: the task's default
     batch_size: StrictInt | None = Field(None, ge=1)  # None: full batch
 
@@ -136,6 +82,15 @@ class ExperimentConfig(Section):
     train: TrainConfig
     seed: StrictInt = Field(0, ge=0, le=2**63 - 1)
     log: LogConfig = LogConfig()
+
+    @property
+    def arch(self) -> Arch:
+        """The architecture of a resolved config."""
+        return architecture(self.model, len(self.task.input_names()))
+
+    @property
+    def loss(self) -> str:
+        return self.train.loss or self.task.default_loss
 
 
 # --- locating and reading configs -------------------------------------------------------
@@ -186,8 +141,6 @@ def parse_override(item: str) -> Override:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
-    if isinstance(value, dict | list) and parts != ["model", "widths"]:
-        raise TinyError(f"--set {item!r}: value must be a single value, not a mapping or list")
     return key, value, f"--set {item}"
 
 
@@ -234,14 +187,14 @@ def _section_keys(prefix: str) -> list[str]:
         "log": LogConfig,
     }
     if prefix == "task":
-        return sorted({k for m in (Lt10Task, MinTask, IsEvenTask) for k in m.model_fields})
+        return sorted({k for m in tasks.classes() for k in m.model_fields})
     return list(section[prefix].model_fields) if prefix in section else []
 
 
 def _describe(err: Any) -> tuple[str, str]:
     """A pydantic error -> (dotted key, message in plain words)."""
     loc = [str(p) for p in err["loc"]]
-    if len(loc) > 1 and loc[0] == "task" and loc[1] in TASK_NAMES:
+    if len(loc) > 1 and loc[0] == "task" and loc[1] in tasks.registry():
         del loc[1]  # the discriminated union's tag, not a key the user wrote
     key = ".".join(loc) or "(top level)"
     kind, msg = err["type"], err["msg"]
@@ -250,10 +203,11 @@ def _describe(err: Any) -> tuple[str, str]:
         return key, f"unknown key{did_you_mean(loc[-1], _section_keys(parent))}"
     if kind == "union_tag_invalid":
         tag = str(err["ctx"]["tag"])
-        hint = did_you_mean(tag, TASK_NAMES)
-        return f"{key}.name", f"unknown task '{tag}'{hint}; tasks are {', '.join(TASK_NAMES)}"
+        hint = did_you_mean(tag, tasks.registry())
+        names = ", ".join(tasks.names())
+        return f"{key}.name", f"unknown task '{tag}'{hint}; tasks are {names} (see tiny tasks)"
     if kind == "union_tag_not_found":
-        return f"{key}.name", f"missing; tasks are {', '.join(TASK_NAMES)}"
+        return f"{key}.name", f"missing; tasks are {', '.join(tasks.names())}"
     if kind == "missing":
         return key, "required key is missing"
     if kind == "literal_error" and isinstance(err.get("input"), str):
@@ -331,69 +285,104 @@ class _KeyError(Exception):
         self.key, self.message = key, message
 
 
-def is_even_widths(bits: int) -> list[int]:
-    """The article's chain for 2^bits integers: bits + 1 two-neuron |x - c| layers, then 1."""
-    return [1] + [2] * (bits + 1) + [1]
+def architecture(model: ModelConfig, inputs: int) -> Arch:
+    """The architecture a resolved `model:` section describes, for `inputs` inputs."""
+    if model.layers is not None:
+        spec = tuple(models.Layer(la.width, la.activation) for la in model.layers)
+        return Arch(inputs, spec, skip_input=model.skip_input)
+    assert model.arch is not None, "resolve() fills model.arch or model.layers"
+    return models.preset(model.arch, model.widths)
+
+
+def _check_model(model: ModelConfig, task: Task) -> Arch:
+    inputs = len(task.input_names())
+    if model.layers is not None:
+        if model.arch is not None:
+            raise _KeyError("model.layers", "give model.arch or model.layers, not both")
+        if model.widths is not None:
+            raise _KeyError("model.widths", "only used by arch relu_chain, not with layers")
+        if model.layers[-1].width != 1:
+            raise _KeyError("model.layers", "the last layer is the read-out: its width must be 1")
+        if model.skip_input and len(model.layers) < 2:
+            raise _KeyError("model.skip_input", "needs a hidden layer before the read-out")
+    else:
+        if model.skip_input:
+            raise _KeyError("model.skip_input", "only used with model.layers")
+        if model.widths is not None and model.arch != "relu_chain":
+            raise _KeyError("model.widths", f"only used by arch relu_chain, not {model.arch}")
+        if model.arch == "relu_chain":
+            assert model.widths is not None
+            if model.widths[0] != inputs or model.widths[-1] != 1:
+                raise _KeyError(
+                    "model.widths",
+                    f"must start with {inputs} (inputs of {task.name}) and end with 1",
+                )
+        elif model.arch == "min_model" and inputs != 2:
+            raise _KeyError(
+                "model.arch", f"min_model takes 2 inputs; task {task.name} has {inputs}"
+            )
+        elif model.arch == "sigmoid_neuron" and inputs != 1:
+            raise _KeyError(
+                "model.arch", f"sigmoid_neuron takes 1 input; task {task.name} has {inputs}"
+            )
+    arch = architecture(model, inputs)
+    if arch.n_parameters > models.MAX_PARAMETERS:
+        key = "model.layers" if model.layers is not None else "model.widths"
+        raise _KeyError(
+            key, f"{arch.n_parameters:,} parameters; at most {models.MAX_PARAMETERS:,} per net"
+        )
+    return arch
+
+
+def _with_model_defaults(model: ModelConfig, task: Task) -> ModelConfig:
+    """The task's default architecture where the config names none (or no widths)."""
+    default = ModelConfig.model_validate(task.default_model())
+    if model.arch is None and model.layers is None:
+        if model.widths is not None and default.arch != "relu_chain":
+            raise _KeyError("model.widths", "only used by arch relu_chain; set model.arch")
+        return default.model_copy(update={"widths": model.widths or default.widths})
+    if model.arch == "relu_chain" and model.widths is None:
+        if default.arch != "relu_chain" or default.widths is None:
+            raise _KeyError("model.widths", f"required for relu_chain on task {task.name}")
+        return model.model_copy(update={"widths": default.widths})
+    return model
 
 
 def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
-    """Fill the task-dependent defaults (arch, widths, loss) and check the combinations."""
-    from tiny_cli.tasks import TASKS
-
-    task = TASKS[cfg.task.name]
-    arch = cfg.model.arch or task.default_arch
-    widths = cfg.model.widths
-    if widths is not None and arch != "relu_chain":
-        raise _KeyError("model.widths", f"only used by arch relu_chain, not {arch}")
-    if arch == "relu_chain":
-        if widths is None:
-            if not isinstance(cfg.task, IsEvenTask):
-                raise _KeyError("model.widths", f"required for relu_chain on task {task.name}")
-            widths = is_even_widths(cfg.task.bits)
-        if widths[0] != task.in_features or widths[-1] != 1:
-            raise _KeyError(
-                "model.widths",
-                f"must start with {task.in_features} (inputs of {task.name}) and end with 1",
-            )
-    elif arch == "min_model" and task.in_features != 2:
-        raise _KeyError("model.arch", f"min_model takes 2 inputs; task {task.name} has 1")
-    elif arch == "sigmoid_neuron" and task.in_features != 1:
-        raise _KeyError("model.arch", f"sigmoid_neuron takes 1 input; task {task.name} has 2")
+    """Fill the task-dependent defaults (architecture, loss) and check the combinations."""
+    task = cfg.task
+    model = _with_model_defaults(cfg.model, task)
+    arch = _check_model(model, task)
 
     loss = cfg.train.loss or task.default_loss
-    if loss == "bce" and arch != "sigmoid_neuron":
-        raise _KeyError("train.loss", f"bce needs outputs in (0, 1); {arch} is not a sigmoid")
+    if loss == "bce" and arch.layers[-1].activation != "sigmoid":
+        raise _KeyError("train.loss", "bce needs outputs in (0, 1): a sigmoid read-out")
 
     if cfg.init.mode != "random":
-        canonical = arch == task.default_arch and (
-            not isinstance(cfg.task, IsEvenTask) or widths == is_even_widths(cfg.task.bits)
-        )
-        if not canonical:
+        built = task.constructions(cfg.init)
+        if not built:
+            from tiny_cli import catalog
+
+            having = ", ".join(catalog.with_construction())
             raise _KeyError(
                 "init.mode",
-                f"{cfg.init.mode} needs the article's architecture for {task.name} "
-                f"({task.default_arch} with default widths)",
+                f"{cfg.init.mode}: task {task.name} has no construction (tasks with one: {having})",
             )
-    if cfg.train.batch_size is not None and cfg.train.batch_size > _n_samples(cfg):
+        if not any(c.arch == arch for c in built):
+            raise _KeyError(
+                "init.mode",
+                f"{cfg.init.mode} needs the architecture of {task.name}'s construction "
+                f"({built[0].arch.describe()}); this config has {arch.describe()}",
+            )
+    size = task.size()
+    if cfg.train.batch_size is not None and cfg.train.batch_size > size:
         raise _KeyError(
             "train.batch_size",
-            f"{cfg.train.batch_size} is larger than the data set ({_n_samples(cfg)} samples)",
+            f"{cfg.train.batch_size} is larger than the data set ({size} samples)",
         )
     return cfg.model_copy(
-        update={
-            "model": cfg.model.model_copy(update={"arch": arch, "widths": widths}),
-            "train": cfg.train.model_copy(update={"loss": loss}),
-        }
+        update={"model": model, "train": cfg.train.model_copy(update={"loss": loss})}
     )
-
-
-def _n_samples(cfg: ExperimentConfig) -> int:
-    t = cfg.task
-    if isinstance(t, IsEvenTask):
-        return int(2**t.bits)
-    if isinstance(t, MinTask):
-        return t.n_samples
-    return t.high - t.low
 
 
 def to_dict(cfg: ExperimentConfig) -> dict[str, Any]:
@@ -417,7 +406,7 @@ def flat_keys() -> dict[str, str]:
     keys: dict[str, str] = {}
     for name, field in ExperimentConfig.model_fields.items():
         if name == "task":
-            for task_cls in (Lt10Task, MinTask, IsEvenTask):
+            for task_cls in tasks.classes():
                 for k, f in task_cls.model_fields.items():
                     keys.setdefault(f"task.{k}", _kind(f.annotation))
         elif isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):

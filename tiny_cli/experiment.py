@@ -45,7 +45,7 @@ def versions() -> dict[str, str]:
 
 def hparams_metrics() -> list[str]:
     """The final-metric tags that get a column in the HPARAMS table, the same for every run."""
-    names = ["loss"] + [m for task in tasks.TASKS.values() for m in task.summary_metrics]
+    names = ["loss"] + [m for task in tasks.classes() for m in task.summary_metrics]
     return [f"final/{name}" for name in dict.fromkeys(names)]
 
 
@@ -54,12 +54,11 @@ def evaluate(
     cfg: ExperimentConfig, model: nn.Module, x: torch.Tensor, y: torch.Tensor
 ) -> dict[str, Any]:
     """Final metrics on the training domain (and beyond it, as the task defines)."""
-    task = tasks.get(cfg.task)
-    assert cfg.train.loss is not None
-    pred = tasks.predict(model, x)
-    metrics: dict[str, Any] = {"loss": LOSSES[cfg.train.loss](pred.reshape(y.shape), y).item()}
-    metrics.update(task.metrics(model, cfg.task, x, y, pred))
-    metrics.update(models.derived(cfg.model.arch or "", models.flat_parameters(model).tolist()))
+    f = tasks.predict_fn(model)
+    pred = f(x)
+    metrics: dict[str, Any] = {"loss": LOSSES[cfg.loss](pred.reshape(y.shape), y).item()}
+    metrics.update(cfg.task.metrics(f, x, y, pred))
+    metrics.update(models.derived(cfg.arch, models.flat_parameters(model).tolist()))
     return metrics
 
 
@@ -117,8 +116,8 @@ def run_experiment(
     """
     flag = _StopFlag()
     with _catch_signals(flag):
-        task = tasks.get(cfg.task)
-        x, y = task.data(cfg.task)
+        task = cfg.task
+        x, y = task.data()
         model = models.build(cfg)
         picture = plots.PredictionPlot(cfg.task, x)
         run = runs.create(runs_root, cfg.task.name)
@@ -130,7 +129,7 @@ def run_experiment(
                 "kind": kind,
                 "status": "running",
                 "task": cfg.task.name,
-                "arch": cfg.model.arch,
+                "arch": cfg.model.arch or cfg.arch.describe(),
                 "init": cfg.init.mode,
                 "seed": cfg.seed,
                 "epochs": cfg.train.epochs,
@@ -146,7 +145,7 @@ def run_experiment(
         tracker = tracking.Tracker(
             tracking.EventWriter(run.path),
             model,
-            cfg.model.arch or "",
+            cfg.arch,
             cfg.log.every,
             picture=picture,
             images_every=cfg.log.image_interval(cfg.train.epochs),
@@ -157,9 +156,9 @@ def run_experiment(
             dev = torch.device(device)
             model.to(dev)
             xd, yd = x.to(dev), y.to(dev)
-            correct = task.correct
+            correct = task.correct if task.kind == "classification" else None
             t = cfg.train
-            loss_name = t.loss or task.default_loss
+            loss_name = cfg.loss
             with torch.no_grad():
                 pred0 = model(xd)
                 acc0 = correct(pred0, yd).float().mean().item() if correct else None

@@ -24,29 +24,56 @@ def _number(value: float, precision: int) -> str:
     return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
+SUMMARY_THRESHOLD = 16  # more elements than this: show the edges, as numpy does
+EDGE = 3
+
+
+def _summarised(values: Nested) -> Nested | str:
+    """Rows and columns beyond 2 * EDGE cut to their first and last EDGE, the cut marked '...'."""
+    if not isinstance(values, Sequence):
+        return values
+    items: list[Any] = [_summarised(v) for v in values]
+    if len(items) > 2 * EDGE:
+        items = [*items[:EDGE], "...", *items[-EDGE:]]
+    return items
+
+
+def _count(values: Nested) -> int:
+    return sum(_count(v) for v in values) if isinstance(values, Sequence) else 1
+
+
 def format_values(values: Nested, precision: int = 2) -> str:
-    """Nested lists as a numpy-like block: `[[ 0.71 -0.71]]`, columns aligned."""
+    """Nested lists as a numpy-like block: `[[ 0.71 -0.71]]`, columns aligned; a big tensor
+    shows its first and last three rows and columns, as numpy does."""
+    shown: Any = _summarised(values) if _count(values) > SUMMARY_THRESHOLD else values
     flat: list[float] = []
 
-    def collect(v: Nested) -> None:
+    def collect(v: Any) -> None:
+        if isinstance(v, str):
+            return
         if isinstance(v, Sequence):
             for item in v:
                 collect(item)
         else:
             flat.append(float(v))
 
-    collect(values)
+    collect(shown)
     width = max((len(_number(v, precision)) for v in flat), default=0)
 
-    def fmt(v: Nested, depth: int) -> str:
+    def fmt(v: Any, depth: int) -> str:
+        if isinstance(v, str):
+            return v.rjust(width)
         if not isinstance(v, Sequence):
             return _number(float(v), precision).rjust(width)
-        if v and isinstance(v[0], Sequence):
-            inner = ("\n" + " " * (depth + 1)).join(fmt(item, depth + 1) for item in v)
-            return f"[{inner}]"
+        if v and any(isinstance(item, Sequence) and not isinstance(item, str) for item in v):
+            inner = ("\n" + " " * (depth + 1)).join(
+                (" " * (depth + 1) + "...") if isinstance(item, str) else fmt(item, depth + 1)
+                for item in v
+            )
+            return f"[{inner.lstrip() if inner.startswith(' ') else inner}]"
         return "[" + " ".join(fmt(item, depth + 1) for item in v) + "]"
 
-    return fmt(values, 0)
+    return fmt(shown, 0)
 
 
 def _shape(values: Nested) -> tuple[int, ...]:
@@ -61,9 +88,9 @@ def parameters_table(
     params: Mapping[str, Nested], precision: int = 2, title: str = "Parameters"
 ) -> Table:
     table = Table(title=title, title_justify="left")
-    table.add_column("parameter", style="bold")
-    table.add_column("shape")
-    table.add_column(f"value (rounded to {precision} decimals)", no_wrap=True)
+    table.add_column("parameter", style="bold", no_wrap=True)
+    table.add_column("shape", no_wrap=True)
+    table.add_column(f"value (rounded to {precision} decimals)", overflow="fold")
     for name, values in params.items():
         shape = "x".join(map(str, _shape(values))) or "scalar"
         table.add_row(name, shape, format_values(values, precision))
@@ -292,3 +319,44 @@ def sweep_view(
             )
         )
     return Group(*parts)
+
+
+# --- tasks ------------------------------------------------------------------------------
+
+
+def tasks_table(entries: Sequence[Any]) -> Table:
+    """`entries` are catalog.TaskEntry: one row per task; wraps to fit 80 columns."""
+    from tiny_cli.tasks.base import REQUIRED as tasks_required
+
+    table = Table(
+        title=f"{len(entries)} tasks (task.name in a config)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_lines=True,
+    )
+    table.add_column("task", style="bold cyan", no_wrap=True)
+    table.add_column("parameters (default)", overflow="fold", ratio=2)
+    table.add_column("default net; constructions (neurons)", overflow="fold", ratio=3)
+    for e in entries:
+        name = Text(e.name)
+        if e.aliases:
+            name.append("\n" + ", ".join(e.aliases), style="dim")
+        name.append(f"\n{e.kind[:14]}", style="dim")
+        params = "\n".join(
+            f"{k}: {v if v == tasks_required else _plain(v)}" for k, v in e.parameters.items()
+        )
+        net = Text(e.summary + "\n", style="italic")
+        net.append(f"net: {e.default_model}")
+        for c in e.constructions:
+            net.append(f"\nhardwired {c.name} ({c.units}): {c.summary}")
+        if not e.constructions:
+            net.append("\nno construction", style="dim")
+        if e.origin != "built in":
+            net.append(f"\nplugin: {e.origin}", style="dim")
+        table.add_row(name, Text(params or "-"), net)
+    return table
+
+
+def _plain(value: Any) -> str:
+    """A config value as YAML writes it: null, true, [1, 2]."""
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...")

@@ -1,7 +1,8 @@
 """Sweeps: many seeds of one config trained at once as one batched model, and what became of each.
 
 Every parameter gets a leading seed dimension (`[S, *shape]`, the model's own state_dict names)
-and a hand-written batched forward per architecture runs all seeds with `baddbmm`. The loss is
+and one batched forward for every architecture (`models.batched_forward`, `baddbmm` over the
+seeds) runs them all. The loss is
 the sum over seeds of each seed's mean loss, so seed k's gradient is exactly its own, and the
 optimizers (SGD, Adam, AdamW) are elementwise, so one `optimizer.step()` on the stacked
 tensors gives every seed the update it would get trained alone. Seed k starts from
@@ -27,7 +28,7 @@ import torch
 from tensorboard.compat.proto.summary_pb2 import HistogramProto, Summary
 from torch import Tensor, nn
 
-from tiny_cli import config, models, runs, tasks, tracking
+from tiny_cli import config, models, runs, tracking
 from tiny_cli.config import ExperimentConfig, Override
 from tiny_cli.errors import TinyError
 from tiny_cli.train import LOSSES, make_optimizer
@@ -117,42 +118,7 @@ def grid_points(source: str, overrides: list[Override], axes: list[GridAxis]) ->
 
 # --- the batched model ------------------------------------------------------------------
 
-Params = dict[str, Tensor]  # state_dict names -> [S, *shape]
-
-
-def _linear(h: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-    """[S, in, n] -> [S, out, n]: each seed's own `nn.Linear`, as W h + b."""
-    return torch.baddbmm(bias.unsqueeze(-1), weight, h.expand(len(weight), -1, -1))
-
-
-def _sigmoid_neuron(p: Params, x: Tensor) -> tuple[Tensor, list[Tensor]]:
-    return torch.sigmoid(_linear(x, p["0.weight"], p["0.bias"])), []
-
-
-def _min_model(p: Params, x: Tensor) -> tuple[Tensor, list[Tensor]]:
-    h1 = torch.relu(_linear(x, p["fc1.weight"], p["fc1.bias"]))
-    h2 = torch.relu(_linear(x, p["fc2.weight"], p["fc2.bias"]))
-    hidden = torch.cat((h1, h2), dim=1)
-    inputs = torch.cat((x.expand(len(hidden), -1, -1), hidden), dim=1)
-    return _linear(inputs, p["output_layer.weight"], p["output_layer.bias"]), [hidden]
-
-
-def _relu_chain(p: Params, x: Tensor) -> tuple[Tensor, list[Tensor]]:
-    h, layers = x, []
-    for i in range(len(p) // 2):
-        h = torch.relu(_linear(h, p[f"{2 * i}.weight"], p[f"{2 * i}.bias"]))
-        layers.append(h)
-    return h, layers[:-1]
-
-
-# arch -> batched forward: (params [S, ...], inputs [S or 1, in, n]) -> (outputs [S, 1, n],
-# the ReLU layers [S, units, n] before the output). Mirrors models.ARCHITECTURES;
-# tests/test_sweep.py checks each against the ordinary model, seed by seed.
-BATCHED: dict[str, Callable[[Params, Tensor], tuple[Tensor, list[Tensor]]]] = {
-    "sigmoid_neuron": _sigmoid_neuron,
-    "min_model": _min_model,
-    "relu_chain": _relu_chain,
-}
+Params = models.Params  # state_dict names -> [S, *shape]
 
 
 def initial_params(cfg: ExperimentConfig, seeds: Sequence[int]) -> Params:
@@ -161,10 +127,11 @@ def initial_params(cfg: ExperimentConfig, seeds: Sequence[int]) -> Params:
     return {k: torch.stack([st[k] for st in states]) for k in states[0]}
 
 
-def forward(arch: str, params: Params, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+def forward(arch: models.Arch, params: Params, x: Tensor) -> tuple[Tensor, list[Tensor]]:
     """Samples-first inputs [n, in] (shared) -> outputs [S, n] and ReLU layers [S, units, n]."""
-    out, hidden = BATCHED[arch](params, x.T.unsqueeze(0))
-    return out[:, 0, :], hidden
+    out, hidden = models.batched_forward(arch, params, x.T.unsqueeze(0))
+    relu = [h for h, layer in zip(hidden, arch.layers, strict=False) if layer.activation == "relu"]
+    return out[:, 0, :], relu
 
 
 # --- batched training -------------------------------------------------------------------
@@ -192,9 +159,8 @@ def fit_batched(
     the others.
     """
     t = cfg.train
-    assert t.loss is not None and cfg.model.arch is not None
-    net = BATCHED[cfg.model.arch]
-    loss_fn = LOSSES[t.loss]
+    arch = cfg.arch
+    loss_fn = LOSSES[cfg.loss]
     n, s = len(x), len(seeds)
     full_batch = t.batch_size is None or t.batch_size >= n
     tensors = [nn.Parameter(v.detach().clone()) for v in params.values()]
@@ -221,7 +187,7 @@ def fit_batched(
             ]
         total = torch.zeros(s)
         for xb, yb, size in batches:
-            pred, _ = net(leaves, xb)
+            pred, _ = models.batched_forward(arch, leaves, xb)
             per_seed = loss_fn(pred, yb.expand_as(pred), reduction="none").mean(dim=(1, 2))  # type: ignore[call-arg]
             optimizer.zero_grad(set_to_none=True)
             per_seed.where(alive, 0.0).sum().backward()
@@ -314,12 +280,11 @@ class Evaluation:
 @torch.no_grad()
 def evaluate(cfg: ExperimentConfig, params: Params, x: Tensor, y: Tensor) -> Evaluation:
     """Per-seed final loss, accuracy (classification), outputs and ReLU layers."""
-    assert cfg.train.loss is not None and cfg.model.arch is not None
-    task = tasks.get(cfg.task)
-    pred, hidden = forward(cfg.model.arch, params, x)
+    task = cfg.task
+    pred, hidden = forward(cfg.arch, params, x)
     target = y.reshape(1, -1).expand_as(pred)
-    loss = LOSSES[cfg.train.loss](pred, target, reduction="none").mean(dim=1)  # type: ignore[call-arg]
-    right = task.correct(pred, y.reshape(1, -1)) if task.correct is not None else None
+    loss = LOSSES[cfg.loss](pred, target, reduction="none").mean(dim=1)  # type: ignore[call-arg]
+    right = task.correct(pred, y.reshape(1, -1)) if task.kind == "classification" else None
     accuracy = right.float().mean(dim=1) if right is not None else None
     return Evaluation(loss, pred, hidden, right, accuracy)
 
@@ -364,9 +329,10 @@ class PointResult:
 
 def chunk_size(cfg: ExperimentConfig, n_samples: int) -> int:
     """Seeds per batched model so that activations stay around CHUNK_FLOATS floats."""
-    widths = cfg.model.widths or [2, 2, 4, 1]
+    arch = cfg.arch
+    widths = [arch.inputs] + [la.width for la in arch.layers]
     batch = min(cfg.train.batch_size or n_samples, n_samples)
-    per_seed = 4 * batch * sum(widths) + 8 * sum(a * b + b for a, b in itertools.pairwise(widths))
+    per_seed = 4 * batch * (sum(widths) + arch.inputs) + 8 * arch.n_parameters
     return max(1, min(MAX_CHUNK, CHUNK_FLOATS // per_seed))
 
 
@@ -378,8 +344,8 @@ def run_point(
 ) -> PointResult:
     """Train every seed of one grid point, chunk by chunk; classify each seed's outcome."""
     cfg = point.cfg
-    task = tasks.get(cfg.task)
-    x, y = task.data(cfg.task)
+    task = cfg.task
+    x, y = task.data()
     chunk = chunk or chunk_size(cfg, len(x))
     n_chunks = math.ceil(len(seeds) / chunk)
     chunk = math.ceil(len(seeds) / n_chunks)  # equal chunks: no tiny last one
@@ -531,7 +497,7 @@ def run_sweep(
             "kind": "sweep",
             "status": "running",
             "task": base.task.name,
-            "arch": base.model.arch,
+            "arch": base.model.arch or base.arch.describe(),
             "init": ",".join(sorted({p.cfg.init.mode for p in points})),
             "seeds": [seeds.start, seeds.stop - 1],
             "n_seeds": len(seeds),

@@ -277,7 +277,7 @@ class Tracker:
         self,
         writer: EventWriter,
         model: nn.Module,
-        arch: str,
+        arch: models.Arch,
         every: int,
         *,
         picture: Picture | None = None,

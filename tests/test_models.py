@@ -1,0 +1,97 @@
+"""Architectures as data: the modules they build, their names, and the batched forward."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from tests.article import ArticleMinModel, create_sequential_model, lt10_model
+from tiny_cli import models
+from tiny_cli.models import Arch, Layer
+
+MIXED = (
+    Layer(3, "relu"),
+    Layer(4, "tanh"),
+    Layer(2, "leaky_relu"),
+    Layer(3, "identity"),
+    Layer(1, "sigmoid"),
+)
+
+
+def plain_sequential(inputs: int, layers: tuple[Layer, ...]) -> nn.Sequential:
+    """What a user writes by hand: Linear, then the activation module (none for identity)."""
+    acts = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU}
+    mods: list[nn.Module] = []
+    fan_in = inputs
+    for layer in layers:
+        mods.append(nn.Linear(fan_in, layer.width))
+        if layer.activation != "identity":
+            mods.append(acts[layer.activation]())
+        fan_in = layer.width
+    return nn.Sequential(*mods)
+
+
+def test_a_layers_net_loads_strictly_into_the_plain_sequential_a_user_writes() -> None:
+    ours = Arch(2, MIXED).module()
+    theirs = plain_sequential(2, MIXED)
+    theirs.load_state_dict(ours.state_dict())  # strict
+    x = torch.randn(50, 2)
+    assert torch.equal(ours(x), theirs(x))
+
+
+@pytest.mark.parametrize(
+    ("arch", "article"),
+    [
+        (models.sigmoid_neuron(), lt10_model),
+        (models.min_model(), ArticleMinModel),
+        (models.relu_chain([1, 2, 2, 2, 1]), lambda: create_sequential_model([1, 2, 2, 2, 1])),
+    ],
+    ids=["sigmoid_neuron", "min_model", "relu_chain"],
+)
+def test_presets_are_the_articles_classes_with_the_same_initial_weights(
+    arch: Arch, article: type[nn.Module]
+) -> None:
+    torch.manual_seed(3)
+    ours = arch.module()
+    torch.manual_seed(3)
+    theirs = article()
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    for key, value in theirs.state_dict().items():
+        assert torch.equal(ours.state_dict()[key], value), key
+    x = torch.randn(20, arch.inputs)
+    assert torch.equal(ours(x), theirs(x))
+
+
+@pytest.mark.parametrize(
+    "arch",
+    [
+        models.sigmoid_neuron(),
+        models.min_model(),
+        models.relu_chain([1, 2, 2, 1]),
+        Arch(2, MIXED),
+        Arch(3, MIXED, skip_input=True),
+    ],
+    ids=["sigmoid_neuron", "min_model", "relu_chain", "mixed", "mixed+skip"],
+)
+def test_batched_forward_is_each_nets_own_forward(arch: Arch) -> None:
+    nets = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        nets.append(arch.module())
+    params = {k: torch.stack([n.state_dict()[k] for n in nets]) for k in nets[0].state_dict()}
+    x = torch.randn(40, arch.inputs)
+    out, hidden = models.batched_forward(arch, params, x.T.unsqueeze(0))
+    assert out.shape == (3, 1, 40) and len(hidden) == len(arch.layers) - 1
+    for i, net in enumerate(nets):
+        torch.testing.assert_close(out[i, 0], net(x).reshape(-1), rtol=1e-6, atol=1e-6)
+
+
+def test_a_skip_net_reads_the_inputs_and_the_last_hidden_layer() -> None:
+    arch = Arch(2, (Layer(2, "relu"), Layer(1, "identity")), skip_input=True)
+    net = arch.module()
+    assert [n for n, _ in net.named_parameters()] == [
+        "fc1.weight", "fc1.bias", "output_layer.weight", "output_layer.bias",
+    ]  # fmt: skip
+    assert net.state_dict()["output_layer.weight"].shape == (1, 4)
+    assert arch.n_parameters == sum(p.numel() for p in net.parameters())

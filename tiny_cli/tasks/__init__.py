@@ -1,0 +1,62 @@
+"""The task registry: name -> task class, built in and from plugins.
+
+A plugin is any installed package that declares an entry point in the group `tiny.tasks`
+pointing at a `Task` subclass (see examples/tiny-task-example). A plugin that fails to
+load is named in a one-line warning on stderr; the rest of `tiny` keeps working.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from importlib.metadata import entry_points
+
+from tiny_cli.tasks.base import Construction, Kind, Metrics, Predict, Task, predict_fn
+from tiny_cli.tasks.bits import Parity, Xor
+from tiny_cli.tasks.expr import Expr
+from tiny_cli.tasks.integers import Abs, IsEven, Mod
+from tiny_cli.tasks.pairs import Max, Min
+from tiny_cli.tasks.threshold import Lt
+
+__all__ = ["Construction", "Kind", "Metrics", "Predict", "Task", "predict_fn", "registry"]
+
+BUILTIN: tuple[type[Task], ...] = (Lt, Min, Max, Abs, Xor, IsEven, Mod, Parity, Expr)
+ENTRY_POINT_GROUP = "tiny.tasks"
+
+
+def _plugins(taken: set[str]) -> list[type[Task]]:
+    found: list[type[Task]] = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            cls = ep.load()
+            if not (isinstance(cls, type) and issubclass(cls, Task)):
+                raise TypeError(f"{ep.value} is not a tiny_cli.tasks.Task subclass")
+            clash = set(cls.names()) & taken
+            if clash:
+                raise ValueError(f"task name {sorted(clash)[0]!r} is already taken")
+        except Exception as exc:  # any plugin bug: name it, keep the others working
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+            sys.stderr.write(
+                f"warning: task plugin {ep.name!r} ({ep.value}) not loaded: {reason}\n"
+            )
+            continue
+        taken.update(cls.names())
+        found.append(cls)
+    return found
+
+
+@functools.cache
+def classes() -> tuple[type[Task], ...]:
+    """Every task class: the built-in ones, then the plugins' (loaded once per process)."""
+    taken = {n for cls in BUILTIN for n in cls.names()}
+    return BUILTIN + tuple(_plugins(taken))
+
+
+def registry() -> dict[str, type[Task]]:
+    """Every accepted task name (aliases included) -> its class."""
+    return {n: cls for cls in classes() for n in cls.names()}
+
+
+def names() -> list[str]:
+    """The tasks' own names (no aliases), in registry order."""
+    return [cls.names()[0] for cls in classes()]

@@ -1,0 +1,187 @@
+"""What a task is: its config section, which owns everything about it.
+
+A task is a pydantic config section (`task:` in YAML) whose class carries the rest: its data
+(domain and truth), its kind and rule for a right answer, its metrics, its default
+architecture and loss, and its constructions. Adding a task is one such class, registered
+in `tiny_cli.tasks` or through the `tiny.tasks` entry-point group from any package.
+
+Methods import torch when they run, so validating a config never imports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from tiny_cli.models import Arch
+from tiny_cli.schema import Section
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from tiny_cli.config import InitConfig
+
+Kind = Literal["classification", "regression"]
+Metrics = dict[str, Any]
+Predict = Callable[["Tensor"], "Tensor"]  # inputs [n, in] -> outputs, flat [n]
+StateDict = dict[str, "Tensor"]
+
+
+@dataclass(frozen=True)
+class Construction:
+    """A hand-made net for a task: the architecture it needs and its weights."""
+
+    name: str
+    summary: str
+    arch: Arch
+    weights: Callable[[], StateDict]
+
+
+class Task(Section):
+    """Base of every task section. Subclasses set `name: Literal[...]` (the first value is the
+    task's name, others are aliases), their parameters with defaults, and the methods."""
+
+    name: str
+
+    summary: ClassVar[str] = ""
+    kind: ClassVar[Kind]  # set by every task (expr makes it a config key)
+    default_loss: ClassVar[str] = "mse"
+    # Final metrics worth a column in TensorBoard's HPARAMS table (list entries as `k[i]`).
+    summary_metrics: ClassVar[tuple[str, ...]] = ()
+    # `tiny hardwire` options that set `init.<option>` for this task's constructions.
+    construction_options: ClassVar[tuple[str, ...]] = ()
+
+    def input_names(self) -> tuple[str, ...]:
+        return ("x",)
+
+    def size(self) -> int:
+        """Size of the training set, known without building it."""
+        raise NotImplementedError
+
+    def data(self) -> tuple[Tensor, Tensor]:
+        """Training inputs [n, inputs] and targets [n, 1], float32."""
+        raise NotImplementedError
+
+    def truth(self, x: Tensor) -> Tensor:
+        """The target for any inputs [n, inputs] -> [n, 1] (pictures, beyond the domain)."""
+        raise NotImplementedError
+
+    def correct(self, pred: Tensor, y: Tensor) -> Tensor:
+        """Per sample: is the output right? (classification; any matching shapes). The one
+        rule behind training accuracy, final accuracy and a sweep's "solved". Default: the
+        output rounds to the target (within 0.5)."""
+        return rounds_right(pred, y)
+
+    def default_model(self) -> dict[str, Any]:
+        """The `model:` section used when a config gives none (a preset or `layers`)."""
+        raise NotImplementedError
+
+    def constructions(self, init: InitConfig) -> list[Construction]:
+        """Hand-made nets for this task (the first is what `tiny hardwire` builds)."""
+        return []
+
+    def metrics(self, f: Predict, x: Tensor, y: Tensor, pred: Tensor) -> Metrics:
+        """Final metrics beyond the loss, given the predictions on the domain (flat) and the
+        net as a function, for looking beyond the domain. Default: accuracy (classification)
+        or mean and max absolute error (regression)."""
+        if self.kind == "classification":
+            return {"accuracy": self.correct(pred, y.reshape(-1)).float().mean().item()}
+        err = (pred - y.reshape(-1)).abs()
+        return {"mae": err.mean().item(), "max_abs_error": err.max().item()}
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The values `name` accepts: the task's name, then its aliases."""
+        return tuple(cls.model_fields["name"].annotation.__args__)  # type: ignore[union-attr]
+
+    @classmethod
+    def parameters(cls) -> dict[str, Any]:
+        """Parameter -> default (REQUIRED where there is none), for `tiny tasks`."""
+        return {
+            k: (REQUIRED if f.is_required() else f.get_default(call_default_factory=True))
+            for k, f in cls.model_fields.items()
+            if k != "name"
+        }
+
+
+REQUIRED = "(required)"
+
+
+# --- shared pieces ----------------------------------------------------------------------
+
+
+def rounds_right(pred: Tensor, y: Tensor) -> Tensor:
+    """The output rounds to the target: within 0.5 of it."""
+    return (pred - y).abs() < 0.5
+
+
+def predict_fn(model: Any, chunk: int = 1 << 20) -> Predict:
+    """A module as a function of its inputs: flat outputs, in chunks for huge domains."""
+    import torch
+
+    @torch.no_grad()
+    def f(x: Tensor) -> Tensor:
+        return torch.cat([model(x[i : i + chunk]).reshape(-1) for i in range(0, len(x), chunk)])
+
+    return f
+
+
+def integer_grid(*ranges: tuple[int, int]) -> Tensor:
+    """Every integer point of a box, `ranges` half-open [lo, hi), as float32 [n, len(ranges)],
+    the first coordinate varying slowest."""
+    import torch
+
+    axes = [torch.arange(lo, hi, dtype=torch.float32) for lo, hi in ranges]
+    if len(axes) == 1:
+        return axes[0].unsqueeze(1)
+    return torch.cartesian_prod(*axes)
+
+
+def right_on(task: Task, f: Predict, lo: int, hi: int) -> Tensor:
+    """Per integer in [lo, hi]: is the net right there? (a one-input classification task)."""
+    import torch
+
+    x = torch.arange(lo, hi + 1, dtype=torch.float64).float().unsqueeze(1)
+    return task.correct(f(x).double(), task.truth(x).reshape(-1).double())
+
+
+def correct_interval(task: Task, f: Predict, lo: int, hi: int, chunk: int = 4096) -> Metrics:
+    """Where the net is right: the widest integer interval around [lo, hi] with no mistake.
+
+    The domain is checked whole; the interval then grows a chunk at a time on each side up to
+    the first wrong integer, looking at most one domain's width further (`wrong_at` is None
+    on a side where no mistake was found that far).
+    """
+    if not bool(right_on(task, f, lo, hi).all()):
+        return {"correct_interval": None, "wrong_at": None}
+    limit = hi - lo + 1
+    left, right = lo, hi
+    wrong_left: int | None = None
+    wrong_right: int | None = None
+    while wrong_left is None and left > lo - limit:
+        wrong = (~right_on(task, f, left - chunk, left - 1)).nonzero()
+        if len(wrong):
+            wrong_left = left - chunk + int(wrong[-1])
+            left = wrong_left + 1
+        else:
+            left -= chunk
+    while wrong_right is None and right < hi + limit:
+        wrong = (~right_on(task, f, right + 1, right + chunk)).nonzero()
+        if len(wrong):
+            wrong_right = right + 1 + int(wrong[0])
+            right = wrong_right - 1
+        else:
+            right += chunk
+    return {"correct_interval": [left, right], "wrong_at": [wrong_left, wrong_right]}
+
+
+def tensor(values: Any) -> Tensor:
+    import torch
+
+    return torch.tensor(values, dtype=torch.float32)
+
+
+def layers(*spec: tuple[int, str]) -> dict[str, Any]:
+    """A `model:` section of layers: `layers((2, "relu"), (1, "identity"))`."""
+    return {"layers": [{"width": w, "activation": a} for w, a in spec]}

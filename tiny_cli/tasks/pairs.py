@@ -1,0 +1,124 @@
+"""min(a, b) and max(a, b) on seeded random integer pairs, with the article's MinModel."""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field, StrictInt
+
+from tiny_cli import models
+from tiny_cli.schema import Bound
+from tiny_cli.tasks.base import Construction, Kind, Metrics, Predict, StateDict, tensor
+from tiny_cli.tasks.threshold import IntegerRange
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from tiny_cli.config import InitConfig
+
+
+def random_pairs(low: int, high: int, n: int, seed: int) -> list[list[int]]:
+    """The article's data: `[random.randrange(-50, 50), random.randrange(-50, 50)]`, seeded."""
+    rng = random.Random(seed)
+    return [[rng.randrange(low, high), rng.randrange(low, high)] for _ in range(n)]
+
+
+def min_equation1() -> StateDict:
+    """min(a, b) = 0.5 * (a + b - ReLU(b - a) - ReLU(a - b))   (the article's Equation 1).
+
+    fc1 computes ReLU(a - b), fc2 computes ReLU(b - a); the output layer reads
+    [a, b, ReLU(a - b), ReLU(b - a)] with weights [0.5, 0.5, -0.5, -0.5]. Exact for all reals.
+    """
+    return _pair_net(-0.5)
+
+
+def max_equation1() -> StateDict:
+    """max(a, b) = 0.5 * (a + b + ReLU(b - a) + ReLU(a - b)): Equation 1 with the ReLU terms'
+    sign flipped, since max(a, b) + min(a, b) = a + b and max - min = |a - b| = ReLU(a - b) +
+    ReLU(b - a). Same units as min's, read-out [0.5, 0.5, 0.5, 0.5]. Exact for all reals."""
+    return _pair_net(0.5)
+
+
+def _pair_net(relu_weight: float) -> StateDict:
+    return {
+        "fc1.weight": tensor([[1.0, -1.0]]),
+        "fc1.bias": tensor([0.0]),
+        "fc2.weight": tensor([[-1.0, 1.0]]),
+        "fc2.bias": tensor([0.0]),
+        "output_layer.weight": tensor([[0.5, 0.5, relu_weight, relu_weight]]),
+        "output_layer.bias": tensor([0.0]),
+    }
+
+
+class _Pairs(IntegerRange):
+    """A function of two integers, trained on `n_samples` seeded random pairs in [low, high)."""
+
+    low: Bound = -50
+    high: Bound = 50
+    n_samples: StrictInt = Field(1000, ge=1, le=10**7)
+    data_seed: StrictInt = Field(0, ge=0)
+
+    kind: ClassVar[Kind] = "regression"
+    summary_metrics: ClassVar[tuple[str, ...]] = ("mae", "max_abs_error", "max_abs_error_beyond")
+
+    def input_names(self) -> tuple[str, ...]:
+        return ("a", "b")
+
+    def size(self) -> int:
+        return self.n_samples
+
+    def data(self) -> tuple[Tensor, Tensor]:
+        x = tensor(random_pairs(self.low, self.high, self.n_samples, self.data_seed))
+        return x, self.truth(x)
+
+    def default_model(self) -> dict[str, Any]:
+        return {"arch": "min_model"}
+
+    def metrics(self, f: Predict, x: Tensor, y: Tensor, pred: Tensor) -> Metrics:
+        err = (pred - y.reshape(-1)).abs()
+        # Ten times the training range on each side, fixed seed: does the formula generalise?
+        span = self.high - self.low
+        far = tensor(random_pairs(self.low - 10 * span, self.high + 10 * span, 10_000, 12345))
+        err_far = (f(far) - self.truth(far).reshape(-1)).abs()
+        return {
+            "mae": err.mean().item(),
+            "max_abs_error": err.max().item(),
+            "max_abs_error_beyond": err_far.max().item(),
+        }
+
+
+class Min(_Pairs):
+    name: Literal["min"]
+    summary: ClassVar[str] = "min(a, b) on seeded random integer pairs; the article's MinModel"
+
+    def truth(self, x: Tensor) -> Tensor:
+        return x.min(dim=1, keepdim=True).values
+
+    def constructions(self, init: InitConfig) -> list[Construction]:
+        return [
+            Construction(
+                "equation 1",
+                "0.5 (a + b - ReLU(b - a) - ReLU(a - b))",
+                models.min_model(),
+                min_equation1,
+            )
+        ]
+
+
+class Max(_Pairs):
+    name: Literal["max"]
+    summary: ClassVar[str] = "max(a, b) on seeded random integer pairs; the MinModel shape"
+
+    def truth(self, x: Tensor) -> Tensor:
+        return x.max(dim=1, keepdim=True).values
+
+    def constructions(self, init: InitConfig) -> list[Construction]:
+        return [
+            Construction(
+                "equation 1, mirrored",
+                "0.5 (a + b + ReLU(b - a) + ReLU(a - b))",
+                models.min_model(),
+                max_equation1,
+            )
+        ]
