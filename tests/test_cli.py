@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tests.conftest import CLI, REPO, assert_one_line_error
-from tiny_cli import config
+from tiny_cli import config, runs
 
 
 def run_ids(runs_dir: Path) -> list[str]:
@@ -150,7 +150,9 @@ def test_compare_shows_hardwired_and_trained_side_by_side(cli: CLI, runs_dir: Pa
     hard, trained = run_ids(runs_dir)
     proc = cli("compare", hard, "latest")
     assert proc.returncode == 0, proc.stderr
-    assert hard in proc.stdout and trained in proc.stdout
+    shorts = runs.short_ids([hard, trained])
+    assert shorts[hard] in proc.stdout and shorts[trained] in proc.stdout
+    assert "hardwire" in proc.stdout and "init hardwired" in proc.stdout
     assert "[[ 0.50  0.50 -0.50 -0.50]]" in proc.stdout  # Equation 1's read-out weights
     assert_one_line_error(cli("compare", hard), "at least two")
     assert_one_line_error(cli("compare", hard, "nosuchrun"), "nosuchrun")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -54,6 +56,7 @@ def test_a_broken_run_is_listed_with_its_problem(tmp_path: Path) -> None:
     good.write_json(runs.METRICS, {"loss": 0.1})
     bad.write_json(runs.META, {"status": "completed"})
     (bad.path / runs.METRICS).write_text('{"loss": 0.')  # truncated by hand
+    os.utime(empty.path, (time.time() - 60,) * 2)  # old enough not to be still starting
     records = {r.run.id: r for r in runs.list_records(tmp_path)}
     assert records[good.id].problem == ""
     assert "metrics.json" in records[bad.id].problem
@@ -71,4 +74,4 @@ def test_parallel_processes_get_distinct_complete_runs(tmp_path: Path) -> None:
     ]
     assert all(p.wait(timeout=60) == 0 for p in procs)
     records = runs.list_records(tmp_path)
-    assert len(records) == 200 and all(r.meta["id"] == r.run.id for r in records)
+    assert len(records) == 200 and all(r.meta.id == r.run.id for r in records)
