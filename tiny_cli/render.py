@@ -158,20 +158,31 @@ def _floor(col: Column) -> int:
     return max(cells, _longest_word([col.header]))
 
 
+def _need(cols: Sequence[Column], gap: int) -> int:
+    return sum(_floor(c) for c in cols) + gap * (len(cols) - 1)
+
+
+def _keep(columns: Sequence[Column], width: int, gap: int) -> list[Column]:
+    cols = list(columns)
+    while _need(cols, gap) > width and any(c.keep for c in cols):
+        cols.remove(max((c for c in cols if c.keep), key=lambda c: c.keep))
+    return cols
+
+
 def fit(columns: Sequence[Column], width: int, title: Text | None = None) -> Table:
     """A table of `columns` at most `width` wide: drop columns (highest `keep` first) until
-    the rest fit whole, then give wrapping columns what is left, up to their natural width."""
-    cols = list(columns)
-
-    def need(cs: list[Column]) -> int:
-        return sum(_floor(c) for c in cs) + GAP * (len(cs) - 1)
-
-    while need(cols) > width and any(c.keep for c in cols):
-        cols.remove(max((c for c in cols if c.keep), key=lambda c: c.keep))
+    the rest fit whole (two spaces between columns, one if that keeps a column more), then
+    give wrapping columns what is left, up to their natural width."""
+    gap = GAP
+    cols = _keep(columns, width, gap)
+    tight = _keep(columns, width, 1)
+    if len(tight) > len(cols) or _need(cols, gap) > width:
+        gap, cols = 1, tight
     widths = [_floor(c) for c in cols]
-    spare = width - need(cols)
-    for i, c in enumerate(cols):
-        extra = min(max(spare, 0), _natural(c) - widths[i])
+    spare = width - _need(cols, gap)
+    # the columns that need least to become one line get it first
+    for i in sorted(range(len(cols)), key=lambda i: _natural(cols[i]) - widths[i]):
+        extra = min(max(spare, 0), _natural(cols[i]) - widths[i])
         widths[i] += extra
         spare -= extra
     table = Table(
@@ -180,7 +191,7 @@ def fit(columns: Sequence[Column], width: int, title: Text | None = None) -> Tab
         box=box.SIMPLE_HEAD,
         show_edge=False,
         pad_edge=False,
-        padding=(0, 1, 0, 0),
+        padding=(0, gap - 1, 0, 0),
     )
     for c, w in zip(cols, widths, strict=True):
         table.add_column(
@@ -209,7 +220,8 @@ class Fitted:
         width = options.max_width
         if isinstance(built, Table):  # `--wide`: wider than the console rather than cut
             cols = built.columns
-            width = max(width, sum(c.width or 0 for c in cols) + GAP * (len(cols) - 1))
+            gap = built.padding[1] + 1
+            width = max(width, sum(c.width or 0 for c in cols) + gap * (len(cols) - 1))
         yield from console.render(built, options.update_width(width))
 
 
@@ -305,7 +317,7 @@ def runs_table(records: Sequence[RunRecord], wide: bool = False) -> Fitted:
             col("seed", lambda r: seed_label(r.meta), justify="right", keep=4),
             col("epochs", lambda r: _epochs(r.meta), justify="right", keep=6),
             col("loss", lambda r: _metric(r.metrics.get("loss")), justify="right", keep=2),
-            col("accuracy", _score, justify="right", keep=3),
+            col("accuracy", _score, justify="right", wrap=True, keep=3),
             col("status", _status_cell, wrap=True),
             col("time", lambda r: _duration(r.meta), justify="right", keep=8),
         ]
@@ -426,18 +438,15 @@ def compare_view(
             param_cols = side_by_side("parameter", keys, value)
             if sum(_floor(c) for c in param_cols) + GAP * len(records) <= width:
                 parts.append(fit(param_cols, width, Text("Parameters")))
-            else:  # one run under the other: the parameter name stays
-                rows_name, rows_run, rows_value = [], [], []
+            else:  # one run under the other, under the parameter's name
+                names_runs, values = [], []
                 for key in keys:
+                    names_runs.append(Text(key, style="bold"))
+                    values.append(Text(""))
                     for i, r in enumerate(records):
-                        rows_name.append(Text(key if i == 0 else ""))
-                        rows_run.append(Text(f"{shorts[r.run.id]} {r.meta.kind or '?'}"))
-                        rows_value.append(Text(value(i, key)))
-                stacked = [
-                    Column("parameter", rows_name, style="bold"),
-                    Column("run", rows_run, wrap=True),
-                    Column("value", rows_value),
-                ]
+                        names_runs.append(Text(f"  {shorts[r.run.id]} {r.meta.kind or '?'}"))
+                        values.append(Text(value(i, key)))
+                stacked = [Column("parameter, run", names_runs), Column("value", values)]
                 parts.append(fit(stacked, width, Text("Parameters")))
         return Group(*parts)
 
