@@ -257,3 +257,18 @@ def test_tiny_board_on_a_busy_port_is_one_line(runs: Path, tmp_path: Path) -> No
         port = sock.getsockname()[1]
         proc = run_cli("board", "--port", str(port), runs_dir=runs, cwd=tmp_path)
     assert_one_line_error(proc, f"--port {port}", "in use")
+
+
+def test_tensorboard_start_up_noise_is_dropped() -> None:
+    said = [
+        "TensorFlow installation not found - running with reduced feature set.\n",
+        "\n",
+        "NOTE: Using experimental fast data loading logic. To disable, pass\n",
+        '    "--load_fast=false" and report issues on GitHub. More details:\n',
+        "    https://github.com/tensorflow/tensorboard/issues/4784\n",
+        "TensorBoard 2.21.0 at http://127.0.0.1:6006/ (Press CTRL+C to quit)\n",
+        "E1122 04:45:43 something real went wrong\n",
+    ]
+    kept: list[str] = []
+    board.forward(said, kept.append)
+    assert kept == ["E1122 04:45:43 something real went wrong\n"]

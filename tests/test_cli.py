@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 import torch
 
 from tests.conftest import CLI, REPO, assert_one_line_error
-from tiny_cli import config
+from tiny_cli import config, runs
+from tiny_cli.errors import one_line
 
 
 def run_ids(runs_dir: Path) -> list[str]:
@@ -150,7 +153,66 @@ def test_compare_shows_hardwired_and_trained_side_by_side(cli: CLI, runs_dir: Pa
     hard, trained = run_ids(runs_dir)
     proc = cli("compare", hard, "latest")
     assert proc.returncode == 0, proc.stderr
-    assert hard in proc.stdout and trained in proc.stdout
+    shorts = runs.short_ids([hard, trained])
+    assert shorts[hard] in proc.stdout and shorts[trained] in proc.stdout
+    assert "hardwire" in proc.stdout and "init hardwired" in proc.stdout
     assert "[[ 0.50  0.50 -0.50 -0.50]]" in proc.stdout  # Equation 1's read-out weights
     assert_one_line_error(cli("compare", hard), "at least two")
     assert_one_line_error(cli("compare", hard, "nosuchrun"), "nosuchrun")
+
+
+@pytest.mark.parametrize("command", ["inspect", "compare", "sweep", "train", "runs"])
+def test_help_has_no_type_tags(cli: CLI, command: str) -> None:
+    proc = cli(command, "--help")
+    assert proc.returncode == 0, proc.stderr
+    for artefact in ("<bool>", "<str>", "<list[str]>", "{", "...}"):
+        assert artefact not in proc.stdout, (artefact, proc.stdout)
+
+
+def test_runs_empty_then_one_with_iso_times_and_quiet_stderr(
+    cli: CLI, runs_dir: Path, tmp_path: Path
+) -> None:
+    empty = cli("runs")
+    assert empty.returncode == 0 and empty.stdout == f"no runs in {runs_dir}\n"
+    odd = tmp_path / "[bold]x[/]"
+    assert cli("runs", "--runs-dir", str(odd)).stdout == f"no runs in {odd}\n"  # not markup
+    made = cli("hardwire", "lt10")
+    assert made.returncode == 0 and made.stderr == ""  # piped: no progress bar residue
+    listed = cli("runs")
+    assert listed.stdout.splitlines()[0].strip() == "1 run"
+    (run_id,) = run_ids(runs_dir)
+    assert runs.short_ids([run_id])[run_id] in listed.stdout
+    (row,) = json.loads(cli("runs", "--json").stdout)
+    doc = json.loads(cli("inspect", "latest", "--json").stdout)
+    for meta in (row["meta"], doc["meta"]):
+        for key in ("started", "finished"):
+            assert datetime.fromisoformat(meta[key]).utcoffset() is not None, meta[key]
+
+
+def test_a_broken_run_is_one_line_and_exit_1_for_inspect_and_compare(
+    cli: CLI, runs_dir: Path
+) -> None:
+    assert cli("hardwire", "min").returncode == 0
+    (good,) = runs_dir.iterdir()
+    bad = good.with_name(good.name + "-002")
+    shutil.copytree(good, bad)
+    (bad / "metrics.json").write_text("[" * 50 + "]" * 50)
+    listed = cli("runs")
+    assert listed.returncode == 0 and "broken" in listed.stdout and "completed" in listed.stdout
+    for args in (["inspect", bad.name], ["compare", good.name, bad.name]):
+        proc = cli(*args)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        (line,) = proc.stderr.splitlines()
+        assert bad.name in line and "metrics.json is nested too deeply" in line
+
+
+def test_the_error_line_escapes_control_characters_and_is_bounded(cli: CLI) -> None:
+    proc = cli("inspect", "a\nb\x1b[31mc\r" + "x" * 5000)
+    assert_one_line_error(proc, "a\\nb\\x1b[31mc\\r", "more characters")
+    assert "\x1b" not in proc.stderr and len(proc.stderr) < 700
+
+
+def test_one_line_helper() -> None:
+    assert one_line("a\nb\r\tc\x1b[0m\x7f\u2028") == "a\\nb\\r\\tc\\x1b[0m\\x7f\\u2028"
+    long = one_line("y" * 10_000, limit=100)
+    assert len(long) < 130 and long.endswith("more characters)")

@@ -11,16 +11,41 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from tiny_cli.errors import TinyError
 
 HOST = "127.0.0.1"
+
+# What TensorBoard says on start-up that is no news to a tiny user: it needs no TensorFlow,
+# and `tiny board` prints the URL itself once TensorBoard answers.
+NOISE = (
+    "TensorFlow installation not found",
+    "running with reduced feature set",
+    "(Press CTRL+C to quit)",
+    "Serving TensorBoard on localhost",
+    "to expose to the network",
+    "NOTE: Using experimental fast data loading logic",
+    "--load_fast=false",
+    "tensorboard/issues/4784",
+)
+
+
+def is_noise(line: str) -> bool:
+    return not line.strip() or any(marker in line for marker in NOISE)
+
+
+def forward(lines: Iterable[str], write: Callable[[str], object]) -> None:
+    """Pass TensorBoard's output on, without its start-up noise (warnings and errors stay)."""
+    for line in lines:
+        if not is_noise(line):
+            write(line)
 
 
 def pick_port(port: int) -> int:
@@ -69,7 +94,7 @@ def _signals_as_interrupt() -> Iterator[None]:
             signal.signal(s, h)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def _stop(proc: subprocess.Popen[str]) -> None:
     """Ctrl-C first (TensorBoard exits on it), then SIGTERM, then SIGKILL."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
@@ -94,7 +119,18 @@ def serve(logdir: Path, port: int, announce: Callable[[str], None]) -> int:
     port = pick_port(port)
     url = f"http://{HOST}:{port}/"
     with _signals_as_interrupt():
-        proc = subprocess.Popen(command(logdir, port))
+        proc = subprocess.Popen(
+            command(logdir, port),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
+        assert proc.stdout is not None
+        relay = threading.Thread(
+            target=forward, args=(proc.stdout, _write_stderr), daemon=True, name="tensorboard"
+        )
+        relay.start()
         try:
             while proc.poll() is None and not _answers(url):
                 time.sleep(0.2)
@@ -105,3 +141,9 @@ def serve(logdir: Path, port: int, announce: Callable[[str], None]) -> int:
             return 0
         finally:
             _stop(proc)
+            relay.join(timeout=5)
+
+
+def _write_stderr(line: str) -> None:
+    sys.stderr.write(line)
+    sys.stderr.flush()

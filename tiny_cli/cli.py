@@ -5,6 +5,7 @@ torch is imported inside the commands, so `tiny --help` and `tiny --version` sta
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -14,14 +15,38 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from tiny_cli import __version__
-from tiny_cli.errors import TinyError
+from tiny_cli.errors import TinyError, one_line
 
 if TYPE_CHECKING:
     from tiny_cli.config import ExperimentConfig, Override
     from tiny_cli.experiment import Outcome
     from tiny_cli.train import EpochStats
+
+
+class _Command(typer.core.TyperCommand):
+    """Help without typer's type tags: no `<bool>` after a flag, no `<str>` or `<list[str]>`
+    after an argument, and a usage line of plain metavars (`RUN RUN...`, not `{RUN...}...`)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params: list[Any] = super().get_params(ctx)
+        for param in params:
+            if isinstance(param, typer.core.TyperArgument):
+                param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+            elif getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, typer.core.TyperArgument):
+                name = param.metavar or (param.name or "").upper()
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
 
 app = typer.Typer(
     name="tiny",
@@ -33,12 +58,14 @@ app = typer.Typer(
 )
 # Piped output (files, CI logs) is not squeezed into 80 columns.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, highlight=False)
+# Progress bars only on a terminal: piped, rich would still leave a blank line behind.
+err_console = Console(stderr=True, highlight=False, quiet=not sys.stderr.isatty())
 
 RunsDir = Annotated[
     Path | None,
     typer.Option(
         "--runs-dir",
+        metavar="DIR",
         envvar="TINY_RUNS_DIR",
         help="Where runs are stored (default: ./runs).",
         show_default=False,
@@ -46,7 +73,20 @@ RunsDir = Annotated[
 ]
 Precision = Annotated[
     int,
-    typer.Option("--precision", min=0, max=17, help="Decimals shown for parameters (8 = full)."),
+    typer.Option(
+        "--precision", metavar="N", min=0, max=17, help="Decimals shown for parameters (8 = full)."
+    ),
+]
+MetricsPrecision = Annotated[
+    int | None,
+    typer.Option(
+        "--precision",
+        metavar="N",
+        min=0,
+        max=17,
+        help="Decimals shown for parameters (default 2) and metrics (default 4); 8 = full.",
+        show_default=False,
+    ),
 ]
 Sets = Annotated[
     list[str] | None,
@@ -55,7 +95,10 @@ Sets = Annotated[
     ),
 ]
 Device = Annotated[
-    str, typer.Option("--device", help="auto (a GPU if present, else CPU), cpu, cuda, cuda:N.")
+    str,
+    typer.Option(
+        "--device", metavar="DEVICE", help="auto (a GPU if present, else CPU), cpu, cuda, cuda:N."
+    ),
 ]
 ConfigArg = Annotated[
     str,
@@ -204,7 +247,7 @@ def _report(outcome: Outcome, precision: int) -> None:
         raise typer.Exit(1 if status == "diverged" else 130)
 
 
-@app.command()
+@app.command(cls=_Command)
 def train(
     config_ref: Annotated[
         str | None,
@@ -218,9 +261,9 @@ def train(
         str | None,
         typer.Option("--from", metavar="RUN", help="Repeat a stored run from its resolved config."),
     ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Override train.epochs.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Override seed.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Override train.lr.")] = None,
+    epochs: Annotated[int | None, typer.Option(metavar="N", help="Override train.epochs.")] = None,
+    seed: Annotated[int | None, typer.Option(metavar="N", help="Override seed.")] = None,
+    lr: Annotated[float | None, typer.Option(metavar="LR", help="Override train.lr.")] = None,
     sets: Sets = None,
     runs_dir: RunsDir = None,
     device: Device = "auto",
@@ -246,14 +289,16 @@ def train(
     _report(_run(cfg, "train", path, runs_dir, device, origin), precision)
 
 
-@app.command()
+@app.command(cls=_Command)
 def hardwire(
     config_ref: ConfigArg,
     bits: Annotated[
-        int | None, typer.Option(help="task.bits: is_even on [0, 2^bits) (1 to 24), mod, parity.")
+        int | None,
+        typer.Option(metavar="N", help="task.bits: is_even on [0, 2^bits) (1 to 24), mod, parity."),
     ] = None,
     scale: Annotated[
-        float | None, typer.Option(help="lt: Sigmoid(scale * (t - x)); 1 or 100 in the article.")
+        float | None,
+        typer.Option(metavar="S", help="lt: Sigmoid(scale * (t - x)); 1 or 100 in the article."),
     ] = None,
     sets: Sets = None,
     runs_dir: RunsDir = None,
@@ -326,7 +371,7 @@ class _SweepProgress:
         self.progress.stop()
 
 
-@app.command()
+@app.command(cls=_Command)
 def sweep(
     config_ref: ConfigArg,
     seeds: Annotated[
@@ -345,14 +390,19 @@ def sweep(
     ] = None,
     keep: Annotated[
         int,
-        typer.Option("--keep", min=0, help="Also store K seeds per grid point as ordinary runs."),
+        typer.Option(
+            "--keep", metavar="K", min=0, help="Also store K seeds per grid point as ordinary runs."
+        ),
     ] = 0,
-    epochs: Annotated[int | None, typer.Option(help="Override train.epochs.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Override train.lr.")] = None,
+    epochs: Annotated[int | None, typer.Option(metavar="N", help="Override train.epochs.")] = None,
+    lr: Annotated[float | None, typer.Option(metavar="LR", help="Override train.lr.")] = None,
     sets: Sets = None,
     runs_dir: RunsDir = None,
     threads: Annotated[
-        int, typer.Option("--threads", min=1, help="torch threads for the batched training.")
+        int,
+        typer.Option(
+            "--threads", metavar="N", min=1, help="torch threads for the batched training."
+        ),
     ] = 1,
 ) -> None:
     """Train many seeds at once as one batched model; count how each seed ends up.
@@ -381,155 +431,150 @@ def sweep(
     console.print(f"sweep [bold cyan]{outcome.run.id}[/] saved in {outcome.run.path}")
 
 
-def _inspect_sweep(run: Any, record: Any, seed: int | None, as_json: bool, precision: int) -> None:
+def _fail(problems: list[str]) -> None:
+    """A run that cannot be read whole: one line on stderr (what could be read is shown on
+    stdout), exit code 1."""
+    if problems:
+        sys.stderr.write(f"error: {one_line('; '.join(problems))}\n")
+        raise typer.Exit(1)
+
+
+def _dump(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+
+
+def _inspect_sweep(record: Any, seed: int | None, as_json: bool, precision: int | None) -> None:
     from tiny_cli import render, runs
 
-    problem = record.problem
-    try:
-        import yaml
-
-        cfg = yaml.safe_load(run.read_text(runs.CONFIG))
-        summary = run.read_json(runs.SUMMARY)
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        cfg, summary = None, None
-        problem = problem or f"config or summary is unreadable ({type(exc).__name__})"
+    run = record.run
     if seed is None:
+        info = runs.details(record)
+        problems = [f"sweep {run.id}: {p}" for p in info.problems]
         if as_json:
-            doc = {
-                "id": run.id,
-                "path": str(run.path),
-                "meta": record.meta,
-                "config": cfg,
-                "metrics": record.metrics,
-                "summary": summary,
-                "problem": problem or None,
-            }
-            sys.stdout.write(json.dumps(doc, indent=2) + "\n")
-            return
-        console.print(render.sweep_view(run.id, record.meta, cfg, summary, problem))
+            _dump(
+                {
+                    "id": run.id,
+                    "path": str(run.path),
+                    "status": record.status,
+                    "meta": record.meta.to_json(),
+                    "config": info.config,
+                    "metrics": record.metrics,
+                    "grid": info.grid.model_dump(mode="json") if info.grid else None,
+                    "summary": [p.model_dump(mode="json") for p in info.summary or []] or None,
+                    "problem": "; ".join(info.problems) or None,
+                }
+            )
+        else:
+            console.print(render.sweep_view(record, info))
+        _fail(problems)
         return
+    if record.problem:
+        raise runs.RunProblem(f"sweep {run.id}: {record.problem}")
     try:
-        data = run.load_tensors(runs.SWEEP)
-    except Exception as exc:  # a missing or corrupt file is reported as a user-level error
-        raise TinyError(
-            f"sweep {run.id}: {runs.SWEEP} is unreadable ({type(exc).__name__})"
-        ) from None
-    seeds = data["seeds"].tolist()
-    if seed not in seeds:
-        raise TinyError(f"--seed {seed}: not in sweep {run.id} (seeds {seeds[0]}-{seeds[-1]})")
-    index = seeds.index(seed)
-    outcomes = data["outcomes"]
-    views = []
-    for point in data["points"]:
-        label = " ".join(f"{k}={v}" for k, v in point["grid"].items()) or "base config"
-        views.append(
-            {
-                "grid": point["grid"],
-                "label": label,
-                "outcome": outcomes[int(point["outcome"][index])],
-                "loss": float(point["loss"][index]),
-                "accuracy": float(point["accuracy"][index]) if "accuracy" in point else None,
-                "epochs_done": int(point["epochs"][index]),
-                "parameters": {k: v[index].tolist() for k, v in point["params"].items()},
-            }
-        )
+        arrays = runs.read_sweep_arrays(run, record.meta.n_seeds)
+    except runs.RunProblem as exc:
+        raise runs.RunProblem(f"sweep {run.id}: {exc}") from None
+    if seed not in arrays.seeds:
+        first, last = (arrays.seeds[0], arrays.seeds[-1]) if arrays.seeds else ("?", "?")
+        raise TinyError(f"--seed {seed}: not in sweep {run.id} (seeds {first}-{last})")
+    results = arrays.at(seed)
     if as_json:
-        doc = {"id": run.id, "seed": seed, "points": views}
-        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        _dump({"id": run.id, "seed": seed, "points": [dataclasses.asdict(r) for r in results]})
         return
-    for view in views:
-        accuracy = f", accuracy {view['accuracy']:.4f}" if view["accuracy"] is not None else ""
-        title = (
-            f"seed {seed}, {view['label']}: {view['outcome']} "
-            f"(loss {view['loss']:.4g}{accuracy}, {view['epochs_done']} epochs)"
-        )
-        console.print(render.parameters_table(view["parameters"], precision, title=title))
+    console.print(render.seed_tables(seed, results, 2 if precision is None else precision))
 
 
-@app.command()
+@app.command(cls=_Command)
 def inspect(
     run_ref: Annotated[
         str,
-        typer.Argument(metavar="RUN", help="A run or sweep id, a unique prefix of one, or latest."),
+        typer.Argument(
+            metavar="RUN", help="A run or sweep id, its short id, a unique prefix, or latest."
+        ),
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     runs_dir: RunsDir = None,
-    precision: Precision = 2,
+    precision: MetricsPrecision = None,
     seed: Annotated[
-        int | None, typer.Option("--seed", help="Sweeps: show this seed's parameters.")
+        int | None, typer.Option("--seed", metavar="N", help="Sweeps: show this seed's parameters.")
     ] = None,
 ) -> None:
-    """Show a run: config, status, metrics and learned parameters; or a sweep's outcomes."""
+    """Show a run: config, status, metrics and learned parameters; or a sweep's outcomes.
+
+    A run that cannot be read whole is shown as far as it can be, with the problem on stderr
+    and exit code 1.
+    """
     from tiny_cli import render, runs
 
     run = runs.resolve(runs.root(runs_dir), run_ref)
     record = runs.read(run)
-    if record.meta.get("kind") == "sweep":
-        _inspect_sweep(run, record, seed, as_json, precision)
+    if record.meta.is_sweep:
+        _inspect_sweep(record, seed, as_json, precision)
         return
     if seed is not None:
         raise TinyError(f"--seed {seed}: run {run.id} is not a sweep")
-    problem = record.problem
-    try:
-        import yaml
-
-        cfg = yaml.safe_load(run.read_text(runs.CONFIG))
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        cfg, problem = None, problem or f"{runs.CONFIG} is unreadable ({type(exc).__name__})"
-    params: dict[str, Any] | None = None
-    if (run.path / runs.CHECKPOINT).exists():
-        try:
-            params = {k: v.tolist() for k, v in run.load_state().items()}
-        except Exception as exc:  # a corrupt checkpoint is reported, not raised
-            problem = problem or f"{runs.CHECKPOINT} is unreadable ({type(exc).__name__})"
-    elif record.meta.get("status") == "completed":
-        problem = problem or f"{runs.CHECKPOINT} is missing"
+    info = runs.details(record)
     if as_json:
-        doc = {
-            "id": run.id,
-            "path": str(run.path),
-            "status": record.meta.get("status"),
-            "meta": record.meta,
-            "config": cfg,
-            "metrics": record.metrics,
-            "parameters": params,
-            "problem": problem or None,
-        }
-        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
-        raise typer.Exit(1 if problem else 0)
-    console.print(
-        render.run_view(run.id, record.meta, cfg, record.metrics, params, precision, problem)
-    )
-    if problem:
-        raise typer.Exit(1)
+        _dump(
+            {
+                "id": run.id,
+                "path": str(run.path),
+                "status": record.status,
+                "meta": record.meta.to_json(),
+                "config": info.config,
+                "metrics": record.metrics,
+                "parameters": info.params,
+                "problem": "; ".join(info.problems) or None,
+            }
+        )
+    else:
+        console.print(
+            render.run_view(
+                record,
+                info,
+                2 if precision is None else precision,
+                4 if precision is None else precision,
+            )
+        )
+    _fail([f"run {run.id}: {p}" for p in info.problems])
 
 
-@app.command()
+@app.command(cls=_Command)
 def compare(
     run_refs: Annotated[
-        list[str], typer.Argument(metavar="RUN...", help="Two or more runs: ids, prefixes, latest.")
+        list[str],
+        typer.Argument(
+            metavar="RUN RUN...", help="Two or more runs: ids, short ids, prefixes, latest."
+        ),
     ],
     runs_dir: RunsDir = None,
-    precision: Precision = 2,
+    precision: MetricsPrecision = None,
 ) -> None:
-    """Show runs side by side: metrics and parameters (e.g. hardwired against trained)."""
+    """Show runs side by side: metrics and parameters (e.g. hardwired against trained).
+
+    A run that cannot be read whole shows "-" where it lacks something; the problem is one
+    line on stderr and the exit code is 1.
+    """
     from tiny_cli import render, runs
 
     if len(run_refs) < 2:
         raise TinyError("compare: give at least two runs")
     root = runs.root(runs_dir)
-    chosen = [runs.resolve(root, ref) for ref in run_refs]
-    params: list[dict[str, Any] | None] = []
-    for run in chosen:
-        try:
-            params.append({k: v.tolist() for k, v in run.load_state().items()})
-        except Exception:  # missing or corrupt: shown as "-", `tiny inspect` says why
-            params.append(None)
-    metrics = [runs.read(run).metrics for run in chosen]
-    console.print(render.compare_view([r.id for r in chosen], metrics, params, precision))
+    records = [runs.read(runs.resolve(root, ref)) for ref in run_refs]
+    infos = [runs.details(r) for r in records]
+    console.print(
+        render.compare_view(
+            records,
+            [i.config for i in infos],
+            [i.params for i in infos],
+            2 if precision is None else precision,
+            4 if precision is None else precision,
+        )
+    )
+    _fail([f"run {r.run.id}: {p}" for r, i in zip(records, infos, strict=True) for p in i.problems])
 
 
-@app.command("tasks")
+@app.command("tasks", cls=_Command)
 def list_tasks(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
@@ -543,30 +588,53 @@ def list_tasks(
     console.print(render.tasks_table(entries))
 
 
-@app.command("runs")
+@app.command("runs", cls=_Command)
 def list_runs(
     runs_dir: RunsDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    wide: Annotated[
+        bool, typer.Option("--wide", help="Full run ids and every column, however wide.")
+    ] = False,
 ) -> None:
-    """List the runs: id, task, init, epochs, final loss and accuracy, status, time."""
+    """List the runs: id, task, kind, init, seed, epochs, final loss and accuracy, status, time.
+
+    Ids are shown short (MMDD-HHMMSS of the start; see the README); any command takes them.
+    """
     from tiny_cli import render, runs
 
-    records = runs.list_records(runs.root(runs_dir))
+    root = runs.root(runs_dir)
+    records = runs.list_records(root)
     if as_json:
         rows = [
-            {"id": r.run.id, "meta": r.meta, "metrics": r.metrics, "problem": r.problem or None}
+            {
+                "id": r.run.id,
+                "status": r.status,
+                "meta": r.meta.to_json(),
+                "metrics": r.metrics,
+                "problem": r.problem or None,
+            }
             for r in records
         ]
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        _dump(rows)
         return
-    console.print(render.runs_table(records))
+    if not records:
+        console.print(Text(f"no runs in {root}"))
+        return
+    console.print(render.runs_table(records, wide=wide), crop=not wide)
 
 
-@app.command()
+@app.command(cls=_Command)
 def board(
     runs_dir: RunsDir = None,
     port: Annotated[
-        int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1; 0 picks a free one.")
+        int,
+        typer.Option(
+            "--port",
+            metavar="PORT",
+            min=0,
+            max=65535,
+            help="Port on 127.0.0.1; 0 picks a free one.",
+        ),
     ] = 6006,
 ) -> None:
     """Start TensorBoard on the runs directory, on this machine only; Ctrl-C stops it."""
@@ -576,7 +644,9 @@ def board(
     root = runs.root(runs_dir)
 
     def announce(url: str) -> None:
-        console.print(f"TensorBoard for {root} at [bold]{url}[/] (Ctrl-C to stop)")
+        console.print(
+            Text.assemble("TensorBoard for ", str(root), " at ", (url, "bold"), " (Ctrl-C to stop)")
+        )
 
     code = serve(root, port, announce)
     if code == 0:
@@ -590,11 +660,11 @@ def main() -> None:
     try:
         code = command.main(args=sys.argv[1:], prog_name="tiny", standalone_mode=False)
     except TinyError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {one_line(str(exc))}\n")
         sys.exit(exc.exit_code)
     except typer.TyperException as exc:  # usage errors from the parser
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-        sys.stderr.write(f"error: {' '.join(message.split())}\n")
+        sys.stderr.write(f"error: {one_line(' '.join(message.split()))}\n")
         sys.exit(getattr(exc, "exit_code", 2))
     except (KeyboardInterrupt, typer.Abort):
         sys.stderr.write("aborted\n")
@@ -602,7 +672,7 @@ def main() -> None:
     except Exception as exc:  # a bug of ours: one line, the traceback only on request
         if os.environ.get("TINY_DEBUG"):
             raise
-        first = str(exc).splitlines()[0] if str(exc) else ""
+        first = one_line(str(exc).splitlines()[0] if str(exc) else "")
         sys.stderr.write(
             f"internal error: {type(exc).__name__}: {first} (TINY_DEBUG=1 shows the traceback)\n"
         )

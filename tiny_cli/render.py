@@ -1,21 +1,42 @@
-"""Rich renderables for parameters, metrics, configs and runs. They return, never print.
+"""Rich renderables for parameters, metrics, configs, runs and sweeps. They return, never print.
 
-Inputs are plain Python data (nested lists, dicts), so listing runs needs no torch.
+Inputs are the typed views of runs.py (or plain nested lists), so listing runs needs no torch.
+Every string that comes from disk, a config or an argument becomes a `Text`, never markup: a
+task named `[bold]` prints as `[bold]`.
+
+Tables that list runs fit the console: each column has a priority, and columns are dropped,
+lowest first, until every remaining cell fits whole (long cells wrap at spaces, never inside
+a word); nothing is cut with an ellipsis.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import yaml
 from rich import box
-from rich.console import Group
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-Nested = float | Sequence["Nested"]
+from tiny_cli.runs import (
+    Details,
+    GridValue,
+    MetricValue,
+    Nested,
+    RunMeta,
+    RunRecord,
+    SeedResult,
+    SweepPoint,
+    short_ids,
+    show_value,
+)
+
+GAP = 2  # columns between two table columns (padding 1 + an invisible rule)
 
 
 def _number(value: float, precision: int) -> str:
@@ -87,23 +108,22 @@ def _shape(values: Nested) -> tuple[int, ...]:
 def parameters_table(
     params: Mapping[str, Nested], precision: int = 2, title: str = "Parameters"
 ) -> Table:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=Text(title), title_justify="left")
     table.add_column("parameter", style="bold", no_wrap=True)
     table.add_column("shape", no_wrap=True)
     table.add_column(f"value (rounded to {precision} decimals)", overflow="fold")
     for name, values in params.items():
         shape = "x".join(map(str, _shape(values))) or "scalar"
-        table.add_row(name, shape, format_values(values, precision))
+        table.add_row(Text(name), shape, Text(format_values(values, precision)))
     return table
 
 
-def _metric(value: Any, precision: int) -> str:
+def _metric(value: Any, precision: int = 4) -> str:
+    """A metric value: `precision` decimals, tiny values in scientific notation, null as -."""
     if isinstance(value, float):
-        return (
-            f"{value:.{max(precision, 4)}g}"
-            if abs(value) < 1e-3 and value
-            else (_number(value, max(precision, 4)))
-        )
+        if abs(value) < 1e-3 and value:
+            return f"{value:.{max(precision, 1)}g}"
+        return _number(value, precision)
     if isinstance(value, list):
         return "[" + ", ".join(_metric(v, precision) for v in value) + "]"
     if value is None:
@@ -111,12 +131,14 @@ def _metric(value: Any, precision: int) -> str:
     return str(value)
 
 
-def metrics_table(metrics: Mapping[str, Any], precision: int = 4, title: str = "Metrics") -> Table:
-    table = Table(title=title, title_justify="left")
+def metrics_table(
+    metrics: Mapping[str, MetricValue], precision: int = 4, title: str = "Metrics"
+) -> Table:
+    table = Table(title=Text(title), title_justify="left")
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
     for name, value in metrics.items():
-        table.add_row(name, _metric(value, precision))
+        table.add_row(Text(name), Text(_metric(value, precision)))
     return table
 
 
@@ -124,72 +146,249 @@ def config_view(config: Mapping[str, Any]) -> Syntax:
     return Syntax(yaml.safe_dump(dict(config), sort_keys=False).rstrip(), "yaml", theme="ansi_dark")
 
 
-def runs_table(records: Sequence[Any]) -> Table:
-    """`records` are runs.RunRecord: one row each, a problem shown in place of the status."""
-    table = Table(title=f"{len(records)} runs", title_justify="left", box=box.SIMPLE_HEAD)
-    table.add_column("run id", no_wrap=True, style="cyan")
-    table.add_column("task")
-    table.add_column("init")
-    table.add_column("epochs", justify="right")
-    table.add_column("loss", justify="right")
-    table.add_column("accuracy", justify="right")
-    table.add_column("status")
-    table.add_column("time", justify="right")
-    for r in records:
-        meta, metrics = r.meta, r.metrics
-        status = Text(f"{meta.get('status', '?')}", style=_status_style(meta.get("status")))
-        if r.problem:
-            status = Text(f"broken: {r.problem}", style="red")
-        table.add_row(
-            r.run.id,
-            str(meta.get("task", "-")),
-            str(meta.get("init", "-")),
-            str(meta.get("epochs_done", "-")),
-            _metric(metrics.get("loss"), 4),
-            f"{metrics['solved']:.1%} solved"
-            if meta.get("kind") == "sweep" and isinstance(metrics.get("solved"), float)
-            else _metric(metrics.get("accuracy"), 4),
-            status,
-            _duration(meta.get("started"), meta.get("finished")),
+# --- tables that fit the console -------------------------------------------------------
+
+
+@dataclass
+class Column:
+    """A table column to fit: `keep` 0 is never dropped; higher numbers are dropped first.
+    `wrap` columns may wrap at spaces; the others are one line per cell, always whole."""
+
+    header: str
+    cells: list[Text] = field(default_factory=list)
+    justify: Any = "left"
+    wrap: bool = False
+    keep: int = 0
+    style: str = ""
+
+
+def _lines(text: Text | str) -> list[str]:
+    return (text.plain if isinstance(text, Text) else text).split("\n")
+
+
+def _natural(col: Column) -> int:
+    texts: list[Text | str] = [col.header, *col.cells]
+    return max(len(line) for t in texts for line in _lines(t))
+
+
+def _longest_word(texts: Iterable[Text | str]) -> int:
+    return max((len(w) for t in texts for line in _lines(t) for w in line.split()), default=0)
+
+
+def _floor(col: Column) -> int:
+    """The narrowest the column can be with every word whole (headers wrap at spaces)."""
+    cells = (
+        _longest_word(col.cells)
+        if col.wrap
+        else max((len(line) for t in col.cells for line in _lines(t)), default=0)
+    )
+    return max(cells, _longest_word([col.header]))
+
+
+def _need(cols: Sequence[Column], gap: int) -> int:
+    return sum(_floor(c) for c in cols) + gap * (len(cols) - 1)
+
+
+def _keep(columns: Sequence[Column], width: int, gap: int) -> list[Column]:
+    cols = list(columns)
+    while _need(cols, gap) > width and any(c.keep for c in cols):
+        cols.remove(max((c for c in cols if c.keep), key=lambda c: c.keep))
+    return cols
+
+
+def fit(columns: Sequence[Column], width: int, title: Text | None = None) -> Table:
+    """A table of `columns` at most `width` wide: drop columns (highest `keep` first) until
+    the rest fit whole (two spaces between columns, one if that keeps a column more), then
+    give wrapping columns what is left, up to their natural width."""
+    gap = GAP
+    cols = _keep(columns, width, gap)
+    tight = _keep(columns, width, 1)
+    if len(tight) > len(cols) or _need(cols, gap) > width:
+        gap, cols = 1, tight
+    widths = [_floor(c) for c in cols]
+    spare = width - _need(cols, gap)
+    # the columns that need least to become one line get it first
+    for i in sorted(range(len(cols)), key=lambda i: _natural(cols[i]) - widths[i]):
+        extra = min(max(spare, 0), _natural(cols[i]) - widths[i])
+        widths[i] += extra
+        spare -= extra
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, gap - 1, 0, 0),
+    )
+    for c, w in zip(cols, widths, strict=True):
+        table.add_column(
+            Text(c.header),
+            justify=c.justify,
+            width=w,
+            overflow="fold",
+            style=c.style,
         )
+    for c in cols:
+        for cell in c.cells:
+            cell.no_wrap = not c.wrap
+    for row in zip(*(c.cells for c in cols), strict=True):
+        table.add_row(*row)
     return table
 
 
-def _duration(started: Any, finished: Any) -> str:
+class Fitted:
+    """A renderable built for the width it is given (a terminal, a pipe, a test console)."""
+
+    def __init__(self, build: Callable[[int], RenderableType]) -> None:
+        self.build = build
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        built = self.build(options.max_width)
+        width = options.max_width
+        if isinstance(built, Table):  # `--wide`: wider than the console rather than cut
+            cols = built.columns
+            gap = built.padding[1] + 1
+            width = max(width, sum(c.width or 0 for c in cols) + gap * (len(cols) - 1))
+        yield from console.render(built, options.update_width(width))
+
+
+# --- runs ------------------------------------------------------------------------------
+
+
+def _status_style(status: str | None) -> str:
+    return {
+        "completed": "green",
+        "running": "yellow",
+        "starting": "yellow",
+        "interrupted": "yellow",
+    }.get(str(status), "red")
+
+
+def _duration(meta: RunMeta) -> str:
     """Wall time of a run ('-' while it runs or if unknown)."""
-    if not isinstance(started, int | float) or not isinstance(finished, int | float):
+    if meta.started is None or meta.finished is None:
         return "-"
-    seconds = max(0.0, finished - started)
+    seconds = max(0.0, (meta.finished - meta.started).total_seconds())
     return f"{seconds:.1f}s" if seconds < 60 else f"{seconds / 60:.1f}m"
 
 
-def _status_style(status: Any) -> str:
-    return {"completed": "green", "running": "yellow", "interrupted": "yellow"}.get(
-        str(status), "red"
-    )
+def _local(when: datetime | None) -> str:
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S") if when else "-"
+
+
+def init_label(meta: RunMeta, sep: str = ", ") -> str:
+    """A sweep whose grid varies init.mode shows the grid's modes, in the grid's order."""
+    modes = (meta.grid or {}).get("init.mode")
+    if meta.is_sweep and modes:
+        return sep.join(show_value(m) for m in modes)
+    return meta.init or "-"
+
+
+def seed_label(meta: RunMeta) -> str:
+    if meta.seeds:
+        return (
+            f"{meta.seeds[0]}-{meta.seeds[1]}"
+            if meta.seeds[1] > meta.seeds[0]
+            else str(meta.seeds[0])
+        )
+    return "-" if meta.seed is None else str(meta.seed)
+
+
+def _epochs(meta: RunMeta) -> str:
+    done, total = meta.epochs_done, meta.epochs
+    if done is None:
+        return "-"
+    if total is not None and done != total and meta.status != "completed":
+        return f"{done}/{total}"
+    return str(done)
+
+
+def _score(r: RunRecord) -> str:
+    solved = r.metrics.get("solved")
+    if r.meta.is_sweep and isinstance(solved, float | int):
+        return f"{solved:.1%} solved"
+    return _metric(r.metrics.get("accuracy"))
+
+
+def _origin(meta: RunMeta, shorts: Mapping[str, str]) -> str:
+    if meta.sweep:
+        return f"sweep {shorts.get(meta.sweep, meta.sweep)}"
+    if meta.from_run:
+        return f"from {shorts.get(meta.from_run, meta.from_run)}"
+    return ""
+
+
+def _status_cell(r: RunRecord) -> Text:
+    if r.problem:
+        return Text(f"broken: {r.problem}", style="red")
+    return Text(r.status, style=_status_style(r.status))
+
+
+def runs_table(records: Sequence[RunRecord], wide: bool = False) -> Fitted:
+    """One row per run, a problem shown in place of the status. Short ids (see
+    runs.short_ids) unless `wide`; `wide` also shows every column, whatever the width."""
+    shorts = short_ids([r.run.id for r in records])
+    title = Text(f"{len(records)} run" + ("" if len(records) == 1 else "s"))
+    show_origin = any(r.meta.sweep or r.meta.from_run for r in records)
+
+    def col(header: str, cell: Callable[[RunRecord], Text | str], **kw: Any) -> Column:
+        cells = [c if isinstance(c, Text) else Text(c) for c in map(cell, records)]
+        return Column(header, cells, **kw)
+
+    def build(width: int) -> Table:
+        columns = [
+            col("run id", lambda r: r.run.id if wide else shorts[r.run.id], style="cyan"),
+            col("task", lambda r: r.meta.task or "-"),
+            col("kind", lambda r: r.meta.kind or "-", keep=7),
+            col("init", lambda r: init_label(r.meta), wrap=True, keep=5),
+            col("seed", lambda r: seed_label(r.meta), justify="right", keep=4),
+            col("epochs", lambda r: _epochs(r.meta), justify="right", keep=6),
+            col("loss", lambda r: _metric(r.metrics.get("loss")), justify="right", keep=2),
+            col("accuracy", _score, justify="right", wrap=True, keep=3),
+            col("status", _status_cell, wrap=True),
+            col("time", lambda r: _duration(r.meta), justify="right", keep=8),
+        ]
+        if show_origin or wide:
+            columns.append(col("from", lambda r: _origin(r.meta, shorts), wrap=True, keep=9))
+        if wide:
+            columns.insert(1, col("started", lambda r: _local(r.meta.started), wrap=True))
+            return fit([Column(**{**c.__dict__, "keep": 0}) for c in columns], 10_000, title)
+        return fit(columns, width, title)
+
+    return Fitted(build)
 
 
 def _header(
-    what: str,
-    run_id: str,
-    meta: Mapping[str, Any],
-    detail: str,
-    config: Mapping[str, Any] | None,
-    problem: str,
-) -> list[Any]:
+    what: str, record: RunRecord, detail: str, config: Mapping[str, Any] | None, problem: str
+) -> list[RenderableType]:
     """The top of `tiny inspect`: id, status, why it stopped, what is broken, the config."""
-    status = str(meta.get("status", "?"))
-    parts: list[Any] = [
+    meta = record.meta
+    parts: list[RenderableType] = [
         Text.assemble(
             (f"{what} ", "bold"),
-            (run_id, "bold cyan"),
+            (record.run.id, "bold cyan"),
             "  ",
-            (status, _status_style(status)),
+            (record.status, _status_style(record.status)),
             f"  ({detail})",
         )
     ]
-    if meta.get("reason"):
-        parts.append(Text(f"reason: {meta['reason']}", style="yellow"))
+    facts = [
+        ("task", meta.task),
+        ("arch", meta.arch),
+        ("init", init_label(meta, ",") if meta.init or meta.grid else None),
+        (
+            "seed" + ("s" if meta.seeds else ""),
+            seed_label(meta) if meta.seeds or meta.seed is not None else None,
+        ),
+        ("started", _local(meta.started) if meta.started else None),
+        ("kept by sweep", meta.sweep),
+        ("from run", meta.from_run),
+    ]
+    line = "  ".join(f"{k} {v}" for k, v in facts if v)
+    if line:
+        parts.append(Text(line, style="dim"))
+    if meta.reason:
+        parts.append(Text(f"reason: {meta.reason}", style="yellow"))
     if problem:
         parts.append(Text(f"problem: {problem}", style="red"))
     if config is not None:
@@ -198,51 +397,87 @@ def _header(
 
 
 def run_view(
-    run_id: str,
-    meta: Mapping[str, Any],
-    config: Mapping[str, Any] | None,
-    metrics: Mapping[str, Any],
-    params: Mapping[str, Nested] | None,
+    record: RunRecord,
+    info: Details,
     precision: int = 2,
-    problem: str = "",
+    metrics_precision: int = 4,
 ) -> Group:
-    detail = f"{meta.get('kind', '?')}, {meta.get('epochs_done', '-')} epochs"
-    parts = _header("run", run_id, meta, detail, config, problem)
-    if metrics:
-        parts.append(metrics_table(metrics))
-    if params is not None:
-        parts.append(parameters_table(params, precision))
+    detail = f"{record.meta.kind or '?'}, {_epochs(record.meta)} epochs"
+    parts = _header("run", record, detail, info.config, "; ".join(info.problems))
+    if record.metrics:
+        parts.append(metrics_table(record.metrics, metrics_precision))
+    if info.params is not None:
+        parts.append(parameters_table(info.params, precision))
     return Group(*parts)
+
+
+def _lr(config: Mapping[str, Any] | None) -> str | None:
+    train = (config or {}).get("train")
+    lr = train.get("lr") if isinstance(train, Mapping) else None
+    return None if lr is None else show_value(lr)
+
+
+def _run_label(record: RunRecord, short: str, config: Mapping[str, Any] | None) -> str:
+    """Which run a compare column is: short id, kind, init, seed, lr (one per line)."""
+    meta = record.meta
+    lines = [short, meta.kind or "?"]
+    if meta.init:
+        lines.append(f"init {init_label(meta, ',')}")
+    if meta.seed is not None or meta.seeds:
+        lines.append(f"seed {seed_label(meta)}")
+    if (lr := _lr(config)) is not None:
+        lines.append(f"lr {lr}")
+    return "\n".join(lines)
 
 
 def compare_view(
-    ids: Sequence[str],
-    metrics: Sequence[Mapping[str, Any]],
+    records: Sequence[RunRecord],
+    configs: Sequence[Mapping[str, Any] | None],
     params: Sequence[Mapping[str, Nested] | None],
     precision: int = 2,
-) -> Group:
-    """Runs side by side: one column per run, one row per metric and per parameter."""
-    table = Table(title="Metrics", title_justify="left")
-    table.add_column("metric", style="bold")
-    for run_id in ids:
-        table.add_column(run_id, justify="right")
-    names = list(dict.fromkeys(k for m in metrics for k in m))
-    for name in names:
-        table.add_row(name, *(_metric(m.get(name), 4) for m in metrics))
-    parts: list[Any] = [table]
+    metrics_precision: int = 4,
+) -> Fitted:
+    """Runs side by side: one column per run, one row per metric and per parameter. When the
+    parameters do not fit side by side, they are listed one run under the other."""
+    shorts = short_ids([r.run.id for r in records])
+    labels = [_run_label(r, shorts[r.run.id], c) for r, c in zip(records, configs, strict=True)]
+    names = list(dict.fromkeys(k for r in records for k in r.metrics))
     keys = list(dict.fromkeys(k for p in params if p for k in p))
-    if keys:
-        ptable = Table(title="Parameters", title_justify="left")
-        ptable.add_column("parameter", style="bold")
-        for run_id in ids:
-            ptable.add_column(run_id, no_wrap=True)
-        for key in keys:
-            ptable.add_row(
-                key,
-                *(format_values(p[key], precision) if p and key in p else "-" for p in params),
-            )
-        parts.append(ptable)
-    return Group(*parts)
+
+    def side_by_side(first: str, rows: list[str], cell: Callable[[int, str], str]) -> list[Column]:
+        cols = [Column(first, [Text(n) for n in rows], style="bold")]
+        for i, label in enumerate(labels):
+            values = [Text(cell(i, n)) for n in rows]
+            cols.append(Column(label, values, justify="right", wrap=False))
+        return cols
+
+    def build(width: int) -> Group:
+        def metric(i: int, name: str) -> str:
+            return _metric(records[i].metrics.get(name), metrics_precision)
+
+        def value(i: int, key: str) -> str:
+            p = params[i]
+            return format_values(p[key], precision) if p and key in p else "-"
+
+        metric_cols = side_by_side("metric", names, metric)
+        parts: list[RenderableType] = [fit(metric_cols, width, Text("Metrics"))]
+        if keys:
+            param_cols = side_by_side("parameter", keys, value)
+            if sum(_floor(c) for c in param_cols) + GAP * len(records) <= width:
+                parts.append(fit(param_cols, width, Text("Parameters")))
+            else:  # one run under the other, under the parameter's name
+                names_runs, values = [], []
+                for key in keys:
+                    names_runs.append(Text(key, style="bold"))
+                    values.append(Text(""))
+                    for i, r in enumerate(records):
+                        names_runs.append(Text(f"  {shorts[r.run.id]} {r.meta.kind or '?'}"))
+                        values.append(Text(value(i, key)))
+                stacked = [Column("parameter, run", names_runs), Column("value", values)]
+                parts.append(fit(stacked, width, Text("Parameters")))
+        return Group(*parts)
+
+    return Fitted(build)
 
 
 # --- sweeps -----------------------------------------------------------------------------
@@ -256,69 +491,91 @@ OUTCOME_STYLES = {
 }
 
 
-def _seconds(value: Any) -> str:
-    if not isinstance(value, int | float):
+def _seconds(value: float | None) -> str:
+    if value is None:
         return "-"
     return f"{value:.1f} s" if value < 600 else f"{value / 60:.1f} min"
 
 
-def _short(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, int | float) else "-"
+def _short(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
 
 
-def sweep_table(summary: Sequence[Mapping[str, Any]], title: str = "Outcomes") -> Table:
+def _grid_lines(grid: Mapping[str, GridValue], split: bool) -> list[str]:
+    """`key=value` per line; `split` puts a long value under its key."""
+    out = []
+    for k, v in grid.items():
+        out.extend([f"{k}=", f"  {show_value(v)}"] if split else [f"{k}={show_value(v)}"])
+    return out
+
+
+def sweep_table(
+    summary: Sequence[SweepPoint] | Sequence[Mapping[str, Any]], title: str = "Outcomes"
+) -> Fitted:
     """One row per grid point: count and fraction per outcome, final-loss quantiles; time taken
     and seed-epochs per second under the grid point."""
-    outcomes = list(summary[0]["counts"]) if summary else list(OUTCOME_STYLES)
-    seeds = summary[0]["seeds"] if summary else 0
-    table = Table(
-        title=f"{title} of {seeds} seeds per grid point",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,  # no vertical rules: fits 80 columns
-    )
-    table.add_column("grid point, time, speed", min_width=20, overflow="fold")
-    for name in outcomes:
-        header = name.replace(" at mean", "\nat mean").replace("diverged", "diver-\nged")
-        table.add_column(header, justify="right", style=OUTCOME_STYLES.get(name, ""), no_wrap=True)
-    table.add_column("loss\nq10,50,90", justify="right", no_wrap=True)
-    for point in summary:
-        counts, fractions = point["counts"], point["fractions"]
-        loss = point.get("loss") or {}
-        speed = point.get("seed_epochs_per_second")
-        label = "\n".join(f"{k}={v}" for k, v in (point.get("grid") or {}).items())
-        rate = f", {speed:,.0f} seed-epochs/s" if isinstance(speed, int | float) else ""
-        timing = Text(f"{_seconds(point.get('seconds'))}{rate}", style="dim")
-        table.add_row(
-            Text.assemble(label or "base config", "\n", timing),
-            *[f"{counts[n]}\n{fractions[n]:.1%}" for n in outcomes],
-            "\n".join(_short(loss.get(q)) for q in ("q10", "q50", "q90")),
-        )
-    return table
+    points = [p if isinstance(p, SweepPoint) else SweepPoint.model_validate(p) for p in summary]
+    outcomes = list(points[0].counts) if points else list(OUTCOME_STYLES)
+    seeds = points[0].seeds if points else 0
+    heading = Text(f"{title} of {seeds} seeds per grid point")
 
+    def build(width: int) -> Table:
+        def label_column(split: bool) -> Column:
+            cells = []
+            for p in points:
+                label = "\n".join(_grid_lines(p.grid, split)) or "base config"
+                speed = p.seed_epochs_per_second
+                rate = f", {speed:,.0f} seed-epochs/s" if speed is not None else ""
+                cells.append(Text.assemble(label, "\n", (f"{_seconds(p.seconds)}{rate}", "dim")))
+            return Column("grid point, time, speed", cells, wrap=True)
 
-def sweep_view(
-    run_id: str,
-    meta: Mapping[str, Any],
-    config: Mapping[str, Any] | None,
-    summary: Sequence[Mapping[str, Any]] | None,
-    problem: str = "",
-) -> Group:
-    lo, hi = (meta.get("seeds") or ["?", "?"])[:2]
-    detail = f"seeds {lo}-{hi}, {meta.get('epochs_done', '-')} epochs"
-    parts = _header("sweep", run_id, meta, detail, config, problem)
-    if meta.get("grid"):
-        grid = "  ".join(f"{k}={','.join(map(str, v))}" for k, v in meta["grid"].items())
-        parts.append(Text(f"grid: {grid}"))
-    if summary:
-        parts.append(sweep_table(summary))
-    for kept in meta.get("kept") or []:
-        parts.append(
-            Text(
-                f"kept seed {kept['seed']} ({kept['why']}, grid point {kept['point']}): "
-                f"run {kept['run']}"
+        columns = [label_column(split=False)]
+        for name in outcomes:
+            header = name.replace(" at mean", "\nat mean").replace("diverged", "diver-\nged")
+            cells = [Text(f"{p.counts[name]}\n{p.fractions[name]:.1%}") for p in points]
+            columns.append(
+                Column(header, cells, justify="right", style=OUTCOME_STYLES.get(name, ""))
             )
+        quantiles = [
+            Text("\n".join(_short(p.loss.get(q)) for q in ("q10", "q50", "q90"))) for p in points
+        ]
+        columns.append(Column("loss\nq10,50,90", quantiles, justify="right", keep=1))
+        if sum(_floor(c) for c in columns) + GAP * (len(columns) - 1) > width:
+            columns[0] = label_column(split=True)
+        return fit(columns, width, heading)
+
+    return Fitted(build)
+
+
+def sweep_view(record: RunRecord, info: Details) -> Group:
+    meta = record.meta
+    detail = f"seeds {seed_label(meta)}, {_epochs(meta)} epochs"
+    parts = _header("sweep", record, detail, info.config, "; ".join(info.problems))
+    if meta.grid:
+        grid = "  ".join(
+            f"{k}={','.join(show_value(v) for v in values)}" for k, values in meta.grid.items()
+        )
+        parts.append(Text(f"grid: {grid}"))
+    if info.summary:
+        parts.append(sweep_table(info.summary))
+    for kept in meta.kept or []:
+        parts.append(
+            Text(f"kept seed {kept.seed} ({kept.why}, grid point {kept.point}): run {kept.run}")
         )
     return Group(*parts)
+
+
+def seed_tables(seed: int, results: Iterable[SeedResult], precision: int = 2) -> Group:
+    """`tiny inspect SWEEP --seed N`: the seed's parameters at every grid point."""
+    tables = []
+    for r in results:
+        accuracy = f", accuracy {r.accuracy:.4f}" if r.accuracy is not None else ""
+        title = (
+            f"seed {seed}, {r.label}: {r.outcome} "
+            f"(loss {r.loss:.4g}{accuracy}, {r.epochs_done} epochs)"
+        )
+        tables.append(parameters_table(r.parameters, precision, title=title))
+    return Group(*tables)
 
 
 # --- tasks ------------------------------------------------------------------------------
