@@ -10,9 +10,13 @@ from typing import Any
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.plugins.custom_scalar import layout_pb2
+from tensorboard.plugins.custom_scalar import metadata as custom_scalars_metadata
+from tensorboard.util import tensor_util
 
 from tests.conftest import CLI
-from tiny_cli import config, experiment, models, tracking
+from tiny_cli import config, experiment, models, tracking, train
 from tiny_cli.errors import RunFailed
 
 
@@ -87,22 +91,67 @@ def session_status(acc: EventAccumulator) -> int:
     return status
 
 
-def test_packed_scalars_are_the_bytes_of_the_proto() -> None:
-    from tensorboard.compat.proto.event_pb2 import Event
-    from tensorboard.compat.proto.summary_pb2 import Summary
+def test_every_scalar_of_every_epoch_reads_back_and_a_float32_overflow_is_inf(
+    tmp_path: Path,
+) -> None:
+    cfg, _ = config.load("lt10")
+    model = models.build(cfg)
+    tracker = tracking.Tracker(tracking.EventWriter(tmp_path), model, cfg.model.arch or "", every=1)
+    tracker.begin({"train.lr": 0.1}, {"train.lr": "number"}, ["final/loss"], group="g")
+    losses = [0.5, 0.25, 1e39, math.nan]  # 1e39 is too large for a float32
+    logged = []
+    for epoch, loss in enumerate(losses):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(1.0)
+                p.grad = None if epoch == 0 else torch.ones_like(p)  # no gradients at the init
+        params = models.flat_parameters(model)
+        logged.append(params.tolist())
+        tracker.on_epoch_end(train.EpochStats(epoch, loss, 0.75, params), model)
+    tracker.close(model, "completed", {"loss": 1e39})
 
-    tags = ["metrics/loss", "fc1/weight[0,1]", "é/ü[0]", "x" * 300]
-    values = [0.25, -3.5, float("nan"), 1e39]  # 1e39 is too large for a float32: inf
-    packed = tracking.ScalarPacker(tags).pack(values)
-    event = Event.FromString(tracking.event_bytes(7, packed, wall_time=12.5))
-    assert (event.step, event.wall_time) == (7, 12.5)
-    expected = Summary(
-        value=[Summary.Value(tag=t, simple_value=v) for t, v in zip(tags, values, strict=True)]
-    )
-    got = [(v.tag, v.simple_value) for v in event.summary.value]
-    assert got[:2] == [(v.tag, v.simple_value) for v in expected.value[:2]]
-    assert got[2][0] == tags[2] and math.isnan(got[2][1])
-    assert got[3] == (tags[3], math.inf)
+    acc = all_of(tmp_path)
+    steps = list(range(len(losses)))
+    for i, tag in enumerate(tracker.param_tags):
+        assert [(e.step, e.value) for e in acc.Scalars(tag)] == [
+            (step, values[i]) for step, values in enumerate(logged)
+        ]
+    loss = [e.value for e in acc.Scalars("metrics/loss")]
+    assert loss[:3] == [0.5, 0.25, math.inf] and math.isnan(loss[3])
+    assert [e.value for e in acc.Scalars("metrics/accuracy")] == [0.75] * len(steps)
+    assert [e.step for e in acc.Scalars("mechanism/threshold")] == steps
+    assert [e.step for e in acc.Scalars("grad_norm/0")] == steps[1:]
+    assert acc.Scalars("final/loss")[0].value == math.inf
+
+    (config_event,) = acc.Tensors(custom_scalars_metadata.CONFIG_SUMMARY_TAG)
+    layout = layout_pb2.Layout.FromString(config_event.tensor_proto.string_val[0])
+    charts = {
+        (c.title, ch.title): list(ch.multiline.tag) for c in layout.category for ch in c.chart
+    }
+    assert charts[("metrics", "loss and accuracy")] == ["^metrics/"]
+    assert charts[("parameters", "layer 0: weight and bias")] == ["^0/"]
+    assert ("mechanism", "threshold and steepness") in charts
+
+
+@pytest.mark.parametrize(
+    ("values", "count", "lo", "hi"),
+    [
+        ([3.0, -1.5, math.nan, 2.0, math.inf, 0.5, -math.inf], 4, -1.5, 3.0),
+        ([2.0, 2.0, 2.0], 3, 2.0, 2.0),
+        ([math.nan], 0, 0.0, 0.0),
+    ],
+)
+def test_a_histogram_reads_back_with_its_count_min_and_max(
+    tmp_path: Path, values: list[float], count: int, lo: float, hi: float
+) -> None:
+    writer = tracking.EventWriter(tmp_path)
+    value = tracking.histogram_value("loss", torch.tensor(values), buckets=4)
+    writer.summary(3, Summary(value=[value]))
+    writer.close()
+    (event,) = all_of(tmp_path).Tensors("loss")
+    buckets = tensor_util.make_ndarray(event.tensor_proto)  # [left edge, right edge, count] rows
+    assert event.step == 3 and buckets.shape == (4, 3)
+    assert (buckets[:, 2].sum(), buckets[0, 0], buckets[-1, 1]) == (count, lo, hi)
 
 
 def test_grad_norm_is_the_norm_of_the_epochs_gradient_per_layer(tmp_path: Path) -> None:
