@@ -23,7 +23,7 @@ from tiny_cli.errors import TinyError, one_line
 if TYPE_CHECKING:
     from tiny_cli.config import ExperimentConfig, Override
     from tiny_cli.experiment import Outcome
-    from tiny_cli.train import EpochStats
+    from tiny_cli.tracking import EpochStats
 
 
 class _Command(typer.core.TyperCommand):
@@ -159,36 +159,48 @@ def _device(name: str) -> str:
 
 
 class _Progress:
-    """A rich progress bar with the loss, updated at most 20 times a second."""
+    """One rich progress bar for training (epochs, with the loss) and sweeps (seed-epochs),
+    redrawn at most 20 times a second."""
 
-    def __init__(self, epochs: int) -> None:
+    def __init__(self, label: str, total: int, unit: str) -> None:
         from rich.progress import (
             BarColumn,
-            MofNCompleteColumn,
             Progress,
+            TaskProgressColumn,
             TextColumn,
             TimeElapsedColumn,
             TimeRemainingColumn,
         )
 
         self.progress = Progress(
-            TextColumn("[bold]training"),
+            TextColumn(f"[bold]{label}"),
             BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("epochs  loss {task.fields[loss]}"),
+            TaskProgressColumn(),
+            TextColumn("{task.completed:,.0f}/{task.total:,.0f} " + unit + "{task.fields[loss]}"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=err_console,
             transient=True,
         )
-        self.task = self.progress.add_task("train", total=epochs, loss="-")
+        self.task = self.progress.add_task(label, total=max(total, 1), loss="")
+        self.done = 0
         self._next = 0.0
 
-    def on_epoch_end(self, stats: EpochStats, model: Any) -> None:
+    def _show(self, **fields: Any) -> None:
         now = time.monotonic()
         if now >= self._next:
             self._next = now + 0.05
-            self.progress.update(self.task, completed=stats.epoch, loss=f"{stats.loss:.4g}")
+            self.progress.update(self.task, completed=self.done, **fields)
+
+    def advance(self, count: int) -> None:
+        """A sweep's progress: `count` more seed-epochs done."""
+        self.done += count
+        self._show()
+
+    def __call__(self, stats: EpochStats) -> None:
+        """A run's progress: its epoch and loss."""
+        self.done = stats.epoch
+        self._show(loss=f"  loss {stats.loss:.4g}")
 
     def __enter__(self) -> _Progress:
         self.progress.start()
@@ -196,6 +208,13 @@ class _Progress:
 
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
+
+
+def _saved(what: str, run_id: str, path: Path) -> Any:
+    """`run <id> saved in <path>`: the path as text, never as markup."""
+    from rich.text import Text
+
+    return Text.assemble(f"{what} ", (run_id, "bold cyan"), f" saved in {path}")
 
 
 def _run(
@@ -210,7 +229,7 @@ def _run(
 
     dev = _device(device)
     root = runs.root(runs_dir)
-    with _Progress(cfg.train.epochs) as progress:
+    with _Progress("training", cfg.train.epochs, "epochs") as progress:
         return experiment.run_experiment(
             cfg,
             kind=kind,
@@ -238,8 +257,8 @@ def _report(outcome: Outcome, precision: int) -> None:
             + (f", wrong at {where}" if where else "")
         )
     if outcome.picture:
-        console.print(f"prediction picture: {outcome.picture}", soft_wrap=True)  # unbroken path
-    console.print(f"run [bold cyan]{outcome.run.id}[/] saved in {outcome.run.path}")
+        console.print(f"prediction picture: {outcome.picture}", soft_wrap=True, markup=False)
+    console.print(_saved("run", outcome.run.id, outcome.run.path))
     status = outcome.result.status
     if status != "completed":
         shown = "failed" if status == "diverged" else status
@@ -329,48 +348,6 @@ def hardwire(
     _report(_run(cfg, "hardwire", path, runs_dir, device), precision)
 
 
-class _SweepProgress:
-    """A progress bar over seed-epochs (all grid points), updated at most 20 times a second."""
-
-    def __init__(self, total: int) -> None:
-        from rich.progress import (
-            BarColumn,
-            Progress,
-            TaskProgressColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.progress = Progress(
-            TextColumn("[bold]sweep"),
-            BarColumn(),
-            TaskProgressColumn(),
-            TextColumn("{task.completed:,.0f}/{task.total:,.0f} seed-epochs"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=err_console,
-            transient=True,
-        )
-        self.task = self.progress.add_task("sweep", total=max(total, 1))
-        self.done = 0
-        self._next = 0.0
-
-    def __call__(self, seed_epochs: int) -> None:
-        self.done += seed_epochs
-        now = time.monotonic()
-        if now >= self._next:
-            self._next = now + 0.05
-            self.progress.update(self.task, completed=self.done)
-
-    def __enter__(self) -> _SweepProgress:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
-
-
 @app.command(cls=_Command)
 def sweep(
     config_ref: ConfigArg,
@@ -413,22 +390,25 @@ def sweep(
     from tiny_cli import config, render, runs
     from tiny_cli import sweep as sweeping
 
-    seed_range = sweeping.parse_seeds(seeds)
-    axes = sweeping.parse_grid(grid or [])
+    seed_range = config.parse_seeds(seeds)
+    axes = config.parse_grid(grid or [])
     overrides = _overrides(sets, epochs=("train.epochs", epochs), lr=("train.lr", lr))
     base, path = config.load(config_ref, overrides)
-    points = sweeping.grid_points(config_ref, overrides, axes)
+    points = config.grid_points(config_ref, overrides, axes)
     total = sum(p.cfg.train.epochs for p in points) * len(seed_range)
-    with _SweepProgress(total) as progress:
+    with _Progress("sweep", total, "seed-epochs") as progress:
         outcome = sweeping.run_sweep(
             base, points, axes, seed_range, runs_root=runs.root(runs_dir),
-            source=str(path), keep=keep, on_epoch=progress, threads=threads,
+            source=str(path), keep=keep, on_epoch=progress.advance, threads=threads,
         )  # fmt: skip
     console.print(render.sweep_table(outcome.summary))
     for kept in outcome.kept:
         label = outcome.results[kept["point"]].point.label
-        console.print(f"kept seed {kept['seed']} ({kept['why']}, {label}) as run {kept['run']}")
-    console.print(f"sweep [bold cyan]{outcome.run.id}[/] saved in {outcome.run.path}")
+        console.print(
+            f"kept seed {kept['seed']} ({kept['why']}, {label}) as run {kept['run']}",
+            markup=False,
+        )
+    console.print(_saved("sweep", outcome.run.id, outcome.run.path))
 
 
 def _fail(problems: list[str]) -> None:

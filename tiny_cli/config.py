@@ -6,6 +6,9 @@ the file (and line, where YAML knows it) or the `--set` argument, and the dotted
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import UnionType
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
@@ -430,3 +433,75 @@ def flatten(cfg: ExperimentConfig) -> dict[str, Any]:
 
 def dump_yaml(cfg: ExperimentConfig) -> str:
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+# --- sweeps: seeds and grids ---------------------------------------------------------
+
+MAX_SEEDS = 1_000_000
+
+
+def parse_seeds(spec: str) -> range:
+    """`N` -> seeds 0..N-1; `A-B` -> seeds A..B inclusive. At most MAX_SEEDS of them."""
+    text = spec.strip()
+    first, sep, last = text.partition("-")
+    try:
+        if sep:
+            lo, hi = int(first), int(last)
+        else:
+            lo, hi = 0, int(text) - 1
+    except ValueError:
+        raise TinyError(
+            f"--seeds {spec}: expected a count N (seeds 0..N-1) or a range A-B, e.g. 0-999"
+        ) from None
+    if not sep and hi < 0:
+        raise TinyError(f"--seeds {spec}: the count must be at least 1")
+    if sep and lo > hi:
+        raise TinyError(f"--seeds {spec}: the range is empty ({lo} > {hi})")
+    if hi - lo + 1 > MAX_SEEDS:
+        raise TinyError(f"--seeds {spec}: {hi - lo + 1} seeds; at most {MAX_SEEDS:,} per sweep")
+    if hi > 2**63 - 1:
+        raise TinyError(f"--seeds {spec}: seeds must be below 2^63")
+    return range(lo, hi + 1)
+
+
+GridAxis = tuple[str, list[Any]]
+
+
+def parse_grid(items: Sequence[str]) -> list[GridAxis]:
+    """`train.lr=0.01,0.03` -> ("train.lr", [0.01, 0.03]); each value a YAML scalar."""
+    axes: list[GridAxis] = []
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not raw.strip():
+            raise TinyError(f"--grid {item!r}: expected key.path=v1,v2,..., e.g. train.lr=0.01,0.1")
+        if key == "seed":
+            raise TinyError(f"--grid {item}: seed: sweep seeds with --seeds, not --grid")
+        if any(key == k for k, _ in axes):
+            raise TinyError(f"--grid {item}: {key}: given twice; list all its values in one --grid")
+        values = [parse_override(f"{key}={v}")[1] for v in raw.split(",")]
+        if len(set(map(repr, values))) != len(values):
+            raise TinyError(f"--grid {item}: {key}: a value is repeated")
+        axes.append((key, values))
+    return axes
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    values: dict[str, Any]  # grid key -> value at this point ({} without --grid)
+    cfg: ExperimentConfig
+
+    @property
+    def label(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in self.values.items()) or "base config"
+
+
+def grid_points(source: str, overrides: list[Override], axes: list[GridAxis]) -> list[GridPoint]:
+    """Every combination of the grid's values, each validated through config.load."""
+    points = []
+    for combo in itertools.product(*(values for _, values in axes)):
+        values = {key: v for (key, _), v in zip(axes, combo, strict=True)}
+        extra = [(k, v, f"--grid {k}={v}") for k, v in values.items()]
+        cfg, _ = load(source, overrides + extra)
+        points.append(GridPoint(values, cfg))
+    return points

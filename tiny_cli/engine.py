@@ -29,7 +29,7 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
@@ -63,8 +63,7 @@ class Epoch:
     alive: Tensor  # [S] bool: not diverged
 
 
-class Callback(Protocol):
-    def __call__(self, epoch: Epoch) -> None: ...
+Callback = Callable[[Epoch], None]
 
 
 @dataclass
@@ -256,10 +255,10 @@ def fit(
                 last_good = torch.where(ok[seed_of], flat, last_good)
             epochs_done += ok.cpu()
             alive = ok
+        if not bool(alive[:s_real].any()):
+            break  # every seed diverged: nothing left to train or to report
         grads = per_seed(grad) if callbacks else None
         emit(epoch, epoch_loss, hits / n if hits is not None else None, grads)
-        if not bool(alive[:s_real].any()):
-            break
 
     final: Params = {}
     for k, size, begin in zip(names, sizes, starts, strict=False):

@@ -12,19 +12,28 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
 from torch.nn.utils import vector_to_parameters
 
-from tiny_cli import __version__, config, models, plots, runs, tasks, tracking
+from tiny_cli import __version__, config, engine, models, plots, runs, tasks, tracking
 from tiny_cli.config import ExperimentConfig
+from tiny_cli.engine import LOSSES
 from tiny_cli.errors import RunFailed
-from tiny_cli.train import LOSSES, Callback, EpochStats, FitResult, fit, make_optimizer
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What became of one run's training."""
+
+    status: Literal["completed", "diverged", "interrupted"]
+    epochs: int  # epochs completed with finite loss
+    reason: str = ""
 
 
 @dataclass
@@ -63,7 +72,8 @@ def evaluate(
 
 
 class _StopFlag:
-    """First Ctrl-C / SIGTERM asks the loop to stop after this epoch; a second Ctrl-C aborts."""
+    """First Ctrl-C / SIGTERM asks training to stop before its next mini-batch; a second
+    Ctrl-C aborts."""
 
     def __init__(self) -> None:
         self.signal: int | None = None
@@ -87,14 +97,27 @@ def _catch_signals(flag: _StopFlag) -> Iterator[None]:
             signal.signal(s, handler)
 
 
-class _LastEpoch:
-    """Remembers the last completed epoch's stats (and so its parameters) for a failure."""
-
-    def __init__(self, stats: EpochStats) -> None:
-        self.stats = stats
-
-    def on_epoch_end(self, stats: EpochStats, model: nn.Module) -> None:
-        self.stats = stats
+def run_meta(
+    run: runs.Run, cfg: ExperimentConfig, kind: str, source: str, device: str, **extra: Any
+) -> dict[str, Any]:
+    """What a run's `run.json` starts as: what made it (runs and sweeps alike)."""
+    return {
+        "id": run.id,
+        "kind": kind,
+        "status": "running",
+        "task": cfg.task.name,
+        "arch": cfg.model.arch or cfg.arch.describe(),
+        "init": cfg.init.mode,
+        "seed": cfg.seed,
+        "epochs": cfg.train.epochs,
+        "epochs_done": 0,
+        "device": device,
+        "source": source,
+        "command": sys.argv,
+        "versions": versions(),
+        "started": time.time(),
+        **extra,
+    }
 
 
 def run_experiment(
@@ -104,44 +127,29 @@ def run_experiment(
     runs_root: Path,
     source: str = "",
     device: str = "cpu",
-    progress: Callback | None = None,
+    progress: Callable[[tracking.EpochStats], None] | None = None,
     origin: str | None = None,
+    extra_meta: dict[str, Any] | None = None,
 ) -> Outcome:
     """Build, train (zero epochs for a hardwired run), evaluate and store one run.
 
-    The config is already validated, so a failure from here on is ours or the machine's:
-    the run keeps the parameters of its last completed epoch, is marked failed (or
-    interrupted, on a second Ctrl-C) and the traceback is saved in it; `RunFailed` says so
-    in one line. The first Ctrl-C or SIGTERM ends training cleanly after the current epoch.
+    Training is `engine.fit` with one seed, so seed k here is seed k of any sweep, bit for
+    bit. The config is already validated, so a failure from here on is ours or the
+    machine's: the run keeps the parameters of its last completed epoch, is marked failed
+    (or interrupted, on a second Ctrl-C) and the traceback is saved in it; `RunFailed` says
+    so in one line. The first Ctrl-C or SIGTERM ends training cleanly before the next
+    mini-batch, with the parameters of the last completed epoch.
     """
     flag = _StopFlag()
     with _catch_signals(flag):
         task = cfg.task
         x, y = task.data()
         model = models.build(cfg)
-        picture = plots.PredictionPlot(cfg.task, x)
+        picture = plots.PredictionPlot(task, x)
         run = runs.create(runs_root, cfg.task.name)
         run.write_text(runs.CONFIG, config.dump_yaml(cfg))
-        run.write_json(
-            runs.META,
-            {
-                "id": run.id,
-                "kind": kind,
-                "status": "running",
-                "task": cfg.task.name,
-                "arch": cfg.model.arch or cfg.arch.describe(),
-                "init": cfg.init.mode,
-                "seed": cfg.seed,
-                "epochs": cfg.train.epochs,
-                "epochs_done": 0,
-                "device": device,
-                "source": source,
-                "from_run": origin,
-                "command": sys.argv,
-                "versions": versions(),
-                "started": time.time(),
-            },
-        )
+        meta = run_meta(run, cfg, kind, source, device, from_run=origin, **(extra_meta or {}))
+        run.write_json(runs.META, meta)
         tracker = tracking.Tracker(
             tracking.EventWriter(run.path),
             model,
@@ -150,36 +158,32 @@ def run_experiment(
             picture=picture,
             images_every=cfg.log.image_interval(cfg.train.epochs),
         )
-        last: _LastEpoch | None = None
+        last: list[tracking.EpochStats] = []
+
+        def on_epoch(e: engine.Epoch) -> None:
+            stats = tracking.EpochStats(
+                e.epoch,
+                float(e.loss[0]),
+                float(e.accuracy[0]) if e.accuracy is not None else None,
+                e.params[0],
+                e.grads[0] if e.grads is not None else None,
+            )
+            last[:] = [stats]
+            tracker.on_epoch_end(stats)
+            if progress is not None:
+                progress(stats)
+
         try:
             tracker.begin(config.flatten(cfg), config.flat_keys(), hparams_metrics(), run.id)
-            dev = torch.device(device)
-            model.to(dev)
-            xd, yd = x.to(dev), y.to(dev)
             correct = task.correct if task.kind == "classification" else None
-            t = cfg.train
-            loss_name = cfg.loss
-            with torch.no_grad():
-                pred0 = model(xd)
-                acc0 = correct(pred0, yd).float().mean().item() if correct else None
-                loss0 = LOSSES[loss_name](pred0, yd).item()
-                stats0 = EpochStats(0, loss0, acc0, models.flat_parameters(model))
-            tracker.on_epoch_end(stats0, model)
-            last = _LastEpoch(stats0)
-            optimizer = make_optimizer(
-                t.optimizer, model.parameters(), t.lr, t.momentum, t.weight_decay
-            )
-            callbacks: list[Callback] = [tracker, last]
-            if progress is not None:
-                callbacks.append(progress)
-            result = fit(
-                model, xd, yd, loss=loss_name, optimizer=optimizer, epochs=t.epochs,
-                batch_size=t.batch_size, seed=cfg.seed, correct=correct, callbacks=callbacks,
-                should_stop=flag,
+            fitted = engine.fit(
+                cfg, [cfg.seed], x, y, correct=correct, callbacks=[on_epoch],
+                should_stop=flag, device=device,
             )  # fmt: skip
-            model.cpu()
+            result = _result(fitted)
+            model.load_state_dict({k: v[0] for k, v in fitted.params.items()})
             metrics = evaluate(cfg, model, x, y)
-            tracker.close(model, FINAL_STATUS[result.status], metrics)
+            tracker.close(FINAL_STATUS[result.status], metrics)
             run.save_state(model.state_dict())
             run.write_json(runs.METRICS, metrics)
             final_png = tracker.final_png
@@ -196,11 +200,21 @@ def run_experiment(
     return Outcome(run, result, metrics, params, png)
 
 
+def _result(fitted: engine.Result) -> FitResult:
+    done = int(fitted.epochs[0])
+    if bool(fitted.diverged[0]):
+        loss = float(fitted.diverged_at[0])
+        return FitResult("diverged", done, f"loss became {loss} at epoch {done + 1}")
+    if fitted.status == "interrupted":
+        return FitResult("interrupted", done, f"stopped by a signal after epoch {done}")
+    return FitResult("completed", done)
+
+
 def _store_failure(
     run: runs.Run,
     model: nn.Module,
     tracker: tracking.Tracker,
-    last: _LastEpoch | None,
+    last: list[tracking.EpochStats],
     exc: BaseException,
 ) -> RunFailed:
     """Keep what the run reached, mark it, and say so in one line.
@@ -215,14 +229,14 @@ def _store_failure(
     epochs = 0
     try:
         model.cpu()
-        if last is not None:
-            epochs = last.stats.epoch
+        if last:
+            epochs = last[0].epoch
             with torch.no_grad():
-                vector_to_parameters(last.stats.params.cpu(), model.parameters())
+                vector_to_parameters(last[0].params.cpu(), model.parameters())
             run.save_state(model.state_dict())
     finally:
         with contextlib.suppress(Exception):  # it closes the event file whatever fails
-            tracker.close(model, status)
+            tracker.close(status)
     reason = "aborted by a second Ctrl-C" if interrupted else f"{type(exc).__name__}: {exc}"
     run.update_meta(status=status, epochs_done=epochs, reason=reason, finished=time.time())
     what = "interrupted" if interrupted else f"failed ({reason.splitlines()[0]})"

@@ -1,23 +1,14 @@
-"""Sweeps: many seeds of one config trained at once as one batched model, and what became of each.
+"""Sweeps: many seeds of one config trained at once by the engine, and what became of each.
 
-Every parameter gets a leading seed dimension (`[S, *shape]`, the model's own state_dict names)
-and one batched forward for every architecture (`models.batched_forward`, `baddbmm` over the
-seeds) runs them all. The loss is
-the sum over seeds of each seed's mean loss, so seed k's gradient is exactly its own, and the
-optimizers (SGD, Adam, AdamW) are elementwise, so one `optimizer.step()` on the stacked
-tensors gives every seed the update it would get trained alone. Seed k starts from
-`models.build(cfg with seed=k)` and shuffles with its own `Generator().manual_seed(k)`, as
-`train.fit` does: seed k of a sweep follows `tiny train --seed k` (to float rounding).
-
-Activations are laid out `[S, features, samples]`: on a CPU this is ~25% faster than
-`[S, samples, features]` for the article's two-neuron layers.
+The engine (`engine.fit`) trains a chunk of seeds as one batched model; seed k of a sweep is
+`tiny train --seed k`, bit for bit, whatever the chunk, the seed range or the thread count.
+Each seed's final net is classified by `outcomes.classify`; the sweep is stored as one
+directory among the runs.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,271 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tensorboard.compat.proto.summary_pb2 import HistogramProto, Summary
-from torch import Tensor, nn
+from tensorboard.compat.proto.summary_pb2 import Summary
+from torch import Tensor
 
-from tiny_cli import config, models, runs, tracking
-from tiny_cli.config import ExperimentConfig, Override
-from tiny_cli.errors import TinyError
-from tiny_cli.train import LOSSES, make_optimizer
-
-MAX_SEEDS = 1_000_000
-OUTCOMES = ("solved", "stuck at mean", "dead", "partial", "diverged")
-
-# The outcome rule's tolerances (see `classify`).
-REGRESSION_TOL = 0.01  # solved regression: MSE on the training data at most this
-CONSTANT_EPS = 0.01  # near-constant output: std(output) <= CONSTANT_EPS * std(target)
-MEAN_EPS = 0.05  # at the mean: |mean(output) - mean(target)| <= MEAN_EPS * std(target)
+from tiny_cli import config, engine, models, runs, tracking
+from tiny_cli.config import ExperimentConfig, GridAxis, GridPoint
+from tiny_cli.outcomes import OUTCOMES, classify, evaluate, pick_seeds
 
 # Floats of activations (and their saved copies) allowed per chunk of seeds: ~0.5 GiB.
 CHUNK_FLOATS = 1 << 27
 MAX_CHUNK = 8192
 
-
-# --- the command's inputs ---------------------------------------------------------------
-
-
-def parse_seeds(spec: str) -> range:
-    """`N` -> seeds 0..N-1; `A-B` -> seeds A..B inclusive. At most MAX_SEEDS of them."""
-    text = spec.strip()
-    first, sep, last = text.partition("-")
-    try:
-        if sep:
-            lo, hi = int(first), int(last)
-        else:
-            lo, hi = 0, int(text) - 1
-    except ValueError:
-        raise TinyError(
-            f"--seeds {spec}: expected a count N (seeds 0..N-1) or a range A-B, e.g. 0-999"
-        ) from None
-    if not sep and hi < 0:
-        raise TinyError(f"--seeds {spec}: the count must be at least 1")
-    if sep and lo > hi:
-        raise TinyError(f"--seeds {spec}: the range is empty ({lo} > {hi})")
-    if hi - lo + 1 > MAX_SEEDS:
-        raise TinyError(f"--seeds {spec}: {hi - lo + 1} seeds; at most {MAX_SEEDS:,} per sweep")
-    if hi > 2**63 - 1:
-        raise TinyError(f"--seeds {spec}: seeds must be below 2^63")
-    return range(lo, hi + 1)
-
-
-GridAxis = tuple[str, list[Any]]
-
-
-def parse_grid(items: Sequence[str]) -> list[GridAxis]:
-    """`train.lr=0.01,0.03` -> ("train.lr", [0.01, 0.03]); each value a YAML scalar."""
-    axes: list[GridAxis] = []
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key or not raw.strip():
-            raise TinyError(f"--grid {item!r}: expected key.path=v1,v2,..., e.g. train.lr=0.01,0.1")
-        if key == "seed":
-            raise TinyError(f"--grid {item}: seed: sweep seeds with --seeds, not --grid")
-        if any(key == k for k, _ in axes):
-            raise TinyError(f"--grid {item}: {key}: given twice; list all its values in one --grid")
-        values = [config.parse_override(f"{key}={v}")[1] for v in raw.split(",")]
-        if len(set(map(repr, values))) != len(values):
-            raise TinyError(f"--grid {item}: {key}: a value is repeated")
-        axes.append((key, values))
-    return axes
-
-
-@dataclass(frozen=True)
-class GridPoint:
-    values: dict[str, Any]  # grid key -> value at this point ({} without --grid)
-    cfg: ExperimentConfig
-
-    @property
-    def label(self) -> str:
-        return " ".join(f"{k}={v}" for k, v in self.values.items()) or "base config"
-
-
-def grid_points(source: str, overrides: list[Override], axes: list[GridAxis]) -> list[GridPoint]:
-    """Every combination of the grid's values, each validated through config.load."""
-    points = []
-    for combo in itertools.product(*(values for _, values in axes)):
-        values = {key: v for (key, _), v in zip(axes, combo, strict=True)}
-        extra = [(k, v, f"--grid {k}={v}") for k, v in values.items()]
-        cfg, _ = config.load(source, overrides + extra)
-        points.append(GridPoint(values, cfg))
-    return points
-
-
-# --- the batched model ------------------------------------------------------------------
-
 Params = models.Params  # state_dict names -> [S, *shape]
-
-
-def initial_params(cfg: ExperimentConfig, seeds: Sequence[int]) -> Params:
-    """Seed k's parameters exactly as `models.build(cfg with seed=k)` makes them, stacked."""
-    states = [models.build(cfg.model_copy(update={"seed": s})).state_dict() for s in seeds]
-    return {k: torch.stack([st[k] for st in states]) for k in states[0]}
-
-
-def forward(arch: models.Arch, params: Params, x: Tensor) -> tuple[Tensor, list[Tensor]]:
-    """Samples-first inputs [n, in] (shared) -> outputs [S, n] and ReLU layers [S, units, n]."""
-    out, hidden = models.batched_forward(arch, params, x.T.unsqueeze(0))
-    relu = [h for h, layer in zip(hidden, arch.layers, strict=False) if layer.activation == "relu"]
-    return out[:, 0, :], relu
-
-
-# --- batched training -------------------------------------------------------------------
-
-
-@dataclass
-class BatchedFit:
-    params: Params  # final parameters; a diverged seed keeps its last finite ones
-    epochs: Tensor  # [S] epochs completed with finite loss
-    diverged: Tensor  # [S] bool
-
-
-def fit_batched(
-    cfg: ExperimentConfig,
-    params: Params,
-    x: Tensor,
-    y: Tensor,
-    seeds: Sequence[int],
-    on_epoch: Callable[[int], None] | None = None,
-) -> BatchedFit:
-    """`train.fit` for S seeds at once: same batches, same updates, same divergence rule.
-
-    A seed whose epoch loss or parameters stop being finite is frozen at its last finite
-    parameters with the epochs it completed; its loss is masked out, so it cannot touch
-    the others.
-    """
-    t = cfg.train
-    arch = cfg.arch
-    loss_fn = LOSSES[cfg.loss]
-    n, s = len(x), len(seeds)
-    full_batch = t.batch_size is None or t.batch_size >= n
-    tensors = [nn.Parameter(v.detach().clone()) for v in params.values()]
-    leaves: Params = dict(zip(params, tensors, strict=True))
-    optimizer = make_optimizer(t.optimizer, tensors, t.lr, t.momentum, t.weight_decay)
-    for group in optimizer.param_groups:
-        # The same update rule in one fused CPU kernel per tensor: ~14% faster here than
-        # foreach, and as close to train.fit's for-loop implementation (float rounding).
-        group["fused"], group["foreach"] = True, False
-    xt, yt = x.T.unsqueeze(0), y.T.unsqueeze(0)  # [1, in, n], [1, 1, n]
-    gens = [] if full_batch else [torch.Generator().manual_seed(k) for k in seeds]
-    with torch.no_grad():
-        last_good = torch.cat([p.reshape(s, -1) for p in tensors], dim=1)
-    alive = torch.ones(s, dtype=torch.bool)
-    epochs_done = torch.zeros(s, dtype=torch.long)
-    for _ in range(t.epochs):
-        if full_batch:
-            batches: list[tuple[Tensor, Tensor, int]] = [(xt, yt, n)]
-        else:
-            perm = torch.stack([torch.randperm(n, generator=g) for g in gens])
-            batches = [
-                (x[idx].transpose(1, 2), y[idx].transpose(1, 2), idx.shape[1])
-                for idx in perm.split(t.batch_size or n, dim=1)
-            ]
-        total = torch.zeros(s)
-        for xb, yb, size in batches:
-            pred, _ = models.batched_forward(arch, leaves, xb)
-            per_seed = loss_fn(pred, yb.expand_as(pred), reduction="none").mean(dim=(1, 2))  # type: ignore[call-arg]
-            optimizer.zero_grad(set_to_none=True)
-            per_seed.where(alive, 0.0).sum().backward()
-            optimizer.step()
-            total = total + per_seed.detach() * size if size < n else per_seed.detach()
-        with torch.no_grad():
-            now = torch.cat([p.reshape(s, -1) for p in tensors], dim=1)
-            # finite * 0 is 0, inf * 0 and nan * 0 are nan: one cheap reduction per seed
-            ok = alive & total.isfinite() & now.mul(0.0).sum(dim=1).eq(0.0)
-            last_good = torch.where(ok.unsqueeze(1), now, last_good)
-            epochs_done += ok
-            alive = ok
-        if on_epoch is not None:
-            on_epoch(s)  # seed-epochs done
-    final: Params = {}
-    offset = 0
-    for key, p in leaves.items():
-        size = p[0].numel()
-        final[key] = last_good[:, offset : offset + size].reshape(p.shape).clone()
-        offset += size
-    return BatchedFit(final, epochs_done, ~alive)
-
-
-# --- outcomes ---------------------------------------------------------------------------
-
-
-def classify(
-    kind: str,
-    pred: Tensor,
-    y: Tensor,
-    hidden: Sequence[Tensor] = (),
-    diverged: Tensor | None = None,
-    right: Tensor | None = None,
-) -> Tensor:
-    """Each seed's outcome on the full training data, as an index into OUTCOMES.
-
-    `pred` is [S, n] (each seed's outputs), `y` the n targets, `hidden` the ReLU layers
-    [S, units, n] before the output, `right` the right answers [S, n] of a classification
-    (default: within 0.5 of the 0/1 target; the task's own rule is `tasks.Task.correct`).
-    The first rule that holds wins:
-
-    - diverged: the loss or the parameters stopped being finite (training kept the last
-      finite parameters);
-    - solved: accuracy 1.0 for classification (every training input answered right);
-      for regression MSE <= REGRESSION_TOL (0.01);
-    - stuck at mean: near-constant output, std(output) <= CONSTANT_EPS * std(target)
-      (1%), at the target's mean, |mean(output) - mean(target)| <= MEAN_EPS * std(target)
-      (5%): the article's "predicting the mean";
-    - dead: near-constant output anywhere else, or a ReLU layer with no unit active
-      (> 0) on any training input;
-    - partial: anything else (learned something, not all of it).
-
-    Std is the population std over the n training inputs.
-    """
-    s = len(pred)
-    y = y.reshape(1, -1)
-    target_std = float(y.std(correction=0)) or 1.0
-    if kind == "classification":
-        solved = (right if right is not None else (pred - y).abs() < 0.5).all(dim=1)
-    else:
-        solved = ((pred - y) ** 2).mean(dim=1) <= REGRESSION_TOL
-    constant = pred.std(dim=1, correction=0) <= CONSTANT_EPS * target_std
-    at_mean = (pred.mean(dim=1) - y.mean()).abs() <= MEAN_EPS * target_std
-    layer_dead = torch.zeros(s, dtype=torch.bool)
-    for h in hidden:
-        layer_dead |= ~(h > 0).any(dim=2).any(dim=1)
-    diverged = torch.zeros(s, dtype=torch.bool) if diverged is None else diverged
-    finite = pred.isfinite().all(dim=1)
-    outcome = torch.full((s,), OUTCOMES.index("partial"), dtype=torch.int8)
-    rules = [
-        ("dead", constant | layer_dead),
-        ("stuck at mean", constant & at_mean),
-        ("solved", solved),
-        ("diverged", diverged | ~finite),
-    ]
-    for name, mask in rules:  # in reverse priority: later rules overwrite earlier ones
-        outcome[mask] = OUTCOMES.index(name)
-    return outcome
-
-
-@dataclass
-class Evaluation:
-    loss: Tensor  # [S] the training loss on the full training data
-    pred: Tensor  # [S, n] outputs
-    hidden: list[Tensor]  # ReLU layers [S, units, n]
-    right: Tensor | None  # [S, n] right answers, classification only
-    accuracy: Tensor | None  # [S], classification only
-
-
-@torch.no_grad()
-def evaluate(cfg: ExperimentConfig, params: Params, x: Tensor, y: Tensor) -> Evaluation:
-    """Per-seed final loss, accuracy (classification), outputs and ReLU layers."""
-    task = cfg.task
-    pred, hidden = forward(cfg.arch, params, x)
-    target = y.reshape(1, -1).expand_as(pred)
-    loss = LOSSES[cfg.loss](pred, target, reduction="none").mean(dim=1)  # type: ignore[call-arg]
-    right = task.correct(pred, y.reshape(1, -1)) if task.kind == "classification" else None
-    accuracy = right.float().mean(dim=1) if right is not None else None
-    return Evaluation(loss, pred, hidden, right, accuracy)
-
-
-# --- a whole grid point -----------------------------------------------------------------
 
 
 @dataclass
@@ -353,7 +91,7 @@ def run_point(
     parts: list[dict[str, Any]] = []
     for i in range(0, len(seeds), chunk):
         part = list(seeds[i : i + chunk])
-        fitted = fit_batched(cfg, initial_params(cfg, part), x, y, part, on_epoch)
+        fitted = engine.fit(cfg, part, x, y, callbacks=[_counter(on_epoch, len(part))])
         ev = evaluate(cfg, fitted.params, x, y)
         outcome = classify(task.kind, ev.pred, y, ev.hidden, fitted.diverged, ev.right)
         parts.append(
@@ -382,28 +120,12 @@ def run_point(
     )
 
 
-def pick_seeds(result: PointResult, keep: int) -> list[tuple[int, str]]:
-    """Up to `keep` seeds worth a full run: best, worst, one per outcome, then by loss."""
-    order = torch.argsort(torch.nan_to_num(result.loss, nan=math.inf), stable=True).tolist()
-    picks: list[tuple[int, str]] = []
+def _counter(on_epoch: Callable[[int], None] | None, seeds: int) -> engine.Callback:
+    def count(e: engine.Epoch) -> None:
+        if on_epoch is not None and e.epoch > 0:
+            on_epoch(seeds)  # seed-epochs done
 
-    def add(index: int, why: str) -> None:
-        if len(picks) < keep and all(index != i for i, _ in picks):
-            picks.append((index, why))
-
-    add(order[0], "best")
-    add(order[-1], "worst")
-    for code, name in enumerate(OUTCOMES):
-        found = [i for i in order if int(result.outcome[i]) == code]
-        if found:
-            add(found[0], name)
-    if len(picks) < keep:  # spread the rest evenly over the loss ranking, then fill
-        step = len(order) / max(1, keep - len(picks) + 1)
-        for j in range(1, len(order)):
-            add(order[min(len(order) - 1, int(j * step))], "quantile")
-        for i in order:
-            add(i, "quantile")
-    return [(result.seeds[i], why) for i, why in picks]
+    return count
 
 
 # --- the whole sweep, stored ------------------------------------------------------------
@@ -417,24 +139,6 @@ class SweepOutcome:
     kept: list[dict[str, Any]]
 
 
-def _histogram(tag: str, values: Tensor, buckets: int = 30) -> Summary.Value:
-    """A TensorBoard histogram of `values` (finite ones) in equal-width buckets."""
-    v = values[values.isfinite()].double()
-    lo, hi = (float(v.min()), float(v.max())) if len(v) else (0.0, 0.0)
-    edges = torch.linspace(lo, hi, buckets + 1)[1:] if hi > lo else torch.tensor([hi])
-    counts = torch.bucketize(v, edges.double()).bincount(minlength=len(edges))[: len(edges)]
-    histo = HistogramProto(
-        min=lo,
-        max=hi,
-        num=len(v),
-        sum=float(v.sum()),
-        sum_squares=float((v * v).sum()),
-        bucket_limit=edges.tolist(),
-        bucket=counts.double().tolist(),
-    )
-    return Summary.Value(tag=tag, histo=histo)
-
-
 def _write_events(run: runs.Run, results: list[PointResult]) -> None:
     """Step i is grid point i: outcome counts as scalars, final losses as histograms."""
     writer = tracking.EventWriter(run.path)
@@ -445,10 +149,10 @@ def _write_events(run: runs.Run, results: list[PointResult]) -> None:
                 (f"outcomes/{name.replace(' ', '_')}", float(c)) for name, c in counts.items()
             ]
             writer.scalars(i, scalars)
-            values = [_histogram("final_loss", r.loss)]
+            values = [tracking.histogram_value("final_loss", r.loss)]
             positive = r.loss[r.loss > 0]
             if len(positive):
-                values.append(_histogram("final_log10_loss", positive.log10()))
+                values.append(tracking.histogram_value("final_log10_loss", positive.log10()))
             writer.summary(i, Summary(value=values))
     finally:
         writer.close()
@@ -492,24 +196,19 @@ def run_sweep(
     run.write_json(runs.GRID, grid)
     run.write_json(
         runs.META,
-        {
-            "id": run.id,
-            "kind": "sweep",
-            "status": "running",
-            "task": base.task.name,
-            "arch": base.model.arch or base.arch.describe(),
-            "init": ",".join(sorted({p.cfg.init.mode for p in points})),
-            "seeds": [seeds.start, seeds.stop - 1],
-            "n_seeds": len(seeds),
-            "grid": grid["axes"],
-            "epochs": max(p.cfg.train.epochs for p in points),
-            "epochs_done": 0,
-            "device": "cpu",
-            "source": source,
-            "command": sys.argv,
-            "versions": experiment.versions(),
-            "started": time.time(),
-        },
+        experiment.run_meta(
+            run,
+            base,
+            "sweep",
+            source,
+            "cpu",
+            init=",".join(sorted({p.cfg.init.mode for p in points})),
+            seed=None,
+            seeds=[seeds.start, seeds.stop - 1],
+            n_seeds=len(seeds),
+            grid=grid["axes"],
+            epochs=max(p.cfg.train.epochs for p in points),
+        ),
     )
     previous_threads = torch.get_num_threads()
     try:
@@ -536,9 +235,11 @@ def run_sweep(
         _write_events(run, results)
         kept: list[dict[str, Any]] = []
         for i, r in enumerate(results):
-            for seed, why in pick_seeds(r, keep) if keep else []:
+            for seed, why in pick_seeds(r.loss, r.outcome, r.seeds, keep) if keep else []:
                 cfg = r.point.cfg.model_copy(update={"seed": seed})
-                out = experiment.run_experiment(cfg, runs_root=runs_root, source=source)
+                out = experiment.run_experiment(
+                    cfg, runs_root=runs_root, source=source, extra_meta={"sweep": run.id}
+                )
                 kept.append({"point": i, "seed": seed, "why": why, "run": out.run.id})
     except BaseException as exc:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"

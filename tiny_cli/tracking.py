@@ -28,6 +28,7 @@ import socket
 import struct
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -43,9 +44,9 @@ from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 from tensorboard.util import tensor_util
 from torch import Tensor, nn
+from torch.nn.utils import vector_to_parameters
 
 from tiny_cli import models
-from tiny_cli.train import EpochStats
 
 IMAGE_TAG = "prediction"
 SESSION_STATUS = {
@@ -266,13 +267,25 @@ class Picture(Protocol):
     def png(self, model: nn.Module, epoch: int) -> bytes: ...
 
 
+@dataclass(frozen=True)
+class EpochStats:
+    """One run's epoch, as the tracker logs it."""
+
+    epoch: int  # parameters are those after this many epochs (0: the init)
+    loss: float  # mean loss over the epoch's batches, each measured before its step
+    accuracy: float | None  # classification only
+    params: Tensor  # [P] every parameter, flat, in `model.parameters()` order
+    grads: Tensor | None  # [P] the gradient of the epoch's last batch (None at the init)
+
+
 class Tracker:
     """Training callback: loss, accuracy, every parameter element, derived quantities and
     gradient norms per layer as scalars; pictures of the prediction.
 
-    Logs epoch 0 (the init, passed to `on_epoch_end` by the caller), every `every` epochs, and
-    always the last epoch reached, even when training stops early. Pictures: epoch 0, every
-    `images_every` epochs (0: none between) and the last epoch.
+    Logs epoch 0 (the init), every `every` epochs, and always the last epoch reached, even
+    when training stops early. Pictures: epoch 0, every `images_every` epochs (0: none
+    between) and the last epoch, drawn from `model` (any module of the architecture: the
+    epoch's parameters are loaded into it for each picture).
     """
 
     def __init__(
@@ -292,7 +305,7 @@ class Tracker:
         self.images_every = images_every
         self.param_tags = models.parameter_tags(model)
         self.final_png: bytes | None = None
-        self._params = list(model.parameters())
+        self.model = model
         # Gradient norm per module: each module's slice of the flat gradient vector (the
         # parameters of a module are adjacent in `parameters()` order).
         groups: dict[str, list[int]] = {}
@@ -305,8 +318,8 @@ class Tracker:
         self._grad_tags = [f"grad_norm/{module}" for module in groups]
         self._derived_tags = [f"mechanism/{k}" for k in models.derived_names(arch)]
         self._events: dict[tuple[bool, bool], ScalarEvent] = {}
-        self._pending: tuple[EpochStats, list[Tensor | None]] | None = None
-        self._last_epoch = 0
+        self._pending: EpochStats | None = None
+        self._last: EpochStats | None = None
         self._last_image = -1
 
     def begin(
@@ -349,61 +362,62 @@ class Tracker:
             self._events[key] = ScalarEvent(tags)
         return self._events[key]
 
-    def _grad_norms(self, grads: list[Tensor | None]) -> list[float]:
-        if any(g is None for g in grads):
+    def _grad_norms(self, grads: Tensor | None) -> list[float]:
+        if grads is None:
             return []  # before the first step (the init) there are no gradients
         # One copy out of torch, then plain floats: cheaper than a norm op per tensor.
-        flat = torch.cat([g.reshape(-1) for g in grads if g is not None]).tolist()
+        flat = grads.tolist()
         return [math.hypot(*flat[s]) for s in self._grad_slices]
 
-    def log(self, stats: EpochStats, grads: list[Tensor | None]) -> None:
+    def log(self, stats: EpochStats) -> None:
         """One Event with every scalar of this epoch."""
         params = stats.params.tolist()
         values = [stats.loss] + ([stats.accuracy] if stats.accuracy is not None else [])
         values += params
         values += models.derived(self.arch, params).values()
-        norms = self._grad_norms(grads)
+        norms = self._grad_norms(stats.grads)
         values += norms
         event = self._scalar_event(stats.accuracy is not None, bool(norms))
         self.writer.write(event.fill(stats.epoch, values))
         self._pending = None
 
-    def image(self, model: nn.Module, epoch: int) -> None:
+    def image(self, stats: EpochStats) -> None:
+        epoch = stats.epoch
         if self.picture is None or epoch == self._last_image:
             return
-        png = self.picture.png(model, epoch)
+        with torch.no_grad():
+            vector_to_parameters(stats.params.to(_device(self.model)), self.model.parameters())
+        png = self.picture.png(self.model, epoch)
         width, height = self.picture.size
         self.writer.summary(epoch, image_summary(IMAGE_TAG, png, width, height))
         self.final_png = png
         self._last_image = epoch
 
-    def on_epoch_end(self, stats: EpochStats, model: nn.Module) -> None:
-        self._last_epoch = stats.epoch
-        # The gradients of the epoch's last batch. The loop sets `p.grad = None` before each
-        # backward, so holding these references is enough to keep them for a pending epoch.
-        grads = [p.grad for p in self._params]
+    def on_epoch_end(self, stats: EpochStats) -> None:
+        self._last = stats
         if stats.epoch % self.every == 0:
-            self.log(stats, grads)
+            self.log(stats)
         else:
-            self._pending = (stats, grads)
+            self._pending = stats
         if stats.epoch == 0 or (self.images_every and stats.epoch % self.images_every == 0):
-            self.image(model, stats.epoch)
+            self.image(stats)
 
-    def close(
-        self, model: nn.Module, status: str = "failed", metrics: Mapping[str, Any] | None = None
-    ) -> None:
+    def close(self, status: str = "failed", metrics: Mapping[str, Any] | None = None) -> None:
         """Log the last epoch reached if it fell between logging points, its picture, the final
-        metrics and the session's status; close the file, whatever fails on the way.
-
-        `model` must hold that epoch's parameters (the loop leaves them in place, and on
-        divergence restores the last finite ones, whose stats are the pending ones).
-        """
+        metrics and the session's status; close the file, whatever fails on the way."""
         try:
+            last = self._last
             if self._pending is not None:
-                self.log(*self._pending)  # the pending stats carry their own parameters
-            self.image(model, self._last_epoch)
+                self.log(self._pending)
+            if last is not None:
+                self.image(last)
+            step = last.epoch if last is not None else 0
             if metrics is not None:
-                self.writer.scalars(self._last_epoch, final_scalars(metrics))
-            self.writer.summary(self._last_epoch, session_end_summary(status))
+                self.writer.scalars(step, final_scalars(metrics))
+            self.writer.summary(step, session_end_summary(status))
         finally:
             self.writer.close()
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device

@@ -1,0 +1,138 @@
+"""What became of a net: solved, stuck at mean, dead, partial or diverged.
+
+One rule (`classify`) for every seed of a sweep and every single run, judged on the full
+training data; `pick_seeds` chooses the seeds of a sweep worth keeping as full runs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from tiny_cli import models
+from tiny_cli.engine import LOSSES
+
+if TYPE_CHECKING:
+    from tiny_cli.config import ExperimentConfig
+
+OUTCOMES = ("solved", "stuck at mean", "dead", "partial", "diverged")
+
+# The outcome rule's tolerances (see `classify`).
+REGRESSION_TOL = 0.01  # solved regression: MSE on the training data at most this
+CONSTANT_EPS = 0.01  # near-constant output: std(output) <= CONSTANT_EPS * std(target)
+MEAN_EPS = 0.05  # at the mean: |mean(output) - mean(target)| <= MEAN_EPS * std(target)
+
+Params = models.Params
+
+
+def forward(arch: models.Arch, params: Params, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+    """Samples-first inputs [n, in] (shared) -> outputs [S, n] and ReLU layers [S, units, n]."""
+    out, hidden = models.batched_forward(arch, params, x.T.unsqueeze(0))
+    relu = [h for h, layer in zip(hidden, arch.layers, strict=False) if layer.activation == "relu"]
+    return out[:, 0, :], relu
+
+
+def classify(
+    kind: str,
+    pred: Tensor,
+    y: Tensor,
+    hidden: Sequence[Tensor] = (),
+    diverged: Tensor | None = None,
+    right: Tensor | None = None,
+) -> Tensor:
+    """Each seed's outcome on the full training data, as an index into OUTCOMES.
+
+    `pred` is [S, n] (each seed's outputs), `y` the n targets, `hidden` the ReLU layers
+    [S, units, n] before the output, `right` the right answers [S, n] of a classification
+    (default: within 0.5 of the 0/1 target; the task's own rule is `tasks.Task.correct`).
+    The first rule that holds wins:
+
+    - diverged: the loss or the parameters stopped being finite (training kept the last
+      finite parameters);
+    - solved: accuracy 1.0 for classification (every training input answered right);
+      for regression MSE <= REGRESSION_TOL (0.01);
+    - stuck at mean: near-constant output, std(output) <= CONSTANT_EPS * std(target)
+      (1%), at the target's mean, |mean(output) - mean(target)| <= MEAN_EPS * std(target)
+      (5%): the article's "predicting the mean";
+    - dead: near-constant output anywhere else, or a ReLU layer with no unit active
+      (> 0) on any training input;
+    - partial: anything else (learned something, not all of it).
+
+    Std is the population std over the n training inputs.
+    """
+    s = len(pred)
+    y = y.reshape(1, -1)
+    target_std = float(y.std(correction=0)) or 1.0
+    if kind == "classification":
+        solved = (right if right is not None else (pred - y).abs() < 0.5).all(dim=1)
+    else:
+        solved = ((pred - y) ** 2).mean(dim=1) <= REGRESSION_TOL
+    constant = pred.std(dim=1, correction=0) <= CONSTANT_EPS * target_std
+    at_mean = (pred.mean(dim=1) - y.mean()).abs() <= MEAN_EPS * target_std
+    layer_dead = torch.zeros(s, dtype=torch.bool)
+    for h in hidden:
+        layer_dead |= ~(h > 0).any(dim=2).any(dim=1)
+    diverged = torch.zeros(s, dtype=torch.bool) if diverged is None else diverged
+    finite = pred.isfinite().all(dim=1)
+    outcome = torch.full((s,), OUTCOMES.index("partial"), dtype=torch.int8)
+    rules = [
+        ("dead", constant | layer_dead),
+        ("stuck at mean", constant & at_mean),
+        ("solved", solved),
+        ("diverged", diverged | ~finite),
+    ]
+    for name, mask in rules:  # in reverse priority: later rules overwrite earlier ones
+        outcome[mask] = OUTCOMES.index(name)
+    return outcome
+
+
+@dataclass
+class Evaluation:
+    loss: Tensor  # [S] the training loss on the full training data
+    pred: Tensor  # [S, n] outputs
+    hidden: list[Tensor]  # ReLU layers [S, units, n]
+    right: Tensor | None  # [S, n] right answers, classification only
+    accuracy: Tensor | None  # [S], classification only
+
+
+@torch.no_grad()
+def evaluate(cfg: ExperimentConfig, params: Params, x: Tensor, y: Tensor) -> Evaluation:
+    """Per-seed final loss, accuracy (classification), outputs and ReLU layers."""
+    task = cfg.task
+    pred, hidden = forward(cfg.arch, params, x)
+    target = y.reshape(1, -1).expand_as(pred)
+    loss = LOSSES[cfg.loss](pred, target, reduction="none").mean(dim=1)
+    right = task.correct(pred, y.reshape(1, -1)) if task.kind == "classification" else None
+    accuracy = right.float().mean(dim=1) if right is not None else None
+    return Evaluation(loss, pred, hidden, right, accuracy)
+
+
+def pick_seeds(
+    loss: Tensor, outcome: Tensor, seeds: Sequence[int], keep: int
+) -> list[tuple[int, str]]:
+    """Up to `keep` seeds worth a full run: best, worst, one per outcome, then by loss."""
+    order = torch.argsort(torch.nan_to_num(loss, nan=math.inf), stable=True).tolist()
+    picks: list[tuple[int, str]] = []
+
+    def add(index: int, why: str) -> None:
+        if len(picks) < keep and all(index != i for i, _ in picks):
+            picks.append((index, why))
+
+    add(order[0], "best")
+    add(order[-1], "worst")
+    for code, name in enumerate(OUTCOMES):
+        found = [i for i in order if int(outcome[i]) == code]
+        if found:
+            add(found[0], name)
+    if len(picks) < keep:  # spread the rest evenly over the loss ranking, then fill
+        step = len(order) / max(1, keep - len(picks) + 1)
+        for j in range(1, len(order)):
+            add(order[min(len(order) - 1, int(j * step))], "quantile")
+        for i in order:
+            add(i, "quantile")
+    return [(seeds[i], why) for i, why in picks]
