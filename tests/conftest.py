@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -15,9 +15,11 @@ CLI = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def run_cli(
-    *args: str, runs_dir: Path, cwd: Path, timeout: float = 300
+    *args: str, runs_dir: Path, cwd: Path, timeout: float = 300, path: Sequence[Path] = ()
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TINY_RUNS_DIR": str(runs_dir), "PYTHONPATH": str(REPO)}
+    """`path`: directories put before the repository on PYTHONPATH (installed plugins)."""
+    pythonpath = os.pathsep.join(str(p) for p in [*path, REPO])
+    env = {**os.environ, "TINY_RUNS_DIR": str(runs_dir), "PYTHONPATH": pythonpath}
     env.pop("COLUMNS", None)
     return subprocess.run(
         [sys.executable, "-m", "tiny_cli", *args],
@@ -36,7 +38,8 @@ def runs_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def cli(tmp_path: Path, runs_dir: Path) -> CLI:
-    """`cli("train", "lt10")`: the installed command, run in an empty directory."""
+    """`cli("train", "lt10")`: the installed command, run in an empty directory
+    (`path=[dir]` puts `dir` on its PYTHONPATH too)."""
     work = tmp_path / "work"
     work.mkdir()
     return lambda *args, **kw: run_cli(*args, runs_dir=runs_dir, cwd=work, **kw)
