@@ -95,7 +95,7 @@ def test_an_exception_marks_the_run_failed_with_its_traceback(runs_dir: Path) ->
         "from tiny_cli import config, experiment\n"
         "from tiny_cli.errors import RunFailed\n"
         "class Boom:\n"
-        "    def on_epoch_end(self, stats, model):\n"
+        "    def __call__(self, stats):\n"
         "        if stats.epoch == 7: raise ValueError('disk on fire')\n"
         "cfg, _ = config.load('min')\n"
         "try:\n"
