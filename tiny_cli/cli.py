@@ -350,13 +350,28 @@ def hardwire(
 
 @app.command(cls=_Command)
 def sweep(
-    config_ref: ConfigArg,
+    config_ref: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="NAME|PATH",
+            help="A shipped config (lt10, min, is_even, ...: see tiny tasks) or a YAML file.",
+            show_default=False,
+        ),
+    ] = None,
     seeds: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--seeds", metavar="N|A-B", help="N: seeds 0..N-1; A-B: seeds A..B inclusive."
         ),
-    ],
+    ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume",
+            metavar="SWEEP",
+            help="Finish an interrupted sweep: train only the chunks it has not stored.",
+        ),
+    ] = None,
     grid: Annotated[
         list[str] | None,
         typer.Option(
@@ -381,15 +396,41 @@ def sweep(
             "--threads", metavar="N", min=1, help="torch threads for the batched training."
         ),
     ] = 1,
+    chunk: Annotated[
+        int | None,
+        typer.Option(
+            "--chunk",
+            metavar="N",
+            min=1,
+            max=65536,
+            help="Seeds per batched model (default: from memory, at most 8192).",
+        ),
+    ] = None,
 ) -> None:
     """Train many seeds at once as one batched model; count how each seed ends up.
 
     Outcomes: solved, stuck at mean, dead, partial, diverged (see the README).
     Example: tiny sweep is_even --seeds 1000 --grid train.lr=0.01,0.1
     """
-    from tiny_cli import config, render, runs
+    from tiny_cli import config, runs
     from tiny_cli import sweep as sweeping
 
+    if resume is not None:
+        others = {"NAME|PATH": config_ref, "--seeds": seeds, "--grid": grid, "--chunk": chunk}
+        others["--epochs"] = epochs
+        given = [f for f, v in {**others, "--lr": lr, "--set": sets}.items() if v]
+        if given:
+            raise TinyError(f"--resume {resume}: the sweep's own config is used; drop {given[0]}")
+        root = runs.root(runs_dir)
+        run = runs.resolve(root, resume)
+        with _Progress("sweep", _resume_total(run), "seed-epochs") as progress:
+            outcome = sweeping.resume_sweep(
+                run, runs_root=root, on_epoch=progress.advance, threads=threads
+            )
+        _sweep_report(outcome)
+        return
+    if config_ref is None or seeds is None:
+        raise TinyError("sweep: give a config (NAME|PATH) and --seeds, or --resume SWEEP")
     seed_range = config.parse_seeds(seeds)
     axes = config.parse_grid(grid or [])
     overrides = _overrides(sets, epochs=("train.epochs", epochs), lr=("train.lr", lr))
@@ -400,7 +441,25 @@ def sweep(
         outcome = sweeping.run_sweep(
             base, points, axes, seed_range, runs_root=runs.root(runs_dir),
             source=str(path), keep=keep, on_epoch=progress.advance, threads=threads,
+            chunk=chunk,
         )  # fmt: skip
+    _sweep_report(outcome)
+
+
+def _resume_total(run: Any) -> int:
+    """Seed-epochs of a stored sweep, for its progress bar (0 if its files do not say)."""
+    from tiny_cli import runs
+
+    meta = runs.read(run).meta
+    if meta.seeds is None or meta.epochs is None:
+        return 0
+    points = max(1, len(runs.read_grid(run).points))
+    return (meta.seeds[1] - meta.seeds[0] + 1) * meta.epochs * points
+
+
+def _sweep_report(outcome: Any) -> None:
+    from tiny_cli import render
+
     console.print(render.sweep_table(outcome.summary))
     for kept in outcome.kept:
         label = outcome.results[kept["point"]].point.label

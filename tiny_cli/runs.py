@@ -82,12 +82,19 @@ def root(path: Path | None = None) -> Path:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temporary name, then rename: a crash or a full disk never leaves half a
+    file, and the temporary file goes whatever fails (the old file stays as it was)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 # --- reading untrusted files ------------------------------------------------------------

@@ -9,6 +9,9 @@ directory among the runs.
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,13 +22,15 @@ import torch
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch import Tensor
 
-from tiny_cli import config, engine, models, runs, tracking
+from tiny_cli import config, engine, models, runs, stopping, tracking
 from tiny_cli.config import ExperimentConfig, GridAxis, GridPoint
+from tiny_cli.errors import RunFailed, TinyError
 from tiny_cli.outcomes import OUTCOMES, classify, evaluate, pick_seeds
 
 # Floats of activations (and their saved copies) allowed per chunk of seeds: ~0.5 GiB.
 CHUNK_FLOATS = 1 << 27
 MAX_CHUNK = 8192
+CHUNKS = "chunks"  # a sweep's finished chunks, one file each, until it completes
 
 Params = models.Params  # state_dict names -> [S, *shape]
 
@@ -74,50 +79,95 @@ def chunk_size(cfg: ExperimentConfig, n_samples: int) -> int:
     return max(1, min(MAX_CHUNK, CHUNK_FLOATS // per_seed))
 
 
+@dataclass(frozen=True)
+class Chunk:
+    """The unit of work: some seeds of one grid point, trained as one batched model."""
+
+    point: int  # index into the grid's points
+    index: int  # chunk number within the point
+    seeds: tuple[int, ...]
+
+    @property
+    def file(self) -> str:
+        return f"p{self.point:04d}-c{self.index:05d}.pt"
+
+
+def plan(
+    points: Sequence[GridPoint], seeds: Sequence[int], chunk: int | None = None
+) -> list[Chunk]:
+    """Every grid point's seeds in equal chunks (no tiny last one), the same every time for
+    the same sweep: what `--resume` relies on."""
+    chunks = []
+    for p, point in enumerate(points):
+        size = chunk or chunk_size(point.cfg, point.cfg.task.size())
+        n = math.ceil(len(seeds) / size)
+        size = math.ceil(len(seeds) / n)
+        for i, start in enumerate(range(0, len(seeds), size)):
+            chunks.append(Chunk(p, i, tuple(seeds[start : start + size])))
+    return chunks
+
+
+def train_chunk(
+    cfg: ExperimentConfig,
+    seeds: Sequence[int],
+    on_epoch: Callable[[int], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    data: tuple[Tensor, Tensor] | None = None,
+) -> dict[str, Any] | None:
+    """Train and classify one chunk: per-seed parameters, loss, accuracy, epochs, outcome and
+    the seconds it took (plain tensors, no models); None if stopped before it finished."""
+    start = time.perf_counter()
+    x, y = data if data is not None else cfg.task.data()
+    correct = cfg.task.correct if cfg.task.kind == "classification" else None
+    fitted = engine.fit(
+        cfg, list(seeds), x, y, correct=correct, callbacks=[_counter(on_epoch, len(seeds))],
+        should_stop=should_stop,
+    )  # fmt: skip
+    if fitted.status == "interrupted":
+        return None
+    ev = evaluate(cfg, fitted.params, x, y)
+    outcome = classify(cfg.task.kind, ev.pred, y, ev.hidden, fitted.diverged, ev.right)
+    return {
+        "seeds": torch.tensor(list(seeds)),
+        "params": fitted.params,
+        "loss": ev.loss,
+        "accuracy": ev.accuracy,
+        "epochs": fitted.epochs,
+        "outcome": outcome,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def _point_result(point: GridPoint, parts: Sequence[dict[str, Any]]) -> PointResult:
+    def cat(key: str) -> Tensor:
+        return torch.cat([p[key] for p in parts])
+
+    return PointResult(
+        point=point,
+        seeds=cat("seeds").tolist(),
+        params={k: torch.cat([p["params"][k] for p in parts]) for k in parts[0]["params"]},
+        loss=cat("loss"),
+        accuracy=cat("accuracy") if parts[0]["accuracy"] is not None else None,
+        epochs=cat("epochs"),
+        outcome=cat("outcome"),
+        seconds=sum(float(p["seconds"]) for p in parts),
+    )
+
+
 def run_point(
     point: GridPoint,
     seeds: Sequence[int],
     on_epoch: Callable[[int], None] | None = None,
     chunk: int | None = None,
 ) -> PointResult:
-    """Train every seed of one grid point, chunk by chunk; classify each seed's outcome."""
-    cfg = point.cfg
-    task = cfg.task
-    x, y = task.data()
-    chunk = chunk or chunk_size(cfg, len(x))
-    n_chunks = math.ceil(len(seeds) / chunk)
-    chunk = math.ceil(len(seeds) / n_chunks)  # equal chunks: no tiny last one
-    start = time.perf_counter()
-    parts: list[dict[str, Any]] = []
-    for i in range(0, len(seeds), chunk):
-        part = list(seeds[i : i + chunk])
-        fitted = engine.fit(cfg, part, x, y, callbacks=[_counter(on_epoch, len(part))])
-        ev = evaluate(cfg, fitted.params, x, y)
-        outcome = classify(task.kind, ev.pred, y, ev.hidden, fitted.diverged, ev.right)
-        parts.append(
-            {
-                "params": fitted.params,
-                "loss": ev.loss,
-                "accuracy": ev.accuracy,
-                "epochs": fitted.epochs,
-                "outcome": outcome,
-            }
-        )
-    seconds = time.perf_counter() - start
-
-    def cat(key: str) -> Tensor:
-        return torch.cat([p[key] for p in parts])
-
-    return PointResult(
-        point=point,
-        seeds=list(seeds),
-        params={k: torch.cat([p["params"][k] for p in parts]) for k in parts[0]["params"]},
-        loss=cat("loss"),
-        accuracy=cat("accuracy") if parts[0]["accuracy"] is not None else None,
-        epochs=cat("epochs"),
-        outcome=cat("outcome"),
-        seconds=seconds,
-    )
+    """Train every seed of one grid point, chunk by chunk, in memory; classify each seed."""
+    data = point.cfg.task.data()
+    parts = []
+    for c in plan([point], seeds, chunk):
+        part = train_chunk(point.cfg, c.seeds, on_epoch, data=data)
+        assert part is not None  # nothing asks it to stop
+        parts.append(part)
+    return _point_result(point, parts)
 
 
 def _counter(on_epoch: Callable[[int], None] | None, seeds: int) -> engine.Callback:
@@ -186,10 +236,13 @@ def run_sweep(
     keep: int = 0,
     on_epoch: Callable[[int], None] | None = None,
     threads: int = 1,
+    chunk: int | None = None,
 ) -> SweepOutcome:
-    """Train every grid point's seeds, classify them, store the sweep (and `keep` runs each)."""
+    """Create the sweep's directory, then train, classify and store it (`_complete`)."""
     from tiny_cli import experiment
 
+    for cfg in {config.dump_yaml(p.cfg): p.cfg for p in points}.values():
+        cfg.task.data()  # a task whose data cannot be built fails here, before anything is stored
     run = runs.create(runs_root, f"{base.task.name}-sweep")
     run.write_text(runs.CONFIG, config.dump_yaml(base))
     grid = {"axes": {k: v for k, v in axes}, "points": [p.values for p in points]}
@@ -208,43 +261,129 @@ def run_sweep(
             n_seeds=len(seeds),
             grid=grid["axes"],
             epochs=max(p.cfg.train.epochs for p in points),
+            chunk=chunk,
+            keep=keep,
         ),
     )
+    return _complete(run, points, seeds, runs_root, source, keep, on_epoch, threads, chunk)
+
+
+def resume_sweep(
+    run: runs.Run,
+    *,
+    runs_root: Path,
+    on_epoch: Callable[[int], None] | None = None,
+    threads: int = 1,
+) -> SweepOutcome:
+    """Finish an interrupted, failed or stale sweep: train only the chunks it has not stored,
+    then store it as an uninterrupted sweep would have been (the same results, bit for bit)."""
+    record = runs.read(run)
+    meta = record.meta
+    if meta.kind != "sweep":
+        raise TinyError(f"--resume {run.id}: not a sweep (resume a run with tiny train --resume)")
+    if meta.status == "completed":
+        raise TinyError(f"--resume {run.id}: the sweep is already complete")
+    if meta.seeds is None:
+        raise TinyError(f"--resume {run.id}: run.json has no seed range; cannot resume")
+    grid = runs.read_grid(run)
+    axes = [(k, list(v)) for k, v in grid.axes.items()]
+    points = config.grid_points(str(run.path / runs.CONFIG), [], axes)
+    seeds = range(meta.seeds[0], meta.seeds[1] + 1)
+    raw = run.read_json(runs.META)
+    chunk = raw.get("chunk") if isinstance(raw.get("chunk"), int) else None
+    keep = raw.get("keep") if isinstance(raw.get("keep"), int) else 0
+    return _complete(
+        run, points, seeds, runs_root, meta.source or "", keep, on_epoch, threads, chunk
+    )
+
+
+def total_seed_epochs(points: Sequence[GridPoint], seeds: Sequence[int]) -> int:
+    return sum(p.cfg.train.epochs for p in points) * len(seeds)
+
+
+def _complete(
+    run: runs.Run,
+    points: list[GridPoint],
+    seeds: range,
+    runs_root: Path,
+    source: str,
+    keep: int,
+    on_epoch: Callable[[int], None] | None,
+    threads: int,
+    chunk: int | None,
+) -> SweepOutcome:
+    """Train every chunk not yet stored in `chunks/`, each saved as it finishes; then store
+    the sweep and its kept runs. A first Ctrl-C or SIGTERM stops at the next mini-batch:
+    the sweep is marked interrupted with every finished chunk kept, for `--resume`."""
+    from tiny_cli import experiment
+
+    work = plan(points, seeds, chunk)
+    folder = run.path / CHUNKS
+    folder.mkdir(exist_ok=True)
+    run.update_meta(status="running", pid=os.getpid(), host=socket.gethostname())
+    flag = stopping.StopFlag()
     previous_threads = torch.get_num_threads()
     try:
-        torch.set_num_threads(threads)
-        try:
-            results = [run_point(p, seeds, on_epoch) for p in points]
-        finally:
+        with stopping.catch_signals(flag):
+            torch.set_num_threads(threads)
+            data: dict[int, tuple[Tensor, Tensor]] = {}
+            for c in work:
+                if (folder / c.file).is_file():
+                    if on_epoch is not None:
+                        on_epoch(len(c.seeds) * points[c.point].cfg.train.epochs)
+                    continue
+                cfg = points[c.point].cfg
+                if c.point not in data:
+                    data = {c.point: cfg.task.data()}
+                part = train_chunk(cfg, c.seeds, on_epoch, flag, data[c.point])
+                if part is None:
+                    break
+                run.save_tensors(f"{CHUNKS}/{c.file}", part)
             torch.set_num_threads(previous_threads)
-        summary = [r.summary() for r in results]
-        _store_arrays(run, seeds, results)
-        run.write_json(runs.SUMMARY, summary)
-        losses = torch.cat([r.loss for r in results])
-        finite = losses[losses.isfinite()]
-        solved = sum(s["counts"]["solved"] for s in summary)
-        run.write_json(
-            runs.METRICS,
-            {
-                "seeds": len(seeds),
-                "grid_points": len(points),
-                "solved": solved / (len(seeds) * len(points)),
-                "loss": float(finite.median()) if len(finite) else None,
-            },
-        )
-        _write_events(run, results)
-        kept: list[dict[str, Any]] = []
-        for i, r in enumerate(results):
-            for seed, why in pick_seeds(r.loss, r.outcome, r.seeds, keep) if keep else []:
-                cfg = r.point.cfg.model_copy(update={"seed": seed})
-                out = experiment.run_experiment(
-                    cfg, runs_root=runs_root, source=source, extra_meta={"sweep": run.id}
-                )
-                kept.append({"point": i, "seed": seed, "why": why, "run": out.run.id})
+            done = sum((folder / c.file).is_file() for c in work)
+            if done < len(work):
+                raise _interrupted(run, done, len(work))
+            parts: list[list[dict[str, Any]]] = [[] for _ in points]
+            for c in work:
+                parts[c.point].append(runs.load_tensors(folder, c.file))
+            results = [_point_result(p, ps) for p, ps in zip(points, parts, strict=True)]
+            summary = [r.summary() for r in results]
+            _store_arrays(run, seeds, results)
+            run.write_json(runs.SUMMARY, summary)
+            losses = torch.cat([r.loss for r in results])
+            finite = losses[losses.isfinite()]
+            solved = sum(s["counts"]["solved"] for s in summary)
+            run.write_json(
+                runs.METRICS,
+                {
+                    "seeds": len(seeds),
+                    "grid_points": len(points),
+                    "solved": solved / (len(seeds) * len(points)),
+                    "loss": float(finite.median()) if len(finite) else None,
+                },
+            )
+            _write_events(run, results)
+            kept: list[dict[str, Any]] = []
+            for i, r in enumerate(results):
+                for seed, why in pick_seeds(r.loss, r.outcome, r.seeds, keep) if keep else []:
+                    if flag():
+                        raise _interrupted(run, done, len(work), kept=len(kept))
+                    cfg = r.point.cfg.model_copy(update={"seed": seed})
+                    out = experiment.run_experiment(
+                        cfg, runs_root=runs_root, source=source, extra_meta={"sweep": run.id}
+                    )
+                    kept.append({"point": i, "seed": seed, "why": why, "run": out.run.id})
+                    if out.result.status == "interrupted":
+                        raise _interrupted(run, done, len(work), kept=len(kept))
+    except RunFailed:
+        raise
     except BaseException as exc:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         run.update_meta(status=status, reason=f"{type(exc).__name__}: {exc}", finished=time.time())
         raise
+    finally:
+        torch.set_num_threads(previous_threads)
+    shutil.rmtree(folder, ignore_errors=True)  # all in sweep.pt now
     run.update_meta(
         status="completed",
         epochs_done=max(p.cfg.train.epochs for p in points),
@@ -253,3 +392,14 @@ def run_sweep(
         finished=time.time(),
     )
     return SweepOutcome(run, results, summary, kept)
+
+
+def _interrupted(run: runs.Run, done: int, total: int, kept: int | None = None) -> RunFailed:
+    extra = f", {kept} kept run(s) stored" if kept is not None else ""
+    reason = f"stopped by a signal with {done} of {total} chunks trained{extra}"
+    run.update_meta(status="interrupted", reason=reason, finished=time.time())
+    return RunFailed(
+        f"sweep {run.id} interrupted: {done} of {total} chunks trained and kept{extra}; "
+        f"tiny sweep --resume {run.id} finishes it",
+        exit_code=130,
+    )
