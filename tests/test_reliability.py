@@ -197,3 +197,50 @@ def test_train_from_a_run_repeats_it_bit_for_bit(cli: CLI, runs_dir: Path) -> No
 
 def test_a_bad_device_is_one_line(cli: CLI) -> None:
     assert_one_line_error(cli("train", "lt10", "--device", "meta"), "--device meta")
+
+
+def test_a_sweep_stopped_by_sigterm_keeps_its_chunks_and_resume_finishes_it_bit_for_bit(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM mid-sweep: exit 130, one line, the finished chunks kept; `--resume` trains
+    only the rest, and the result is what an uninterrupted sweep computes."""
+    from tiny_cli import config, sweep
+
+    runs_dir = tmp_path / "runs"
+    env = {**os.environ, "TINY_RUNS_DIR": str(runs_dir), "PYTHONPATH": str(REPO)}
+    args = ["is_even", "--seeds", "24", "--epochs", "300", "--set", "train.batch_size=4",
+            "--grid", "train.lr=0.01,0.05", "--chunk", "4"]  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tiny_cli", "sweep", *args],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not list(runs_dir.glob("*/chunks/*.pt")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert len(err.strip().splitlines()) == 1 and "--resume" in err
+    (path,) = runs_dir.iterdir()
+    assert json.loads((path / "run.json").read_text())["status"] == "interrupted"
+    kept = sorted(p.name for p in (path / "chunks").iterdir())
+    assert 0 < len(kept) < 12
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "tiny_cli", "sweep", "--resume", path.name],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((path / "run.json").read_text())["status"] == "completed"
+    data = torch.load(path / "sweep.pt", weights_only=True)
+    overrides = [("train.epochs", 300, "t"), ("train.batch_size", 4, "t")]
+    points = config.grid_points("is_even", overrides, config.parse_grid(["train.lr=0.01,0.05"]))
+    for point, stored in zip(points, data["points"], strict=True):
+        fresh = sweep.run_point(point, range(24), chunk=4)
+        for key, value in fresh.params.items():
+            assert torch.equal(stored["params"][key], value), key
+        assert torch.equal(stored["outcome"], fresh.outcome)
