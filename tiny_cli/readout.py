@@ -23,7 +23,7 @@ has the same canonical form (up to float rounding).
 
 **Formula** (`formula`): the canonical net with every coefficient rounded (`round_coefficient`:
 snapped to a dyadic number m / 2^k with a 4-bit mantissa, such as 1, 1/2, 3/8, 8, 2^-23,
-when that is within SNAP_REL relative; otherwise DIGITS significant digits) and every term
+when that is within SNAP_REL relative; otherwise 3 significant digits) and every term
 pruned whose largest contribution on the domain, |coefficient| * max |input|, is under
 PRUNE_REL of the largest term of its unit. ReLU is `Max(0, z)`, sigmoid `1/(1 + exp(-z))`,
 tanh `tanh(z)`, leaky ReLU `Max(z, 0.01 z)`. Rewrites, each an identity:
@@ -33,7 +33,9 @@ R + k Abs(w) = Min(R + k w, R - k w) (k < 0) or R + c Max(0, u) = Min(R, R + c u
 their Max twins, kept only when they make the expression shorter (Equation 1 becomes
 `Min(a, b)`). No general `simplify`: on nested Max it can take minutes.
 The formula is labelled **exact** when it agrees with the net on the whole domain within
-`tolerance` = TOL_REL * max(1, max |net output|); otherwise approximate, with its max error.
+`tolerance` = TOL_REL * max(1, max |net output|). When 3 digits are not exact, 4, 5 and 6
+are tried (each with a 10x stricter snap) and the first exact one is kept; if none is, the
+formula is approximate, at 6 digits, with its max error.
 """
 
 from __future__ import annotations
@@ -58,13 +60,14 @@ if TYPE_CHECKING:
 # The stated tolerances.
 MERGE_TOL = 1e-3  # canonical incoming vectors this close (max-abs) are one unit
 SORT_DECIMALS = 6  # the sort key rounds incoming vectors to this many decimals
-SNAP_REL = 5e-3  # snap a coefficient to a dyadic m / 2^k within 0.5% of it
-DIGITS = 3  # otherwise keep this many significant digits
+SNAP_REL = 5e-3  # snap a coefficient to a dyadic m / 2^k within 0.5% of it (3 digits)
+DIGITS = (3, 4, 5, 6)  # otherwise this many significant digits: the first that is exact
 PRUNE_REL = 1e-3  # drop a term under 0.1% of its unit's largest term on the domain
 TOL_REL = 1e-3  # exact: max error <= 0.1% of max(1, max |output|)
 FAMILY_TOL = 0.05  # min/max: in the family when the residual is under 5% of std(target)
 CONVERGED_DROP = 0.01  # not converged: loss fell by more than 1% over the last tenth
-CHUNK = 1 << 18  # samples per chunk of the forward pass (fits in cache)
+CHUNK = 1 << 15  # samples per chunk of the forward pass (fits in cache)
+BIG_DOMAIN = 1 << 20  # domains larger than this are run in float32
 
 HOMOGENEOUS = ("relu", "leaky_relu", "identity")
 
@@ -143,24 +146,49 @@ class Pass:
     top_abs: list[np.ndarray]
 
 
+def _affine(weight: np.ndarray, bias: np.ndarray, inp: np.ndarray, z: np.ndarray) -> None:
+    """z = weight @ inp + bias, into z. Narrow layers as multiply-adds: numpy's matmul is
+    several times slower than that for two or three inputs."""
+    if weight.shape[1] > 8:
+        np.matmul(weight, inp, out=z)
+        z += bias[:, None]
+        return
+    tmp = np.empty_like(z[0]) if len(z) else z
+    for j in range(len(z)):
+        z[j] = bias[j]
+        for k in range(weight.shape[1]):
+            if weight[j, k] != 0:
+                np.multiply(inp[k], weight[j, k], out=tmp)
+                z[j] += tmp
+
+
 def forward(net: Net, x: np.ndarray) -> Pass:
-    """The net on inputs [n, inputs], in chunks that stay in cache (a 2^24 domain is fast)."""
+    """The net on inputs [n, inputs], in chunks that stay in cache. Up to BIG_DOMAIN
+    samples in float64; beyond, in float32, the precision the net was trained in (integers
+    up to 2^24 are exact in it)."""
     n = len(x)
+    dtype = np.float64 if n <= BIG_DOMAIN else np.float32
     hidden = net.layers[:-1]
     top = [np.full(la.width, -np.inf) for la in hidden]
     top_abs = [np.zeros(la.width) for la in hidden]
-    out = np.empty((n, net.layers[-1].width))
+    out = np.empty((n, net.layers[-1].width), dtype=dtype)
+    params = [(la.weight.astype(dtype), la.bias.astype(dtype)) for la in net.layers]
     for start in range(0, max(n, 1), CHUNK):
-        xc = np.ascontiguousarray(x[start : start + CHUNK].T)  # [inputs, chunk]
+        xc = np.ascontiguousarray(x[start : start + CHUNK].T, dtype=dtype)  # [inputs, chunk]
         h = xc
-        for i, layer in enumerate(net.layers):
+        for i, (layer, (weight, bias)) in enumerate(zip(net.layers, params, strict=True)):
             inp = np.concatenate((xc, h)) if net.reads_inputs(i) else h
-            z = layer.weight @ inp + layer.bias[:, None]
+            z = np.empty((layer.width, xc.shape[1]), dtype=dtype)
+            _affine(weight, bias, inp, z)
             h = _activate(layer.activation, z)
             if i < len(hidden) and h.shape[1]:
                 np.maximum(top[i], h.max(axis=1), out=top[i])
-                np.maximum(top_abs[i], np.abs(h).max(axis=1), out=top_abs[i])
+                if layer.activation != "relu":  # ReLU outputs are >= 0
+                    np.maximum(top_abs[i], np.abs(h).max(axis=1), out=top_abs[i])
         out[start : start + CHUNK] = h.T
+    for i, layer in enumerate(hidden):
+        if layer.activation == "relu":
+            top_abs[i] = np.maximum(top[i], 0.0)
     return Pass(out, top, top_abs)
 
 
@@ -172,6 +200,7 @@ class Canonical:
     net: Net
     dead: list[list[int]]  # per hidden layer: original indices of its dead ReLU units
     ranges: list[np.ndarray]  # per layer: max |input| on the domain per column (bias: 1)
+    loose_merge: bool = False  # some merged units' vectors were close, not equal
 
 
 def dead_units(net: Net, run: Pass) -> list[list[int]]:
@@ -193,6 +222,7 @@ def canonical(net: Net, x: np.ndarray, run: Pass | None = None) -> Canonical:
     dead = dead_units(net, run)
     layers = list(net.layers)
     ranges: list[np.ndarray] = [np.abs(x).max(axis=0) if len(x) else np.zeros(net.inputs)]
+    loose = False
     for i in range(len(layers) - 1):
         layer, nxt = layers[i], layers[i + 1]
         off = net.reads_inputs(i + 1)
@@ -228,6 +258,7 @@ def canonical(net: Net, x: np.ndarray, run: Pass | None = None) -> Canonical:
         merged = np.array(
             [np.average(vec[g], axis=0, weights=wt) for g, wt in zip(groups, weights, strict=True)]
         ).reshape(len(groups), vec.shape[1])
+        loose |= any(np.any(vec[g] != vec[g[0]]) for g in groups)
         layers[i] = Dense(
             merged[:, :-1],
             merged[:, -1],
@@ -240,7 +271,7 @@ def canonical(net: Net, x: np.ndarray, run: Pass | None = None) -> Canonical:
         layers[i + 1] = _replace_columns(nxt, off, new_out)
         unit_span = np.array([span[g].max() for g in groups])
         ranges.append(np.concatenate((ranges[0], unit_span)) if off else unit_span)
-    return Canonical(Net(net.inputs, tuple(layers), net.skip), dead, ranges)
+    return Canonical(Net(net.inputs, tuple(layers), net.skip), dead, ranges, loose)
 
 
 # --- the formula ------------------------------------------------------------------------
@@ -252,9 +283,10 @@ def _dyadics() -> np.ndarray:
     return np.arange(8, 16) / 8
 
 
-def round_coefficient(c: float) -> sympy.Expr:
+def round_coefficient(c: float, digits: int = DIGITS[0]) -> sympy.Expr:
     """A dyadic number (m / 2^k, 4-bit mantissa) within SNAP_REL of c as an exact sympy
-    Rational, else c to DIGITS significant digits (an Integer when that is whole)."""
+    Rational, else c to `digits` significant digits (an Integer when that is whole). Each
+    digit beyond DIGITS[0] makes the snap ten times stricter."""
     import sympy
 
     if c == 0 or not math.isfinite(c):
@@ -262,11 +294,11 @@ def round_coefficient(c: float) -> sympy.Expr:
     exp = math.floor(math.log2(abs(c)))
     mant = abs(c) / 2.0**exp
     best = min(np.append(_dyadics(), 2.0), key=lambda m: abs(m - mant))
-    if abs(best - mant) <= SNAP_REL * mant:
+    if abs(best - mant) <= SNAP_REL * 10.0 ** (DIGITS[0] - digits) * mant:
         num = round(best * 8)
         value = sympy.Rational(num, 8) * sympy.Rational(2) ** exp
         return value if c > 0 else -value
-    rounded = float(f"{c:.{DIGITS}g}")
+    rounded = float(f"{c:.{digits}g}")
     return sympy.Integer(int(rounded)) if rounded.is_integer() else sympy.Float(rounded)
 
 
@@ -300,10 +332,12 @@ def display_scaled(can: Canonical) -> Canonical:
         span = ranges[i + 1].copy()
         span[off:] = span[off:] / scales
         ranges[i + 1] = span
-    return Canonical(Net(can.net.inputs, tuple(layers), can.net.skip), can.dead, ranges)
+    return Canonical(
+        Net(can.net.inputs, tuple(layers), can.net.skip), can.dead, ranges, can.loose_merge
+    )
 
 
-def rounded(can: Canonical) -> list[list[list[sympy.Expr]]]:
+def rounded(can: Canonical, digits: int = DIGITS[0]) -> list[list[list[sympy.Expr]]]:
     """Per layer and unit, its rounded incoming coefficients (columns, then the bias), terms
     under PRUNE_REL of the unit's largest contribution on the domain set to 0."""
     import sympy
@@ -318,7 +352,9 @@ def rounded(can: Canonical) -> list[list[list[sympy.Expr]]]:
             floor = PRUNE_REL * contrib.max(initial=0.0)
             rows.append(
                 [
-                    round_coefficient(float(v)) if c >= floor and c > 0 else sympy.Integer(0)
+                    round_coefficient(float(v), digits)
+                    if c >= floor and c > 0
+                    else sympy.Integer(0)
                     for v, c in zip(vec, contrib, strict=True)
                 ]
             )
@@ -329,7 +365,8 @@ def rounded(can: Canonical) -> list[list[list[sympy.Expr]]]:
 def _as_net(can: Canonical, coeffs: list[list[list[sympy.Expr]]]) -> Net:
     layers = []
     for layer, rows in zip(can.net.layers, coeffs, strict=True):
-        vec = np.array([[float(c) for c in row] for row in rows]).reshape(layer.width, -1)
+        fan_in = layer.weight.shape[1] + 1
+        vec = np.array([[float(c) for c in row] for row in rows]).reshape(layer.width, fan_in)
         layers.append(Dense(vec[:, :-1], vec[:, -1], layer.activation, layer.origin))
     return Net(can.net.inputs, tuple(layers), can.net.skip)
 
@@ -343,7 +380,7 @@ def _terms(expr: sympy.Expr) -> list[tuple[sympy.Expr, sympy.Expr, type]]:
     for term in sympy.Add.make_args(expr):
         c, rest = term.as_coeff_Mul()
         if isinstance(rest, sympy.Max) and len(rest.args) == 2 and sympy.S.Zero in rest.args:
-            u = rest.args[1] if rest.args[0] == 0 else rest.args[0]
+            u = rest.args[1] if rest.args[0] == 0 else rest.args[0]  # evaluate=False keeps order
             out.append((c, u, sympy.Max))
         elif isinstance(rest, sympy.Abs):
             out.append((c, rest.args[0], sympy.Abs))
@@ -356,10 +393,11 @@ def _relu(z: sympy.Expr) -> sympy.Expr:
     """Max(0, z) with a positive rational factor of z pulled out."""
     import sympy
 
+    # Unevaluated: Max compares its arguments pairwise, seconds on a deep nest of them.
     content, prim = z.as_content_primitive()
     if content.is_positive and content != 1:
-        return content * sympy.Max(0, prim)
-    return sympy.Max(0, z)
+        return content * sympy.Max(0, prim, evaluate=False)
+    return sympy.Max(0, z, evaluate=False)
 
 
 def fold_pairs(expr: sympy.Expr) -> sympy.Expr:
@@ -654,6 +692,7 @@ class Readout:
     exact: bool
     max_error: float
     tolerance: float
+    digits: int  # significant digits of the rounding (DIGITS: the coarsest that is exact)
     meaning: dict[str, Any] = field(default_factory=dict)
     diagnosis: dict[str, Any] = field(default_factory=dict)
 
@@ -665,6 +704,7 @@ class Readout:
             "exact": self.exact,
             "max_error": self.max_error,
             "tolerance": self.tolerance,
+            "digits": self.digits,
             "dead_units": self.canonical.dead,
             **self.meaning,
             **self.diagnosis,
@@ -672,8 +712,9 @@ class Readout:
 
 
 def domain(task: Task) -> tuple[np.ndarray, np.ndarray]:
+    """The training inputs [n, inputs] and targets [n, 1], as numpy (float32 as given)."""
     x, y = task.data()
-    return _array(x), _array(y).reshape(len(x), -1)
+    return x.detach().cpu().numpy(), y.detach().cpu().numpy().reshape(len(x), -1)
 
 
 def read(
@@ -698,10 +739,20 @@ def read(
     run = forward(net, x)
     can = canonical(net, x, run)
     shown = display_scaled(can)
-    coeffs = rounded(shown)
-    exprs = expressions(shown.net, coeffs, task.input_names())
-    error = float(np.abs(forward(_as_net(shown, coeffs), x).out - run.out).max(initial=0.0))
     tol = TOL_REL * max(1.0, float(np.abs(run.out).max(initial=0.0)))
+    for digits in DIGITS:  # the coarsest rounding that is exact, else the finest
+        coeffs = rounded(shown, digits)
+        formula_net = _as_net(shown, coeffs)
+        if not can.loose_merge and np.array_equal(formula_net.params(), shown.net.params()):
+            # Rounding changed no coefficient: the formula is the canonical net, which is
+            # the net on the domain (dead units are 0 there, rescaling and merging exact).
+            error = 0.0
+        else:
+            out = forward(formula_net, x).out
+            error = float(np.abs(out - run.out).max(initial=0.0))
+        if error <= tol:
+            break
+    exprs = expressions(shown.net, coeffs, task.input_names())
     meaning = threshold_meaning(arch, net, x[:, 0], y[:, 0]) if arch.inputs == 1 else {}
     meaning |= family_meaning(net, x, y[:, 0])
     for key in ("correct_interval", "wrong_at"):
@@ -716,7 +767,16 @@ def read(
     if construction is not None and construction[0] == arch:
         diagnosis["distance_to_construction"] = distance(net, from_state(*construction), x, run)
     return Readout(
-        can, exprs, formula_text(exprs), latex(exprs), error <= tol, error, tol, meaning, diagnosis
+        can,
+        exprs,
+        formula_text(exprs),
+        latex(exprs),
+        error <= tol,
+        error,
+        tol,
+        digits,
+        meaning,
+        diagnosis,
     )
 
 
