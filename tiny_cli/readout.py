@@ -481,7 +481,19 @@ def expressions(
         for row in rows:
             z = sympy.Add(*(c * v for c, v in zip(row[:-1], inp, strict=True)), row[-1])
             h.append(_unit(layer.activation, fold_pairs(z)))
-    return [fold_min_max(fold_pairs(e)) for e in h]
+    return [_tidy(fold_min_max(fold_pairs(e))) for e in h]
+
+
+def _tidy(expr: sympy.Expr) -> sympy.Expr:
+    """Floats that float arithmetic left a hair off an eighth (0.99999999 a) become exact."""
+    import sympy
+
+    swap = {}
+    for f in expr.atoms(sympy.Float):
+        k = round(float(f) * 8)
+        if abs(float(f) - k / 8) <= 1e-9 * max(1.0, abs(float(f))):
+            swap[f] = sympy.Rational(k, 8)
+    return expr.xreplace(swap) if swap else expr
 
 
 def formula_text(exprs: Sequence[sympy.Expr]) -> str:
