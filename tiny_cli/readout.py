@@ -705,6 +705,9 @@ class Readout:
     max_error: float
     tolerance: float
     digits: int  # significant digits of the rounding (DIGITS: the coarsest that is exact)
+    # When more than DIGITS[0] digits were needed: the 3-digit formula and its max error,
+    # the article's "a - 1.41 * 0.71 ReLU(a - b) ~ a - ReLU(a - b)".
+    approximation: dict[str, Any] | None = None
     meaning: dict[str, Any] = field(default_factory=dict)
     diagnosis: dict[str, Any] = field(default_factory=dict)
 
@@ -717,6 +720,7 @@ class Readout:
             "max_error": self.max_error,
             "tolerance": self.tolerance,
             "digits": self.digits,
+            **({"approximation": self.approximation} if self.approximation else {}),
             "dead_units": self.canonical.dead,
             **self.meaning,
             **self.diagnosis,
@@ -752,6 +756,7 @@ def read(
     can = canonical(net, x, run)
     shown = display_scaled(can)
     tol = TOL_REL * max(1.0, float(np.abs(run.out).max(initial=0.0)))
+    approximation = None
     for digits in DIGITS:  # the coarsest rounding that is exact, else the finest
         coeffs = rounded(shown, digits)
         formula_net = _as_net(shown, coeffs)
@@ -764,6 +769,9 @@ def read(
             error = float(np.abs(out - run.out).max(initial=0.0))
         if error <= tol:
             break
+        if digits == DIGITS[0]:
+            first = formula_text(expressions(shown.net, coeffs, task.input_names()))
+            approximation = {"formula": first, "max_error": error, "digits": digits}
     exprs = expressions(shown.net, coeffs, task.input_names())
     meaning = threshold_meaning(arch, net, x[:, 0], y[:, 0]) if arch.inputs == 1 else {}
     meaning |= family_meaning(net, x, y[:, 0])
@@ -787,6 +795,7 @@ def read(
         error,
         tol,
         digits,
+        approximation,
         meaning,
         diagnosis,
     )

@@ -384,6 +384,14 @@ def readout_view(readout: Mapping[str, Any]) -> Group:
             f" {readout.get('digits', '-')} significant digits)",
         ),
     ]  # fmt: skip
+    approx = readout.get("approximation")
+    if approx:
+        parts.append(
+            Text(
+                f"  ~ {approx.get('formula')} with {approx.get('digits')} digits "
+                f"(max error {_fmt(approx.get('max_error'), 3)})"
+            )
+        )
     if readout.get("threshold") is not None:
         lo, hi = readout.get("threshold_between") or ("?", "?")
         line = (
