@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -553,6 +554,7 @@ def inspect(
     if seed is not None:
         raise TinyError(f"--seed {seed}: run {run.id} is not a sweep")
     info = runs.details(record)
+    read = _readout(run, record) if info.params is not None and info.config is not None else None
     if as_json:
         _dump(
             {
@@ -563,6 +565,7 @@ def inspect(
                 "config": info.config,
                 "metrics": record.metrics,
                 "parameters": info.params,
+                "readout": read[0].as_dict() if read else None,
                 "problem": "; ".join(info.problems) or None,
             }
         )
@@ -575,7 +578,75 @@ def inspect(
                 4 if precision is None else precision,
             )
         )
+        if read:
+            console.print(render.readout_view(read[0].as_dict()))
     _fail([f"run {run.id}: {p}" for p in info.problems])
+
+
+# --- read-out (tiny inspect's Read-out section, tiny export) -----------------------------
+
+
+def _readout(run: Any, record: Any) -> tuple[Any, tuple[str, ...]] | None:
+    """A stored run's read-out and its input names; None when its config no longer loads
+    (e.g. a plugin task that is gone). The initial weights are rebuilt from the config
+    (seeded, so they are the run's own); the loss history is read from its event file."""
+    from tiny_cli import config, models, readout, runs, tracking
+
+    try:
+        cfg, _ = config.load(str(run.path / runs.CONFIG), [])
+    except TinyError:
+        return None
+    arch, task = cfg.arch, cfg.task
+    hand = [c for c in task.constructions(cfg.init) if c.arch == arch][:1]
+    result = readout.read(
+        arch,
+        run.load_state(),
+        task,
+        metrics=record.metrics,
+        init_state=models.build(cfg).state_dict(),
+        losses=tracking.scalar_history(run.path),
+        diverged=record.meta.status == "failed",
+        construction=(arch, hand[0].weights()) if hand else None,
+    )
+    return result, task.input_names()
+
+
+class ExportFormat(str, Enum):
+    json = "json"
+    formula = "formula"
+
+
+@app.command(cls=_Command)
+def export(
+    run_ref: Annotated[
+        str, typer.Argument(metavar="RUN", help="A run id, a unique prefix of one, or latest.")
+    ],
+    fmt: Annotated[
+        ExportFormat,
+        typer.Option("--format", help="json: the canonical net; formula: text, then LaTeX."),
+    ] = ExportFormat.json,
+    runs_dir: RunsDir = None,
+) -> None:
+    """Export what a run's net computes: its canonical form as JSON, or its formula.
+
+    Example: tiny export latest --format formula
+    """
+    from tiny_cli import readout, runs
+
+    run = runs.resolve(runs.root(runs_dir), run_ref)
+    record = runs.read(run)
+    if record.meta.kind == "sweep":
+        raise TinyError(f"export {run.id}: a sweep; export one of its kept runs")
+    if not (run.path / runs.CHECKPOINT).exists():
+        raise TinyError(f"export {run.id}: no {runs.CHECKPOINT} (see tiny inspect {run.id})")
+    read = _readout(run, record)
+    if read is None:
+        raise TinyError(f"export {run.id}: its {runs.CONFIG} no longer loads")
+    result, names = read
+    if fmt == ExportFormat.formula:
+        sys.stdout.write(f"{result.formula}\n{result.latex}\n")
+        return
+    sys.stdout.write(json.dumps(readout.export(result, names), indent=2) + "\n")
 
 
 @app.command(cls=_Command)

@@ -421,3 +421,19 @@ class Tracker:
 
 def _device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
+
+
+# --- reading back -----------------------------------------------------------------------
+
+
+def scalar_history(log_dir: Path, tag: str = "metrics/loss") -> list[float]:
+    """One scalar's logged values in step order, from a run's event file(s), read with
+    TensorBoard's own EventAccumulator (every point kept, images and tensors skipped)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    guidance = {"scalars": 0, "images": 1, "tensors": 1, "histograms": 1}
+    acc = EventAccumulator(str(log_dir), size_guidance=guidance)
+    acc.Reload()
+    if tag not in acc.Tags().get("scalars", []):
+        return []
+    return [e.value for e in sorted(acc.Scalars(tag), key=lambda e: e.step)]

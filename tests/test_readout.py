@@ -1,0 +1,384 @@
+"""The read-out: canonical form, formula, meaning, diagnosis. Nets are built in-process
+from constructions and seeded random weights; nothing is trained."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy
+import torch
+from rich.console import Console
+from sympy.parsing.sympy_parser import parse_expr
+
+from tests.conftest import CLI
+from tiny_cli import config, models, readout, render, tracking
+from tiny_cli.models import Arch, Layer
+from tiny_cli.tasks import Task
+from tiny_cli.tasks.integers import IsEven, is_even_chain, is_even_widths
+
+WITH_CONSTRUCTION = [
+    name
+    for name in config.shipped_names()
+    if (cfg := config.load(name, [])[0]).task.constructions(cfg.init)
+]
+
+
+def task_of(name: str) -> Task:
+    return config.load(name, [])[0].task
+
+
+def net_outputs(arch: Arch, state: dict[str, torch.Tensor], task: Task) -> np.ndarray:
+    """The reference: the real nn.Module, in float64, on the whole domain."""
+    model = arch.module()
+    model.load_state_dict(state)
+    x, _ = task.data()
+    with torch.no_grad():
+        return model.double()(x.double()).numpy().reshape(len(x), -1)
+
+
+def formula_values(text: str, task: Task) -> np.ndarray:
+    """Parse the formula back with sympy (the task's input names) and evaluate it."""
+    names = task.input_names()
+    syms = [sympy.Symbol(n, real=True) for n in names]
+    expr = parse_expr(text, local_dict=dict(zip(names, syms, strict=True)))
+    f = sympy.lambdify(syms, expr, modules="numpy")
+    x, _ = task.data()
+    cols = x.double().numpy().T
+    return np.broadcast_to(np.asarray(f(*cols), dtype=np.float64), (len(x),)).reshape(-1, 1)
+
+
+def check_formula(arch: Arch, state: dict[str, torch.Tensor], task: Task) -> readout.Readout:
+    result = readout.read(arch, state, task)
+    want = net_outputs(arch, state, task)
+    got = formula_values(result.formula, task)
+    assert np.abs(got - want).max() <= result.max_error + 1e-6 * max(1.0, np.abs(want).max())
+    assert result.exact == (result.max_error <= result.tolerance)
+    return result
+
+
+def random_state(arch: Arch, seed: int) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    return {k: v * 2 for k, v in arch.module().state_dict().items()}  # wider than default
+
+
+# --- the formula parses back and matches the net ----------------------------------------
+
+
+@pytest.mark.parametrize("name", WITH_CONSTRUCTION)
+def test_every_shipped_construction_reads_back_exactly(name: str) -> None:
+    cfg = config.load(name, [])[0]
+    construction = cfg.task.constructions(cfg.init)[0]
+    result = check_formula(construction.arch, construction.weights(), cfg.task)
+    assert result.exact and result.max_error == pytest.approx(0, abs=1e-9)
+    assert result.diagnosis["outcome"] == "solved"
+
+
+RANDOM_NETS = [
+    ("abs", Arch(1, (Layer(3, "relu"), Layer(1, "identity")))),
+    ("abs", Arch(1, (Layer(4, "relu"), Layer(3, "relu"), Layer(1, "identity")))),
+    ("min", models.min_model()),
+    ("xor", Arch(2, (Layer(3, "leaky_relu"), Layer(2, "tanh"), Layer(1, "sigmoid")))),
+    ("parity", Arch(4, (Layer(5, "relu"), Layer(2, "identity"), Layer(1, "identity")))),
+    ("is_even", models.relu_chain(is_even_widths(4))),
+]
+
+
+@pytest.mark.parametrize(("name", "arch"), RANDOM_NETS, ids=lambda v: str(v)[:30])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_nets_read_back_within_the_stated_error(name: str, arch: Arch, seed: int) -> None:
+    check_formula(arch, random_state(arch, seed), task_of(name))
+
+
+def test_lt10_random_net_formula_parses_back() -> None:
+    arch = models.sigmoid_neuron()
+    check_formula(arch, random_state(arch, 3), task_of("lt10"))
+
+
+# --- canonical form ---------------------------------------------------------------------
+
+
+def permuted_and_rescaled(
+    arch: Arch, state: dict[str, torch.Tensor], seed: int
+) -> dict[str, torch.Tensor]:
+    """Hidden units shuffled and each ReLU unit scaled by a random positive factor (its
+    outgoing weights divided by it): the same function."""
+    gen = torch.Generator().manual_seed(seed)
+    net = readout.from_state(arch, state)
+    layers = [(la.weight.copy(), la.bias.copy()) for la in net.layers]
+    for i in range(len(layers) - 1):
+        off = net.reads_inputs(i + 1)
+        w, b = layers[i]
+        nw, nb = layers[i + 1]
+        perm = torch.randperm(len(b), generator=gen).numpy()
+        scale = (torch.rand(len(b), generator=gen, dtype=torch.float64) * 4 + 0.25).numpy()
+        layers[i] = (w[perm] * scale[:, None], b[perm] * scale)
+        cols = nw[:, off:][:, perm] / scale
+        layers[i + 1] = (np.concatenate((nw[:, :off], cols), axis=1), nb)
+    out: dict[str, torch.Tensor] = {}
+    for blocks, (w, b) in zip(arch.blocks(), layers, strict=True):
+        start = 0
+        for name, _, width in blocks:
+            out[f"{name}.weight"] = torch.from_numpy(w[start : start + width])
+            out[f"{name}.bias"] = torch.from_numpy(b[start : start + width])
+            start += width
+    return out
+
+
+@pytest.mark.parametrize(
+    ("name", "arch"),
+    [
+        ("abs", Arch(1, (Layer(4, "relu"), Layer(3, "relu"), Layer(1, "identity")))),
+        ("parity", Arch(4, (Layer(5, "relu"), Layer(1, "identity")))),
+        ("is_even", models.relu_chain(is_even_widths(4))),
+    ],
+    ids=["abs", "parity", "is_even"],
+)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_permuted_and_rescaled_nets_read_back_identically(name: str, arch: Arch, seed: int) -> None:
+    task = task_of(name)
+    state = {k: v.double() for k, v in random_state(arch, seed).items()}
+    other = permuted_and_rescaled(arch, state, seed + 100)
+    a, b = readout.read(arch, state, task), readout.read(arch, other, task)
+    assert np.allclose(a.canonical.net.params(), b.canonical.net.params(), atol=1e-9)
+    assert a.formula == b.formula
+    dist = readout.distance(
+        readout.from_state(arch, state), readout.from_state(arch, other), readout.domain(task)[0]
+    )
+    assert dist["parameters"] == pytest.approx(0, abs=1e-9) and dist["same_function"]
+
+
+def test_min_model_skip_net_is_canonical_under_swap_and_rescale() -> None:
+    task = task_of("min")
+    state = task.constructions(config.load("min", [])[0].init)[0].weights()
+    swapped = {
+        "fc1.weight": state["fc2.weight"] * 3,
+        "fc1.bias": state["fc2.bias"] * 3,
+        "fc2.weight": state["fc1.weight"] * 0.5,
+        "fc2.bias": state["fc1.bias"] * 0.5,
+        "output_layer.weight": torch.tensor([[0.5, 0.5, -0.5 / 3, -0.5 / 0.5]]),
+        "output_layer.bias": torch.tensor([0.0]),
+    }
+    a = readout.read(models.min_model(), state, task)
+    b = readout.read(models.min_model(), swapped, task)
+    assert np.allclose(a.canonical.net.params(), b.canonical.net.params(), atol=1e-6)
+    assert a.formula == b.formula == "Min(a, b)"
+
+
+def test_canonical_rescales_merges_and_drops_dead_units() -> None:
+    # The article's trained MinModel, its ReLU(a - b) split over two units of one direction,
+    # plus a third unit dead on the domain.
+    arch = Arch(2, (Layer(3, "relu"), Layer(1, "identity")), skip_input=True)
+    state = {
+        "fc1.weight": torch.tensor([[0.71, -0.71], [0.5, -0.5], [-1.0, -1.0]]),
+        "fc1.bias": torch.tensor([0.0, 0.0, -500.0]),
+        "output_layer.weight": torch.tensor(
+            [[1.0, 0.0, -0.775 * 0.964 / 0.71, -0.375 * 0.675 / 0.5, 3.0]]
+        ),
+        "output_layer.bias": torch.tensor([0.0]),
+    }
+    result = check_formula(arch, state, task_of("min"))
+    hidden = result.canonical.net.layers[0]
+    assert result.canonical.dead == [[2]]
+    assert hidden.width == 1 and hidden.origin == ((0, 1),)
+    np.testing.assert_allclose(hidden.weight, [[1.0, -1.0]])
+    merged = result.canonical.net.layers[1].weight[0, 2]
+    assert merged == pytest.approx(-(0.775 * 0.964 + 0.375 * 0.675), rel=1e-5)
+    assert result.formula.count("Max(0") + result.formula.count("Min(") == 1
+
+
+# --- task-level meaning -----------------------------------------------------------------
+
+
+def a_s(*names: str) -> list[sympy.Symbol]:
+    return [sympy.Symbol(n, real=True) for n in names]
+
+
+def test_hardwired_min_reads_back_as_min_and_equation_1_simplifies_to_it() -> None:
+    cfg = config.load("min", [])[0]
+    construction = cfg.task.constructions(cfg.init)[0]
+    result = readout.read(construction.arch, construction.weights(), cfg.task)
+    a, b = a_s("a", "b")
+    expr = parse_expr(result.formula, local_dict={"a": a, "b": b})
+    assert expr == sympy.Min(a, b) and result.exact
+    assert result.meaning["alpha"] == pytest.approx(0.5) and result.meaning["in_family"]
+    # Equation 1, 0.5 (a + b - ReLU(b - a) - ReLU(a - b)), folds to Min(a, b)
+    relu = [sympy.Max(0, a - b, evaluate=False), sympy.Max(0, b - a, evaluate=False)]
+    equation1 = (a + b) / 2 - relu[0] / 2 - relu[1] / 2
+    assert readout.fold_min_max(readout.fold_pairs(equation1)) == sympy.Min(a, b)
+
+
+def test_the_articles_trained_min_is_in_the_family_with_alpha_1() -> None:
+    state = {
+        "fc1.weight": torch.tensor([[-0.0, -0.0]]),
+        "fc1.bias": torch.tensor([0.0]),
+        "fc2.weight": torch.tensor([[0.71, -0.71]]),
+        "fc2.bias": torch.tensor([-0.0]),
+        "output_layer.weight": torch.tensor([[1.0, 0.0, 0.0, -1.41]]),
+        "output_layer.bias": torch.tensor([0.0]),
+    }
+    result = check_formula(models.min_model(), state, task_of("min"))
+    a, b = a_s("a", "b")
+    # exact with 4 digits: a - 1.001 ReLU(a - b), 1.001 being 1.41 * 0.71 in canonical form
+    assert result.formula == "a - 1.001*Max(0, a - b)" and result.exact and result.digits == 4
+    # with 3: a - ReLU(a - b) = min(a, b), approximate by 0.0011 * 100 on the domain
+    approx = result.approximation
+    assert approx is not None
+    assert parse_expr(approx["formula"], local_dict={"a": a, "b": b}) == sympy.Min(a, b)
+    assert approx["max_error"] == pytest.approx(0.0011 * 100, rel=0.05)
+    assert result.meaning["alpha"] == pytest.approx(1.0, abs=0.01)
+    assert result.canonical.dead == [[0]]  # fc1 never fires
+
+
+def test_a_net_outside_the_family_is_said_to_be() -> None:
+    result = readout.read(models.min_model(), random_state(models.min_model(), 0), task_of("min"))
+    assert result.meaning["in_family"] is False
+
+
+def test_lt10_hardwired_is_a_threshold_at_10() -> None:
+    cfg = config.load("lt10", [("init.mode", "hardwired", "test")])[0]
+    construction = cfg.task.constructions(cfg.init)[0]
+    result = readout.read(construction.arch, construction.weights(), cfg.task)
+    assert result.meaning["threshold"] == pytest.approx(10.0)
+    assert result.meaning["steepness"] == pytest.approx(1.0)
+    assert result.meaning["threshold_between"] == [9, 10]
+    assert result.meaning["margin_midpoint"] == 9.5
+    (x,) = a_s("x")
+    expr = parse_expr(result.formula, local_dict={"x": x})
+    assert sympy.simplify(expr - 1 / (1 + sympy.exp(x - 10))) == 0
+
+
+def test_a_trained_like_lt10_neuron_reads_threshold_9_47_between_9_and_10() -> None:
+    state = {"0.weight": torch.tensor([[-2.37]]), "0.bias": torch.tensor([2.37 * 9.47])}
+    result = check_formula(models.sigmoid_neuron(), state, task_of("lt10"))
+    assert result.meaning["threshold"] == pytest.approx(9.47, abs=1e-5)
+    assert result.meaning["steepness"] == pytest.approx(2.37, abs=1e-6)
+    assert result.meaning["threshold_between"] == [9, 10]
+
+
+def abs_nest_centres(expr: sympy.Expr, x: sympy.Symbol) -> list[int]:
+    """Abs(...Abs(Abs(x - c1) - c2)... - ck) -> [c1, ..., ck], or fail."""
+    centres: list[int] = []
+    while expr != x:
+        assert isinstance(expr, sympy.Abs), expr
+        const, inner = expr.args[0].as_independent(x, as_Add=True)
+        centres.append(int(-const))
+        expr = inner
+    return centres[::-1]
+
+
+@pytest.mark.parametrize("bits", [3, 4, 6])
+def test_hardwired_is_even_reads_back_as_an_exact_nest_of_abs(bits: int) -> None:
+    task = IsEven(name="is_even", bits=bits)
+    arch = models.relu_chain(is_even_widths(bits))
+    result = check_formula(arch, is_even_chain(bits), task)
+    assert result.exact and result.max_error == 0
+    (x,) = a_s("x")
+    expr = parse_expr(result.formula, local_dict={"x": x})
+    # f_1 . f_1 . f_2 ... f_(2^(bits-1)): the last f_1's ReLU(h - 1) never fires on the
+    # domain (h <= 1 there), so it is dead and f_1(h) = 1 - h remains: Max(0, 1 - nest).
+    assert result.canonical.dead[-1] == [1]
+    assert isinstance(expr, sympy.Max) and 0 in expr.args
+    (body,) = [arg for arg in expr.args if arg != 0]
+    nest = (1 - body).expand()
+    assert abs_nest_centres(nest, x) == [2 ** (bits - 1 - k) for k in range(bits)]
+
+
+def test_a_dead_is_even_net_reads_back_as_a_constant_with_outcome_dead() -> None:
+    task = IsEven(name="is_even", bits=4)
+    arch = models.relu_chain(is_even_widths(4))
+    state = {k: (-v.abs() - 1 if k.endswith("bias") else v) for k, v in is_even_chain(4).items()}
+    result = check_formula(arch, state, task)
+    assert sympy.sympify(result.formula).is_number
+    assert result.diagnosis["outcome"] == "dead"
+    assert [0, 1] in result.canonical.dead  # a whole layer never fires
+
+
+# --- diagnosis and distance -------------------------------------------------------------
+
+
+def test_not_converged_looks_at_the_last_tenth() -> None:
+    assert readout.not_converged([1.0 / (k + 1) for k in range(100)]) is True
+    assert readout.not_converged([1.0] * 50 + [0.5] * 50) is False
+    assert readout.not_converged([1.0, 0.5]) is None
+
+
+def test_diagnosis_uses_init_state_and_losses() -> None:
+    task = IsEven(name="is_even", bits=4)
+    arch = models.relu_chain(is_even_widths(4))
+    init = {k: (-v.abs() - 1 if k.endswith("bias") else v) for k, v in is_even_chain(4).items()}
+    result = readout.read(
+        arch, is_even_chain(4), task, init_state=init, losses=[0.5] * 20,
+        construction=(arch, is_even_chain(4)),
+    )  # fmt: skip
+    assert result.diagnosis["dead_units_at_init"][0] == [0]
+    assert [0, 1] in result.diagnosis["dead_units_at_init"]
+    assert result.canonical.dead == [[], [], [], [], [1]]
+    assert result.diagnosis["not_converged"] is False
+    assert result.diagnosis["distance_to_construction"]["parameters"] == 0
+
+
+def test_distance_to_a_construction_of_a_perturbed_net() -> None:
+    cfg = config.load("xor", [])[0]
+    construction = cfg.task.constructions(cfg.init)[0]
+    state = construction.weights()
+    noisy = {k: v + 0.01 for k, v in state.items()}
+    x, _ = readout.domain(cfg.task)
+    dist = readout.distance(
+        readout.from_state(construction.arch, noisy),
+        readout.from_state(construction.arch, state),
+        x,
+    )
+    assert 0 < dist["parameters"] < 0.2
+    assert 0 < dist["max_abs_difference"] < 0.1 and not dist["same_function"]
+
+
+def test_loss_history_is_read_from_the_event_file(tmp_path: Path) -> None:
+    writer = tracking.EventWriter(tmp_path)
+    for step, loss in enumerate([3.0, 2.0, 1.0]):
+        writer.scalars(step, [("metrics/loss", loss)])
+    writer.close()
+    assert tracking.scalar_history(tmp_path) == [3.0, 2.0, 1.0]
+    assert tracking.scalar_history(tmp_path, "metrics/nothing") == []
+
+
+def test_readout_view_renders_every_part() -> None:
+    cfg = config.load("lt10", [("init.mode", "hardwired", "test")])[0]
+    construction = cfg.task.constructions(cfg.init)[0]
+    result = readout.read(
+        construction.arch, construction.weights(), cfg.task, losses=[1 / (k + 1) for k in range(50)]
+    )
+    console = Console(width=100, color_system=None, record=True)
+    console.print(render.readout_view(result.as_dict()))
+    text = console.export_text()
+    assert "formula: 1/(exp(x - 10) + 1)" in text
+    assert "exact" in text and "t = 10" in text and "between 9 and 10" in text
+    assert "diagnosis: solved" in text and "not converged" in text
+
+
+def test_export_json_is_the_canonical_net() -> None:
+    cfg = config.load("abs", [])[0]
+    construction = cfg.task.constructions(cfg.init)[0]
+    result = readout.read(construction.arch, construction.weights(), cfg.task)
+    doc = json.loads(json.dumps(readout.export(result, ["x"])))
+    assert doc["formula"] == "Abs(x)" and doc["layers"][0]["weight"] == [[-1.0], [1.0]]
+    assert math.isclose(doc["layers"][1]["weight"][0][0], 1.0)
+
+
+# --- the command line -------------------------------------------------------------------
+
+
+def test_hardwired_min_inspects_and_exports_as_min(cli: CLI) -> None:
+    assert cli("hardwire", "min").returncode == 0
+    proc = cli("inspect", "latest", "--json")
+    assert proc.returncode == 0, proc.stderr
+    read = json.loads(proc.stdout)["readout"]
+    assert read["formula"] == "Min(a, b)" and read["exact"] is True
+    assert read["alpha"] == 0.5 and read["outcome"] == "solved"
+    assert read["dead_units"] == [[]] and read["distance_to_construction"]["same_function"]
+    proc = cli("export", "latest", "--format", "formula")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["Min(a, b)", r"\min\left(a, b\right)"]
