@@ -471,6 +471,12 @@ def _sweep_report(outcome: Any) -> None:
     console.print(_saved("sweep", outcome.run.id, outcome.run.path))
 
 
+_STALE = (
+    "run {id} is stale: its process is gone without marking it finished (killed?); "
+    "tiny train --resume {id} continues it"
+)
+
+
 def _fail(problems: list[str]) -> None:
     """A run that cannot be read whole: one line on stderr (what could be read is shown on
     stdout), exit code 1."""
@@ -506,6 +512,8 @@ def _inspect_sweep(record: Any, seed: int | None, as_json: bool, precision: int 
             )
         else:
             console.print(render.sweep_view(record, info))
+        if record.status == "stale":
+            problems = [*problems, _STALE.format(id=run.id).replace("train", "sweep")]
         _fail(problems)
         return
     if record.problem:
@@ -580,7 +588,8 @@ def inspect(
         )
         if read:
             console.print(render.readout_view(read[0].as_dict()))
-    _fail([f"run {run.id}: {p}" for p in info.problems])
+    stale = [_STALE.format(id=run.id)] if record.status == "stale" else []
+    _fail([f"run {run.id}: {p}" for p in info.problems] + stale)
 
 
 # --- read-out (tiny inspect's Read-out section, tiny export) -----------------------------

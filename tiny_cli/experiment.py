@@ -116,6 +116,7 @@ def run_meta(
         "command": sys.argv,
         "versions": versions(),
         "started": time.time(),
+        **runs.process_identity(),
         **extra,
     }
 
@@ -159,6 +160,7 @@ def run_experiment(
             images_every=cfg.log.image_interval(cfg.train.epochs),
         )
         last: list[tracking.EpochStats] = []
+        beat = runs.Heartbeat(run)
 
         def on_epoch(e: engine.Epoch) -> None:
             stats = tracking.EpochStats(
@@ -170,6 +172,7 @@ def run_experiment(
             )
             last[:] = [stats]
             tracker.on_epoch_end(stats)
+            beat()
             if progress is not None:
                 progress(stats)
 

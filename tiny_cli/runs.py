@@ -32,6 +32,7 @@ import json
 import math
 import os
 import re
+import socket
 import stat
 import time
 from collections.abc import Sequence
@@ -348,6 +349,10 @@ class RunMeta(_View):
     device: str | None = None
     source: str | None = None
     from_run: str | None = None  # `tiny train --from`
+    pid: int | None = None  # the process running it, on `host` (stale detection)
+    pid_start: int | None = None
+    host: str | None = None
+    heartbeat: datetime | None = None  # last sign of life while running
     sweep: str | None = None  # a run kept by a sweep (--keep): the sweep's id
     command: list[str] | None = None
     versions: dict[str, Any] | None = None
@@ -358,7 +363,7 @@ class RunMeta(_View):
     kept: list[Kept] | None = None
     seconds: float | None = None
 
-    @field_validator("started", "finished", mode="before")
+    @field_validator("started", "finished", "heartbeat", mode="before")
     @classmethod
     def _time(cls, value: Any) -> datetime | None:
         return to_datetime(value)
@@ -645,6 +650,61 @@ class RunRecord:
         return self.meta.started.timestamp() if self.meta.started else self.modified
 
 
+HEARTBEAT_EVERY = 30.0  # seconds between a running run's heartbeats in run.json
+HEARTBEAT_STALE = 5 * HEARTBEAT_EVERY  # no heartbeat for this long: the process is gone
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When process `pid` started (clock ticks since boot, from /proc), to tell a reused pid
+    from the run's own process; None where /proc does not say."""
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat_line.rpartition(")")[2].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def process_identity() -> dict[str, Any]:
+    """What run.json records of the process that runs it (for `stale`)."""
+    pid = os.getpid()
+    return {"pid": pid, "pid_start": _start_ticks(pid), "host": socket.gethostname()}
+
+
+def _alive(pid: int, start: int | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process with that pid: can't tell, assume alive
+    return start is None or _start_ticks(pid) in (None, start)
+
+
+def _gone(meta: RunMeta, path: Path, now: float) -> bool:
+    """A `running` run whose process is gone: on this host, its pid is dead (or reused);
+    elsewhere, its heartbeat is older than HEARTBEAT_STALE; with neither recorded, nothing
+    in its directory changed for STALE seconds."""
+    if meta.pid is not None and meta.host == socket.gethostname():
+        return not _alive(meta.pid, meta.pid_start)
+    if meta.heartbeat is not None:
+        return now - meta.heartbeat.timestamp() > HEARTBEAT_STALE
+    return now - _newest_change(path) > STALE
+
+
+class Heartbeat:
+    """Writes `heartbeat` (now) into a running run's run.json at most every HEARTBEAT_EVERY."""
+
+    def __init__(self, run: Run, every: float = HEARTBEAT_EVERY) -> None:
+        self.run, self.every = run, every
+        self._next = time.monotonic() + every
+
+    def __call__(self, *_: Any) -> None:
+        now = time.monotonic()
+        if now >= self._next:
+            self._next = now + self.every
+            self.run.update_meta(heartbeat=time.time())
+
+
 def _newest_change(path: Path) -> float:
     newest = 0.0
     try:
@@ -680,7 +740,7 @@ def read(run: Run, now: float | None = None) -> RunRecord:
     record.problem = "; ".join(problems)
     if record.problem:
         record.status = "broken"
-    elif record.meta.status == "running" and now - _newest_change(run.path) > STALE:
+    elif record.meta.status == "running" and _gone(record.meta, run.path, now):
         record.status = "stale"
     else:
         record.status = record.meta.status or "?"

@@ -9,9 +9,7 @@ directory among the runs.
 from __future__ import annotations
 
 import math
-import os
 import shutil
-import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -320,7 +318,8 @@ def _complete(
     work = plan(points, seeds, chunk)
     folder = run.path / CHUNKS
     folder.mkdir(exist_ok=True)
-    run.update_meta(status="running", pid=os.getpid(), host=socket.gethostname())
+    run.update_meta(status="running", heartbeat=time.time(), **runs.process_identity())
+    beat = runs.Heartbeat(run)
     flag = stopping.StopFlag()
     previous_threads = torch.get_num_threads()
     try:
@@ -335,7 +334,7 @@ def _complete(
                 cfg = points[c.point].cfg
                 if c.point not in data:
                     data = {c.point: cfg.task.data()}
-                part = train_chunk(cfg, c.seeds, on_epoch, flag, data[c.point])
+                part = train_chunk(cfg, c.seeds, _and(on_epoch, beat), flag, data[c.point])
                 if part is None:
                     break
                 run.save_tensors(f"{CHUNKS}/{c.file}", part)
@@ -392,6 +391,17 @@ def _complete(
         finished=time.time(),
     )
     return SweepOutcome(run, results, summary, kept)
+
+
+def _and(
+    first: Callable[[int], None] | None, second: Callable[[int], None]
+) -> Callable[[int], None]:
+    def both(count: int) -> None:
+        if first is not None:
+            first(count)
+        second(count)
+
+    return both
 
 
 def _interrupted(run: runs.Run, done: int, total: int, kept: int | None = None) -> RunFailed:
