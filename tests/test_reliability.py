@@ -244,3 +244,53 @@ def test_a_sweep_stopped_by_sigterm_keeps_its_chunks_and_resume_finishes_it_bit_
         for key, value in fresh.params.items():
             assert torch.equal(stored["params"][key], value), key
         assert torch.equal(stored["outcome"], fresh.outcome)
+
+
+def test_a_run_killed_with_sigkill_is_stale_and_resumes_bit_identical(tmp_path: Path) -> None:
+    """SIGKILL leaves `running` in run.json: `tiny runs` and `inspect` say stale (exit 1);
+    `tiny train --resume` continues from the last checkpoint and ends with the weights of a
+    run that never stopped."""
+    from tiny_cli import config, engine
+
+    runs_dir = tmp_path / "runs"
+    env = {**os.environ, "TINY_RUNS_DIR": str(runs_dir), "PYTHONPATH": str(REPO)}
+    sets = ["--epochs", "2500", "--set", "train.batch_size=4"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tiny_cli", "train", "is_even", *sets],
+        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not list(runs_dir.glob("*/checkpoint.pt")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    (run,) = runs_dir.iterdir()
+    assert json.loads((run / "run.json").read_text())["status"] == "running"
+
+    def tiny(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tiny_cli", *args],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+
+    assert "stale" in tiny("runs").stdout
+    inspected = tiny("inspect", run.name)
+    assert inspected.returncode == 1 and "stale" in inspected.stderr
+    assert "--resume" in inspected.stderr
+    resumed = tiny("train", "--resume", run.name)
+    assert resumed.returncode == 0, resumed.stderr
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["status"] == "completed" and meta["epochs_done"] == 2500
+    assert not (run / "checkpoint.pt").exists()
+    cfg, _ = config.load("is_even", [("train.epochs", 2500, "t"), ("train.batch_size", 4, "t")])
+    x, y = cfg.task.data()
+    never_stopped = engine.fit(cfg, [0], x, y)
+    state = torch.load(run / "model.pt", weights_only=True)
+    for key, value in never_stopped.params.items():
+        assert torch.equal(state[key], value[0]), key
+    again = tiny("train", "--resume", run.name)
+    assert again.returncode == 2 and "complete" in again.stderr

@@ -225,6 +225,7 @@ def _run(
     runs_dir: Path | None,
     device: str,
     origin: str | None = None,
+    resume: Any = None,
 ) -> Outcome:
     from tiny_cli import experiment, runs
 
@@ -239,6 +240,7 @@ def _run(
             device=dev,
             progress=progress,
             origin=origin,
+            resume=resume,
         )
 
 
@@ -281,6 +283,14 @@ def train(
         str | None,
         typer.Option("--from", metavar="RUN", help="Repeat a stored run from its resolved config."),
     ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume",
+            metavar="RUN",
+            help="Continue an interrupted, failed or stale run from its last checkpoint.",
+        ),
+    ] = None,
     epochs: Annotated[int | None, typer.Option(metavar="N", help="Override train.epochs.")] = None,
     seed: Annotated[int | None, typer.Option(metavar="N", help="Override seed.")] = None,
     lr: Annotated[float | None, typer.Option(metavar="LR", help="Override train.lr.")] = None,
@@ -296,8 +306,19 @@ def train(
     from tiny_cli import config, runs
 
     origin = None
-    if (config_ref is None) == (from_run is None):
-        raise TinyError("train: give either a config (NAME|PATH) or --from RUN, not both")
+    if resume is not None:
+        extra = {"NAME|PATH": config_ref, "--from": from_run, "--epochs": epochs, "--seed": seed}
+        given = [f for f, v in {**extra, "--lr": lr, "--set": sets}.items() if v is not None]
+        if given:
+            raise TinyError(f"--resume {resume}: the run's own config is used; drop {given[0]}")
+        run, cfg = _resumable(runs_dir, resume)
+        kind = runs.read(run).meta.kind or "train"
+        _report(_run(cfg, kind, run.path / runs.CONFIG, runs_dir, device, None, run), precision)
+        return
+    if config_ref is None and from_run is None:
+        raise TinyError("train: give a config (NAME|PATH), --from RUN or --resume RUN")
+    if config_ref is not None and from_run is not None:
+        raise TinyError(f"train: give a config ({config_ref}) or --from {from_run}, not both")
     if from_run is not None:
         run = runs.resolve(runs.root(runs_dir), from_run)
         config_ref, origin = str(run.path / runs.CONFIG), run.id
@@ -307,6 +328,27 @@ def train(
     )
     cfg, path = config.load(config_ref, overrides)
     _report(_run(cfg, "train", path, runs_dir, device, origin), precision)
+
+
+def _resumable(runs_dir: Path | None, ref: str) -> tuple[Any, ExperimentConfig]:
+    """A stopped run that can continue, and its config; else one line saying why not."""
+    from tiny_cli import config, runs
+
+    run = runs.resolve(runs.root(runs_dir), ref)
+    record = runs.read(run)
+    if record.meta.kind == "sweep":
+        raise TinyError(f"--resume {run.id}: a sweep; use tiny sweep --resume {run.id}")
+    if record.status == "completed":
+        raise TinyError(f"--resume {run.id}: the run is complete")
+    if record.status in ("running", "starting"):
+        raise TinyError(f"--resume {run.id}: the run is still running (pid {record.meta.pid})")
+    if not (run.path / runs.CHECKPOINT_STATE).is_file():
+        raise TinyError(
+            f"--resume {run.id}: no {runs.CHECKPOINT_STATE} to continue from "
+            f"(stopped before its first checkpoint): tiny train --from {run.id} starts it anew"
+        )
+    cfg, _ = config.load(str(run.path / runs.CONFIG))
+    return run, cfg
 
 
 @app.command(cls=_Command)

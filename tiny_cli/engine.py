@@ -25,11 +25,12 @@ epochs it completed; its loss is masked out of the sum, so it cannot touch the o
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -64,6 +65,7 @@ class Epoch:
 
 
 Callback = Callable[[Epoch], None]
+State = dict[str, Any]  # the whole training state at the end of an epoch (tensors, ints)
 
 
 @dataclass
@@ -129,12 +131,18 @@ def fit(
     callbacks: Sequence[Callback] = (),
     should_stop: Callable[[], bool] = lambda: False,
     device: str = "cpu",
+    checkpoint: Callable[[int, Callable[[], State], bool], None] | None = None,
+    resume: State | None = None,
 ) -> Result:
     """Train `cfg` for every seed in `seeds` on (x, y) [n, inputs], [n, 1].
 
     Callbacks get every epoch, the initial parameters as epoch 0 included. `should_stop` is
     asked before each mini-batch: when it says so, training ends ("interrupted") with the
-    parameters of the last completed epoch.
+    parameters of the last completed epoch. `checkpoint(epoch, snapshot, force)` is called
+    after every epoch (force: the last one, or a stop between epochs); `snapshot()` is the
+    whole training state (parameters, optimizer moments,
+    the batch-order generators), from which `resume=` continues exactly where it was: the
+    resumed run ends bit-identical to one that never stopped.
     """
     s_real = len(seeds)
     twin = s_real == 1  # see the module docstring: one seed trains beside a copy of itself
@@ -189,6 +197,38 @@ def fit(
     alive = torch.ones(s, dtype=torch.bool, device=dev)
     epochs_done = torch.zeros(s, dtype=torch.long)
     diverged_at = torch.full((s,), math.nan)
+    first = 1
+    if resume is not None:
+        if list(resume["seeds"]) != seeds or int(resume["size"]) != flat.numel():
+            raise ValueError("the checkpoint is of other seeds or another architecture")
+        with torch.no_grad():
+            flat.copy_(resume["flat"])
+            last_good = resume["last_good"].to(dev).clone()
+            update.m.copy_(resume["m"])
+            update.v.copy_(resume["v"])
+        update.step = int(resume["step"])
+        for g, state in zip(gens, resume["gens"], strict=True):
+            g.set_state(state)
+        alive = resume["alive"].to(dev).clone()
+        epochs_done = resume["epochs_done"].clone()
+        diverged_at = resume["diverged_at"].clone()
+        first = int(resume["epoch"]) + 1
+
+    def snapshot(epoch: int) -> State:
+        return {
+            "epoch": epoch,
+            "seeds": list(seeds),
+            "size": flat.numel(),
+            "flat": flat.detach().cpu().clone(),
+            "last_good": last_good.cpu().clone(),
+            "m": update.m.cpu().clone(),
+            "v": update.v.cpu().clone(),
+            "step": update.step,
+            "gens": [g.get_state() for g in gens],
+            "alive": alive.cpu().clone(),
+            "epochs_done": epochs_done.clone(),
+            "diverged_at": diverged_at.clone(),
+        }
 
     def emit(epoch: int, loss: Tensor, acc: Tensor | None, grads: Tensor | None) -> None:
         if not callbacks:
@@ -205,11 +245,14 @@ def fit(
         for cb in callbacks:
             cb(info)
 
-    emit(0, loss0, acc0, None)
+    if resume is None:
+        emit(0, loss0, acc0, None)
     status: Literal["completed", "interrupted"] = "completed"
-    for epoch in range(1, t.epochs + 1):
+    for epoch in range(first, t.epochs + 1):
         if should_stop():
             status = "interrupted"
+            if checkpoint is not None:  # stopped between epochs: an exact point to resume
+                checkpoint(epoch - 1, functools.partial(snapshot, epoch - 1), True)
             break
         if full_batch:
             batches: list[tuple[Tensor, Tensor, int]] = [(xt, yt, n)]
@@ -259,6 +302,8 @@ def fit(
             break  # every seed diverged: nothing left to train or to report
         grads = per_seed(grad) if callbacks else None
         emit(epoch, epoch_loss, hits / n if hits is not None else None, grads)
+        if checkpoint is not None:
+            checkpoint(epoch, functools.partial(snapshot, epoch), False)
 
     final: Params = {}
     for k, size, begin in zip(names, sizes, starts, strict=False):

@@ -131,6 +131,7 @@ def run_experiment(
     progress: Callable[[tracking.EpochStats], None] | None = None,
     origin: str | None = None,
     extra_meta: dict[str, Any] | None = None,
+    resume: runs.Run | None = None,
 ) -> Outcome:
     """Build, train (zero epochs for a hardwired run), evaluate and store one run.
 
@@ -140,6 +141,10 @@ def run_experiment(
     (or interrupted, on a second Ctrl-C) and the traceback is saved in it; `RunFailed` says
     so in one line. The first Ctrl-C or SIGTERM ends training cleanly before the next
     mini-batch, with the parameters of the last completed epoch.
+
+    The training state is checkpointed (`checkpoint.pt`, atomically) every
+    CHECKPOINT_EPOCHS epochs, at least every CHECKPOINT_SECONDS, and when training stops
+    between epochs; `resume=` continues a stopped run from it in its own directory.
     """
     flag = _StopFlag()
     with _catch_signals(flag):
@@ -147,10 +152,20 @@ def run_experiment(
         x, y = task.data()
         model = models.build(cfg)
         picture = plots.PredictionPlot(task, x)
-        run = runs.create(runs_root, cfg.task.name)
-        run.write_text(runs.CONFIG, config.dump_yaml(cfg))
-        meta = run_meta(run, cfg, kind, source, device, from_run=origin, **(extra_meta or {}))
-        run.write_json(runs.META, meta)
+        state: engine.State | None = None
+        if resume is None:
+            run = runs.create(runs_root, cfg.task.name)
+            run.write_text(runs.CONFIG, config.dump_yaml(cfg))
+            meta = run_meta(run, cfg, kind, source, device, from_run=origin, **(extra_meta or {}))
+            run.write_json(runs.META, meta)
+        else:
+            run = resume
+            state = runs.load_tensors(run.path, runs.CHECKPOINT_STATE)
+            run.update_meta(
+                status="running", reason="", resumed=time.time(), heartbeat=time.time(),
+                **runs.process_identity(),
+            )  # fmt: skip
+        saver = _Checkpointer(run)
         tracker = tracking.Tracker(
             tracking.EventWriter(run.path),
             model,
@@ -172,16 +187,17 @@ def run_experiment(
             )
             last[:] = [stats]
             tracker.on_epoch_end(stats)
-            beat()
+            beat(stats.epoch)
             if progress is not None:
                 progress(stats)
 
         try:
-            tracker.begin(config.flatten(cfg), config.flat_keys(), hparams_metrics(), run.id)
+            if resume is None:
+                tracker.begin(config.flatten(cfg), config.flat_keys(), hparams_metrics(), run.id)
             correct = task.correct if task.kind == "classification" else None
             fitted = engine.fit(
                 cfg, [cfg.seed], x, y, correct=correct, callbacks=[on_epoch],
-                should_stop=flag, device=device,
+                should_stop=flag, device=device, checkpoint=saver, resume=state,
             )  # fmt: skip
             result = _result(fitted)
             model.load_state_dict({k: v[0] for k, v in fitted.params.items()})
@@ -191,6 +207,8 @@ def run_experiment(
             run.write_json(runs.METRICS, metrics)
             final_png = tracker.final_png
             png = run.write_bytes(runs.PREDICTION, final_png) if final_png else None
+            if result.status == "completed":
+                (run.path / runs.CHECKPOINT_STATE).unlink(missing_ok=True)  # model.pt is final
         except BaseException as exc:
             raise _store_failure(run, model, tracker, last, exc) from exc
     run.update_meta(
@@ -201,6 +219,25 @@ def run_experiment(
     )
     params = {k: v.tolist() for k, v in model.state_dict().items()}
     return Outcome(run, result, metrics, params, png)
+
+
+CHECKPOINT_EPOCHS = 1000
+CHECKPOINT_SECONDS = 30.0
+
+
+class _Checkpointer:
+    """The engine's checkpoint callback: the training state into `checkpoint.pt` every
+    CHECKPOINT_EPOCHS epochs, at least every CHECKPOINT_SECONDS, and when forced."""
+
+    def __init__(self, run: runs.Run) -> None:
+        self.run = run
+        self._due = time.monotonic() + CHECKPOINT_SECONDS
+
+    def __call__(self, epoch: int, snapshot: Callable[[], engine.State], force: bool) -> None:
+        now = time.monotonic()
+        if force or epoch % CHECKPOINT_EPOCHS == 0 or now >= self._due:
+            self.run.save_tensors(runs.CHECKPOINT_STATE, snapshot())
+            self._due = now + CHECKPOINT_SECONDS
 
 
 def _result(fitted: engine.Result) -> FitResult:

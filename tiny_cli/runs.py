@@ -57,6 +57,7 @@ ENV_VAR = "TINY_RUNS_DIR"
 CONFIG, META, METRICS, CHECKPOINT = "config.yaml", "run.json", "metrics.json", "model.pt"
 SWEEP, SUMMARY, GRID = "sweep.pt", "summary.json", "grid.json"
 PREDICTION = "prediction.png"
+CHECKPOINT_STATE = "checkpoint.pt"  # the training state of a run that has not finished
 
 # What is read back from a run directory is untrusted: another tool, a copy from elsewhere or
 # a half-broken disk may have put anything there. These bounds are far above what tiny writes.
@@ -654,13 +655,21 @@ HEARTBEAT_EVERY = 30.0  # seconds between a running run's heartbeats in run.json
 HEARTBEAT_STALE = 5 * HEARTBEAT_EVERY  # no heartbeat for this long: the process is gone
 
 
-def _start_ticks(pid: int) -> int | None:
-    """When process `pid` started (clock ticks since boot, from /proc), to tell a reused pid
-    from the run's own process; None where /proc does not say."""
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first), where /proc is."""
     try:
-        stat_line = Path(f"/proc/{pid}/stat").read_text()
-        return int(stat_line.rpartition(")")[2].split()[19])
-    except (OSError, ValueError, IndexError):
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When process `pid` started (clock ticks since boot), to tell a reused pid from the
+    run's own process; None where /proc does not say."""
+    fields = _proc_stat(pid)
+    try:
+        return int(fields[19]) if fields else None
+    except (ValueError, IndexError):
         return None
 
 
@@ -677,6 +686,9 @@ def _alive(pid: int, start: int | None) -> bool:
         return False
     except PermissionError:
         return True  # someone else's process with that pid: can't tell, assume alive
+    fields = _proc_stat(pid)
+    if fields and fields[0] in ("Z", "X"):
+        return False  # exited, not yet reaped by its parent
     return start is None or _start_ticks(pid) in (None, start)
 
 
@@ -698,11 +710,12 @@ class Heartbeat:
         self.run, self.every = run, every
         self._next = time.monotonic() + every
 
-    def __call__(self, *_: Any) -> None:
+    def __call__(self, epochs_done: int | None = None) -> None:
         now = time.monotonic()
         if now >= self._next:
             self._next = now + self.every
-            self.run.update_meta(heartbeat=time.time())
+            extra = {} if epochs_done is None else {"epochs_done": epochs_done}
+            self.run.update_meta(heartbeat=time.time(), **extra)
 
 
 def _newest_change(path: Path) -> float:

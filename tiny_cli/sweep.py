@@ -393,13 +393,11 @@ def _complete(
     return SweepOutcome(run, results, summary, kept)
 
 
-def _and(
-    first: Callable[[int], None] | None, second: Callable[[int], None]
-) -> Callable[[int], None]:
+def _and(first: Callable[[int], None] | None, second: Callable[[], None]) -> Callable[[int], None]:
     def both(count: int) -> None:
         if first is not None:
             first(count)
-        second(count)
+        second()
 
     return both
 
