@@ -7,9 +7,11 @@ import os
 import pickle
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -294,3 +296,46 @@ def test_a_run_killed_with_sigkill_is_stale_and_resumes_bit_identical(tmp_path: 
         assert torch.equal(state[key], value[0]), key
     again = tiny("train", "--resume", run.name)
     assert again.returncode == 2 and "complete" in again.stderr
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 400 KiB tmpfs (root only; skipped where mounting is not allowed)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mount)], capture_output=True
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()[:80]}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_a_full_disk_fails_the_run_cleanly(small_disk: Path, tmp_path: Path) -> None:
+    """The disk fills mid-run: one line, exit 1, run.json says failed with the reason, no
+    temporary file left, the event file ends on a whole record, the last checkpoint kept."""
+    runs_dir = small_disk / "runs"
+    env = {**os.environ, "TINY_RUNS_DIR": str(runs_dir), "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "tiny_cli", "train", "is_even"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "No space left on device" in lines[0], proc.stderr
+    (run,) = runs_dir.iterdir()
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["status"] == "failed" and "No space left" in meta["reason"]
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+    assert (run / "checkpoint.pt").is_file() or (run / "model.pt").is_file()
+    (events,) = run.glob("events.out.tfevents.*")
+    data = events.read_bytes()
+    offset = records = 0
+    while offset < len(data):  # TFRecord framing: length, its crc, the record, its crc
+        (length,) = struct.unpack("<Q", data[offset : offset + 8])
+        offset += 8 + 4 + length + 4
+        records += 1
+    assert offset == len(data) and records > 2  # ends on a whole record

@@ -257,30 +257,46 @@ def _store_failure(
     last: list[tracking.EpochStats],
     exc: BaseException,
 ) -> RunFailed:
-    """Keep what the run reached, mark it, and say so in one line.
+    """Keep what the run reached, mark it, and say so in one line, whatever else fails
+    (a full disk included: the status is written first, then the rest as far as it goes).
 
     The checkpoint and the event file end at the last completed epoch, whatever state the
-    interrupted epoch left the model in; the event file is closed complete even if logging
-    is what failed.
+    interrupted epoch left the model in; the event file is closed complete (on a whole
+    record) even if logging is what failed.
     """
-    run.write_text("error.txt", traceback.format_exc())
+    trace = traceback.format_exc()
     interrupted = isinstance(exc, KeyboardInterrupt)
     status = "interrupted" if interrupted else "failed"
-    epochs = 0
+    epochs = last[0].epoch if last else 0
+    if interrupted:
+        reason = "aborted by a second Ctrl-C"
+    elif isinstance(exc, OSError) and exc.strerror:
+        reason = f"{exc.strerror} ({type(exc).__name__}, errno {exc.errno})"
+    else:
+        reason = f"{type(exc).__name__}: {exc}"
+    with contextlib.suppress(Exception):  # the event file first: it frees a partial record
+        tracker.close(status)
     try:
-        model.cpu()
-        if last:
-            epochs = last[0].epoch
+        run.update_meta(status=status, epochs_done=epochs, reason=reason, finished=time.time())
+    except OSError:
+        run.overwrite_meta(status=status, epochs_done=epochs, reason=reason, finished=time.time())
+    saved = ""
+    if last:
+        try:
+            model.cpu()
             with torch.no_grad():
                 vector_to_parameters(last[0].params.cpu(), model.parameters())
             run.save_state(model.state_dict())
-    finally:
-        with contextlib.suppress(Exception):  # it closes the event file whatever fails
-            tracker.close(status)
-    reason = "aborted by a second Ctrl-C" if interrupted else f"{type(exc).__name__}: {exc}"
-    run.update_meta(status=status, epochs_done=epochs, reason=reason, finished=time.time())
+        except OSError:
+            saved = " (its last checkpoint is kept)"
+    where = run.path / "error.txt"
+    try:
+        run.write_text("error.txt", trace)
+        told = f"traceback in {where}"
+    except OSError:
+        told = "no room for its traceback"
     what = "interrupted" if interrupted else f"failed ({reason.splitlines()[0]})"
     return RunFailed(
-        f"run {run.id} {what} after epoch {epochs}; traceback in {run.path / 'error.txt'}",
+        f"run {run.id} {what} after epoch {epochs}{saved}; {told}",
         exit_code=130 if interrupted else 1,
     )

@@ -244,6 +244,21 @@ class Run:
         self.write_json(META, meta)
         return meta
 
+    def overwrite_meta(self, **changes: Any) -> None:
+        """`update_meta` in place, for when a new file cannot be written (a full disk): the
+        old run.json's own blocks hold the new one. Not atomic: only the last resort."""
+        try:
+            meta = self.read_json(META)
+        except (OSError, ValueError):
+            meta = {}
+        meta.update(changes)
+        data = json.dumps(meta, indent=2).encode() + b"\n"
+        with open(self.path / META, "r+b") as f:
+            f.truncate(0)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
     def save_state(self, state: dict[str, Any]) -> None:
         import torch
 

@@ -21,6 +21,7 @@ run directory is one TensorBoard run (`add_hparams` would make a timestamped sub
 from __future__ import annotations
 
 import array
+import contextlib
 import math
 import os
 import re
@@ -93,7 +94,7 @@ class EventWriter:
     def __init__(self, log_dir: Path, flush_secs: float = 2.0) -> None:
         name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}.tiny"
         self.path = log_dir / name
-        self._file = open(self.path, "ab")  # noqa: SIM115 (closed in close())
+        self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 (closed in close())
         self._buf = bytearray()
         self._flush_secs = flush_secs
         self._last_flush = time.monotonic()
@@ -125,10 +126,20 @@ class EventWriter:
         self.write(ScalarEvent(t for t, _ in pairs).fill(step, (v for _, v in pairs)))
 
     def flush(self) -> None:
+        """Write the buffered records; if that fails (a full disk), cut the file back to its
+        last whole record, drop the buffer and re-raise: the file stays readable."""
         if self._buf:
-            self._file.write(self._buf)
+            size = self._file.tell()
+            data = memoryview(bytes(self._buf))
             self._buf.clear()
-        self._file.flush()
+            try:
+                while data:  # a raw write may write part of it (a disk filling up)
+                    data = data[self._file.write(data) or 0 :]
+            except OSError:
+                with contextlib.suppress(OSError):
+                    self._file.truncate(size)
+                    self._file.seek(size)
+                raise
         self._last_flush = time.monotonic()
 
     def close(self) -> None:
