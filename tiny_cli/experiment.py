@@ -151,7 +151,7 @@ def run_experiment(
         task = cfg.task
         x, y = task.data()
         model = models.build(cfg)
-        picture = plots.PredictionPlot(task, x)
+        picture = plots.PredictionPlot(task, x, hardwired=kind == "hardwire")
         state: engine.State | None = None
         if resume is None:
             run = runs.create(runs_root, cfg.task.name)

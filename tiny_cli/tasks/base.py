@@ -139,19 +139,22 @@ def integer_grid(*ranges: tuple[int, int]) -> Tensor:
 
 
 def right_on(task: Task, f: Predict, lo: int, hi: int) -> Tensor:
-    """Per integer in [lo, hi]: is the net right there? (a one-input classification task)."""
+    """Per integer in [lo, hi]: is the net right there? (a one-input classification task).
+    The truth is taken at the integer itself (float64), the net sees it as float32 does:
+    past 2^24, where float32 no longer holds every integer, that is where it goes wrong."""
     import torch
 
-    x = torch.arange(lo, hi + 1, dtype=torch.float64).float().unsqueeze(1)
-    return task.correct(f(x).double(), task.truth(x).reshape(-1).double())
+    x = torch.arange(lo, hi + 1, dtype=torch.float64).unsqueeze(1)
+    return task.correct(f(x.float()).double(), task.truth(x).reshape(-1).double())
 
 
 def correct_interval(task: Task, f: Predict, lo: int, hi: int, chunk: int = 4096) -> Metrics:
     """Where the net is right: the widest integer interval around [lo, hi] with no mistake.
 
-    The domain is checked whole; the interval then grows a chunk at a time on each side up to
-    the first wrong integer, looking at most one domain's width further (`wrong_at` is None
-    on a side where no mistake was found that far).
+    The domain is checked whole; the interval then grows on each side, in chunks that
+    double (so a 2^24 domain takes a few dozen forwards), up to the first wrong integer,
+    looking at most one domain's width further (`wrong_at` is None on a side where no
+    mistake was found that far).
     """
     if not bool(right_on(task, f, lo, hi).all()):
         return {"correct_interval": None, "wrong_at": None}
@@ -159,20 +162,24 @@ def correct_interval(task: Task, f: Predict, lo: int, hi: int, chunk: int = 4096
     left, right = lo, hi
     wrong_left: int | None = None
     wrong_right: int | None = None
+    step = chunk
     while wrong_left is None and left > lo - limit:
-        wrong = (~right_on(task, f, left - chunk, left - 1)).nonzero()
+        wrong = (~right_on(task, f, left - step, left - 1)).nonzero()
         if len(wrong):
-            wrong_left = left - chunk + int(wrong[-1])
+            wrong_left = left - step + int(wrong[-1])
             left = wrong_left + 1
         else:
-            left -= chunk
+            left -= step
+            step = min(2 * step, 1 << 22)
+    step = chunk
     while wrong_right is None and right < hi + limit:
-        wrong = (~right_on(task, f, right + 1, right + chunk)).nonzero()
+        wrong = (~right_on(task, f, right + 1, right + step)).nonzero()
         if len(wrong):
             wrong_right = right + 1 + int(wrong[0])
             right = wrong_right - 1
         else:
-            right += chunk
+            right += step
+            step = min(2 * step, 1 << 22)
     return {"correct_interval": [left, right], "wrong_at": [wrong_left, wrong_right]}
 
 
