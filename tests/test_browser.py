@@ -24,6 +24,7 @@ from PIL import Image
 
 from tests.chromium import CHROMIUM, DEEP, Chromium, not_blank
 from tests.conftest import REPO, run_cli
+from tiny_cli import report, runs
 
 pytestmark = [
     pytest.mark.browser,
@@ -144,9 +145,8 @@ def test_tensorboard_dashboards_render_the_run_s_charts(
 def test_a_report_renders_offline_from_a_file(lt10: Path, browser: Chromium) -> None:
     """The report opens from file:// with the network off, asks for nothing but itself, shows
     the run's metrics and every picture, with no error (a CSP violation would be one)."""
-    proc = run_cli("report", lt10.name, runs_dir=lt10.parent, cwd=lt10.parent.parent)
-    assert proc.returncode == 0, proc.stderr
-    path = Path(proc.stdout.strip())
+    path, problems = report.write(runs.read(runs.Run(lt10)), lt10.parent.parent / "report.html")
+    assert problems == []
     page = browser.page(offline=True)
     page.open(path.as_uri())
     ready = "document.readyState === 'complete' && [...document.images].every(i => i.complete)"

@@ -59,30 +59,30 @@ def assert_self_contained(text: str) -> Page:
     return page
 
 
-@pytest.fixture(scope="module")
-def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A runs directory with lt10 trained for 30 epochs and a small lt10 sweep with a grid."""
+def make(tmp_path_factory: pytest.TempPathFactory, *args: str) -> Path:
+    """A runs directory with one run made by the CLI: the run's directory."""
     root = tmp_path_factory.mktemp("report")
-    runs_dir, work = root / "runs", root / "work"
-    work.mkdir()
-    for args in (
-        ["train", "lt10", "--epochs", "30"],
-        ["sweep", "lt10", "--seeds", "20", "--epochs", "5", "--grid", "train.lr=0.01,0.3"],
-    ):
-        proc = run_cli(*args, runs_dir=runs_dir, cwd=work)
-        assert proc.returncode == 0, proc.stderr
-    return runs_dir, work
+    (root / "work").mkdir()
+    proc = run_cli(*args, runs_dir=root / "runs", cwd=root / "work")
+    assert proc.returncode == 0, proc.stderr
+    (run,) = (root / "runs").iterdir()
+    return run
 
 
-def the_run(runs_dir: Path, suffix: str) -> Path:
-    (path,) = [p for p in runs_dir.iterdir() if p.name.endswith(suffix)]
-    return path
+@pytest.fixture(scope="module")
+def lt10(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make(tmp_path_factory, "train", "lt10", "--epochs", "30")
 
 
-def test_a_run_report_is_one_self_contained_file_with_everything(made: tuple[Path, Path]) -> None:
-    runs_dir, work = made
-    run = the_run(runs_dir, "-lt10")
-    proc = run_cli("report", run.name, runs_dir=runs_dir, cwd=work)
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    grid = ["--grid", "train.lr=0.01,0.3"]
+    return make(tmp_path_factory, "sweep", "lt10", "--seeds", "20", "--epochs", "5", *grid)
+
+
+def test_a_run_report_is_one_self_contained_file_with_everything(lt10: Path) -> None:
+    run = lt10
+    proc = run_cli("report", run.name, runs_dir=run.parent, cwd=run.parent.parent / "work")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == f"{run / 'report.html'}\n"
     text = (run / "report.html").read_text()
@@ -100,10 +100,10 @@ def test_a_run_report_is_one_self_contained_file_with_everything(made: tuple[Pat
     assert len(images) == 5, alts
 
 
-def test_trajectories_are_the_event_file_s_scalars(made: tuple[Path, Path]) -> None:
+def test_trajectories_are_the_event_file_s_scalars(lt10: Path) -> None:
     import torch
 
-    run = runs.Run(the_run(made[0], "-lt10"))
+    run = runs.Run(lt10)
     scalars = report.read_scalars(run)
     state = torch.load(run.path / "model.pt", weights_only=True)
     assert scalars["0/weight[0,0]"].steps == list(range(31))
@@ -114,12 +114,10 @@ def test_trajectories_are_the_event_file_s_scalars(made: tuple[Path, Path]) -> N
 
 
 def test_a_sweep_report_has_its_outcome_table_and_loss_histogram(
-    made: tuple[Path, Path], tmp_path: Path
+    sweep: Path, tmp_path: Path
 ) -> None:
-    runs_dir, work = made
-    sweep = the_run(runs_dir, "-sweep")
     out = tmp_path / "sweep.html"
-    proc = run_cli("report", sweep.name, "-o", str(out), runs_dir=runs_dir, cwd=work)
+    proc = run_cli("report", sweep.name, "-o", str(out), runs_dir=sweep.parent, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == f"{out}\n"
     page = assert_self_contained(out.read_text())
@@ -134,12 +132,10 @@ def test_a_sweep_report_has_its_outcome_table_and_loss_histogram(
     assert not (sweep / "report.html").exists()
 
 
-def test_strings_from_disk_are_escaped_and_problems_reported(
-    made: tuple[Path, Path], tmp_path: Path
-) -> None:
+def test_strings_from_disk_are_escaped_and_problems_reported(lt10: Path, tmp_path: Path) -> None:
     """A run whose files carry markup: it shows as text; a broken picture is a problem."""
     copy = tmp_path / "runs" / "20261122-000000-000-hostile"
-    shutil.copytree(the_run(made[0], "-lt10"), copy)
+    shutil.copytree(lt10, copy)
     meta = json.loads((copy / "run.json").read_text())
     meta.update(task=HOSTILE, reason=HOSTILE)
     (copy / "run.json").write_text(json.dumps(meta))
@@ -157,6 +153,6 @@ def test_strings_from_disk_are_escaped_and_problems_reported(
     assert_self_contained(text)
 
 
-def test_a_missing_run_is_one_line(made: tuple[Path, Path]) -> None:
-    proc = run_cli("report", "nosuchrun", runs_dir=made[0], cwd=made[1])
+def test_a_missing_run_is_one_line(lt10: Path, tmp_path: Path) -> None:
+    proc = run_cli("report", "nosuchrun", runs_dir=lt10.parent, cwd=tmp_path)
     assert_one_line_error(proc, "nosuchrun", "no such run")
