@@ -450,7 +450,7 @@ def gather(record: RunRecord) -> Contents:
             return None
 
     if meta.is_sweep:
-        if (run.path / runs.SWEEP).exists() or meta.status == "completed":
+        if os.path.lexists(run.path / runs.SWEEP) or meta.status == "completed":
             arrays = attempt(lambda: runs.read_sweep_arrays(run, meta.n_seeds))
             c.histogram = loss_histogram(arrays) if arrays and arrays.seeds else None
         return c
@@ -470,5 +470,5 @@ def write(
     try:
         runs.atomic_write(path, to_html(contents, precision).encode("utf-8"))
     except OSError as exc:
-        raise TinyError(f"-o {path}: cannot write the report ({exc.strerror})") from None
+        raise TinyError(f"report {path}: cannot be written ({exc.strerror})") from None
     return path, contents.problems
