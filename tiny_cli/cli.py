@@ -815,6 +815,38 @@ def board(
     raise typer.Exit(code)
 
 
+@app.command(cls=_Command)
+def report(
+    run_ref: Annotated[
+        str,
+        typer.Argument(
+            metavar="RUN|SWEEP", help="A run or sweep id, its short id, a unique prefix, or latest."
+        ),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", metavar="FILE", help="Where to write it (default: RUN/report.html)."
+        ),
+    ] = None,
+    runs_dir: RunsDir = None,
+    precision: Precision = 4,
+) -> None:
+    """Write one self-contained HTML file of a run or sweep to share: config, status,
+    metrics, parameters, pictures, trajectories; a sweep's outcomes. Prints its path.
+
+    A run that cannot be read whole is reported as far as it can be, with the problem on
+    stderr and exit code 1.
+    """
+    from tiny_cli import report as reporting
+    from tiny_cli import runs
+
+    run = runs.resolve(runs.root(runs_dir), run_ref)
+    path, problems = reporting.write(runs.read(run), output, precision)
+    sys.stdout.write(f"{path}\n")
+    _fail([f"run {run.id}: {p}" for p in problems])
+
+
 def main() -> None:
     """Entry point: user mistakes become one line on stderr and exit code 2."""
     command = typer.main.get_command(app)

@@ -1,0 +1,164 @@
+"""A real browser: `tiny board` and a `tiny report` file opened in headless Chromium.
+
+Skipped where /usr/bin/chromium is absent (`.ci/run` installs it where it can). Chromium is
+driven through its DevTools protocol (tests/chromium.py); TensorBoard's dashboards are web
+components, so the checks look through their shadow roots for the charts and count the
+points of each drawn line.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from tests.chromium import CHROMIUM, DEEP, Chromium, not_blank
+from tests.conftest import REPO, run_cli
+from tiny_cli import report, runs
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}"),
+]
+
+EPOCHS = 30
+
+
+@pytest.fixture(scope="module")
+def lt10(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """lt10 trained for EPOCHS epochs by the CLI: its run directory."""
+    root = tmp_path_factory.mktemp("browser")
+    (root / "work").mkdir()
+    proc = run_cli("train", "lt10", "--epochs", str(EPOCHS), runs_dir=root / "runs", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    (run,) = (root / "runs").iterdir()
+    return run
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
+    chromium = Chromium(tmp_path_factory.mktemp("profile"))
+    try:
+        yield chromium
+    finally:
+        chromium.close()
+
+
+@pytest.fixture
+def board(lt10: Path, tmp_path: Path) -> Iterator[str]:
+    """`tiny board --port 0` on the run's runs directory: its URL."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tiny_cli", "board", "--runs-dir", str(lt10.parent), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"},
+        cwd=tmp_path,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # printed once TensorBoard answers
+        assert "http://127.0.0.1:" in line, line
+        yield line[line.index("http://") :].split()[0]
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)  # tiny and its TensorBoard, as Ctrl-C would
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+# Per chart card: its name and the number of points of each line drawn in it (a Plottable
+# SVG path: one `L` per point after the first).
+CARDS = (
+    DEEP
+    + """
+deep(document, "%s").map(card => ({
+  name: card.%s,
+  lines: deep(card, "path.line").map(p => (p.getAttribute("d") || "").split("L").length),
+  images: deep(card, "img").map(i => [i.complete, i.naturalWidth, i.naturalHeight]),
+}))
+"""
+)
+
+
+def test_tensorboard_dashboards_render_the_run_s_charts(
+    board: str, browser: Chromium, lt10: Path
+) -> None:
+    """SCALARS, CUSTOM SCALARS and IMAGES: each shows the run's charts, drawn with every
+    logged epoch (or the picture at its size), and the console has no error."""
+    with urllib.request.urlopen(board + "data/plugin/custom_scalars/layout", timeout=10) as r:
+        layout = json.load(r)
+    charts = {chart["title"] for c in layout["category"] for chart in c["chart"]}
+    with Image.open(lt10 / "prediction.png") as picture:
+        size = list(picture.size)
+    points = EPOCHS + 1  # epochs 0..EPOCHS
+
+    def drawn(cards: list[dict[str, Any]], names: set[str], at_least: int) -> bool:
+        lines = {c["name"]: c["lines"] for c in cards}
+        return names <= set(lines) and all(max(lines[n] or [0]) >= at_least for n in names)
+
+    dashboards = {
+        # the run's parameters, each line with every epoch
+        "scalars": (
+            CARDS % ("tf-scalar-card", "tag"),
+            lambda cards: drawn(cards, {"0/weight[0,0]", "0/bias[0]"}, points),
+        ),
+        # every chart of the run's layout; gradient norms start at epoch 1
+        "custom_scalars": (
+            CARDS % ("tf-custom-scalar-multi-line-chart-card", "title"),
+            lambda cards: drawn(cards, charts, EPOCHS),
+        ),
+        "images": (
+            CARDS % ("tf-image-loader", "tag"),
+            lambda cards: any(
+                c["name"] == "prediction" and [True, *size] in c["images"] for c in cards
+            ),
+        ),
+    }
+    failures = []
+    for name, (expression, ready) in dashboards.items():
+        page = browser.page()
+        page.open(f"{board}#{name}")
+        cards = page.wait_for(expression, ready)
+        if not ready(cards):
+            failures.append(f"{name}: not rendered: {cards}")
+        if errors := page.errors():
+            failures.append(f"{name}: console errors: {errors}")
+        if not not_blank(page.screenshot()):
+            failures.append(f"{name}: the screenshot is blank")
+    assert not failures, "\n".join(failures)
+
+
+def test_a_report_renders_offline_from_a_file(lt10: Path, browser: Chromium) -> None:
+    """The report opens from file:// with the network off, asks for nothing but itself, shows
+    the run's metrics and every picture, with no error (a CSP violation would be one)."""
+    path, problems = report.write(runs.read(runs.Run(lt10)), lt10.parent.parent / "report.html")
+    assert problems == []
+    page = browser.page(offline=True)
+    page.open(path.as_uri())
+    ready = "document.readyState === 'complete' && [...document.images].every(i => i.complete)"
+    assert page.wait_for(ready, bool) is True
+    text = page.evaluate("document.body.innerText")
+    metrics = json.loads((lt10 / "metrics.json").read_text())
+    assert f"{metrics['threshold']:.6g}" in text and "0.weight" in text
+    images = page.evaluate("[...document.images].map(i => [i.naturalWidth, i.naturalHeight])")
+    assert len(images) >= 3 and all(w > 0 and h > 0 for w, h in images), images
+    assert page.errors() == []
+    assert all(url.startswith(("file:", "data:")) for url in page.requests()), page.requests()
+    shot = page.screenshot()
+    assert not_blank(shot)
+    with Image.open(io.BytesIO(shot)) as image:
+        assert image.size[0] > 0

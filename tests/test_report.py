@@ -1,0 +1,158 @@
+"""`tiny report`: one self-contained HTML file of a run or a sweep, made by the real CLI."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.conftest import assert_one_line_error, run_cli
+from tiny_cli import report, runs
+
+HOSTILE = '<script>alert("x")</script><img src=http://evil.example/x onerror=alert(1)>'
+
+
+class Page(HTMLParser):
+    """Every tag and attribute of a page, and its text."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str]]] = []
+        self.text: list[str] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, {k: v or "" for k, v in attrs}))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+    def images(self) -> list[bytes]:
+        return [
+            base64.b64decode(a["src"].removeprefix("data:image/png;base64,"), validate=True)
+            for t, a in self.tags
+            if t == "img"
+        ]
+
+
+def assert_self_contained(text: str) -> Page:
+    """No script, no stylesheet or font to fetch, no URL but data: URIs of real PNGs (a URL in
+    the text is only text)."""
+    page = Page(text)
+    for tag, attrs in page.tags:
+        assert tag not in ("script", "link", "iframe", "object", "embed"), tag
+        for name, value in attrs.items():
+            if name in ("src", "href", "srcset", "action", "data", "poster"):
+                assert value.startswith("data:image/png;base64,"), (tag, name, value[:80])
+    assert "url(" not in text and "@import" not in text
+    for png in page.images():
+        assert png.startswith(report.PNG_SIGNATURE)
+        with Image.open(io.BytesIO(png)) as image:
+            image.verify()
+            assert image.format == "PNG"
+    return page
+
+
+def make(tmp_path_factory: pytest.TempPathFactory, *args: str) -> Path:
+    """A runs directory with one run made by the CLI: the run's directory."""
+    root = tmp_path_factory.mktemp("report")
+    (root / "work").mkdir()
+    proc = run_cli(*args, runs_dir=root / "runs", cwd=root / "work")
+    assert proc.returncode == 0, proc.stderr
+    (run,) = (root / "runs").iterdir()
+    return run
+
+
+@pytest.fixture(scope="module")
+def lt10(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make(tmp_path_factory, "train", "lt10", "--epochs", "30")
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    grid = ["--grid", "train.lr=0.01,0.3"]
+    return make(tmp_path_factory, "sweep", "lt10", "--seeds", "20", "--epochs", "5", *grid)
+
+
+def test_a_run_report_is_one_self_contained_file_with_everything(lt10: Path) -> None:
+    run = lt10
+    proc = run_cli("report", run.name, runs_dir=run.parent, cwd=run.parent.parent / "work")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"{run / 'report.html'}\n"
+    text = (run / "report.html").read_text()
+    page = assert_self_contained(text)
+    words = " ".join(page.text)
+    metrics = json.loads((run / "metrics.json").read_text())
+    for name in ("Metrics", "Parameters", "Prediction", "Trajectories", "Config", "0.weight"):
+        assert name in words
+    assert f"{metrics['threshold']:.6g}" in words
+    images = page.images()
+    assert (run / "prediction.png").read_bytes() in images
+    # loss and accuracy, layer 0's weight and bias, the mechanism, the gradient norm
+    alts = [a["alt"] for t, a in page.tags if t == "img"]
+    assert {"loss and accuracy", "layer 0: weights (solid) and biases (dashed)"} <= set(alts)
+    assert len(images) == 5, alts
+
+
+def test_trajectories_are_the_event_file_s_scalars(lt10: Path) -> None:
+    import torch
+
+    run = runs.Run(lt10)
+    scalars = report.read_scalars(run)
+    state = torch.load(run.path / "model.pt", weights_only=True)
+    assert scalars["0/weight[0,0]"].steps == list(range(31))
+    assert scalars["0/weight[0,0]"].values[-1] == pytest.approx(float(state["0.weight"][0, 0]))
+    assert scalars["final/loss"].values[-1] == pytest.approx(
+        json.loads((run.path / "metrics.json").read_text())["loss"], rel=1e-6
+    )
+
+
+def test_a_sweep_report_has_its_outcome_table_and_loss_histogram(
+    sweep: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "sweep.html"
+    proc = run_cli("report", sweep.name, "-o", str(out), runs_dir=sweep.parent, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"{out}\n"
+    page = assert_self_contained(out.read_text())
+    table = Page(out.read_text().split("<h2>Outcomes</h2>")[1].split("</table>")[0])
+    text = "|".join(s.strip() for s in table.text if s.strip())
+    assert text.startswith("grid point|seeds|solved|stuck at mean|dead|partial|diverged|loss q10")
+    summary = json.loads((sweep / "summary.json").read_text())
+    for point in summary:
+        assert f"{point['label']}|20|{point['counts']['solved']} (" in text
+    (histogram,) = [a["alt"] for t, a in page.tags if t == "img"]
+    assert histogram.startswith("final loss of 20 seeds per grid point")
+    assert not (sweep / "report.html").exists()
+
+
+def test_strings_from_disk_are_escaped_and_problems_reported(lt10: Path, tmp_path: Path) -> None:
+    """A run whose files carry markup: it shows as text; a broken picture is a problem."""
+    copy = tmp_path / "runs" / "20261122-000000-000-hostile"
+    shutil.copytree(lt10, copy)
+    meta = json.loads((copy / "run.json").read_text())
+    meta.update(task=HOSTILE, reason=HOSTILE)
+    (copy / "run.json").write_text(json.dumps(meta))
+    metrics = json.loads((copy / "metrics.json").read_text())
+    (copy / "metrics.json").write_text(json.dumps({**metrics, HOSTILE: HOSTILE}))
+    (copy / "config.yaml").write_text((copy / "config.yaml").read_text() + f"note: '{HOSTILE}'\n")
+    (copy / "prediction.png").write_text(HOSTILE)
+    path, problems = report.write(runs.read(runs.Run(copy)))
+    text = path.read_text()
+    assert HOSTILE not in text
+    # task, reason, the metric's name and value, the config's note
+    assert text.count(report.esc(HOSTILE)) == 5
+    assert problems == ["prediction.png is not a PNG picture"]
+    assert "prediction.png is not a PNG picture" in text
+    assert_self_contained(text)
+
+
+def test_a_missing_run_is_one_line(lt10: Path, tmp_path: Path) -> None:
+    proc = run_cli("report", "nosuchrun", runs_dir=lt10.parent, cwd=tmp_path)
+    assert_one_line_error(proc, "nosuchrun", "no such run")
