@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -152,6 +153,12 @@ CASES: list[tuple[str | None, list[str], list[str]]] = [
     ),
     (EVEN + "model:\n  widths: [1, 4096, 4096, 1]\n", [], ["model.widths", "parameters"]),
     (LAYERS_2500x2 + "  batch_size: 1000000\n", [], ["exp.yaml", "train.batch_size", "GiB"]),
+    (
+        BASE.replace("lt10", "lt10\n  bits: 3"),
+        [],
+        ["exp.yaml:3", "task.bits", "not a key of task lt10"],
+    ),
+    (EVEN + "model:\n  widths: [1, x, 1]\n", [], ["exp.yaml:7", "model.widths[1]", "integer"]),
     # duplicate keys, anywhere
     (BASE + "  epochs: 20\n", [], ["exp.yaml:5", "duplicate key train.epochs", "lines 4 and 5"]),
     (BASE + "train:\n  epochs: 2\n", [], ["exp.yaml:5", "duplicate key train", "lines 3 and 5"]),
@@ -409,3 +416,18 @@ def test_tilde_expands_in_config_paths_and_runs_dir(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert len(list((home / "my runs").iterdir())) == 1
     assert not (tmp_path / "~").exists()
+
+
+def test_an_alias_bomb_is_refused_fast(tmp_path: Path) -> None:
+    """Ten levels of ten aliases (10^10 values expanded) are refused in a few milliseconds:
+    aliases share one node, and the count stops at the budget."""
+    from tiny_cli import config
+    from tiny_cli.errors import TinyError
+
+    levels = "".join(f"l{i + 1}: &l{i + 1} [{', '.join([f'*l{i}'] * 10)}]\n" for i in range(10))
+    path = tmp_path / "bomb.yaml"
+    path.write_text("l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + levels)
+    start = time.perf_counter()
+    with pytest.raises(TinyError, match="once aliases are expanded"):
+        config.load(str(path))
+    assert time.perf_counter() - start < 0.5

@@ -11,6 +11,7 @@ import functools
 import itertools
 import math
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -337,13 +338,25 @@ def _section_keys(prefix: str) -> list[str]:
 def _describe(err: Any) -> tuple[str, str]:
     """A pydantic error -> (dotted key, message in plain words); echoed input is escaped and
     cut short (`errors.echo`)."""
-    loc = [str(p) for p in err["loc"]]
-    if len(loc) > 1 and loc[0] == "task" and loc[1] in tasks.registry():
-        del loc[1]  # the discriminated union's tag, not a key the user wrote
-    key = echo_key(".".join(loc)) if loc else "(top level)"
+    raw = list(err["loc"])
+    task_name = None
+    if len(raw) > 1 and raw[0] == "task" and str(raw[1]) in tasks.registry():
+        task_name = str(raw.pop(1))  # the discriminated union's tag, not a key the user wrote
+    loc = [str(p) for p in raw]
+    parts: list[str] = []  # list positions as `model.widths[0]`
+    for p in raw:
+        if isinstance(p, int) and parts:
+            parts[-1] += f"[{p}]"
+        else:
+            parts.append(str(p))
+    key = echo_key(".".join(parts)) if parts else "(top level)"
     kind, msg = err["type"], err["msg"]
     if kind == "extra_forbidden":
         parent = ".".join(loc[:-1])
+        if parent == "task" and task_name is not None:
+            own = [k for k in tasks.registry()[task_name].model_fields if k != "name"]
+            if loc[-1] in _section_keys("task"):  # a key of another task
+                return key, f"not a key of task {task_name} (its keys: {', '.join(own)})"
         return key, f"unknown key{did_you_mean(loc[-1][:100], _section_keys(parent))}"
     if kind == "union_tag_invalid":
         tag = str(err["ctx"]["tag"])
@@ -398,6 +411,7 @@ def _where(key: str, origin: str, overrides: list[Override], text: str) -> str:
     for over_key, _, label in reversed(overrides):
         if key == over_key or key.startswith(over_key + ".") or over_key.startswith(key + "."):
             return _label(label)
+    key = re.sub(r"\[\d+\]", "", key)  # `model.widths[0]`: the line of model.widths
     line = _key_lines(text).get(key) or _key_lines(text).get(key.rpartition(".")[0])
     return f"{echo_path(origin)}:{line}" if line else echo_path(origin)
 

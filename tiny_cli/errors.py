@@ -43,7 +43,10 @@ def echo(value: Any, limit: int = MAX_ECHO) -> str:
 
 def echo_key(key: str, limit: int = MAX_ECHO) -> str:
     """A dotted key as typed when it is plain (`train.lr`), else `echo`ed."""
-    plain = all(part.isidentifier() for part in key.split(".")) and len(key) <= limit
+    plain = len(key) <= limit and all(
+        part.split("[", 1)[0].isidentifier() and all(ch.isalnum() or ch in "_[]" for ch in part)
+        for part in key.split(".")
+    )
     return key if plain else echo(key, limit)
 
 
