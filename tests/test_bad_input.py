@@ -4,14 +4,30 @@ traceback; no run directory created and nothing stored before is touched."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import CLI, assert_one_line_error
+from tests.conftest import CLI, REPO, assert_one_line_error
 
 BASE = "task:\n  name: lt10\ntrain:\n  epochs: 10\n"
 EVEN = "task:\n  name: is_even\n  bits: 3\ntrain:\n  epochs: 1\n"
+
+BILLION_LAUGHS = (
+    'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n'
+    + "".join(
+        f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n"
+        for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+    )
+)
+LAYERS_2500x2 = (
+    "task:\n  name: min\n  n_samples: 1000000\nmodel:\n  layers: [{width: 1000, activation: relu}, "
+    "{width: 1000, activation: relu}, {width: 1, activation: identity}]\ntrain:\n  epochs: 1\n"
+)
 
 # (contents of ./exp.yaml or None, CLI arguments, substrings the error line must contain)
 CASES: list[tuple[str | None, list[str], list[str]]] = [
@@ -124,6 +140,91 @@ CASES: list[tuple[str | None, list[str], list[str]]] = [
     (None, ["--device", "cuda:7"], ["--device cuda:7"]),
     (None, ["--device", "toaster"], ["--device toaster"]),
     (None, ["--precision", "99"], ["--precision"]),
+    # bounded work: size, aliases, depth, model size, memory
+    (BILLION_LAUGHS, [], ["exp.yaml", "more than 100,000 values once aliases are expanded"]),
+    ("a: &a [1, *a]\n", [], ["exp.yaml:1", "alias refers to a collection that contains it"]),
+    ("a: " + "[" * 5000 + "]" * 5000 + "\n", [], ["exp.yaml:1", "nested deeper than 32"]),
+    ("a:\n" + "".join(" " * i + f"k{i}:\n" for i in range(1, 60)), [], ["nested deeper"]),
+    (BASE + "#" * (1 << 20) + "\n", [], ["exp.yaml", "a config is at most 1,048,576 bytes"]),
+    (
+        BASE + "model:\n  layers: [" + "{width: 1, activation: relu}, " * 65 + "]\n",
+        [],
+        ["model.layers", "at most 64"],
+    ),
+    (EVEN + "model:\n  widths: [1, 4096, 4096, 1]\n", [], ["model.widths", "parameters"]),
+    (LAYERS_2500x2 + "  batch_size: 1000000\n", [], ["exp.yaml", "train.batch_size", "GiB"]),
+    (
+        BASE.replace("lt10", "lt10\n  bits: 3"),
+        [],
+        ["exp.yaml:3", "task.bits", "not a key of task lt10"],
+    ),
+    (EVEN + "model:\n  widths: [1, x, 1]\n", [], ["exp.yaml:7", "model.widths[1]", "integer"]),
+    # duplicate keys, anywhere
+    (BASE + "  epochs: 20\n", [], ["exp.yaml:5", "duplicate key train.epochs", "lines 4 and 5"]),
+    (BASE + "train:\n  epochs: 2\n", [], ["exp.yaml:5", "duplicate key train", "lines 3 and 5"]),
+    ("task: {name: lt10, name: min}\ntrain:\n  epochs: 1\n", [], ["duplicate key task.name"]),
+    # values YAML cannot build, numbers beyond int64 or float32
+    (BASE + "seed: 2001-13-45\n", [], ["exp.yaml:5", "cannot read '2001-13-45'"]),
+    (BASE + "seed: 1" + "0" * 5000 + "\n", [], ["exp.yaml:5", "cannot read"]),
+    (
+        "task:\n  name: min\n  data_seed: " + "9" * 30 + "\ntrain:\n  epochs: 1\n",
+        [],
+        ["task.data_seed", "64 bits"],
+    ),
+    (
+        BASE.replace("lt10", "lt10\n  threshold: 1e39"),
+        [],
+        ["exp.yaml:3", "task.threshold", "float32"],
+    ),
+    # values within their bounds whose combination cannot train
+    (
+        BASE.replace("lt10", "lt10\n  threshold: 1e34")
+        + "init:\n  mode: hardwired\n  scale: 1e6\n",
+        [],
+        ["init.scale", "overflows float32"],
+    ),
+    (
+        BASE + "  optimizer: adamw\n  lr: 1\n  weight_decay: 3\n",
+        [],
+        ["train.weight_decay", "lr x weight_decay"],
+    ),
+    (
+        BASE + "  optimizer: sgd\n  lr: 10\n  weight_decay: 1\n",
+        [],
+        ["train.weight_decay", "above 2"],
+    ),
+    # text from the file never breaks the line, never becomes markup
+    (
+        BASE + '"tr\\nain\\r\\x1b[31m": 1\n',
+        [],
+        ["exp.yaml:5", "'tr\\nain\\r\\x1b[31m'", "unknown key"],
+    ),
+    (BASE + "? " + "k" * 5000 + "\n: 1\n", [], ["exp.yaml:5", "unknown key", "..."]),
+    (BASE + "  lr: " + "x" * 5000 + "\n", [], ["train.lr", "expected a number", "..."]),
+    (
+        'task:\n  name: "[bold red]lt[/]\\u202e\\0"\ntrain:\n  epochs: 1\n',
+        [],
+        ["'[bold red]lt[/]\\u202e\\x00'"],
+    ),
+    # the task changed by an override
+    (
+        None,
+        ["--set", "task.name=min"],
+        [
+            "--set task.name=min",
+            "task changed from lt10 to min",
+            "task.threshold does not apply to min",
+        ],
+    ),
+    (
+        None,
+        ["--set", "task.name=is_even"],
+        ["task changed from lt10 to is_even", "task.threshold, task.low, task.high do not apply"],
+    ),
+    (None, ["--set", "train.lr=" + "[" * 100], ["--set train.lr=[[[", "nested deeper"]),
+    (None, ["--set", "train.lr=1\n\x1b[2J"], ["--set train.lr=1\\n\\x1b[2J"]),
+    (None, ["--set", "train.lr=" + "9" * 10000], ["--set train.lr=999", "..."]),
+    (None, ["--runs-dir", ""], ["--runs-dir ''", "empty path"]),
 ]
 
 
@@ -140,8 +241,20 @@ def test_bad_config_or_argument(
     if yaml_text is not None:
         (tmp_path / "work" / "exp.yaml").write_text(yaml_text)
         source = "exp.yaml"
-    assert_one_line_error(cli("train", source, *args), *needles)
+    proc = cli("train", source, *args)
+    assert_one_line_error(proc, *needles)
+    assert_plain(proc.stderr)
     assert not runs_dir.exists() or list(runs_dir.iterdir()) == []
+
+
+def assert_plain(stderr: str) -> None:
+    """One short line of plain text: no control character but its final newline."""
+    line = stderr.removesuffix("\n")
+    assert len(line) <= 320, len(line)
+    bad = [
+        ch for ch in line if ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 or 0x2028 <= ord(ch) <= 0x202E
+    ]
+    assert not bad, (bad, line)
 
 
 # Commands and arguments other than a config: (CLI arguments, substrings of the error line)
@@ -167,12 +280,92 @@ COMMAND_CASES: list[tuple[list[str], list[str]]] = [
     (["inspect", "/etc/passwd"], ["/etc/passwd", "not a run id"]),
     (["inspect"], ["Missing argument"]),
     (["frobnicate"], ["frobnicate"]),
+    # sweeps: --grid errors name --grid and the value as typed; work is bounded
+    (
+        ["sweep", "lt10", "--seeds", "2", "--grid", "train.lr=0.1,abc"],
+        ["--grid train.lr=abc", "number"],
+    ),
+    (
+        ["sweep", "lt10", "--seeds", "2", "--grid", "train.lr=0.1,0.10"],
+        ["--grid train.lr=0.1,0.10", "repeated"],
+    ),
+    (
+        ["sweep", "lt10", "--seeds", "2", "--grid", "train.lr=0.1,1e-1"],
+        ["--grid train.lr=", "0.1 and 1e-1", "same config"],
+    ),
+    (
+        ["sweep", "is_even", "--seeds", "2", "--grid", "model.widths=[1,2,1];[1, 2, 1]"],
+        ["--grid model.widths=[1,2,1];[1, 2, 1]", "repeated"],
+    ),
+    (
+        ["sweep", "is_even", "--seeds", "2", "--grid", "model.widths=[1,2,1];[2,2,1]"],
+        ["--grid model.widths=[2,2,1]", "start with 1"],
+    ),
+    (
+        ["sweep", "lt10", "--seeds", "2", "--grid", "train.lr"],
+        ["--grid train.lr", "key.path=v1,v2"],
+    ),
+    (
+        ["sweep", "lt10", "--seeds", "2", "--grid", "train.lr=0.1,,0.2"],
+        ["--grid train.lr=0.1,,0.2", "empty value"],
+    ),
+    (
+        ["sweep", "lt10", "--seeds", "2", "--grid", "tr ain=1,2"],
+        ["--grid tr ain=1,2", "not a key.path"],
+    ),
+    (
+        [
+            "sweep",
+            "lt10",
+            "--seeds",
+            "2",
+            "--grid",
+            "train.lr=" + ",".join(str(i) for i in range(1, 2000)),
+        ],
+        ["--grid train.lr=1,2,3", "more than 1,000 values"],
+    ),
+    (
+        [
+            "sweep",
+            "lt10",
+            "--seeds",
+            "2",
+            *[
+                a
+                for k in ("lr", "momentum", "weight_decay")
+                for a in ("--grid", f"train.{k}=" + ",".join(f"0.{i:03d}" for i in range(1, 30)))
+            ],
+        ],
+        ["--grid train.weight_decay", "more than 10,000 points"],
+    ),
+    (
+        [
+            "sweep",
+            "lt10",
+            "--seeds",
+            "1000000",
+            "--grid",
+            "train.lr=0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1,2",
+        ],
+        ["--grid train.lr=0.1", "--seeds 1,000,000", "11,000,000 seed-runs"],
+    ),
+    (["sweep", "lt10", "--seeds", "2", "--threads", "100000"], ["--threads 100000", "give 1 to"]),
+    (["sweep", "lt10", "--seeds", "2", "--threads", "0"], ["--threads"]),
+    (["sweep", "lt10", "--seeds", "2\n\x1b[31m"], ["--seeds 2\\n\\x1b[31m"]),
+    (
+        ["train", "nope\x1b]0;pwned\x07.yaml"],
+        ["nope\\x1b]0;pwned\\x07.yaml", "no such config file"],
+    ),
+    (["train", "x" * 5000 + ".yaml"], ["xxx", "name too long"]),
+    (["train", "/dev/null"], ["/dev/null", "not a regular file"]),
 ]
 
 
 @pytest.mark.parametrize(("args", "needles"), COMMAND_CASES)
 def test_bad_command_line(cli: CLI, runs_dir: Path, args: list[str], needles: list[str]) -> None:
-    assert_one_line_error(cli(*args), *needles)
+    proc = cli(*args)
+    assert_one_line_error(proc, *needles)
+    assert_plain(proc.stderr)
     assert not runs_dir.exists() or list(runs_dir.iterdir()) == []
 
 
@@ -196,3 +389,45 @@ def test_an_unusable_runs_directory_is_one_line(cli: CLI, tmp_path: Path) -> Non
 
 def test_the_suite_is_at_least_forty_cases() -> None:
     assert len(CASES) + len(COMMAND_CASES) >= 40
+
+
+def test_a_file_name_with_control_characters_stays_one_line(cli: CLI, tmp_path: Path) -> None:
+    name = "bad\nname\x1b[31m.yaml"
+    (tmp_path / "work" / name).write_text(BASE + "  lr: 0\n")
+    proc = cli("train", name)
+    assert_one_line_error(proc, "bad\\nname\\x1b[31m.yaml:5", "train.lr")
+    assert_plain(proc.stderr)
+
+
+def test_tilde_expands_in_config_paths_and_runs_dir(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "exp.yaml").write_text(BASE.replace("epochs: 10", "epochs: 0"))
+    env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(REPO)}
+    env.pop("TINY_RUNS_DIR", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tiny_cli", "train", "~/exp.yaml", "--runs-dir", "~/my runs"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((home / "my runs").iterdir())) == 1
+    assert not (tmp_path / "~").exists()
+
+
+def test_an_alias_bomb_is_refused_fast(tmp_path: Path) -> None:
+    """Ten levels of ten aliases (10^10 values expanded) are refused in a few milliseconds:
+    aliases share one node, and the count stops at the budget."""
+    from tiny_cli import config
+    from tiny_cli.errors import TinyError
+
+    levels = "".join(f"l{i + 1}: &l{i + 1} [{', '.join([f'*l{i}'] * 10)}]\n" for i in range(10))
+    path = tmp_path / "bomb.yaml"
+    path.write_text("l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + levels)
+    start = time.perf_counter()
+    with pytest.raises(TinyError, match="once aliases are expanded"):
+        config.load(str(path))
+    assert time.perf_counter() - start < 0.5

@@ -62,12 +62,21 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 # Progress bars only on a terminal: piped, rich would still leave a blank line behind.
 err_console = Console(stderr=True, highlight=False, quiet=not sys.stderr.isatty())
 
+
+def _runs_dir(value: str) -> Path:
+    """`--runs-dir` (or $TINY_RUNS_DIR): `~` expands; an empty path is a mistake, not `.`."""
+    if not value.strip():
+        raise TinyError(f"--runs-dir {value!r}: an empty path; give a directory (default ./runs)")
+    return Path(value).expanduser()
+
+
 RunsDir = Annotated[
     Path | None,
     typer.Option(
         "--runs-dir",
         metavar="DIR",
         envvar="TINY_RUNS_DIR",
+        parser=_runs_dir,
         help="Where runs are stored (default: ./runs).",
         show_default=False,
     ),
@@ -420,7 +429,8 @@ def sweep(
         typer.Option(
             "--grid",
             metavar="KEY.PATH=V1,V2,...",
-            help="Cross the seeds with these config values (repeatable).",
+            help="Cross the seeds with these config values (repeatable). Values are YAML; "
+            "lists or mappings are separated by ';': model.widths='[1,2,1];[1,4,1]'.",
         ),
     ] = None,
     keep: Annotated[
@@ -458,6 +468,7 @@ def sweep(
     from tiny_cli import config, runs
     from tiny_cli import sweep as sweeping
 
+    config.check_threads(threads)
     if resume is not None:
         others = {"NAME|PATH": config_ref, "--seeds": seeds, "--grid": grid, "--chunk": chunk}
         others["--epochs"] = epochs
@@ -476,6 +487,7 @@ def sweep(
         raise TinyError("sweep: give a config (NAME|PATH) and --seeds, or --resume SWEEP")
     seed_range = config.parse_seeds(seeds)
     axes = config.parse_grid(grid or [])
+    config.check_sweep_size(axes, seed_range, grid or [])
     overrides = _overrides(sets, epochs=("train.epochs", epochs), lr=("train.lr", lr))
     base, path = config.load(config_ref, overrides)
     points = config.grid_points(config_ref, overrides, axes)

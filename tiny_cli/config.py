@@ -6,7 +6,12 @@ the file (and line, where YAML knows it) or the `--set` argument, and the dotted
 
 from __future__ import annotations
 
+import copy
+import functools
 import itertools
+import math
+import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +22,20 @@ import yaml
 from pydantic import BaseModel, Field, StrictBool, StrictInt, ValidationError
 
 from tiny_cli import models, tasks
-from tiny_cli.errors import TinyError, did_you_mean
+from tiny_cli.errors import TinyError, did_you_mean, echo, echo_key, echo_path
 from tiny_cli.models import Arch
-from tiny_cli.schema import Float, Section
+from tiny_cli.schema import FLOAT32_MAX, Float, Section
 from tiny_cli.tasks import Task
 
 MAX_EPOCHS = 10_000_000
+# Bounds on reading a config, so that any file is refused or read in bounded time and memory.
+MAX_FILE_BYTES = 1 << 20
+MAX_DEPTH = 32  # nesting of YAML collections
+MAX_NODES = 100_000  # YAML values, counted with every alias expanded (a "billion laughs")
+INT64_MAX = 2**63 - 1
+# Activations of one forward pass over a batch (samples x units), the training twin included:
+# 2^31 floats are 8 GiB.
+MAX_ACTIVATIONS = 1 << 31
 INIT_MODES = ("random", "hardwired", "hardwired+noise")
 
 if TYPE_CHECKING:
@@ -111,22 +124,135 @@ def shipped_names() -> list[str]:
 
 
 def locate(source: str) -> Path:
-    """A config name (`lt10`) or a path to a YAML file -> the file's path."""
-    path = Path(source)
+    """A config name (`lt10`) or a path to a YAML file (`~` expands) -> the file's path."""
+    try:
+        return _locate(source)
+    except OSError as exc:  # a name too long, a loop of symlinks, ...
+        reason = exc.strerror or type(exc).__name__
+        raise TinyError(f"{echo_path(source)}: cannot read: {reason}") from None
+
+
+def _locate(source: str) -> Path:
+    path = Path(source).expanduser() if source.startswith("~") else Path(source)
     looks_like_path = path.suffix in (".yaml", ".yml") or "/" in source or path.exists()
+    shown = echo_path(source)
     if not looks_like_path:
         names = shipped_names()
         if source not in names:
             raise TinyError(
-                f"unknown config '{source}'{did_you_mean(source, names)}: "
+                f"unknown config {echo(source)}{did_you_mean(source, names)}: "
                 f"shipped configs are {', '.join(names)}, or give a path to a .yaml file"
             )
         return shipped_dir() / f"{source}.yaml"
     if path.is_dir():
-        raise TinyError(f"{source}: is a directory, not a config file")
+        raise TinyError(f"{shown}: is a directory, not a config file")
+    if path.exists() and not path.is_file():
+        raise TinyError(f"{shown}: not a regular file (a config is a .yaml file)")
     if not path.is_file():
-        raise TinyError(f"{source}: no such config file")
+        raise TinyError(f"{shown}: no such config file")
     return path
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """A YAML document beyond what a config may be: too deep, too big, a key given twice."""
+
+    def __init__(self, problem: str, mark: Any) -> None:
+        super().__init__(problem=problem, problem_mark=mark)
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's SafeLoader with bounds, checked while composing (before anything is built):
+    collections nest at most MAX_DEPTH deep; the document has at most MAX_NODES values with
+    every alias expanded (aliases share one node, so a "billion laughs" file composes fast
+    and is refused by the count); a mapping gives each key once."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._path: list[str] = []
+        self._sizes: dict[int, int] = {}  # id(node) -> values under it, aliases expanded
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            node = super().compose_node(parent, index)
+            if id(node) not in self._sizes:  # its anchor is still open: `&a [*a]`
+                raise _Refused("an alias refers to a collection that contains it", mark)
+            return node
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise _Refused(f"nested deeper than {MAX_DEPTH} levels", mark)
+            composed: Any = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        node = composed
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        else:
+            children = []
+        size = 1 + sum(self._sizes[id(c)] for c in children)
+        if size > MAX_NODES:
+            raise _Refused(
+                f"more than {MAX_NODES:,} values once aliases are expanded", node.start_mark
+            )
+        self._sizes[id(node)] = size
+        return node
+
+    def compose_mapping_node(self, anchor: Any) -> Any:
+        # PyYAML's, with duplicate keys refused and the dotted path kept for the message.
+        start = self.get_event()
+        tag = start.tag
+        if tag is None or tag == "!":
+            tag = self.resolve(yaml.MappingNode, None, start.implicit)
+        node = yaml.MappingNode(tag, [], start.start_mark, None, flow_style=start.flow_style)
+        if anchor is not None:
+            self.anchors[anchor] = node
+        seen: dict[tuple[str, str], int] = {}
+        while not self.check_event(yaml.MappingEndEvent):
+            key = self.compose_node(node, None)
+            name = str(key.value) if isinstance(key, yaml.ScalarNode) else "?"
+            if isinstance(key, yaml.ScalarNode):
+                line = key.start_mark.line + 1
+                ident = (key.tag, key.value)
+                if ident in seen:
+                    dotted = ".".join([*self._path, name])
+                    raise _Refused(
+                        f"duplicate key {echo_key(dotted)} (lines {seen[ident]} and {line})",
+                        key.start_mark,
+                    )
+                seen[ident] = line
+            self._path.append(name)
+            try:
+                value = self.compose_node(node, key)
+            finally:
+                self._path.pop()
+            node.value.append((key, value))
+        node.end_mark = self.get_event().end_mark
+        return node
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError) as exc:  # 2001-13-45, a 5,000-digit integer, ...
+            value = echo(node.value) if isinstance(node, yaml.ScalarNode) else "value"
+            raise _Refused(
+                f"cannot read {value}: {echo(str(exc), 60)[1:-1]}", node.start_mark
+            ) from None
+
+
+def parse_yaml(text: str) -> Any:
+    """YAML text -> plain data through `_Loader`; every failure is a `yaml.YAMLError`."""
+    loader = _Loader(text)
+    try:
+        return loader.get_single_data()
+    except RecursionError:  # not reached within MAX_DEPTH; kept as a guarantee
+        raise _Refused("nested too deeply", None) from None
+    finally:
+        loader.dispose()
 
 
 # (dotted key, value, how the user wrote it: "--set train.lr=0.1" or "--epochs 5")
@@ -134,17 +260,27 @@ Override = tuple[str, Any, str]
 
 
 def parse_override(item: str) -> Override:
-    """`train.lr=0.1` -> ("train.lr", 0.1, "--set train.lr=0.1"); values are YAML scalars."""
+    """`train.lr=0.1` -> ("train.lr", 0.1, "--set train.lr=0.1"); values are YAML (scalars,
+    or flow lists and mappings such as `[1, 2, 1]`), read with the config's bounds."""
     key, sep, raw = item.partition("=")
     key = key.strip()
     parts = key.split(".")
     if not sep or not key or not all(p.isidentifier() for p in parts):
-        raise TinyError(f"--set {item!r}: expected key.path=value, e.g. --set train.lr=0.1")
+        raise TinyError(f"--set {echo(item)}: expected key.path=value, e.g. --set train.lr=0.1")
+    label = f"--set {item}"
+    return key, _yaml_value(raw, _label(label)), label
+
+
+def _yaml_value(raw: str, label: str) -> Any:
+    """One value typed on the command line: YAML, or the text itself where it is not YAML."""
+    if not raw.strip():
+        return None
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        return parse_yaml(raw)
+    except _Refused as exc:
+        raise TinyError(f"{label}: {exc.problem}") from None
     except yaml.YAMLError:
-        value = raw
-    return key, value, f"--set {item}"
+        return raw
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[Override]) -> dict[str, Any]:
@@ -160,6 +296,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[Override]) -> dict[str
     return data
 
 
+@functools.lru_cache(maxsize=4)
 def _key_lines(text: str) -> dict[str, int]:
     """Dotted key -> 1-based line number in the YAML text, for error messages."""
     lines: dict[str, int] = {}
@@ -168,13 +305,17 @@ def _key_lines(text: str) -> dict[str, int]:
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
                 key = f"{prefix}{key_node.value}"
-                lines[key] = key_node.start_mark.line + 1
+                lines.setdefault(key, key_node.start_mark.line + 1)
+                lines.setdefault(echo_key(key), key_node.start_mark.line + 1)  # as messages show it
                 walk(value_node, key + ".")
 
+    loader = _Loader(text)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = loader.get_single_node()
     except yaml.YAMLError:
         return lines
+    finally:
+        loader.dispose()
     if root is not None:
         walk(root, "")
     return lines
@@ -195,20 +336,33 @@ def _section_keys(prefix: str) -> list[str]:
 
 
 def _describe(err: Any) -> tuple[str, str]:
-    """A pydantic error -> (dotted key, message in plain words)."""
-    loc = [str(p) for p in err["loc"]]
-    if len(loc) > 1 and loc[0] == "task" and loc[1] in tasks.registry():
-        del loc[1]  # the discriminated union's tag, not a key the user wrote
-    key = ".".join(loc) or "(top level)"
+    """A pydantic error -> (dotted key, message in plain words); echoed input is escaped and
+    cut short (`errors.echo`)."""
+    raw = list(err["loc"])
+    task_name = None
+    if len(raw) > 1 and raw[0] == "task" and str(raw[1]) in tasks.registry():
+        task_name = str(raw.pop(1))  # the discriminated union's tag, not a key the user wrote
+    loc = [str(p) for p in raw]
+    parts: list[str] = []  # list positions as `model.widths[0]`
+    for p in raw:
+        if isinstance(p, int) and parts:
+            parts[-1] += f"[{p}]"
+        else:
+            parts.append(str(p))
+    key = echo_key(".".join(parts)) if parts else "(top level)"
     kind, msg = err["type"], err["msg"]
     if kind == "extra_forbidden":
         parent = ".".join(loc[:-1])
-        return key, f"unknown key{did_you_mean(loc[-1], _section_keys(parent))}"
+        if parent == "task" and task_name is not None:
+            own = [k for k in tasks.registry()[task_name].model_fields if k != "name"]
+            if loc[-1] in _section_keys("task"):  # a key of another task
+                return key, f"not a key of task {task_name} (its keys: {', '.join(own)})"
+        return key, f"unknown key{did_you_mean(loc[-1][:100], _section_keys(parent))}"
     if kind == "union_tag_invalid":
         tag = str(err["ctx"]["tag"])
-        hint = did_you_mean(tag, tasks.registry())
+        hint = did_you_mean(tag[:100], tasks.registry())
         names = ", ".join(tasks.names())
-        return f"{key}.name", f"unknown task '{tag}'{hint}; tasks are {names} (see tiny tasks)"
+        return f"{key}.name", f"unknown task {echo(tag)}{hint}; tasks are {names} (see tiny tasks)"
     if kind == "union_tag_not_found":
         return f"{key}.name", f"missing; tasks are {', '.join(tasks.names())}"
     if kind == "missing":
@@ -218,12 +372,14 @@ def _describe(err: Any) -> tuple[str, str]:
         given = err["input"]
         return (
             key,
-            f"unknown value '{given}'{did_you_mean(given, choices)}; {msg[0].lower()}{msg[1:]}",
+            f"unknown value {echo(given)}{did_you_mean(given[:100], choices)}; "
+            f"{msg[0].lower()}{msg[1:]}",
         )
     if kind == "value_error":
         msg = msg.removeprefix("Value error, ")
+    msg = msg or kind
     return key, f"{msg[0].lower()}{msg[1:]}" + (
-        f" (got {err['input']!r})" if kind not in ("model_type", "value_error") else ""
+        f" (got {echo(err['input'])})" if kind not in ("model_type", "value_error") else ""
     )
 
 
@@ -233,7 +389,9 @@ def validate(
     """Validate a raw mapping; errors name `origin` (file) or the override that caused them."""
     overrides = overrides or []
     if not isinstance(data, dict):
-        raise TinyError(f"{origin}: expected a mapping of sections (task, model, init, train, ...)")
+        raise TinyError(
+            f"{echo_path(origin)}: expected a mapping of sections (task, model, init, train, ...)"
+        )
     try:
         cfg = ExperimentConfig.model_validate(data)
     except ValidationError as exc:
@@ -252,31 +410,98 @@ def validate(
 def _where(key: str, origin: str, overrides: list[Override], text: str) -> str:
     for over_key, _, label in reversed(overrides):
         if key == over_key or key.startswith(over_key + ".") or over_key.startswith(key + "."):
-            return label
+            return _label(label)
+    key = re.sub(r"\[\d+\]", "", key)  # `model.widths[0]`: the line of model.widths
     line = _key_lines(text).get(key) or _key_lines(text).get(key.rpartition(".")[0])
-    return f"{origin}:{line}" if line else origin
+    return f"{echo_path(origin)}:{line}" if line else echo_path(origin)
+
+
+def _label(label: str) -> str:
+    """`--set key=value` as typed, its value cut short and escaped."""
+    flag, _, rest = label.partition(" ")
+    key, sep, value = rest.partition("=")
+    if not sep:
+        return f"{flag} {echo(rest)[1:-1]}" if rest else flag
+    shown = echo(value, 60)[1:-1]
+    return f"{flag} {echo_key(key)}={shown}"
+
+
+def read(source: str) -> tuple[Path, Any, str]:
+    """A config name or path -> (its path, the parsed YAML, the text), within the bounds:
+    MAX_FILE_BYTES (checked before reading), then `_Loader`'s depth, size and keys."""
+    path = locate(source)
+    shown = echo_path(path)
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                raise TinyError(
+                    f"{shown}: {size:,} bytes; a config is at most {MAX_FILE_BYTES:,} bytes"
+                )
+            raw = f.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:  # it grew while we looked
+            raise TinyError(f"{shown}: more than {MAX_FILE_BYTES:,} bytes")
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TinyError(f"{shown}: cannot read: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise TinyError(f"{shown}: cannot read: {exc.strerror or type(exc).__name__}") from None
+    try:
+        data = parse_yaml(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{shown}:{mark.line + 1}" if mark is not None else shown
+        problem = getattr(exc, "problem", None) or (str(exc).splitlines() or ["?"])[0]
+        prefix = "" if isinstance(exc, _Refused) else "invalid YAML: "
+        raise TinyError(f"{where}: {prefix}{problem}") from None
+    if data is None:
+        raise TinyError(f"{shown}: the file is empty")
+    return path, data, text
 
 
 def load(source: str, overrides: list[Override] | None = None) -> tuple[ExperimentConfig, Path]:
     """Read a shipped config name or a YAML path, apply overrides, validate."""
-    path = locate(source)
+    path, data, text = read(source)
+    return _validated(path, data, text, overrides or []), path
+
+
+def _validated(path: Path, data: Any, text: str, overrides: list[Override]) -> ExperimentConfig:
+    if not isinstance(data, dict):
+        return validate(data, str(path), overrides, text)
+    changed = _task_change(data, overrides)
+    data = apply_overrides(data, overrides)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TinyError(f"{path}: cannot read: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise TinyError(f"{where}: invalid YAML: {problem}") from None
-    if data is None:
-        raise TinyError(f"{path}: the file is empty")
-    overrides = overrides or []
-    if isinstance(data, dict):
-        data = apply_overrides(data, overrides)
-    return validate(data, str(path), overrides, text), path
+        return validate(data, str(path), overrides, text)
+    except TinyError as exc:
+        if changed is None:
+            raise
+        label, old, new = changed
+        raise TinyError(f"{label}: task changed from {old} to {new}; {exc}") from None
+
+
+def _task_change(data: dict[str, Any], overrides: list[Override]) -> tuple[str, str, str] | None:
+    """An override that changes `task.name` to another task: refused when the file's task
+    keys do not apply to the new task; else (label, old, new) for later messages."""
+    section = data.get("task")
+    old = section.get("name") if isinstance(section, dict) else None
+    new_name = [(v, label) for k, v, label in overrides if k == "task.name"]
+    registry = tasks.registry()
+    if not new_name or not isinstance(old, str) or old not in registry:
+        return None
+    new, label = new_name[-1]
+    if not isinstance(new, str) or new not in registry or registry[new] is registry[old]:
+        return None
+    assert isinstance(section, dict)
+    label = _label(label)
+    fields = registry[new].model_fields
+    stale = [f"task.{k}" for k in section if k not in fields]
+    if stale:
+        keys = ", ".join(echo_key(k) for k in stale[:6]) + (", ..." if len(stale) > 6 else "")
+        verb = "does" if len(stale) == 1 else "do"
+        raise TinyError(
+            f"{label}: task changed from {old} to {new}; {keys} {verb} not apply to {new}"
+        )
+    return label, old, new
 
 
 # --- cross-field rules ------------------------------------------------------------------
@@ -351,8 +576,71 @@ def _with_model_defaults(model: ModelConfig, task: Task) -> ModelConfig:
     return model
 
 
+def _check_numbers(data: Any, key: str = "") -> None:
+    """Every number of a config fits where it goes: integers in int64 (seeds, counts), floats
+    in float32 (weights, data), whatever the key's own bounds say."""
+    if isinstance(data, dict):
+        for k, v in data.items():
+            _check_numbers(v, f"{key}.{k}" if key else str(k))
+    elif isinstance(data, list | tuple):
+        for v in data:
+            _check_numbers(v, key)
+    elif isinstance(data, bool):
+        return
+    elif isinstance(data, int) and abs(data) > INT64_MAX:
+        raise _KeyError(echo_key(key), f"{echo(data, 30)} does not fit in 64 bits")
+    elif isinstance(data, float) and not (math.isfinite(data) and abs(data) <= FLOAT32_MAX):
+        raise _KeyError(echo_key(key), f"{data:g} does not fit in float32 (at most 3.4e38)")
+
+
+def _check_training(cfg: ExperimentConfig, arch: Arch) -> None:
+    """Values each within bounds whose combination cannot train at all."""
+    t = cfg.train
+    # Decoupled (adamw) or L2 (sgd) decay multiplies the weights by (1 - lr * wd) each step,
+    # on top of the gradient step: beyond 2 (2 (1 + momentum) with sgd's momentum) that
+    # factor's size exceeds 1 and the weights grow without bound, whatever the data.
+    limit = {"adamw": 2.0, "sgd": 2.0 * (1 + t.momentum)}.get(t.optimizer)
+    if limit is not None and t.weight_decay and t.lr * t.weight_decay > limit:
+        raise _KeyError(
+            "train.weight_decay",
+            f"lr x weight_decay = {t.lr * t.weight_decay:g} is above {limit:g}: with "
+            f"{t.optimizer} every step multiplies the weights by {1 - t.lr * t.weight_decay:g}",
+        )
+    batch = min(t.batch_size or cfg.task.size(), cfg.task.size())
+    units = arch.inputs + sum(layer.width for layer in arch.layers)
+    if 2 * batch * units > MAX_ACTIVATIONS:  # `tiny train` trains a twin of its seed
+        fits = max(1, MAX_ACTIVATIONS // (2 * units))
+        raise _KeyError(
+            "train.batch_size",
+            f"a batch of {batch:,} samples through {units:,} units needs "
+            f"{2 * batch * units * 4 / 2**30:,.0f} GiB of activations; "
+            f"set train.batch_size to at most {fits:,}",
+        )
+
+
+def _check_weights(cfg: ExperimentConfig, construction: Any) -> None:
+    """A construction's weights with this config's values fit in float32 (lt: the bias is
+    scale x threshold). Only hardwired configs get here, and their run needs torch next."""
+    import torch
+
+    for name, value in construction.weights().items():
+        tensor = torch.as_tensor(value, dtype=torch.float32)
+        if not bool(tensor.isfinite().all()):
+            options = {
+                f"init.{o}": getattr(cfg.init, o, "?") for o in cfg.task.construction_options
+            }
+            key = next(iter(options), "init.mode")
+            given = "".join(f" {k} = {v:g} and" for k, v in options.items())
+            raise _KeyError(
+                key,
+                f"{cfg.init.mode}: weight {name} of task {cfg.task.name}'s construction "
+                f"overflows float32 with{given} this task section",
+            )
+
+
 def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
     """Fill the task-dependent defaults (architecture, loss) and check the combinations."""
+    _check_numbers(cfg.model_dump(mode="python"))
     task = cfg.task
     model = _with_model_defaults(cfg.model, task)
     arch = _check_model(model, task)
@@ -371,18 +659,21 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
                 "init.mode",
                 f"{cfg.init.mode}: task {task.name} has no construction (tasks with one: {having})",
             )
-        if not any(c.arch == arch for c in built):
+        matching = [c for c in built if c.arch == arch]
+        if not matching:
             raise _KeyError(
                 "init.mode",
                 f"{cfg.init.mode} needs the architecture of {task.name}'s construction "
                 f"({built[0].arch.describe()}); this config has {arch.describe()}",
             )
+        _check_weights(cfg, matching[0])
     size = task.size()
     if cfg.train.batch_size is not None and cfg.train.batch_size > size:
         raise _KeyError(
             "train.batch_size",
             f"{cfg.train.batch_size} is larger than the data set ({size} samples)",
         )
+    _check_training(cfg, arch)
     return cfg.model_copy(
         update={"model": model, "train": cfg.train.model_copy(update={"loss": loss})}
     )
@@ -464,26 +755,102 @@ def parse_seeds(spec: str) -> range:
     return range(lo, hi + 1)
 
 
+MAX_GRID_VALUES = 1_000  # values of one --grid key
+MAX_GRID_POINTS = 10_000  # combinations of all --grid keys
+MAX_SEED_RUNS = 10_000_000  # grid points x seeds in one sweep
+MAX_THREADS_PER_CPU = 4
+
 GridAxis = tuple[str, list[Any]]
 
 
+class GridValues(list[Any]):
+    """An axis's values, parsed, with the text of each as typed (for messages and labels)."""
+
+    typed: list[str]
+
+
+def _split_grid(raw: str) -> list[str]:
+    """`0.01,0.1` -> two values; with a `[` or `{` in it, values are YAML flow lists or
+    mappings separated by `;` outside brackets and quotes: `[1,2,1];[1,4,1]`."""
+    if "[" not in raw and "{" not in raw:
+        return raw.split(",")
+    parts, depth, quote, start = [], 0, "", 0
+    for i, ch in enumerate(raw):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+        elif ch == ";" and depth == 0:
+            parts.append(raw[start:i])
+            start = i + 1
+    parts.append(raw[start:])
+    return parts
+
+
 def parse_grid(items: Sequence[str]) -> list[GridAxis]:
-    """`train.lr=0.01,0.03` -> ("train.lr", [0.01, 0.03]); each value a YAML scalar."""
+    """`train.lr=0.01,0.03` -> ("train.lr", [0.01, 0.03]); each value is YAML, values are
+    separated by `,`, or by `;` when a value is a list or mapping (`model.widths=[1,2,1];[1,4,1]`).
+    Errors name `--grid` and the argument as typed."""
     axes: list[GridAxis] = []
+    points = 1
     for item in items:
+        label = f"--grid {echo(item)[1:-1]}"
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key or not raw.strip():
-            raise TinyError(f"--grid {item!r}: expected key.path=v1,v2,..., e.g. train.lr=0.01,0.1")
+            raise TinyError(f"{label}: expected key.path=v1,v2,..., e.g. train.lr=0.01,0.1")
+        if not all(p.isidentifier() for p in key.split(".")):
+            raise TinyError(f"{label}: {echo(key)} is not a key.path such as train.lr")
         if key == "seed":
-            raise TinyError(f"--grid {item}: seed: sweep seeds with --seeds, not --grid")
+            raise TinyError(f"{label}: seed: sweep seeds with --seeds, not --grid")
         if any(key == k for k, _ in axes):
-            raise TinyError(f"--grid {item}: {key}: given twice; list all its values in one --grid")
-        values = [parse_override(f"{key}={v}")[1] for v in raw.split(",")]
-        if len(set(map(repr, values))) != len(values):
-            raise TinyError(f"--grid {item}: {key}: a value is repeated")
+            raise TinyError(f"{label}: {key}: given twice; list all its values in one --grid")
+        if raw.count(",") + raw.count(";") >= MAX_GRID_VALUES:
+            raise TinyError(f"{label}: more than {MAX_GRID_VALUES:,} values for {key}")
+        typed = [t.strip() for t in _split_grid(raw)]
+        if len(typed) > MAX_GRID_VALUES:
+            raise TinyError(f"{label}: more than {MAX_GRID_VALUES:,} values for {key}")
+        if any(not t for t in typed):
+            raise TinyError(f"{label}: {key}: an empty value (values are separated by , or ;)")
+        values = GridValues(_yaml_value(t, _label(f"--grid {key}={t}")) for t in typed)
+        values.typed = typed
+        for i, v in enumerate(values):
+            for j in range(i):
+                if type(values[j]) is type(v) and values[j] == v:
+                    raise TinyError(
+                        f"{label}: {key}: a value is repeated "
+                        f"({echo(typed[j], 30)[1:-1]} and {echo(typed[i], 30)[1:-1]})"
+                    )
+        points *= len(values)
+        if points > MAX_GRID_POINTS:
+            raise TinyError(
+                f"{label}: the grid has more than {MAX_GRID_POINTS:,} points; sweep fewer values"
+            )
         axes.append((key, values))
     return axes
+
+
+def check_sweep_size(axes: list[GridAxis], seeds: range, grid_text: Sequence[str]) -> None:
+    """Grid points x seeds within MAX_SEED_RUNS, before anything is built."""
+    points = math.prod(len(values) for _, values in axes)
+    if points * len(seeds) > MAX_SEED_RUNS:
+        grid = " ".join(f"--grid {echo(g, 40)[1:-1]}" for g in grid_text[:3])
+        raise TinyError(
+            f"{grid} --seeds {len(seeds):,}: {points:,} grid points x {len(seeds):,} seeds "
+            f"= {points * len(seeds):,} seed-runs; at most {MAX_SEED_RUNS:,} per sweep"
+        )
+
+
+def check_threads(threads: int) -> int:
+    """`--threads`: 1 up to MAX_THREADS_PER_CPU per CPU of this machine."""
+    most = MAX_THREADS_PER_CPU * (os.cpu_count() or 1)
+    if not 1 <= threads <= most:
+        raise TinyError(f"--threads {threads}: give 1 to {most} ({os.cpu_count()} CPUs here)")
+    return threads
 
 
 @dataclass(frozen=True)
@@ -497,11 +864,29 @@ class GridPoint:
 
 
 def grid_points(source: str, overrides: list[Override], axes: list[GridAxis]) -> list[GridPoint]:
-    """Every combination of the grid's values, each validated through config.load."""
-    points = []
-    for combo in itertools.product(*(values for _, values in axes)):
-        values = {key: v for (key, _), v in zip(axes, combo, strict=True)}
-        extra = [(k, v, f"--grid {k}={v}") for k, v in values.items()]
-        cfg, _ = load(source, overrides + extra)
+    """Every combination of the grid's values, each validated as `load` would (the file is
+    read once). Two values of a key that validate to the same config are refused."""
+    path, data, text = read(source)
+    points: list[GridPoint] = []
+    seen: dict[str, tuple[int, ...]] = {}
+    for combo in itertools.product(*(range(len(values)) for _, values in axes)):
+        values = {key: vals[i] for (key, vals), i in zip(axes, combo, strict=True)}
+        extra = [
+            (key, vals[i], f"--grid {key}={_typed(vals, i)}")
+            for (key, vals), i in zip(axes, combo, strict=True)
+        ]
+        cfg = _validated(path, copy.deepcopy(data), text, overrides + extra)
+        twin = seen.setdefault(cfg.model_dump_json(), combo)
+        if twin != combo:
+            (key, vals), i, j = next(
+                (axis, i, j) for axis, i, j in zip(axes, twin, combo, strict=True) if i != j
+            )
+            first, second = (echo(_typed(vals, k), 30)[1:-1] for k in (i, j))
+            raise TinyError(f"--grid {key}=...: {first} and {second} give the same config")
         points.append(GridPoint(values, cfg))
     return points
+
+
+def _typed(values: list[Any], i: int) -> str:
+    typed = getattr(values, "typed", None)
+    return typed[i] if typed is not None else str(values[i])

@@ -4,12 +4,56 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
+
+MAX_MESSAGE = 300  # characters of an error line, the echoed input included
+MAX_ECHO = 80  # characters of one echoed value
 
 
 class TinyError(Exception):
-    """A mistake in the user's input (config, argument, run id): shown as one line, exit 2."""
+    """A mistake in the user's input (config, argument, run id): shown as one line, exit 2.
+
+    The message is made safe on the way in (`one_line`, at most MAX_MESSAGE characters, the
+    middle elided), so whatever a config or an argument contained, `str(exc)` is one line of
+    plain text."""
 
     exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(_short(str(message)))
+
+
+def _short(text: str, limit: int = MAX_MESSAGE) -> str:
+    """`text` as one line of at most about `limit` characters, cut in the middle so that
+    where (the start) and what (the end) stay readable."""
+    line = one_line(text[: 2 * limit], limit=10 * limit)
+    if len(text) <= 2 * limit and len(line) <= limit:
+        return line
+    head = line[: limit // 2]
+    tail = one_line(text[-limit:], limit=10 * limit)[-(limit // 4) :]
+    return f"{head}... ({max(1, len(text) - len(head) - len(tail))} more characters) ...{tail}"
+
+
+def echo(value: Any, limit: int = MAX_ECHO) -> str:
+    """A value from the input as a message shows it: repr-like (strings quoted, newlines,
+    escapes and control characters escaped), one line, at most `limit` characters."""
+    text = one_line(repr(value)[: 2 * limit], limit=10 * limit)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def echo_key(key: str, limit: int = MAX_ECHO) -> str:
+    """A dotted key as typed when it is plain (`train.lr`), else `echo`ed."""
+    plain = len(key) <= limit and all(
+        part.split("[", 1)[0].isidentifier() and all(ch.isalnum() or ch in "_[]" for ch in part)
+        for part in key.split(".")
+    )
+    return key if plain else echo(key, limit)
+
+
+def echo_path(path: object, limit: int = 120) -> str:
+    """A file name in a message: unquoted, control characters escaped, the end kept."""
+    text = one_line(str(path)[-2 * limit :], limit=10 * limit)
+    return text if len(text) <= limit else f"...{text[-(limit - 3) :]}"
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

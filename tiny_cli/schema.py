@@ -11,6 +11,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
+from tiny_cli.errors import echo
+
+FLOAT32_MAX = 3.4028234663852886e38
+
 
 def _number(value: Any) -> Any:
     # YAML 1.1 reads `1e-2` as a string; accept it, but never a boolean as a number.
@@ -20,9 +24,12 @@ def _number(value: Any) -> Any:
         try:
             value = float(value)
         except ValueError:
-            raise ValueError(f"expected a number, got {value!r}") from None
+            raise ValueError(f"expected a number, got {echo(value)}") from None
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"expected a finite number, got {value}")
+    if isinstance(value, int | float) and abs(value) > FLOAT32_MAX:
+        # Every float of a config ends up in float32 (weights, data, the optimizer's step).
+        raise ValueError(f"{echo(value, 24)} does not fit in float32 (at most 3.4e38)")
     return value
 
 
