@@ -307,7 +307,7 @@ def create(runs_root: Path, task: str) -> Run:
 
 # --- typed views of run.json, metrics.json, summary.json, grid.json ---------------------
 
-GridValue = bool | int | float | str | None  # one value of a --grid axis (YAML scalars)
+GridValue = bool | int | float | str | list[Any] | dict[str, Any] | None
 Nested = float | list["Nested"]  # a parameter as nested lists
 MetricValue = float | int | str | None | list[Any]  # lists: intervals, per-class values
 
