@@ -161,13 +161,7 @@ def run_experiment(
         last: list[tracking.EpochStats] = []
 
         def on_epoch(e: engine.Epoch) -> None:
-            stats = tracking.EpochStats(
-                e.epoch,
-                float(e.loss[0]),
-                float(e.accuracy[0]) if e.accuracy is not None else None,
-                e.params[0],
-                e.grads[0] if e.grads is not None else None,
-            )
+            stats = epoch_stats(e)
             last[:] = [stats]
             tracker.on_epoch_end(stats)
             if progress is not None:
@@ -198,6 +192,17 @@ def run_experiment(
     )
     params = {k: v.tolist() for k, v in model.state_dict().items()}
     return Outcome(run, result, metrics, params, png)
+
+
+def epoch_stats(e: engine.Epoch) -> tracking.EpochStats:
+    """The engine's epoch of a one-seed run, as the tracker logs it."""
+    return tracking.EpochStats(
+        e.epoch,
+        float(e.loss[0]),
+        float(e.accuracy[0]) if e.accuracy is not None else None,
+        e.params[0],
+        e.grads[0] if e.grads is not None else None,
+    )
 
 
 def _result(fitted: engine.Result) -> FitResult:
