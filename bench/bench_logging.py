@@ -3,9 +3,9 @@
     python bench/bench_logging.py [--repeats 3] [--quick | --full]
 
 For lt10, min and is_even (the shipped configs, fewer epochs so it all takes about a minute)
-it times the training `tiny train` does (`fit` with the same data, model, optimizer and
-seed), interleaving the variants and repeating them to beat noise, and prints the median wall
-times and their ratios to training with no tracking callback at all:
+it times the training `tiny train` does (`engine.fit` with one seed, the same data and
+config), interleaving the variants and repeating them to beat noise, and prints the median
+wall times and their ratios to training with no tracking callback at all:
 
 - scalars:  our Tracker, every scalar every epoch (loss, accuracy, every parameter element,
             threshold/steepness, gradient norm per layer): the 1.3x target applies here;
@@ -24,13 +24,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from tiny_cli import config, models, plots, tracking
-from tiny_cli.train import LOSSES, EpochStats, fit, make_optimizer
+from tiny_cli import config, engine, experiment, models, plots, tracking
+from tiny_cli.tracking import EpochStats
 
 TARGET = 1.3
 EPOCHS = {"lt10": 1000, "min": 40, "is_even": 1000}
@@ -45,7 +44,7 @@ class NaiveLogger:
         self.writer = SummaryWriter(str(log_dir))
         self.tags = models.parameter_tags(model)
 
-    def on_epoch_end(self, stats: EpochStats, model: nn.Module) -> None:
+    def on_epoch_end(self, stats: EpochStats) -> None:
         self.writer.add_scalar("metrics/loss", stats.loss, stats.epoch)
         for tag, value in zip(self.tags, stats.params.tolist(), strict=True):
             self.writer.add_scalar(tag, value, stats.epoch)
@@ -60,15 +59,10 @@ def train_once(name: str, variant: str) -> float:
     task = cfg.task
     x, y = task.data()
     model = models.build(cfg)
-    t = cfg.train
-    assert t.loss is not None
     correct = task.correct if task.kind == "classification" else None
-    optimizer = make_optimizer(t.optimizer, model.parameters(), t.lr, t.momentum, t.weight_decay)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        tracker: tracking.Tracker | None = None
-        naive: NaiveLogger | None = None
-        callbacks: list[object] = []
+        logger: tracking.Tracker | NaiveLogger | None = None
         if variant in ("scalars", "+images"):
             picture = plots.PredictionPlot(cfg.task, x) if variant == "+images" else None
             tracker = tracking.Tracker(
@@ -77,27 +71,21 @@ def train_once(name: str, variant: str) -> float:
                 cfg.arch,
                 every=1,
                 picture=picture,
-                images_every=cfg.log.image_interval(t.epochs),
+                images_every=cfg.log.image_interval(cfg.train.epochs),
             )
             tracker.begin(config.flatten(cfg), config.flat_keys(), [], group="bench")
-            with torch.no_grad():
-                pred = model(x)
-                acc = correct(pred, y).float().mean().item() if correct else None
-                loss0 = LOSSES[t.loss](pred, y).item()
-            tracker.on_epoch_end(EpochStats(0, loss0, acc, models.flat_parameters(model)), model)
-            callbacks = [tracker]
+            logger = tracker
         elif variant == "add_scalar":
-            naive = NaiveLogger(Path(tmp), model)
-            callbacks = [naive]
-        result = fit(
-            model, x, y, loss=t.loss, optimizer=optimizer, epochs=t.epochs,
-            batch_size=t.batch_size, seed=cfg.seed, correct=correct,
-            callbacks=callbacks,  # type: ignore[arg-type]
-        )  # fmt: skip
-        if tracker is not None:
-            tracker.close(model, "completed", {"loss": result.epochs})
-        if naive is not None:
-            naive.close()
+            logger = NaiveLogger(Path(tmp), model)
+        callbacks: list[engine.Callback] = []
+        if logger is not None:
+            on_epoch_end = logger.on_epoch_end
+            callbacks = [lambda e: on_epoch_end(experiment.epoch_stats(e))]
+        result = engine.fit(cfg, [cfg.seed], x, y, correct=correct, callbacks=callbacks)
+        if isinstance(logger, tracking.Tracker):
+            logger.close("completed", {"epochs": int(result.epochs[0])})
+        elif logger is not None:
+            logger.close()
         return time.perf_counter() - start
 
 

@@ -2,8 +2,8 @@
 
     python bench/bench_sweep.py            (from the repository root; takes a few minutes)
 
-1. One by one: `train.fit` (tiny train's own loop, with its accuracy callback as tiny train
-   runs it) on a sample of seeds, scaled to seed-epochs per second.
+1. One by one: `engine.fit` with one seed (the engine `tiny train` runs, with its accuracy
+   rule, without its logging) on a sample of seeds, scaled to seed-epochs per second.
 2. Batched: 1000 is_even seeds x 5000 epochs through `sweep.run_point` (init, training,
    evaluation), with the torch thread count that is fastest here.
 3. The whole `tiny sweep is_even --seeds 1000` command in a subprocess: wall time including
@@ -27,34 +27,26 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from tiny_cli import config, models, sweep, train  # noqa: E402
+from tiny_cli import config, engine, sweep  # noqa: E402
 
 BAR = {"is_even batched": 200, "is_even command": 180, "min batched": 25}
 GIB = 1024**3
 
 
 def one_by_one(name: str, seeds: list[int], epochs: int | None = None) -> float:
-    """Seed-epochs per second of tiny train's loop, one seed after another."""
+    """Seed-epochs per second of tiny train's engine, one seed after another."""
     over = [] if epochs is None else [("train.epochs", epochs, "bench")]
     cfg, _ = config.load(name, over)
     task = cfg.task
     x, y = task.data()
-    t = cfg.train
+    right = task.correct if task.kind == "classification" else None
     elapsed = 0.0
     for seed in seeds:
         c = cfg.model_copy(update={"seed": seed})
-        model = models.build(c)
-        right = task.correct if task.kind == "classification" else None
-        opt = train.make_optimizer(
-            t.optimizer, model.parameters(), t.lr, t.momentum, t.weight_decay
-        )
         start = time.perf_counter()
-        train.fit(
-            model, x, y, loss=t.loss or "mse", optimizer=opt, epochs=t.epochs,
-            batch_size=t.batch_size, seed=seed, correct=right,
-        )  # fmt: skip
+        engine.fit(c, [seed], x, y, correct=right)
         elapsed += time.perf_counter() - start
-    return len(seeds) * t.epochs / elapsed
+    return len(seeds) * cfg.train.epochs / elapsed
 
 
 def batched(name: str, n_seeds: int, threads: int, epochs: int | None = None) -> float:
@@ -64,7 +56,7 @@ def batched(name: str, n_seeds: int, threads: int, epochs: int | None = None) ->
     torch.set_num_threads(threads)
     try:
         start = time.perf_counter()
-        sweep.run_point(sweep.GridPoint({}, cfg), range(n_seeds))
+        sweep.run_point(config.GridPoint({}, cfg), range(n_seeds))
         elapsed = time.perf_counter() - start
     finally:
         torch.set_num_threads(previous)
@@ -97,7 +89,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, default threads {threads0}")
     # 1. is_even one by one, on a sample of seeds.
     single = one_by_one("is_even", [0, 1, 2])
-    print(f"is_even one by one (3 seeds x 5000 epochs, train.fit): {single:,.0f} seed-epochs/s")
+    print(f"is_even one by one (3 seeds x 5000 epochs, engine.fit): {single:,.0f} seed-epochs/s")
     print(f"  -> 1000 seeds one by one would take {1000 * 5000 / single / 60:.1f} min")
 
     # 2. Batched, after picking the thread count.

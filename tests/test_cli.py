@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -36,6 +37,50 @@ def test_help_and_version_do_not_import_torch() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr
+
+
+# Runs the CLI with `import torch` (and matplotlib, TensorBoard) refused by a meta path finder.
+WITHOUT_TORCH = """
+import sys
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("torch", "matplotlib", "tensorboard"):
+            raise ImportError(f"{name} imported before the arguments were checked")
+sys.meta_path.insert(0, Refuse())
+sys.argv = ["tiny", *sys.argv[1:]]
+from tiny_cli.cli import main
+main()
+"""
+
+BAD_ARGUMENTS: list[tuple[list[str], str]] = [
+    (["sweep", "is_even", "--seeds", "abc"], "--seeds abc"),
+    (["sweep", "is_even", "--seeds", "3", "--grid", "train.lr"], "--grid 'train.lr'"),
+    (["sweep", "is_even", "--seeds", "3", "--grid", "train.lr=abc"], "train.lr"),
+    (["sweep", "is_even", "--seeds", "3", "--grid", "trian.lr=1,2"], "did you mean 'train'"),
+    (["hardwire", "lt10", "--bits", "4"], "lt10 has no task.bits"),
+    (["hardwire", "mod"], "mod has no construction"),
+    (["hardwire", "lt10", "--device", "cuda:x"], "--device cuda:x"),
+    (["train", "lt10", "--device", "toaster"], "--device toaster"),
+    (["train", "lt11"], "unknown config 'lt11'"),
+    (["train", "exp.yaml"], "did you mean 'train'"),
+    (["sweep", "exp.yaml", "--seeds", "3"], "did you mean 'train'"),
+]
+
+
+@pytest.mark.parametrize(("args", "needle"), BAD_ARGUMENTS)
+def test_bad_arguments_are_refused_before_torch_is_imported(
+    tmp_path: Path, args: list[str], needle: str
+) -> None:
+    (tmp_path / "exp.yaml").write_text(
+        "task:\n  name: lt10\ntrain:\n  epochs: 3\ntrian:\n  lr: 1\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TINY_RUNS_DIR": str(tmp_path / "runs")}
+    proc = subprocess.run(
+        [sys.executable, "-c", WITHOUT_TORCH, *args],
+        capture_output=True, text=True, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert_one_line_error(proc, needle)
+    assert not (tmp_path / "runs").exists()
 
 
 def test_version(cli: CLI) -> None:

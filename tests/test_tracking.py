@@ -222,3 +222,47 @@ def test_a_diverged_run_logs_its_last_finite_epoch(tmp_path: Path) -> None:
     assert last.value == pytest.approx(state["fc1.weight"][0, 0].item(), rel=1e-6)
     assert all(math.isfinite(e.value) for e in acc.Scalars("grad_norm/fc1"))
     assert session_status(acc) == 2  # failed
+
+
+def test_the_hand_built_summaries_are_tensorboards_byte_for_byte() -> None:
+    """tracking builds these from the protos to keep TensorFlow's stub out of start-up."""
+    from tensorboard.compat.proto import types_pb2
+    from tensorboard.plugins.hparams import metadata, plugin_data_pb2
+
+    assert tracking.NULL_TENSOR.SerializeToString() == metadata.NULL_TENSOR.SerializeToString()
+    data = b"\x00layout\xff"
+    ours = tracking.string_tensor(data).SerializeToString()
+    assert (
+        ours == tensor_util.make_tensor_proto(data, dtype=types_pb2.DT_STRING).SerializeToString()
+    )
+    assert (tracking.EXPERIMENT_TAG, tracking.SESSION_START_INFO_TAG) == (
+        metadata.EXPERIMENT_TAG,
+        metadata.SESSION_START_INFO_TAG,
+    )
+    end = tracking.session_end_summary("completed").value[0]
+    assert end.tag == metadata.SESSION_END_INFO_TAG
+    info = plugin_data_pb2.HParamsPluginData()
+    info.session_end_info.CopyFrom(
+        metadata.parse_session_end_info_plugin_data(end.metadata.plugin_data.content)
+    )
+    theirs = metadata.create_summary_metadata(info)
+    assert end.metadata.SerializeToString() == theirs.SerializeToString()
+    assert end.tensor.SerializeToString() == metadata.NULL_TENSOR.SerializeToString()
+
+
+def test_a_run_does_not_import_tensorflows_stub() -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    code = (
+        "import sys, tempfile, pathlib\n"
+        "from tiny_cli import config, experiment\n"
+        "cfg, _ = config.load('lt10', [('train.epochs', 2, 'test')])\n"
+        "experiment.run_experiment(cfg, runs_root=pathlib.Path(tempfile.mkdtemp()))\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('absl', 'tensorboard.compat.t'))))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

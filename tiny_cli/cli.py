@@ -146,26 +146,33 @@ def _overrides(sets: list[str] | None, **flags: tuple[str, Any]) -> list[Overrid
     return named + [parse_override(item) for item in sets or []]
 
 
+def _check_device(name: str) -> None:
+    """Refuse a --device that is no device name at all, before torch is imported."""
+    kind, sep, index = name.partition(":")
+    if name == "auto" or (kind in ("cpu", "mps") and not sep):
+        return
+    if kind == "cuda" and (not sep or index.isdigit()):
+        return
+    raise TinyError(f"--device {name}: not a device (use auto, cpu, cuda, cuda:N or mps)")
+
+
 def _device(name: str) -> str:
+    """The device a run trains on; whether it is present here needs torch."""
+    _check_device(name)
     import torch
 
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     kind, _, index = name.partition(":")
-    if kind == "cpu" and not index:
-        return name
-    if kind == "cuda" and (not index or index.isdigit()):
+    if kind == "cuda":
         if not torch.cuda.is_available():
             raise TinyError(f"--device {name}: no CUDA device is available here (use cpu or auto)")
         if index and int(index) >= torch.cuda.device_count():
             count = torch.cuda.device_count()
             raise TinyError(f"--device {name}: only {count} CUDA device(s) here")
-        return name
-    if kind == "mps" and not index:
-        if not torch.backends.mps.is_available():
-            raise TinyError(f"--device {name}: MPS is not available here (use cpu or auto)")
-        return name
-    raise TinyError(f"--device {name}: not a device (use auto, cpu, cuda, cuda:N or mps)")
+    elif kind == "mps" and not torch.backends.mps.is_available():
+        raise TinyError(f"--device {name}: MPS is not available here (use cpu or auto)")
+    return name
 
 
 class _Progress:
@@ -314,6 +321,7 @@ def train(
     """
     from tiny_cli import config, runs
 
+    _check_device(device)
     origin = None
     if resume is not None:
         extra = {"NAME|PATH": config_ref, "--from": from_run, "--epochs": epochs, "--seed": seed}
@@ -382,6 +390,7 @@ def hardwire(
     """
     from tiny_cli import catalog, config
 
+    _check_device(device)
     base, _ = config.load(config_ref, _overrides(sets))
     task = base.task
     if bits is not None and "bits" not in type(task).model_fields:
@@ -491,6 +500,8 @@ def sweep(
     overrides = _overrides(sets, epochs=("train.epochs", epochs), lr=("train.lr", lr))
     base, path = config.load(config_ref, overrides)
     points = config.grid_points(config_ref, overrides, axes)
+    from tiny_cli import sweep as sweeping  # torch: only once every argument is valid
+
     total = sum(p.cfg.train.epochs for p in points) * len(seed_range)
     with _Progress("sweep", total, "seed-epochs") as progress:
         outcome = sweeping.run_sweep(

@@ -178,13 +178,7 @@ def run_experiment(
         beat = runs.Heartbeat(run)
 
         def on_epoch(e: engine.Epoch) -> None:
-            stats = tracking.EpochStats(
-                e.epoch,
-                float(e.loss[0]),
-                float(e.accuracy[0]) if e.accuracy is not None else None,
-                e.params[0],
-                e.grads[0] if e.grads is not None else None,
-            )
+            stats = epoch_stats(e)
             last[:] = [stats]
             tracker.on_epoch_end(stats)
             beat(stats.epoch)
@@ -238,6 +232,17 @@ class _Checkpointer:
         if force or epoch % CHECKPOINT_EPOCHS == 0 or now >= self._due:
             self.run.save_tensors(runs.CHECKPOINT_STATE, snapshot())
             self._due = now + CHECKPOINT_SECONDS
+
+
+def epoch_stats(e: engine.Epoch) -> tracking.EpochStats:
+    """The engine's epoch of a one-seed run, as the tracker logs it."""
+    return tracking.EpochStats(
+        e.epoch,
+        float(e.loss[0]),
+        float(e.accuracy[0]) if e.accuracy is not None else None,
+        e.params[0],
+        e.grads[0] if e.grads is not None else None,
+    )
 
 
 def _result(fitted: engine.Result) -> FitResult:

@@ -16,6 +16,12 @@ run directory is one TensorBoard run (`add_hparams` would make a timestamped sub
 - at the end: `final/*` (the run's final metrics) and the HPARAMS session's status.
 
 `histogram_value` makes a HISTOGRAMS entry (the sweep's final losses).
+
+Start-up: TensorBoard's `tensor_util` (behind `hparams.metadata` and the histogram helper)
+imports its TensorFlow stub and absl, a tenth of a second or more of every run's start. So the
+two tensors a run needs (an empty float vector, a scalar string) and the hparams plugin's
+metadata are built here from the protos, as TensorBoard's helpers build them (a test holds
+them byte for byte to TensorBoard's own); the histogram helper is imported by sweeps only.
 """
 
 from __future__ import annotations
@@ -38,12 +44,11 @@ import torch
 from tensorboard.compat.proto import types_pb2
 from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+from tensorboard.compat.proto.tensor_pb2 import TensorProto
+from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
 from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.custom_scalar import metadata as custom_scalars_metadata
-from tensorboard.plugins.histogram import summary_v2 as histogram_summary
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
-from tensorboard.plugins.hparams import metadata as hparams_metadata
-from tensorboard.util import tensor_util
 from torch import Tensor, nn
 from torch.nn.utils import vector_to_parameters
 
@@ -179,7 +184,7 @@ def layout_summary(charts: Mapping[str, Mapping[str, Sequence[str]]]) -> Summary
             for category, chart_map in charts.items()
         ]
     )
-    tensor = tensor_util.make_tensor_proto(layout.SerializeToString(), dtype=types_pb2.DT_STRING)
+    tensor = string_tensor(layout.SerializeToString())
     meta = custom_scalars_metadata.create_summary_metadata()
     tag = custom_scalars_metadata.CONFIG_SUMMARY_TAG
     return Summary(value=[Summary.Value(tag=tag, tensor=tensor, metadata=meta)])
@@ -196,6 +201,8 @@ def histogram_value(tag: str, values: Tensor, buckets: int = 30) -> Summary.Valu
     """
     flat = values.detach().reshape(-1)
     finite = flat[flat.isfinite()].to("cpu", torch.float64).numpy()
+    from tensorboard.plugins.histogram import summary_v2 as histogram_summary
+
     value: Summary.Value = histogram_summary.histogram_pb(tag, finite, buckets=buckets).value[0]
     return value
 
@@ -207,10 +214,33 @@ HPARAM_TYPES = {
 }
 
 
+# tensorboard.plugins.hparams.metadata's names (the plugin reads them from the file)
+HPARAMS_PLUGIN = "hparams"
+HPARAMS_DATA_VERSION = 0
+EXPERIMENT_TAG = "_hparams_/experiment"
+SESSION_START_INFO_TAG = "_hparams_/session_start_info"
+SESSION_END_INFO_TAG = "_hparams_/session_end_info"
+# its NULL_TENSOR: a float vector of length 0, the smallest valid tensor
+NULL_TENSOR = TensorProto(
+    dtype=types_pb2.DT_FLOAT, tensor_shape=TensorShapeProto(dim=[TensorShapeProto.Dim(size=0)])
+)
+
+
+def string_tensor(data: bytes) -> TensorProto:
+    """A scalar string tensor: `tensor_util.make_tensor_proto(data, dtype=DT_STRING)`."""
+    return TensorProto(
+        dtype=types_pb2.DT_STRING, tensor_shape=TensorShapeProto(), string_val=[data]
+    )
+
+
 def _hparams_summary(tag: str, data: plugin_data_pb2.HParamsPluginData) -> Summary:
-    meta: SummaryMetadata = hparams_metadata.create_summary_metadata(data)
-    value = Summary.Value(tag=tag, metadata=meta, tensor=hparams_metadata.NULL_TENSOR)
-    return Summary(value=[value])
+    """`hparams.metadata.create_summary_metadata(data)` on `NULL_TENSOR`."""
+    data.version = HPARAMS_DATA_VERSION
+    plugin = SummaryMetadata.PluginData(
+        plugin_name=HPARAMS_PLUGIN, content=data.SerializeToString()
+    )
+    meta = SummaryMetadata(plugin_data=plugin)
+    return Summary(value=[Summary.Value(tag=tag, metadata=meta, tensor=NULL_TENSOR)])
 
 
 def hparams_summaries(
@@ -239,11 +269,11 @@ def hparams_summaries(
             session.hparams[key].string_value = str(value)
     return [
         _hparams_summary(
-            hparams_metadata.EXPERIMENT_TAG,
+            EXPERIMENT_TAG,
             plugin_data_pb2.HParamsPluginData(experiment=experiment),
         ),
         _hparams_summary(
-            hparams_metadata.SESSION_START_INFO_TAG,
+            SESSION_START_INFO_TAG,
             plugin_data_pb2.HParamsPluginData(session_start_info=session),
         ),
     ]
@@ -252,7 +282,7 @@ def hparams_summaries(
 def session_end_summary(status: str) -> Summary:
     info = plugin_data_pb2.SessionEndInfo(status=SESSION_STATUS[status], end_time_secs=time.time())
     return _hparams_summary(
-        hparams_metadata.SESSION_END_INFO_TAG,
+        SESSION_END_INFO_TAG,
         plugin_data_pb2.HParamsPluginData(session_end_info=info),
     )
 
