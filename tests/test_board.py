@@ -26,7 +26,7 @@ import pytest
 import torch
 
 from tests.conftest import REPO, assert_one_line_error, run_cli
-from tiny_cli import board, config, models
+from tiny_cli import board, config, models, tracking
 
 
 def free_port() -> int:
@@ -200,6 +200,9 @@ def test_hparams_lists_each_run_as_one_session_with_config_and_final_metrics(
     experiment = server.data("plugin/hparams/experiment", post={"experimentName": ""})
     assert {"task.name", "train.lr", "task.bits"} <= {h["name"] for h in experiment["hparamInfos"]}
     assert "final/loss" in {m["name"]["tag"] for m in experiment["metricInfos"]}
+    # The default view (a few columns) opens on the keys runs are compared by.
+    first = server.data("plugin/hparams/experiment", post={"experimentName": "", "hparamsLimit": 6})
+    assert {h["name"] for h in first["hparamInfos"]} == set(tracking.COMPARED)
 
 
 # --- tiny board -------------------------------------------------------------------------

@@ -243,6 +243,10 @@ def _hparams_summary(tag: str, data: plugin_data_pb2.HParamsPluginData) -> Summa
     return Summary(value=[Summary.Value(tag=tag, metadata=meta, tensor=NULL_TENSOR)])
 
 
+# The config keys runs are usually compared by: TensorBoard's HPARAMS view opens on them.
+COMPARED = ("task.name", "seed", "train.lr", "init.mode", "model.arch", "train.optimizer")
+
+
 def hparams_summaries(
     hparams: Mapping[str, Any], kinds: Mapping[str, str], metric_tags: Sequence[str], group: str
 ) -> list[Summary]:
@@ -251,9 +255,16 @@ def hparams_summaries(
 
     Every run writes the same experiment, so whichever TensorBoard reads first describes them
     all. A value of None is left out (an empty cell), a list is shown as a string.
+
+    The keys users compare runs by (COMPARED) are marked `differs`: TensorBoard sorts those
+    first and shows them when it shows only a few columns (its default), instead of the
+    first ones alphabetically (init.mode, init.noise, ...).
     """
     experiment = api_pb2.Experiment(
-        hparam_infos=[api_pb2.HParamInfo(name=k, type=HPARAM_TYPES[t]) for k, t in kinds.items()],
+        hparam_infos=[
+            api_pb2.HParamInfo(name=k, type=HPARAM_TYPES[t], differs=k in COMPARED)
+            for k, t in kinds.items()
+        ],
         metric_infos=[
             api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag), display_name=tag)
             for tag in metric_tags
