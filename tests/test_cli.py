@@ -54,7 +54,7 @@ main()
 
 BAD_ARGUMENTS: list[tuple[list[str], str]] = [
     (["sweep", "is_even", "--seeds", "abc"], "--seeds abc"),
-    (["sweep", "is_even", "--seeds", "3", "--grid", "train.lr"], "--grid 'train.lr'"),
+    (["sweep", "is_even", "--seeds", "3", "--grid", "train.lr"], "--grid train.lr:"),
     (["sweep", "is_even", "--seeds", "3", "--grid", "train.lr=abc"], "train.lr"),
     (["sweep", "is_even", "--seeds", "3", "--grid", "trian.lr=1,2"], "did you mean 'train'"),
     (["hardwire", "lt10", "--bits", "4"], "lt10 has no task.bits"),

@@ -475,10 +475,11 @@ def sweep(
     Example: tiny sweep is_even --seeds 1000 --grid train.lr=0.01,0.1
     """
     from tiny_cli import config, runs
-    from tiny_cli import sweep as sweeping
 
     config.check_threads(threads)
     if resume is not None:
+        from tiny_cli import sweep as sweeping
+
         others = {"NAME|PATH": config_ref, "--seeds": seeds, "--grid": grid, "--chunk": chunk}
         others["--epochs"] = epochs
         given = [f for f, v in {**others, "--lr": lr, "--set": sets}.items() if v]
