@@ -18,7 +18,6 @@ and `tiny sweep --resume` finishes it, with a cluster or without.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import time
 import uuid
@@ -29,16 +28,20 @@ from tiny_cli.errors import TinyError
 
 INSTALL = "pip install -e '.[dask]'"
 RETRIES = 2  # a chunk whose task raised (say, a worker out of memory) is tried twice more
-CONNECT_TIMEOUT = 10.0  # seconds to reach a scheduler, and to get it back once lost
+# Seconds to reach a scheduler, and to get it back once lost: Dask's own setting
+# (distributed.comm.timeouts.connect, 30 s; DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=5s).
+CONNECT_TIMEOUT = "distributed.comm.timeouts.connect"
 POLL = 0.2  # seconds between looks at the stop flag and the futures
 STATUS_EVERY = 1.0  # seconds between asking the scheduler how many workers it has
 CUDA_SHARE = 0.5  # of a GPU's free memory a chunk may use (activations, saved copies)
 
 
 def require() -> None:
-    """One line if Dask is missing; cheap (no import), so the CLI can ask before torch."""
-    if importlib.util.find_spec("distributed") is None:
-        raise TinyError(f"--cluster/--workers need Dask distributed: {INSTALL}")
+    """One line if Dask is missing (or broken); the CLI asks before it imports torch."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise TinyError(f"--cluster and --workers need Dask distributed: {INSTALL}") from None
 
 
 def train_remote(config_yaml: str, seeds: tuple[int, ...], device: str) -> dict[str, Any]:
@@ -79,6 +82,17 @@ def cuda_chunk(free_bytes: int, cfg: Any, n_samples: int) -> int:
     return max(1, min(65536, scaled))
 
 
+def _quiet() -> None:
+    """The sweep says what happened in one line; Dask's own log (reconnect attempts, a lost
+    worker) is for the scheduler's and workers' logs, not the client's stderr."""
+    names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] in _LOGGERS]
+    for name in [*_LOGGERS, *names]:
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+
+
+_LOGGERS = ("distributed", "tornado", "bokeh", "asyncio")
+
+
 class Cluster:
     """A connected Dask client (and the local cluster it started, if any); a sweep runner."""
 
@@ -89,18 +103,19 @@ class Cluster:
         device: str = "cpu",
         on_status: Callable[[str], None] | None = None,
     ) -> None:
+        import dask.config
+        from dask.utils import parse_timedelta
         from distributed import Client, LocalCluster
 
+        self.timeout = float(parse_timedelta(dask.config.get(CONNECT_TIMEOUT), "s") or 30)
         self.device = device
         self.on_status = on_status
         self.local: Any = None
         self._next_status = 0.0
-        for name in ("distributed", "tornado", "bokeh"):
-            # The sweep says what happened in one line; Dask's own reconnect chatter is not it.
-            logging.getLogger(name).setLevel(logging.CRITICAL)
+        _quiet()
         if address is not None:
             try:
-                self.client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+                self.client = Client(address, timeout=self.timeout, set_as_default=False)
             except (OSError, TimeoutError, ValueError) as exc:
                 first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 raise TinyError(f"--cluster {address}: cannot reach a scheduler: {first}") from None
@@ -114,6 +129,8 @@ class Cluster:
             )
             self.client = Client(self.local, set_as_default=False)
         self.where = address or f"a local cluster of {workers} worker(s)"
+        self.lost = f"a lost scheduler ({address})" if address else "a lost local cluster"
+        _quiet()  # again: loggers Dask made while connecting
 
     def dashboard(self) -> str | None:
         """Dask's dashboard link, if the dashboard answers there (without bokeh on the
@@ -137,7 +154,7 @@ class Cluster:
         the CPU: the usual memory rule). Also checks that every worker has the device."""
         if not self.device.startswith("cuda"):
             return None
-        self.client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+        self.client.wait_for_workers(1, timeout=self.timeout)
         free = self.client.run(free_cuda_bytes, self.device)
         lacking = [addr for addr, b in free.items() if b <= 0]
         if lacking:
@@ -197,15 +214,15 @@ class Cluster:
                     pending.discard(future)
                     chunk = futures[future]
                     if future.status == "cancelled":
-                        raise sweep.Stopped(f"lost {self.where}")
+                        raise sweep.Stopped(self.lost)
                     part = future.result()
                     future.release()
                     on_epoch(len(chunk.seeds) * points[chunk.point].cfg.train.epochs)
                     yield chunk, part
                 if self.client.status != "running":
                     lost_since = lost_since or time.monotonic()
-                    if time.monotonic() - lost_since > CONNECT_TIMEOUT:
-                        raise sweep.Stopped(f"lost {self.where}")
+                    if time.monotonic() - lost_since > self.timeout:
+                        raise sweep.Stopped(self.lost)
                 else:
                     lost_since = None
                 self._status(len(pending))

@@ -191,7 +191,8 @@ Runner = Callable[
 
 
 class Stopped(Exception):
-    """A runner could not go on (a lost scheduler): the sweep ends interrupted, resumable."""
+    """A runner could not go on: the sweep ends interrupted, resumable. The message names
+    the cause, as in "stopped by <cause>" (say, "a lost scheduler (tcp://...)")."""
 
 
 def local_runner(threads: int = 1, device: str = "cpu") -> Runner:
@@ -453,7 +454,7 @@ def _interrupted(
     extra = f", {kept} kept run(s) stored" if kept is not None else ""
     reason = f"stopped by {cause} with {done} of {total} chunks trained{extra}"
     run.update_meta(status="interrupted", reason=reason, finished=time.time())
-    said = "" if cause == "a signal" else f" ({cause})"
+    said = "" if cause == "a signal" else f" by {cause}"
     return RunFailed(
         f"sweep {run.id} interrupted{said}: {done} of {total} chunks trained and kept{extra}; "
         f"tiny sweep --resume {run.id} finishes it",
