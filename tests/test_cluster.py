@@ -79,9 +79,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         args = ["--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file"]
         scheduler = processes.start("scheduler", [*DASK, *args, str(info)])
         deadline = time.monotonic() + STARTUP
-        while not info.is_file() and time.monotonic() < deadline and scheduler.poll() is None:
+        address = None
+        while address is None and time.monotonic() < deadline and scheduler.poll() is None:
             time.sleep(0.1)
-        address = json.loads(info.read_text())["address"]
+            with contextlib.suppress(OSError, ValueError):  # not there or half written yet
+                address = json.loads(info.read_text())["address"]
+        assert address is not None, "the scheduler did not start"
         for i in range(2):
             processes.worker(address, f"w{i}")
         c = Cluster(address, processes, scheduler)

@@ -517,7 +517,12 @@ def sweep(
             if remote is not None:
                 remote.on_status = progress.note
             outcome = sweeping.resume_sweep(
-                run, runs_root=root, on_epoch=progress.advance, threads=threads, runner=remote
+                run,
+                runs_root=root,
+                on_epoch=progress.advance,
+                threads=threads,
+                runner=remote,
+                device=dev,
             )
         _sweep_report(outcome)
         return
@@ -532,7 +537,7 @@ def sweep(
     with _cluster(cluster, workers, dev) as remote:
         if remote is not None and chunk is None:
             sizes = [remote.chunk_for(p.cfg, p.cfg.task.size()) for p in points]
-            chunk = min(sizes) if None not in sizes else None  # type: ignore[type-var]
+            chunk = min(s for s in sizes if s is not None) if None not in sizes else None
         with _Progress("sweep", total, "seed-epochs") as progress:
             if remote is not None:
                 remote.on_status = progress.note
@@ -553,6 +558,8 @@ def _cluster(address: str | None, workers: int | None, device: str) -> Iterator[
     from tiny_cli.cluster import Cluster
 
     with Cluster(address, workers, device) as remote:
+        if device != "cpu":
+            remote.cuda_free()  # every worker has the device, or one line now
         link = remote.dashboard()
         console.print(
             Text.assemble("training on ", remote.where, *(("; dashboard ", link) if link else ()))

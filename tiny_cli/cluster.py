@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -31,7 +32,7 @@ RETRIES = 2  # a chunk whose task raised (say, a worker out of memory) is tried 
 # Seconds to reach a scheduler, and to get it back once lost: Dask's own setting
 # (distributed.comm.timeouts.connect, 30 s; DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=5s).
 CONNECT_TIMEOUT = "distributed.comm.timeouts.connect"
-POLL = 0.2  # seconds between looks at the stop flag and the futures
+POLL = 0.2  # seconds between looks at the stop flag (futures wake the loop at once)
 STATUS_EVERY = 1.0  # seconds between asking the scheduler how many workers it has
 CUDA_SHARE = 0.5  # of a GPU's free memory a chunk may use (activations, saved copies)
 
@@ -112,6 +113,7 @@ class Cluster:
         self.on_status = on_status
         self.local: Any = None
         self._next_status = 0.0
+        self._known: dict[str, int] = {}
         _quiet()
         if address is not None:
             try:
@@ -133,33 +135,39 @@ class Cluster:
         _quiet()  # again: loggers Dask made while connecting
 
     def dashboard(self) -> str | None:
-        """Dask's dashboard link, if the dashboard answers there (without bokeh on the
-        scheduler, Dask still names a link, which answers 404)."""
+        """Dask's dashboard link, if a dashboard answers there: without bokeh on the
+        scheduler, Dask still names a link, which answers 404 or "Dask needs bokeh"."""
         import urllib.request
 
         try:
             link = str(self.client.dashboard_link or "")
             with urllib.request.urlopen(link, timeout=1) as answer:
-                return link if answer.status == 200 else None
+                page = answer.read(4096)
         except Exception:
             return None
+        return None if b"needs bokeh" in page else link
 
     def workers(self) -> dict[str, int]:
         """Worker address -> threads, as the scheduler last told the client."""
         info = self.client.scheduler_info(n_workers=-1).get("workers", {})
         return {addr: int(w.get("nthreads", 1)) for addr, w in info.items()}
 
-    def chunk_for(self, cfg: Any, n_samples: int) -> int | None:
-        """On CUDA, seeds per chunk from the least free memory among the workers (None on
-        the CPU: the usual memory rule). Also checks that every worker has the device."""
-        if not self.device.startswith("cuda"):
-            return None
+    def cuda_free(self) -> int:
+        """The least free memory on the device among the workers; every worker must have
+        it (a TinyError names one that does not). Asked before anything is stored."""
         self.client.wait_for_workers(1, timeout=self.timeout)
         free = self.client.run(free_cuda_bytes, self.device)
         lacking = [addr for addr, b in free.items() if b <= 0]
         if lacking:
             raise TinyError(f"--device {self.device}: worker {lacking[0]} has no such CUDA device")
-        return cuda_chunk(min(free.values()), cfg, n_samples)
+        return int(min(free.values()))
+
+    def chunk_for(self, cfg: Any, n_samples: int) -> int | None:
+        """On CUDA, seeds per chunk from the workers' free memory (None on the CPU: the
+        usual memory rule)."""
+        if not self.device.startswith("cuda"):
+            return None
+        return cuda_chunk(self.cuda_free(), cfg, n_samples)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -181,38 +189,43 @@ class Cluster:
         should_stop: Callable[[], bool],
         on_epoch: Callable[[int], None],
     ) -> Iterator[tuple[Any, dict[str, Any]]]:
-        """The sweep runner (sweep.Runner): every chunk submitted at once, yielded as it
-        comes back; the scheduler queues them on free worker threads."""
+        """The sweep runner (sweep.Runner): chunks yielded as they come back, in any order.
+
+        Only as many chunks are in flight as the workers have threads (more as workers
+        join): a scheduler left to queue them all hands a single-threaded worker two at a
+        time (its worker-saturation, 1.1, rounds up), and a 2-worker sweep of 2 chunks then
+        trains both on one worker (measured).
+        """
         from distributed import as_completed
 
         from tiny_cli import config, sweep
 
-        if not todo:
-            return
         texts = {p: config.dump_yaml(points[p].cfg) for p in {c.point for c in todo}}
         tag = uuid.uuid4().hex[:8]  # keys unique on a shared scheduler, readable on its dashboard
-        futures = {
-            self.client.submit(
-                train_remote,
-                texts[c.point],
-                tuple(c.seeds),
-                self.device,
-                key=f"tiny-{tag}-{c.file.removesuffix('.pt')}",
-                retries=RETRIES,
-                pure=False,
-            ): c
-            for c in todo
-        }
-        pending = set(futures)
-        done = as_completed(futures, loop=self.client.loop)
+        waiting = list(todo)
+        waiting.reverse()  # pop() takes them in plan order
+        futures: dict[Any, Any] = {}
+        done = as_completed(loop=self.client.loop)
+        arrived = threading.Event()
         lost_since: float | None = None
         try:
-            while pending:
+            while waiting or futures:
                 if should_stop():
                     return
+                while waiting and len(futures) < max(1, sum(self._workers().values())):
+                    c = waiting.pop()
+                    future = self.client.submit(
+                        train_remote, texts[c.point], tuple(c.seeds), self.device,
+                        key=f"tiny-{tag}-{c.file.removesuffix('.pt')}", retries=RETRIES,
+                        pure=False,
+                    )  # fmt: skip
+                    futures[future] = c
+                    done.add(future)
+                    future.add_done_callback(lambda _: arrived.set())
+                arrived.wait(POLL)  # back at once when a chunk is
+                arrived.clear()
                 for future in done.next_batch(block=False) if done.has_ready() else []:
-                    pending.discard(future)
-                    chunk = futures[future]
+                    chunk = futures.pop(future)
                     if future.status == "cancelled":
                         raise sweep.Stopped(self.lost)
                     part = future.result()
@@ -225,32 +238,30 @@ class Cluster:
                         raise sweep.Stopped(self.lost)
                 else:
                     lost_since = None
-                self._status(len(pending))
+                self._status(len(futures), len(waiting))
                 on_epoch(0)  # still alive: the sweep's heartbeat
-                time.sleep(POLL)
         finally:
-            if pending:
+            if futures:
                 with contextlib.suppress(Exception):
-                    self.client.cancel(list(pending))
+                    self.client.cancel(list(futures))
 
-    def _status(self, pending: int) -> None:
-        """Workers and chunks in flight, for the progress bar (asks the scheduler every
-        STATUS_EVERY seconds at most, never while the connection is down)."""
+    def _workers(self) -> dict[str, int]:
+        """Worker address -> threads, asked of the scheduler every STATUS_EVERY seconds at
+        most, never while the connection is down (the last answer stands)."""
         now = time.monotonic()
-        if self.on_status is None or now < self._next_status:
+        if now >= self._next_status and self.client.status == "running":
+            self._next_status = now + STATUS_EVERY
+            with contextlib.suppress(Exception):
+                self._known = self.workers()
+        return self._known
+
+    def _status(self, flying: int, queued: int) -> None:
+        if self.on_status is None:
             return
-        self._next_status = now + STATUS_EVERY
         if self.client.status != "running":
             self.on_status(f"  waiting for {self.where}")
             return
-        try:
-            workers = self.workers()
-        except Exception:
-            return
-        threads = sum(workers.values())
-        flying = min(pending, threads)
-        queued = pending - flying
         self.on_status(
-            f"  {len(workers)} worker(s), {flying} chunk(s) in flight"
+            f"  {len(self._workers())} worker(s), {flying} chunk(s) in flight"
             + (f", {queued} queued" if queued else "")
         )

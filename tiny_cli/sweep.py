@@ -323,6 +323,7 @@ def resume_sweep(
     on_epoch: Callable[[int], None] | None = None,
     threads: int = 1,
     runner: Runner | None = None,
+    device: str = "cpu",
 ) -> SweepOutcome:
     """Finish an interrupted, failed or stale sweep: train only the chunks it has not stored,
     then store it as an uninterrupted sweep would have been (the same results, bit for bit)."""
@@ -341,7 +342,7 @@ def resume_sweep(
     raw = run.read_json(runs.META)
     chunk = raw.get("chunk") if isinstance(raw.get("chunk"), int) else None
     keep = raw.get("keep") if isinstance(raw.get("keep"), int) else 0
-    runner = runner or local_runner(threads)
+    runner = runner or local_runner(threads, device)
     return _complete(
         run, points, seeds, runs_root, meta.source or "", keep, on_epoch, runner, chunk
     )
