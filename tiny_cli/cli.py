@@ -5,11 +5,13 @@ torch is imported inside the commands, so `tiny --help` and `tiny --version` sta
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -22,6 +24,7 @@ from tiny_cli import __version__
 from tiny_cli.errors import TinyError, one_line
 
 if TYPE_CHECKING:
+    from tiny_cli.cluster import Cluster
     from tiny_cli.config import ExperimentConfig, Override
     from tiny_cli.experiment import Outcome
     from tiny_cli.tracking import EpochStats
@@ -213,6 +216,10 @@ class _Progress:
         """A sweep's progress: `count` more seed-epochs done."""
         self.done += count
         self._show()
+
+    def note(self, text: str) -> None:
+        """A sweep's state after its counts (a cluster's workers and chunks in flight)."""
+        self.progress.update(self.task, loss=text)
 
     def __call__(self, stats: EpochStats) -> None:
         """A run's progress: its epoch and loss."""
@@ -468,15 +475,51 @@ def sweep(
             help="Seeds per batched model (default: from memory, at most 8192).",
         ),
     ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            metavar="tcp://HOST:PORT",
+            help="Train the chunks on a running Dask scheduler's workers (pip install -e "
+            "'.[dask]').",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            metavar="N",
+            min=1,
+            max=1024,
+            help="Train the chunks on a local Dask cluster of N single-threaded processes.",
+        ),
+    ] = None,
+    device: Annotated[
+        str,
+        typer.Option(
+            "--device", metavar="DEVICE", help="cpu, cuda or cuda:N (on the cluster's workers)."
+        ),
+    ] = "cpu",
 ) -> None:
     """Train many seeds at once as one batched model; count how each seed ends up.
 
     Outcomes: solved, stuck at mean, dead, partial, diverged (see the README).
     Example: tiny sweep is_even --seeds 1000 --grid train.lr=0.01,0.1
     """
+    if cluster is not None and workers is not None:
+        raise TinyError("--cluster and --workers: give one (a running scheduler or local workers)")
+    if cluster is not None or workers is not None:
+        from tiny_cli import cluster as dask  # no torch, no Dask at import
+
+        dask.require()  # before torch: a missing extra is one quick line
+        if device != "cpu" and device.partition(":")[0] != "cuda":
+            raise TinyError(f"--device {device}: on a cluster, use cpu, cuda or cuda:N")
     from tiny_cli import config, runs
 
     config.check_threads(threads)
+    distributed = cluster is not None or workers is not None
+    _check_device(device)
+
     if resume is not None:
         from tiny_cli import sweep as sweeping
 
@@ -487,9 +530,21 @@ def sweep(
             raise TinyError(f"--resume {resume}: the sweep's own config is used; drop {given[0]}")
         root = runs.root(runs_dir)
         run = runs.resolve(root, resume)
-        with _Progress("sweep", _resume_total(run), "seed-epochs") as progress:
+        total = _resume_total(run)
+        dev = device if distributed else _device(device)
+        with (
+            _cluster(cluster, workers, dev) as remote,
+            _Progress("sweep", total, "seed-epochs") as progress,
+        ):
+            if remote is not None:
+                remote.on_status = progress.note
             outcome = sweeping.resume_sweep(
-                run, runs_root=root, on_epoch=progress.advance, threads=threads
+                run,
+                runs_root=root,
+                on_epoch=progress.advance,
+                threads=threads,
+                runner=remote,
+                device=dev,
             )
         _sweep_report(outcome)
         return
@@ -503,14 +558,39 @@ def sweep(
     points = config.grid_points(config_ref, overrides, axes)
     from tiny_cli import sweep as sweeping  # torch: only once every argument is valid
 
+    dev = device if distributed else _device(device)
     total = sum(p.cfg.train.epochs for p in points) * len(seed_range)
-    with _Progress("sweep", total, "seed-epochs") as progress:
-        outcome = sweeping.run_sweep(
-            base, points, axes, seed_range, runs_root=runs.root(runs_dir),
-            source=str(path), keep=keep, on_epoch=progress.advance, threads=threads,
-            chunk=chunk,
-        )  # fmt: skip
+    with _cluster(cluster, workers, dev) as remote:
+        if remote is not None and chunk is None:
+            sizes = [remote.chunk_for(p.cfg, p.cfg.task.size()) for p in points]
+            chunk = min(s for s in sizes if s is not None) if None not in sizes else None
+        with _Progress("sweep", total, "seed-epochs") as progress:
+            if remote is not None:
+                remote.on_status = progress.note
+            outcome = sweeping.run_sweep(
+                base, points, axes, seed_range, runs_root=runs.root(runs_dir),
+                source=str(path), keep=keep, on_epoch=progress.advance, threads=threads,
+                chunk=chunk, runner=remote, device=dev,
+            )  # fmt: skip
     _sweep_report(outcome)
+
+
+@contextlib.contextmanager
+def _cluster(address: str | None, workers: int | None, device: str) -> Iterator[Cluster | None]:
+    """The Dask cluster a sweep runs on (None: this process); its dashboard link shown."""
+    if address is None and workers is None:
+        yield None
+        return
+    from tiny_cli.cluster import Cluster
+
+    with Cluster(address, workers, device) as remote:
+        if device != "cpu":
+            remote.cuda_free()  # every worker has the device, or one line now
+        link = remote.dashboard()
+        console.print(
+            Text.assemble("training on ", remote.where, *(("; dashboard ", link) if link else ()))
+        )
+        yield remote
 
 
 def _resume_total(run: Any) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,15 +111,17 @@ def train_chunk(
     on_epoch: Callable[[int], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     data: tuple[Tensor, Tensor] | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any] | None:
     """Train and classify one chunk: per-seed parameters, loss, accuracy, epochs, outcome and
-    the seconds it took (plain tensors, no models); None if stopped before it finished."""
+    the seconds it took (plain tensors on the CPU, no models); None if stopped before it
+    finished. A pure function of the config and the seeds: what a cluster worker runs."""
     start = time.perf_counter()
     x, y = data if data is not None else cfg.task.data()
     correct = cfg.task.correct if cfg.task.kind == "classification" else None
     fitted = engine.fit(
         cfg, list(seeds), x, y, correct=correct, callbacks=[_counter(on_epoch, len(seeds))],
-        should_stop=should_stop,
+        should_stop=should_stop, device=device,
     )  # fmt: skip
     if fitted.status == "interrupted":
         return None
@@ -174,6 +176,50 @@ def _counter(on_epoch: Callable[[int], None] | None, seeds: int) -> engine.Callb
             on_epoch(seeds)  # seed-epochs done
 
     return count
+
+
+# --- who trains the chunks: this process, or a cluster (cluster.py) ----------------------
+
+Part = dict[str, Any]  # what train_chunk returns
+# runner(chunks to train, the grid's points, should_stop, on_epoch) yields each chunk with
+# its part as it finishes, in any order; it ends early (or raises Stopped) when asked to stop.
+# on_epoch(0) is a fine way to say "still alive" (it beats the sweep's heartbeat).
+Runner = Callable[
+    [Sequence[Chunk], Sequence[GridPoint], Callable[[], bool], Callable[[int], None]],
+    Iterator[tuple[Chunk, Part]],
+]
+
+
+class Stopped(Exception):
+    """A runner could not go on: the sweep ends interrupted, resumable. The message names
+    the cause, as in "stopped by <cause>" (say, "a lost scheduler (tcp://...)")."""
+
+
+def local_runner(threads: int = 1, device: str = "cpu") -> Runner:
+    """Train the chunks one after another in this process, with `threads` torch threads."""
+
+    def run(
+        todo: Sequence[Chunk],
+        points: Sequence[GridPoint],
+        should_stop: Callable[[], bool],
+        on_epoch: Callable[[int], None],
+    ) -> Iterator[tuple[Chunk, Part]]:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            data: dict[int, tuple[Tensor, Tensor]] = {}
+            for c in todo:
+                cfg = points[c.point].cfg
+                if c.point not in data:
+                    data = {c.point: cfg.task.data()}
+                part = train_chunk(cfg, c.seeds, on_epoch, should_stop, data[c.point], device)
+                if part is None:
+                    return
+                yield c, part
+        finally:
+            torch.set_num_threads(previous)
+
+    return run
 
 
 # --- the whole sweep, stored ------------------------------------------------------------
@@ -235,8 +281,11 @@ def run_sweep(
     on_epoch: Callable[[int], None] | None = None,
     threads: int = 1,
     chunk: int | None = None,
+    runner: Runner | None = None,
+    device: str = "cpu",
 ) -> SweepOutcome:
-    """Create the sweep's directory, then train, classify and store it (`_complete`)."""
+    """Create the sweep's directory, then train, classify and store it (`_complete`).
+    `runner` trains the chunks (default: this process, `threads` torch threads)."""
     from tiny_cli import experiment
 
     for cfg in {config.dump_yaml(p.cfg): p.cfg for p in points}.values():
@@ -252,7 +301,7 @@ def run_sweep(
             base,
             "sweep",
             source,
-            "cpu",
+            device,
             init=",".join(sorted({p.cfg.init.mode for p in points})),
             seed=None,
             seeds=[seeds.start, seeds.stop - 1],
@@ -263,7 +312,8 @@ def run_sweep(
             keep=keep,
         ),
     )
-    return _complete(run, points, seeds, runs_root, source, keep, on_epoch, threads, chunk)
+    runner = runner or local_runner(threads, device)
+    return _complete(run, points, seeds, runs_root, source, keep, on_epoch, runner, chunk)
 
 
 def resume_sweep(
@@ -272,6 +322,8 @@ def resume_sweep(
     runs_root: Path,
     on_epoch: Callable[[int], None] | None = None,
     threads: int = 1,
+    runner: Runner | None = None,
+    device: str = "cpu",
 ) -> SweepOutcome:
     """Finish an interrupted, failed or stale sweep: train only the chunks it has not stored,
     then store it as an uninterrupted sweep would have been (the same results, bit for bit)."""
@@ -290,8 +342,9 @@ def resume_sweep(
     raw = run.read_json(runs.META)
     chunk = raw.get("chunk") if isinstance(raw.get("chunk"), int) else None
     keep = raw.get("keep") if isinstance(raw.get("keep"), int) else 0
+    runner = runner or local_runner(threads, device)
     return _complete(
-        run, points, seeds, runs_root, meta.source or "", keep, on_epoch, threads, chunk
+        run, points, seeds, runs_root, meta.source or "", keep, on_epoch, runner, chunk
     )
 
 
@@ -307,7 +360,7 @@ def _complete(
     source: str,
     keep: int,
     on_epoch: Callable[[int], None] | None,
-    threads: int,
+    runner: Runner,
     chunk: int | None,
 ) -> SweepOutcome:
     """Train every chunk not yet stored in `chunks/`, each saved as it finishes; then store
@@ -321,27 +374,23 @@ def _complete(
     run.update_meta(status="running", heartbeat=time.time(), **runs.process_identity())
     beat = runs.Heartbeat(run)
     flag = stopping.StopFlag()
-    previous_threads = torch.get_num_threads()
     try:
         with stopping.catch_signals(flag):
-            torch.set_num_threads(threads)
-            data: dict[int, tuple[Tensor, Tensor]] = {}
+            todo = []
             for c in work:
-                if (folder / c.file).is_file():
-                    if on_epoch is not None:
-                        on_epoch(len(c.seeds) * points[c.point].cfg.train.epochs)
-                    continue
-                cfg = points[c.point].cfg
-                if c.point not in data:
-                    data = {c.point: cfg.task.data()}
-                part = train_chunk(cfg, c.seeds, _and(on_epoch, beat), flag, data[c.point])
-                if part is None:
-                    break
-                run.save_tensors(f"{CHUNKS}/{c.file}", part)
-            torch.set_num_threads(previous_threads)
+                if not (folder / c.file).is_file():
+                    todo.append(c)
+                elif on_epoch is not None:
+                    on_epoch(len(c.seeds) * points[c.point].cfg.train.epochs)
+            cause = "a signal"
+            try:
+                for c, part in runner(todo, points, flag, _and(on_epoch, beat)):
+                    run.save_tensors(f"{CHUNKS}/{c.file}", part)
+            except Stopped as exc:
+                cause = str(exc)
             done = sum((folder / c.file).is_file() for c in work)
             if done < len(work):
-                raise _interrupted(run, done, len(work))
+                raise _interrupted(run, done, len(work), cause=cause)
             parts: list[list[dict[str, Any]]] = [[] for _ in points]
             for c in work:
                 parts[c.point].append(runs.load_tensors(folder, c.file))
@@ -380,8 +429,6 @@ def _complete(
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         run.update_meta(status=status, reason=f"{type(exc).__name__}: {exc}", finished=time.time())
         raise
-    finally:
-        torch.set_num_threads(previous_threads)
     shutil.rmtree(folder, ignore_errors=True)  # all in sweep.pt now
     run.update_meta(
         status="completed",
@@ -402,12 +449,15 @@ def _and(first: Callable[[int], None] | None, second: Callable[[], None]) -> Cal
     return both
 
 
-def _interrupted(run: runs.Run, done: int, total: int, kept: int | None = None) -> RunFailed:
+def _interrupted(
+    run: runs.Run, done: int, total: int, kept: int | None = None, cause: str = "a signal"
+) -> RunFailed:
     extra = f", {kept} kept run(s) stored" if kept is not None else ""
-    reason = f"stopped by a signal with {done} of {total} chunks trained{extra}"
+    reason = f"stopped by {cause} with {done} of {total} chunks trained{extra}"
     run.update_meta(status="interrupted", reason=reason, finished=time.time())
+    said = "" if cause == "a signal" else f" by {cause}"
     return RunFailed(
-        f"sweep {run.id} interrupted: {done} of {total} chunks trained and kept{extra}; "
+        f"sweep {run.id} interrupted{said}: {done} of {total} chunks trained and kept{extra}; "
         f"tiny sweep --resume {run.id} finishes it",
         exit_code=130,
     )
