@@ -94,17 +94,36 @@ def test_version(cli: CLI) -> None:
 def test_every_shipped_config_trains_from_any_directory(
     cli: CLI, runs_dir: Path, name: str
 ) -> None:
-    proc = cli("train", name, "--epochs", "3")
+    """One end-to-end run per shipped config, checked whole: what is printed, stored, and
+    logged to TensorBoard (every parameter element at every logged epoch, read back with
+    TensorBoard's own EventAccumulator and matching the checkpoint)."""
+    from tests.test_tracking import accumulate, param_tag
+
+    proc = cli("train", name, "--epochs", "20", "--set", "log.every=7")
     assert proc.returncode == 0, proc.stderr
     (run_id,) = run_ids(runs_dir)
     assert run_id in proc.stdout
     run = runs_dir / run_id
     meta = json.loads((run / "run.json").read_text())
-    assert meta["status"] == "completed" and meta["epochs_done"] == 3
+    assert meta["status"] == "completed" and meta["epochs_done"] == 20
     assert meta["versions"]["torch"] == torch.__version__
     assert "train" in meta["command"]
     stored = config.load(str(run / "config.yaml"))[0]
-    assert stored.train.epochs == 3 and stored.task.name == name
+    assert stored.train.epochs == 20 and stored.task.name == name
+    acc = accumulate(run)
+    steps = [0, 7, 14, 20]  # the init, every 7th epoch, and always the last one
+    for key, tensor in torch.load(run / "model.pt", weights_only=True).items():
+        for index in (
+            torch.cartesian_prod(*[torch.arange(n) for n in tensor.shape])
+            .reshape(tensor.numel(), -1)
+            .tolist()
+        ):
+            events = acc.Scalars(param_tag(key, tuple(index)))
+            assert [e.step for e in events] == steps
+            assert events[-1].value == pytest.approx(tensor[tuple(index)].item(), rel=1e-6)
+    assert [e.step for e in acc.Scalars("metrics/loss")] == steps
+    if stored.task.kind == "classification":
+        assert [e.step for e in acc.Scalars("metrics/accuracy")] == steps
     state = torch.load(run / "model.pt", weights_only=True)
     for key in state:  # the rounded table shows every parameter
         assert key in proc.stdout
