@@ -182,7 +182,9 @@ class _Progress:
     """One rich progress bar for training (epochs, with the loss) and sweeps (seed-epochs),
     redrawn at most 20 times a second."""
 
-    def __init__(self, label: str, total: int, unit: str) -> None:
+    def __init__(self, label: str, total: int | None, unit: str) -> None:
+        """`total` None: work with no count (a hardwired net evaluated on its domain), shown
+        as a pulsing bar with the time it takes, not as a frozen 0/0."""
         from rich.progress import (
             BarColumn,
             Progress,
@@ -202,7 +204,15 @@ class _Progress:
             console=err_console,
             transient=True,
         )
-        self.task = self.progress.add_task(label, total=max(total, 1), loss="")
+        if total is None:
+            self.progress.columns = (
+                TextColumn(f"[bold]{label}[/] the net on its domain"),
+                BarColumn(),
+                TimeElapsedColumn(),
+            )
+        self.task = self.progress.add_task(
+            label, total=None if total is None else max(total, 1), loss=""
+        )
         self.done = 0
         self._next = 0.0
 
@@ -254,7 +264,8 @@ def _run(
 
     dev = _device(device)
     root = runs.root(runs_dir)
-    with _Progress("training", cfg.train.epochs, "epochs") as progress:
+    label, total = ("training", cfg.train.epochs) if cfg.train.epochs else ("evaluating", None)
+    with _Progress(label, total, "epochs") as progress:
         return experiment.run_experiment(
             cfg,
             kind=kind,

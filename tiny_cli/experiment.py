@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import platform
-import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -21,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn.utils import vector_to_parameters
 
-from tiny_cli import __version__, config, engine, models, plots, runs, tasks, tracking
+from tiny_cli import __version__, config, engine, models, plots, runs, stopping, tasks, tracking
 from tiny_cli.config import ExperimentConfig
 from tiny_cli.engine import LOSSES
 from tiny_cli.errors import RunFailed
@@ -69,32 +68,6 @@ def evaluate(
     metrics.update(cfg.task.metrics(f, x, y, pred))
     metrics.update(models.derived(cfg.arch, models.flat_parameters(model).tolist()))
     return metrics
-
-
-class _StopFlag:
-    """First Ctrl-C / SIGTERM asks training to stop before its next mini-batch; a second
-    Ctrl-C aborts."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-
-    def __call__(self) -> bool:
-        return self.signal is not None
-
-    def handle(self, signum: int, frame: Any) -> None:
-        if self.signal is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signal = signum
-
-
-@contextlib.contextmanager
-def _catch_signals(flag: _StopFlag) -> Iterator[None]:
-    previous = {s: signal.signal(s, flag.handle) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
 
 
 def run_meta(
@@ -146,8 +119,8 @@ def run_experiment(
     CHECKPOINT_EPOCHS epochs, at least every CHECKPOINT_SECONDS, and when training stops
     between epochs; `resume=` continues a stopped run from it in its own directory.
     """
-    flag = _StopFlag()
-    with _catch_signals(flag):
+    flag = stopping.StopFlag()
+    with stopping.catch_signals(flag):
         task = cfg.task
         x, y = task.data()
         model = models.build(cfg)
