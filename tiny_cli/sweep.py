@@ -363,9 +363,11 @@ def _complete(
     runner: Runner,
     chunk: int | None,
 ) -> SweepOutcome:
-    """Train every chunk not yet stored in `chunks/`, each saved as it finishes; then store
-    the sweep and its kept runs. A first Ctrl-C or SIGTERM stops at the next mini-batch:
-    the sweep is marked interrupted with every finished chunk kept, for `--resume`."""
+    """Train every chunk not yet stored in `chunks/` (`runner`: here or on a cluster), each
+    saved as it finishes, in whatever order; then store the sweep and its kept runs. A first
+    Ctrl-C or SIGTERM stops at the next mini-batch (a cluster's chunks in flight are
+    cancelled): the sweep is marked interrupted with every finished chunk kept, for
+    `--resume`."""
     from tiny_cli import experiment
 
     work = plan(points, seeds, chunk)
