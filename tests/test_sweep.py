@@ -47,7 +47,7 @@ EQUIVALENCE = [
                  "train.weight_decay=0.1"], [0, 6, 7]),
     ("is_even", ["train.epochs=100", "init.mode=hardwired+noise", "init.noise=0.05",
                  "task.bits=3"], [1, 2]),
-    ("mod", ["train.epochs=30", "train.batch_size=7"], [0, 3, 4]),
+    ("mod", ["train.epochs=8", "train.batch_size=7"], [0, 3, 4]),
     ("expr", ["train.epochs=30"], [1, 2]),
     ("parity", ["train.epochs=50", "train.optimizer=sgd", "train.lr=0.1"], [0, 5]),
 ]  # fmt: skip
@@ -67,9 +67,9 @@ def test_the_chaotic_cases_do_not_depend_on_the_other_seeds() -> None:
     """The cases where batched BLAS and fused optimizer kernels used to disagree: is_even
     seed 11 (shipped config), seed 41 at lr 0.1 alone and among others, min long after it
     converged (where Adam rescales rounding noise to full steps)."""
-    cfg = load("is_even", "train.epochs=2000")
+    cfg = load("is_even", "train.epochs=1000")
     assert_same_seed(sweep.run_point(config.GridPoint({}, cfg), range(8, 14)), 3, alone(cfg, 11))
-    fast = load("is_even", "train.lr=0.1", "train.epochs=2000")
+    fast = load("is_even", "train.lr=0.1", "train.epochs=1000")
     single = alone(fast, 41)
     for seeds, chunk in ((range(40, 43), None), (range(0, 50), 7)):
         batched = sweep.run_point(config.GridPoint({}, fast), seeds, chunk=chunk)
