@@ -188,14 +188,17 @@ def test_inspect_by_id_prefix_latest_and_json(cli: CLI, runs_dir: Path) -> None:
     assert cli("hardwire", "min").returncode == 0
     assert cli("train", "lt10", "--epochs", "2").returncode == 0
     first, second = run_ids(runs_dir)
-    for ref in (second, second[:-3], "latest"):
-        proc = cli("inspect", ref, "--json")
-        assert proc.returncode == 0, proc.stderr
-        doc = json.loads(proc.stdout)
-        assert doc["id"] == second and doc["status"] == "completed"
-        state = torch.load(runs_dir / second / "model.pt", weights_only=True)
-        assert doc["parameters"] == {k: v.tolist() for k, v in state.items()}
-        assert doc["config"]["train"]["epochs"] == 2
+    from tiny_cli import runs
+
+    for ref in (second, second[:-3], "latest"):  # the id, a unique prefix, the newest
+        assert runs.resolve(runs_dir, ref).id == second
+    proc = cli("inspect", second[:-3], "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["id"] == second and doc["status"] == "completed"
+    state = torch.load(runs_dir / second / "model.pt", weights_only=True)
+    assert doc["parameters"] == {k: v.tolist() for k, v in state.items()}
+    assert doc["config"]["train"]["epochs"] == 2
     text = cli("inspect", first, "--precision", "3")
     assert text.returncode == 0
     assert "output_layer.weight" in text.stdout and "-0.500" in text.stdout

@@ -152,14 +152,21 @@ def test_broken_runs_are_reported_and_the_others_still_list(cli: CLI, runs_dir: 
     assert len(rows) == 5 and rows[good.name]["problem"] is None
     assert "metrics.json" in rows[bad_metrics.name]["problem"]
     assert cli("runs").returncode == 0
+    from tiny_cli import runs
+
     for run, needle in [
         (bad_metrics, "metrics.json"),
         (no_model, "model.pt is missing"),
         (bad_model, "model.pt is unreadable"),
         (bad_config, "config.yaml is unreadable"),
     ]:
-        shown = cli("inspect", run.name)
+        record = runs.read(runs.Run(run))
+        problems = [record.problem, *runs.details(record).problems]
+        assert any(needle in p for p in problems), (needle, problems)
+    for run, needle in [(bad_model, "model.pt is unreadable"), (bad_config, "config.yaml")]:
+        shown = cli("inspect", run.name)  # what a user sees: the problem, exit 1, one line
         assert shown.returncode == 1 and needle in shown.stdout and "Traceback" not in shown.stderr
+        assert len(shown.stderr.strip().splitlines()) == 1
     assert cli("inspect", good.name).returncode == 0
 
 
