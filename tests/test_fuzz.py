@@ -266,7 +266,7 @@ def _tiny(*args: str, runs: Path, cwd: Path) -> subprocess.CompletedProcess[str]
     )
 
 
-@settings(FAST, max_examples=6)
+@settings(FAST, max_examples=4)
 @given(text=texts(), command=st.sampled_from(["train", "hardwire"]))
 def test_the_cli_on_generated_configs_keeps_its_contract(
     stored: tuple[Path, dict[Path, bytes]], text: str, command: str

@@ -346,3 +346,29 @@ def test_a_full_disk_fails_the_run_cleanly(small_disk: Path, tmp_path: Path) -> 
         offset += 8 + 4 + length + 4
         records += 1
     assert offset == len(data) and records > 2  # ends on a whole record
+
+
+def test_sigterm_while_a_big_domain_is_evaluated_stops_the_run_promptly(tmp_path: Path) -> None:
+    """`tiny hardwire is_even --bits 24` spends its time evaluating 2^24 integers and more:
+    a SIGTERM then ends it at the next chunk, interrupted, in one line (exit 130)."""
+    runs_dir = tmp_path / "runs"
+    env = {**os.environ, "TINY_RUNS_DIR": str(runs_dir), "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tiny_cli", "hardwire", "is_even", "--bits", "24"],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not list(runs_dir.glob("*/events.out.tfevents.*")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # into the evaluation
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert len(err.strip().splitlines()) == 1 and "interrupted" in err
+    (run,) = runs_dir.iterdir()
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["status"] == "interrupted" and "signal" in meta["reason"]

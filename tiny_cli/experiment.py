@@ -59,10 +59,15 @@ def hparams_metrics() -> list[str]:
 
 @torch.no_grad()
 def evaluate(
-    cfg: ExperimentConfig, model: nn.Module, x: torch.Tensor, y: torch.Tensor
+    cfg: ExperimentConfig,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
-    """Final metrics on the training domain (and beyond it, as the task defines)."""
-    f = tasks.predict_fn(model)
+    """Final metrics on the training domain (and beyond it, as the task defines); a stop
+    request is honoured between chunks of 2^20 inputs (`stopping.Stopped`)."""
+    f = tasks.predict_fn(model, should_stop=should_stop)
     pred = f(x)
     metrics: dict[str, Any] = {"loss": LOSSES[cfg.loss](pred.reshape(y.shape), y).item()}
     metrics.update(cfg.task.metrics(f, x, y, pred))
@@ -168,7 +173,7 @@ def run_experiment(
             )  # fmt: skip
             result = _result(fitted)
             model.load_state_dict({k: v[0] for k, v in fitted.params.items()})
-            metrics = evaluate(cfg, model, x, y)
+            metrics = evaluate(cfg, model, x, y, flag)
             tracker.close(FINAL_STATUS[result.status], metrics)
             run.save_state(model.state_dict())
             run.write_json(runs.METRICS, metrics)
@@ -243,10 +248,12 @@ def _store_failure(
     record) even if logging is what failed.
     """
     trace = traceback.format_exc()
-    interrupted = isinstance(exc, KeyboardInterrupt)
+    interrupted = isinstance(exc, KeyboardInterrupt | stopping.Stopped)
     status = "interrupted" if interrupted else "failed"
     epochs = last[0].epoch if last else 0
-    if interrupted:
+    if isinstance(exc, stopping.Stopped):
+        reason = str(exc)
+    elif interrupted:
         reason = "aborted by a second Ctrl-C"
     elif isinstance(exc, OSError) and exc.strerror:
         reason = f"{exc.strerror} ({type(exc).__name__}, errno {exc.errno})"

@@ -9,6 +9,10 @@ from collections.abc import Iterator
 from typing import Any
 
 
+class Stopped(Exception):
+    """Raised where long work (evaluating a big domain) sees a stop request."""
+
+
 class StopFlag:
     def __init__(self) -> None:
         self.signal: int | None = None

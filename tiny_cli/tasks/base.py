@@ -116,13 +116,23 @@ def rounds_right(pred: Tensor, y: Tensor) -> Tensor:
     return (pred - y).abs() < 0.5
 
 
-def predict_fn(model: Any, chunk: int = 1 << 20) -> Predict:
-    """A module as a function of its inputs: flat outputs, in chunks for huge domains."""
+def predict_fn(
+    model: Any, chunk: int = 1 << 20, should_stop: Callable[[], bool] | None = None
+) -> Predict:
+    """A module as a function of its inputs: flat outputs, in chunks for huge domains.
+    `should_stop` is asked before each chunk; when it says so, `Stopped` is raised."""
     import torch
+
+    from tiny_cli.stopping import Stopped
 
     @torch.no_grad()
     def f(x: Tensor) -> Tensor:
-        return torch.cat([model(x[i : i + chunk]).reshape(-1) for i in range(0, len(x), chunk)])
+        parts = []
+        for i in range(0, len(x), chunk):
+            if should_stop is not None and should_stop():
+                raise Stopped("stopped by a signal while evaluating the net")
+            parts.append(model(x[i : i + chunk]).reshape(-1))
+        return torch.cat(parts)
 
     return f
 
