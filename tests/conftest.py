@@ -53,3 +53,28 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str)
     assert "Traceback" not in proc.stderr + proc.stdout
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
+
+
+Make = Callable[..., Path]
+
+
+@pytest.fixture
+def make(runs_dir: Path) -> Make:
+    """`make("train", "min", epochs=2)`: a run stored in the runs directory exactly as the
+    command would store it, made in-process (no interpreter and torch start-up): for tests
+    whose subject is another command (inspect, runs, compare)."""
+    from tiny_cli import config, experiment
+
+    def run(command: str, name: str, epochs: int | None = None) -> Path:
+        overrides: list[config.Override] = []
+        if command == "hardwire":
+            overrides = [("init.mode", "hardwired", "hardwire"), ("train.epochs", 0, "hardwire")]
+        elif epochs is not None:
+            overrides = [("train.epochs", epochs, f"--epochs {epochs}")]
+        cfg, path = config.load(name, overrides)
+        out = experiment.run_experiment(
+            cfg, kind=command, runs_root=runs_dir, source=str(path), device="cpu"
+        )
+        return out.run.path
+
+    return run

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CLI, REPO, assert_one_line_error
+from tests.conftest import CLI, REPO, Make, assert_one_line_error
 
 BASE = "task:\n  name: lt10\ntrain:\n  epochs: 10\n"
 EVEN = "task:\n  name: is_even\n  bits: 3\ntrain:\n  epochs: 1\n"
@@ -369,9 +369,11 @@ def test_bad_command_line(cli: CLI, runs_dir: Path, args: list[str], needles: li
     assert not runs_dir.exists() or list(runs_dir.iterdir()) == []
 
 
-def test_ambiguous_run_prefix_and_existing_runs_untouched(cli: CLI, runs_dir: Path) -> None:
-    assert cli("hardwire", "lt10").returncode == 0
-    assert cli("hardwire", "min").returncode == 0
+def test_ambiguous_run_prefix_and_existing_runs_untouched(
+    cli: CLI, runs_dir: Path, make: Make
+) -> None:
+    make("hardwire", "lt10")
+    make("hardwire", "min")
     before = {p: p.read_bytes() for p in runs_dir.rglob("*") if p.is_file()}
     assert_one_line_error(cli("inspect", "2"), "ambiguous")
     assert_one_line_error(cli("train", "lt10", "--set", "task.nme=x"), "task.nme")

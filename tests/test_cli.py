@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import CLI, REPO, assert_one_line_error
+from tests.conftest import CLI, REPO, Make, assert_one_line_error
 from tiny_cli import config, runs
 from tiny_cli.errors import one_line
 
@@ -188,9 +188,9 @@ def test_hardwire_min_is_exact(cli: CLI, runs_dir: Path) -> None:
     assert metrics["max_abs_error"] == 0.0 and metrics["max_abs_error_beyond"] == 0.0
 
 
-def test_inspect_by_id_prefix_latest_and_json(cli: CLI, runs_dir: Path) -> None:
-    assert cli("hardwire", "min").returncode == 0
-    assert cli("train", "lt10", "--epochs", "2").returncode == 0
+def test_inspect_by_id_prefix_latest_and_json(cli: CLI, runs_dir: Path, make: Make) -> None:
+    make("hardwire", "min")
+    make("train", "lt10", epochs=2)
     first, second = run_ids(runs_dir)
     from tiny_cli import runs
 
@@ -208,9 +208,9 @@ def test_inspect_by_id_prefix_latest_and_json(cli: CLI, runs_dir: Path) -> None:
     assert "output_layer.weight" in text.stdout and "-0.500" in text.stdout
 
 
-def test_runs_lists_every_run(cli: CLI, runs_dir: Path) -> None:
-    assert cli("hardwire", "lt10").returncode == 0
-    assert cli("train", "min", "--epochs", "1").returncode == 0
+def test_runs_lists_every_run(cli: CLI, runs_dir: Path, make: Make) -> None:
+    make("hardwire", "lt10")
+    make("train", "min", epochs=1)
     proc = cli("runs", "--json")
     rows = json.loads(proc.stdout)
     assert [r["id"] for r in rows] == run_ids(runs_dir)
@@ -219,9 +219,11 @@ def test_runs_lists_every_run(cli: CLI, runs_dir: Path) -> None:
     assert table.returncode == 0 and "2 runs" in table.stdout
 
 
-def test_compare_shows_hardwired_and_trained_side_by_side(cli: CLI, runs_dir: Path) -> None:
-    assert cli("hardwire", "min").returncode == 0
-    assert cli("train", "min", "--epochs", "2").returncode == 0
+def test_compare_shows_hardwired_and_trained_side_by_side(
+    cli: CLI, runs_dir: Path, make: Make
+) -> None:
+    make("hardwire", "min")
+    make("train", "min", epochs=2)
     hard, trained = run_ids(runs_dir)
     proc = cli("compare", hard, "latest")
     assert proc.returncode == 0, proc.stderr
@@ -262,9 +264,9 @@ def test_runs_empty_then_one_with_iso_times_and_quiet_stderr(
 
 
 def test_a_broken_run_is_one_line_and_exit_1_for_inspect_and_compare(
-    cli: CLI, runs_dir: Path
+    cli: CLI, runs_dir: Path, make: Make
 ) -> None:
-    assert cli("hardwire", "min").returncode == 0
+    make("hardwire", "min")
     (good,) = runs_dir.iterdir()
     bad = good.with_name(good.name + "-002")
     shutil.copytree(good, bad)

@@ -71,7 +71,7 @@ def test_the_chaotic_cases_do_not_depend_on_the_other_seeds() -> None:
     assert_same_seed(sweep.run_point(config.GridPoint({}, cfg), range(8, 14)), 3, alone(cfg, 11))
     fast = load("is_even", "train.lr=0.1", "train.epochs=1000")
     single = alone(fast, 41)
-    for seeds, chunk in ((range(40, 43), None), (range(0, 50), 7)):
+    for seeds, chunk in ((range(40, 43), None), (range(25, 50), 7)):
         batched = sweep.run_point(config.GridPoint({}, fast), seeds, chunk=chunk)
         assert_same_seed(batched, list(seeds).index(41), single)
     converged = load("min", "train.epochs=200")

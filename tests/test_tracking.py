@@ -15,7 +15,7 @@ from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.custom_scalar import metadata as custom_scalars_metadata
 from tensorboard.util import tensor_util
 
-from tests.conftest import CLI
+from tests.conftest import CLI, Make
 from tiny_cli import config, experiment, models, tracking
 from tiny_cli.errors import RunFailed
 
@@ -31,8 +31,8 @@ def param_tag(key: str, index: tuple[int, ...]) -> str:
     return f"{module}/{name}[{','.join(map(str, index))}]"
 
 
-def test_lt10_threshold_and_steepness_are_logged(cli: CLI, runs_dir: Path) -> None:
-    assert cli("train", "lt10", "--epochs", "300").returncode == 0
+def test_lt10_threshold_and_steepness_are_logged(cli: CLI, runs_dir: Path, make: Make) -> None:
+    make("train", "lt10", epochs=300)
     (run,) = runs_dir.iterdir()
     acc = accumulate(run)
     metrics = json.loads((run / "metrics.json").read_text())
@@ -43,8 +43,8 @@ def test_lt10_threshold_and_steepness_are_logged(cli: CLI, runs_dir: Path) -> No
     )
 
 
-def test_one_event_file_per_run(cli: CLI, runs_dir: Path) -> None:
-    assert cli("hardwire", "is_even").returncode == 0
+def test_one_event_file_per_run(cli: CLI, runs_dir: Path, make: Make) -> None:
+    make("hardwire", "is_even")
     (run,) = runs_dir.iterdir()
     assert len(list(run.rglob("events.out.tfevents.*"))) == 1
     assert [p for p in run.iterdir() if p.is_dir()] == []
