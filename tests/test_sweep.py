@@ -67,9 +67,9 @@ def test_the_chaotic_cases_do_not_depend_on_the_other_seeds() -> None:
     """The cases where batched BLAS and fused optimizer kernels used to disagree: is_even
     seed 11 (shipped config), seed 41 at lr 0.1 alone and among others, min long after it
     converged (where Adam rescales rounding noise to full steps)."""
-    cfg = load("is_even", "train.epochs=1000")
+    cfg = load("is_even", "train.epochs=600")
     assert_same_seed(sweep.run_point(config.GridPoint({}, cfg), range(8, 14)), 3, alone(cfg, 11))
-    fast = load("is_even", "train.lr=0.1", "train.epochs=1000")
+    fast = load("is_even", "train.lr=0.1", "train.epochs=600")
     single = alone(fast, 41)
     for seeds, chunk in ((range(40, 43), None), (range(25, 50), 7)):
         batched = sweep.run_point(config.GridPoint({}, fast), seeds, chunk=chunk)
@@ -81,7 +81,7 @@ def test_the_chaotic_cases_do_not_depend_on_the_other_seeds() -> None:
 
 
 @given(start=st.integers(0, 40), count=st.integers(1, 6), chunk=st.integers(1, 4))
-@settings(max_examples=12, deadline=None, derandomize=True)
+@settings(max_examples=6, deadline=None, derandomize=True)
 def test_property_any_seed_range_and_chunk_give_each_seed_its_own_trajectory(
     start: int, count: int, chunk: int
 ) -> None:
