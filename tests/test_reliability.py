@@ -376,3 +376,15 @@ def test_sigterm_while_a_big_domain_is_evaluated_stops_the_run_promptly(tmp_path
     (run,) = runs_dir.iterdir()
     meta = json.loads((run / "run.json").read_text())
     assert meta["status"] == "interrupted" and "signal" in meta["reason"]
+
+
+def test_a_checkpoint_of_another_shape_is_one_line_not_a_crash(
+    cli: CLI, runs_dir: Path, make: Make
+) -> None:
+    run = make("hardwire", "lt10")
+    torch.save({"0.weight": torch.zeros(3, 3), "0.bias": torch.zeros(3)}, run / "model.pt")
+    for command in ("inspect", "export"):
+        shown = cli(command, run.name)
+        lines = shown.stderr.strip().splitlines()
+        assert shown.returncode == 1 and len(lines) == 1, shown.stderr
+        assert "does not match its config" in lines[0] and "internal error" not in lines[0]

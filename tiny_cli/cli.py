@@ -763,10 +763,21 @@ def _readout(run: Any, record: Any) -> tuple[Any, tuple[str, ...]] | None:
     except TinyError:
         return None
     arch, task = cfg.arch, cfg.task
+    state = run.load_state()
+    expected = {k: tuple(v.shape) for k, v in models.build(cfg).state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
+    if found != expected:  # a checkpoint that is not of this config's net: say so, read nothing
+        wrong = next((k for k in expected if found.get(k) != expected[k]), None) or next(
+            k for k in found if k not in expected
+        )
+        raise runs.RunProblem(
+            f"run {run.id}: {runs.CHECKPOINT} does not match its config ({wrong}: "
+            f"{found.get(wrong, 'missing')}, expected {expected.get(wrong, 'none')})"
+        )
     hand = [c for c in task.constructions(cfg.init) if c.arch == arch][:1]
     result = readout.read(
         arch,
-        run.load_state(),
+        state,
         task,
         metrics=record.metrics,
         init_state=models.build(cfg).state_dict(),
