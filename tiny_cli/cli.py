@@ -113,12 +113,11 @@ Device = Annotated[
         "--device", metavar="DEVICE", help="auto (a GPU if present, else CPU), cpu, cuda, cuda:N."
     ),
 ]
-ConfigArg = Annotated[
-    str,
-    typer.Argument(
-        metavar="NAME|PATH",
-        help="A shipped config (lt10, min, is_even, ...: see tiny tasks) or a YAML file.",
-    ),
+_CONFIG_HELP = "A shipped config (lt10, min, is_even, ...: see tiny tasks) or a YAML file."
+ConfigArg = Annotated[str, typer.Argument(metavar="NAME|PATH", help=_CONFIG_HELP)]
+# train and sweep: a config, or --from / --resume instead
+OptionalConfigArg = Annotated[
+    str | None, typer.Argument(metavar="NAME|PATH", help=_CONFIG_HELP, show_default=False)
 ]
 
 
@@ -305,14 +304,7 @@ def _report(outcome: Outcome, precision: int) -> None:
 
 @app.command(cls=_Command)
 def train(
-    config_ref: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="NAME|PATH",
-            help="A shipped config (lt10, min, is_even, ...: see tiny tasks) or a YAML file.",
-            show_default=False,
-        ),
-    ] = None,
+    config_ref: OptionalConfigArg = None,
     from_run: Annotated[
         str | None,
         typer.Option("--from", metavar="RUN", help="Repeat a stored run from its resolved config."),
@@ -342,10 +334,8 @@ def train(
     _check_device(device)
     origin = None
     if resume is not None:
-        extra = {"NAME|PATH": config_ref, "--from": from_run, "--epochs": epochs, "--seed": seed}
-        given = [f for f, v in {**extra, "--lr": lr, "--set": sets}.items() if v is not None]
-        if given:
-            raise TinyError(f"--resume {resume}: the run's own config is used; drop {given[0]}")
+        _resume_alone(resume, "run", {"NAME|PATH": config_ref, "--from": from_run,
+                      "--epochs": epochs, "--seed": seed, "--lr": lr, "--set": sets})  # fmt: skip
         run, cfg = _resumable(runs_dir, resume)
         kind = runs.read(run).meta.kind or "train"
         _report(_run(cfg, kind, run.path / runs.CONFIG, runs_dir, device, None, run), precision)
@@ -363,6 +353,13 @@ def train(
     )
     cfg, path = config.load(config_ref, overrides)
     _report(_run(cfg, "train", path, runs_dir, device, origin), precision)
+
+
+def _resume_alone(resume: str, what: str, others: dict[str, Any]) -> None:
+    """`--resume` continues with the stored config: refuse anything that would change it."""
+    given = [flag for flag, value in others.items() if value is not None]
+    if given:
+        raise TinyError(f"--resume {resume}: the {what}'s own config is used; drop {given[0]}")
 
 
 def _resumable(runs_dir: Path | None, ref: str) -> tuple[Any, ExperimentConfig]:
@@ -429,14 +426,7 @@ def hardwire(
 
 @app.command(cls=_Command)
 def sweep(
-    config_ref: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="NAME|PATH",
-            help="A shipped config (lt10, min, is_even, ...: see tiny tasks) or a YAML file.",
-            show_default=False,
-        ),
-    ] = None,
+    config_ref: OptionalConfigArg = None,
     seeds: Annotated[
         str | None,
         typer.Option(
@@ -534,11 +524,9 @@ def sweep(
     if resume is not None:
         from tiny_cli import sweep as sweeping
 
-        others = {"NAME|PATH": config_ref, "--seeds": seeds, "--grid": grid, "--chunk": chunk}
-        others["--epochs"] = epochs
-        given = [f for f, v in {**others, "--lr": lr, "--set": sets}.items() if v]
-        if given:
-            raise TinyError(f"--resume {resume}: the sweep's own config is used; drop {given[0]}")
+        _resume_alone(resume, "sweep", {"NAME|PATH": config_ref, "--seeds": seeds,
+                      "--grid": grid, "--chunk": chunk, "--epochs": epochs, "--lr": lr,
+                      "--set": sets})  # fmt: skip
         root = runs.root(runs_dir)
         run = runs.resolve(root, resume)
         total = _resume_total(run)
