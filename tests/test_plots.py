@@ -18,13 +18,14 @@ def test_is_even_marks_exactly_the_integers_where_the_net_is_wrong() -> None:
     x, _ = cfg.task.data()
     picture = plots.PredictionPlot(cfg.task, x, hardwired=True)
     assert picture.png(model, 0).startswith(b"\x89PNG")  # type: ignore[arg-type]
+    drawn = plots.canvas(picture.layout)  # the figure the PNG was drawn from
     shown = picture._ints.reshape(-1).tolist()
     found = correct_interval(cfg.task, predict_fn(model), 0, 15)
     lo, hi = found["correct_interval"]
-    wrong = [int(v) for v in picture._wrong.get_xdata()]
+    wrong = [int(v) for v in drawn._wrong.get_xdata()]
     assert wrong == [v for v in shown if not lo <= v <= hi]
     assert -2 in wrong and 18 in wrong  # the failures the metrics report are in the picture
-    assert "hardwired" in picture._title.get_text() and "epoch" not in picture._title.get_text()
+    assert "hardwired" in drawn._title.get_text() and "epoch" not in drawn._title.get_text()
 
 
 def test_a_huge_domain_is_drawn_at_integers_thinned_with_an_odd_stride_and_says_so() -> None:
@@ -32,12 +33,13 @@ def test_a_huge_domain_is_drawn_at_integers_thinned_with_an_odd_stride_and_says_
     x = torch.arange(0, 2**20, dtype=torch.float32).unsqueeze(1)
     picture = plots.PredictionPlot(cfg.task, x)
     picture.png(model, 3)  # type: ignore[arg-type]
+    drawn, stride = plots.canvas(picture.layout), picture.layout.data["stride"]
     xs = picture._ints.reshape(-1)
-    assert torch.equal(xs, xs.round()) and picture._stride % 2 == 1 and picture._stride > 1
-    assert picture._dense is None  # no curve through non-integers
-    inside = [v for v in picture._wrong.get_xdata() if 0 <= v < 2**20]
+    assert torch.equal(xs, xs.round()) and stride % 2 == 1 and stride > 1
+    assert picture._dense is None and drawn._line is None  # no curve through non-integers
+    inside = [v for v in drawn._wrong.get_xdata() if 0 <= v < 2**20]
     assert inside == []  # exact on its domain, as the metrics say
-    assert f"every {picture._stride}th integer" in picture._title.get_text()
+    assert f"every {stride}th integer" in drawn._title.get_text()
 
 
 def test_mins_error_panel_uses_the_training_points_and_their_max_error() -> None:
@@ -46,9 +48,10 @@ def test_mins_error_panel_uses_the_training_points_and_their_max_error() -> None
     x, y = cfg.task.data()
     picture = plots.PredictionPlot(cfg.task, x)
     picture.png(model, 0)  # type: ignore[arg-type]
+    drawn = plots.canvas(picture.layout)
     worst = float((predict_fn(model)(x) - y.reshape(-1)).abs().max())
-    assert len(picture._err_pts.get_array()) == len(x)
-    low, high = picture._err_pts.get_clim()
+    assert len(drawn._err_pts.get_array()) == len(x)
+    low, high = drawn._err_pts.get_clim()
     assert high == -low and abs(high - worst) < 1e-3 * worst
-    assert f"{worst:.3g}" in picture._err_title.get_text()
-    assert "training points" in picture._err_title.get_text()
+    assert f"{worst:.3g}" in drawn._err_title.get_text()
+    assert "training points" in drawn._err_title.get_text()

@@ -259,22 +259,27 @@ def _run(
     origin: str | None = None,
     resume: Any = None,
 ) -> Outcome:
-    from tiny_cli import experiment, runs
+    from tiny_cli.sidecar import Sidecar
 
-    dev = _device(device)
-    root = runs.root(runs_dir)
-    label, total = ("training", cfg.train.epochs) if cfg.train.epochs else ("evaluating", None)
-    with _Progress(label, total, "epochs") as progress:
-        return experiment.run_experiment(
-            cfg,
-            kind=kind,
-            runs_root=root,
-            source=str(source),
-            device=dev,
-            progress=progress,
-            origin=origin,
-            resume=resume,
-        )
+    # Started before torch is imported: its imports (matplotlib, sympy) run beside ours.
+    with Sidecar(readout=True) as painter:
+        from tiny_cli import experiment, runs
+
+        dev = _device(device)
+        root = runs.root(runs_dir)
+        label, total = ("training", cfg.train.epochs) if cfg.train.epochs else ("evaluating", None)
+        with _Progress(label, total, "epochs") as progress:
+            return experiment.run_experiment(
+                cfg,
+                kind=kind,
+                runs_root=root,
+                source=str(source),
+                device=dev,
+                progress=progress,
+                origin=origin,
+                resume=resume,
+                painter=painter,
+            )
 
 
 def _report(outcome: Outcome, precision: int) -> None:
@@ -292,6 +297,10 @@ def _report(outcome: Outcome, precision: int) -> None:
             f"right on every integer in [{interval[0]}, {interval[1]}]"
             + (f", wrong at {where}" if where else "")
         )
+    if outcome.readout:
+        console.print(render.readout_view(outcome.readout))
+    elif outcome.readout_problem:
+        sys.stderr.write(f"warning: {one_line(outcome.readout_problem)}\n")
     if outcome.picture:
         console.print(f"prediction picture: {outcome.picture}", soft_wrap=True, markup=False)
     console.print(_saved("run", outcome.run.id, outcome.run.path))

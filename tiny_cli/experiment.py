@@ -20,7 +20,18 @@ import torch
 from torch import nn
 from torch.nn.utils import vector_to_parameters
 
-from tiny_cli import __version__, config, engine, models, plots, runs, stopping, tasks, tracking
+from tiny_cli import (
+    __version__,
+    config,
+    engine,
+    models,
+    plots,
+    runs,
+    sidecar,
+    stopping,
+    tasks,
+    tracking,
+)
 from tiny_cli.config import ExperimentConfig
 from tiny_cli.engine import LOSSES
 from tiny_cli.errors import RunFailed
@@ -42,6 +53,8 @@ class Outcome:
     metrics: dict[str, Any]
     params: dict[str, Any]  # parameter name -> nested lists (for rendering)
     picture: Path | None  # the final prediction picture, as a PNG in the run directory
+    readout: dict[str, Any] | None = None  # `readout.Readout.as_dict()` of the final net
+    readout_problem: str = ""  # why there is no read-out (a bug of ours: the run is fine)
 
 
 FINAL_STATUS = {"completed": "completed", "diverged": "failed", "interrupted": "interrupted"}
@@ -110,6 +123,7 @@ def run_experiment(
     origin: str | None = None,
     extra_meta: dict[str, Any] | None = None,
     resume: runs.Run | None = None,
+    painter: sidecar.Sidecar | None = None,
 ) -> Outcome:
     """Build, train (zero epochs for a hardwired run), evaluate and store one run.
 
@@ -123,12 +137,16 @@ def run_experiment(
     The training state is checkpointed (`checkpoint.pt`, atomically) every
     CHECKPOINT_EPOCHS epochs, at least every CHECKPOINT_SECONDS, and when training stops
     between epochs; `resume=` continues a stopped run from it in its own directory.
+
+    Pictures and the read-out are made by `painter` (`sidecar.Sidecar`; default: here).
     """
     flag = stopping.StopFlag()
+    painter = painter or sidecar.local()
     with stopping.catch_signals(flag):
         task = cfg.task
         x, y = task.data()
         model = models.build(cfg)
+        init_state = {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
         picture = plots.PredictionPlot(task, x, hardwired=kind == "hardwire")
         state: engine.State | None = None
         if resume is None:
@@ -151,13 +169,17 @@ def run_experiment(
             cfg.log.every,
             picture=picture,
             images_every=cfg.log.image_interval(cfg.train.epochs),
+            painter=painter,
         )
         last: list[tracking.EpochStats] = []
+        losses: list[float] = []  # at the logged epochs, as the event file has them
         beat = runs.Heartbeat(run)
 
         def on_epoch(e: engine.Epoch) -> None:
             stats = epoch_stats(e)
             last[:] = [stats]
+            if stats.epoch % cfg.log.every == 0:
+                losses.append(stats.loss)
             tracker.on_epoch_end(stats)
             beat(stats.epoch)
             if progress is not None:
@@ -174,6 +196,10 @@ def run_experiment(
             result = _result(fitted)
             model.load_state_dict({k: v[0] for k, v in fitted.params.items()})
             metrics = evaluate(cfg, model, x, y, flag)
+            if last and last[0].epoch % cfg.log.every:
+                losses.append(last[0].loss)  # the last epoch is always logged
+            history = losses if resume is None else tracking.scalar_history(run.path)
+            reading = _read(painter, cfg, model, x, y, metrics, init_state, history, result)
             tracker.close(FINAL_STATUS[result.status], metrics)
             run.save_state(model.state_dict())
             run.write_json(runs.METRICS, metrics)
@@ -190,7 +216,49 @@ def run_experiment(
         finished=time.time(),
     )
     params = {k: v.tolist() for k, v in model.state_dict().items()}
-    return Outcome(run, result, metrics, params, png)
+    try:
+        found, problem = reading.result(), ""
+    except Exception as exc:  # the run is stored whole; only its read-out is missing
+        found, problem = None, f"no read-out ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+    return Outcome(run, result, metrics, params, png, found, problem)
+
+
+def _read(
+    painter: sidecar.Sidecar,
+    cfg: ExperimentConfig,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    metrics: dict[str, Any],
+    init_state: dict[str, Any],
+    losses: list[float],
+    result: FitResult,
+) -> sidecar.Pending:
+    """Start the read-out of the trained net (`readout.read`) in the sidecar. Its verdict,
+    the one outcome rule shared with sweeps, needs torch: it is decided here."""
+    from tiny_cli import readout
+
+    arch, task = cfg.arch, cfg.task
+    state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    data = (x.cpu().numpy(), y.cpu().numpy().reshape(len(x), -1))
+    net = readout.from_state(arch, state)
+    diverged = result.status == "diverged"
+    verdict = readout.outcome(task, readout.forward(net, data[0]), *data, net, diverged)
+    hand = [c for c in task.constructions(cfg.init) if c.arch == arch][:1]
+    construction = None
+    if hand:
+        weights = hand[0].weights()
+        construction = (arch, {k: v.detach().cpu().numpy() for k, v in weights.items()})
+    options = {
+        "metrics": metrics,
+        "init_state": init_state,
+        "losses": losses,
+        "diverged": diverged,
+        "construction": construction,
+        "data": data,
+        "verdict": verdict,
+    }
+    return painter.call("readout", arch, state, task, options)
 
 
 CHECKPOINT_EPOCHS = 1000

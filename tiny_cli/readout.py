@@ -743,14 +743,18 @@ def read(
     losses: Sequence[float] | None = None,
     diverged: bool = False,
     construction: tuple[Arch, Mapping[str, Any]] | None = None,
+    data: tuple[np.ndarray, np.ndarray] | None = None,
+    verdict: str | None = None,
 ) -> Readout:
     """Canonical form, formula (exact or approximate), meaning and diagnosis of one net.
 
     `metrics`: the run's final metrics (for the correct interval of integer tasks);
     `init_state`: its initial weights (dead units at init); `losses`: its loss per logged
     epoch (not converged?); `construction`: a hand-made net to measure the distance to.
+    Without torch (in the sidecar): `data`, the task's (x, y) as `domain` gives them, and
+    `verdict`, the net's `outcome`, computed where torch is.
     """
-    x, y = domain(task)
+    x, y = data if data is not None else domain(task)
     net = from_state(arch, state)
     run = forward(net, x)
     can = canonical(net, x, run)
@@ -778,7 +782,9 @@ def read(
     for key in ("correct_interval", "wrong_at"):
         if metrics and key in metrics:
             meaning[key] = metrics[key]
-    diagnosis: dict[str, Any] = {"outcome": outcome(task, run, x, y, net, diverged)}
+    diagnosis: dict[str, Any] = {
+        "outcome": verdict if verdict is not None else outcome(task, run, x, y, net, diverged)
+    }
     if init_state is not None:
         init = from_state(arch, init_state)
         diagnosis["dead_units_at_init"] = dead_units(init, forward(init, x))
@@ -799,6 +805,13 @@ def read(
         meaning,
         diagnosis,
     )
+
+
+def read_dict(
+    arch: Arch, state: Mapping[str, Any], task: Task, options: Mapping[str, Any]
+) -> dict[str, Any]:
+    """`read(...).as_dict()`: the sidecar's "readout" job (plain data back)."""
+    return read(arch, state, task, **options).as_dict()
 
 
 def distance(net: Net, other: Net, x: np.ndarray, run: Pass | None = None) -> dict[str, Any]:

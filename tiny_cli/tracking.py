@@ -52,7 +52,7 @@ from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 from torch import Tensor, nn
 from torch.nn.utils import vector_to_parameters
 
-from tiny_cli import models
+from tiny_cli import models, sidecar
 
 IMAGE_TAG = "prediction"
 SESSION_STATUS = {
@@ -313,10 +313,15 @@ def final_scalars(metrics: Mapping[str, Any]) -> list[tuple[str, float]]:
 
 
 class Picture(Protocol):
+    """`plots.PredictionPlot`: a fixed layout, and each picture's numbers from the model."""
+
     @property
     def size(self) -> tuple[int, int]: ...
 
-    def png(self, model: nn.Module, epoch: int) -> bytes: ...
+    @property
+    def layout(self) -> Any: ...
+
+    def frame(self, model: nn.Module, epoch: int) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -336,8 +341,10 @@ class Tracker:
 
     Logs epoch 0 (the init), every `every` epochs, and always the last epoch reached, even
     when training stops early. Pictures: epoch 0, every `images_every` epochs (0: none
-    between) and the last epoch, drawn from `model` (any module of the architecture: the
-    epoch's parameters are loaded into it for each picture).
+    between) and the last epoch, computed from `model` (any module of the architecture: the
+    epoch's parameters are loaded into it for each picture) and drawn by `painter` (a
+    `sidecar.Sidecar`: another process, so training goes on meanwhile); each is written to
+    the event file, at its own step, once it is drawn.
     """
 
     def __init__(
@@ -349,6 +356,7 @@ class Tracker:
         *,
         picture: Picture | None = None,
         images_every: int = 0,
+        painter: sidecar.Sidecar | None = None,
     ) -> None:
         self.writer = writer
         self.arch = arch
@@ -357,6 +365,8 @@ class Tracker:
         self.images_every = images_every
         self.param_tags = models.parameter_tags(model)
         self.final_png: bytes | None = None
+        self.painter = painter or sidecar.local()
+        self._drawing: list[tuple[int, sidecar.Pending]] = []
         self.model = model
         # Gradient norm per module: each module's slice of the flat gradient vector (the
         # parameters of a module are adjacent in `parameters()` order).
@@ -439,11 +449,19 @@ class Tracker:
             return
         with torch.no_grad():
             vector_to_parameters(stats.params.to(_device(self.model)), self.model.parameters())
-        png = self.picture.png(self.model, epoch)
-        width, height = self.picture.size
-        self.writer.summary(epoch, image_summary(IMAGE_TAG, png, width, height))
-        self.final_png = png
+        frame = self.picture.frame(self.model, epoch)
+        self._drawing.append((epoch, self.painter.call("picture", self.picture.layout, frame)))
         self._last_image = epoch
+        self._write_drawn(wait=False)
+
+    def _write_drawn(self, wait: bool) -> None:
+        """Write the pictures drawn so far, in order (all of them with `wait`)."""
+        while self._drawing and (wait or self._drawing[0][1].done()):
+            epoch, pending = self._drawing.pop(0)
+            png = pending.result()
+            width, height = self.picture.size if self.picture else (0, 0)
+            self.writer.summary(epoch, image_summary(IMAGE_TAG, png, width, height))
+            self.final_png = png
 
     def on_epoch_end(self, stats: EpochStats) -> None:
         self._last = stats
@@ -453,6 +471,8 @@ class Tracker:
             self._pending = stats
         if stats.epoch == 0 or (self.images_every and stats.epoch % self.images_every == 0):
             self.image(stats)
+        elif self._drawing:
+            self._write_drawn(wait=False)
 
     def close(self, status: str = "failed", metrics: Mapping[str, Any] | None = None) -> None:
         """Log the last epoch reached if it fell between logging points, its picture, the final
@@ -461,12 +481,16 @@ class Tracker:
             last = self._last
             if self._pending is not None:
                 self.log(self._pending)
-            if last is not None:
-                self.image(last)
             step = last.epoch if last is not None else 0
-            if metrics is not None:
-                self.writer.scalars(step, final_scalars(metrics))
-            self.writer.summary(step, session_end_summary(status))
+            try:
+                if last is not None:
+                    self.image(last)
+                self._write_drawn(wait=True)
+            finally:  # a picture that failed to draw still leaves the run's end logged
+                self._drawing.clear()
+                if metrics is not None:
+                    self.writer.scalars(step, final_scalars(metrics))
+                self.writer.summary(step, session_end_summary(status))
         finally:
             self.writer.close()
 

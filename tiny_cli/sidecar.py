@@ -1,0 +1,253 @@
+"""A helper process for the work of a run that needs no torch: pictures and the read-out.
+
+`tiny train` and `tiny hardwire` spend most of a short run importing torch (1.5-2 s here)
+on one core while the other idles; matplotlib (~0.5 s) and sympy (~0.4 s) would come on top.
+So before the CLI imports torch it starts this process (a `python -c` running `_serve`),
+which imports them on the second core, then draws each picture and builds the read-out
+while the run goes on: a picture costs training nothing, and `tiny hardwire lt10` costs
+little more than `import torch`.
+
+Work is a call to one of `JOBS` (module:function, arguments picklable, numpy and plain
+data: nothing here imports torch) and comes back as a `Pending`. Anything that goes wrong
+with the process (it cannot start, it dies, it answers garbage, TINY_SIDECAR=0) makes the
+calls run in this process instead: the same functions, the same results, only slower.
+
+The child (`_serve`) reads calls from stdin and answers on its own copy of stdout (its fd 1 is then
+pointed at stderr, so a stray print cannot corrupt the stream). It ignores SIGINT (Ctrl-C
+is the parent's to handle) and exits when stdin closes, so it never outlives the parent,
+even one killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import pickle
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from typing import IO, Any
+
+# What the child may be asked to run, by name: nothing else is ever imported or called.
+JOBS = {
+    "picture": "tiny_cli.plots:render",
+    "units": "tiny_cli.unitplot:draw",
+    "readout": "tiny_cli.readout:read_dict",
+}
+# Imported by the child before it waits for work (in parallel with the parent's torch).
+WARM = ("numpy", "matplotlib.figure", "matplotlib.backends.backend_agg", "PIL.Image")
+WARM_READOUT = ("sympy", "tiny_cli.readout")
+
+_HEADER = struct.Struct("<Q")
+# `python -c` puts the working directory first on sys.path: a `numpy.py` there must not
+# become the child's numpy.
+_BOOT = (
+    "import sys; sys.path = [p for p in sys.path if p not in ('', '.')]; "
+    "from tiny_cli.sidecar import _serve; _serve(sys.argv[1:])"
+)
+
+
+def _job(name: str) -> Callable[..., Any]:
+    module, _, function = JOBS[name].partition(":")
+    return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]
+
+
+def _send(stream: IO[bytes], message: Any) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(data)) + data)
+    stream.flush()
+
+
+def _receive(stream: IO[bytes]) -> Any:
+    """The next message, or EOFError when the other side is gone."""
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        raise EOFError
+    (size,) = _HEADER.unpack(header)
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError
+    return pickle.loads(data)
+
+
+class Pending:
+    """A call's result, now or later (`result` waits, re-raising the call's error)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def done(self) -> bool:
+        return self._event.is_set()
+
+    def _set(self, value: Any = None, error: BaseException | None = None) -> None:
+        self._value, self._error = value, error
+        self._event.set()
+
+    def result(self) -> Any:
+        self._event.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class SidecarError(RuntimeError):
+    """A call that failed in the child: its exception type, message and traceback."""
+
+
+class Sidecar:
+    """The parent's handle: `call(job, *args)` -> Pending; `close()` when done.
+
+    Calls are answered in order. After the process fails, calls run here instead."""
+
+    def __init__(self, readout: bool = False) -> None:
+        self._lock = threading.Lock()
+        self._waiting: dict[int, tuple[Pending, str, tuple[Any, ...]]] = {}
+        self._next = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+        if os.environ.get("TINY_SIDECAR", "1") == "0":
+            return
+        warm = WARM + (WARM_READOUT if readout else ())
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", _BOOT, *warm],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONPATH": _pythonpath()},
+            )
+        except OSError:
+            self._proc = None
+            return
+        self._reader = threading.Thread(target=self._read, name="tiny-sidecar", daemon=True)
+        self._reader.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None
+
+    def call(self, job: str, *args: Any) -> Pending:
+        pending = Pending()
+        with self._lock:
+            proc = self._proc
+            if proc is not None:
+                ticket = self._next
+                self._next += 1
+                self._waiting[ticket] = (pending, job, args)
+                try:
+                    assert proc.stdin is not None
+                    _send(proc.stdin, (ticket, job, args))
+                    return pending
+                except (OSError, ValueError, pickle.PicklingError):
+                    del self._waiting[ticket]
+                    self._give_up_locked()
+        _run_here(pending, job, args)
+        return pending
+
+    def _read(self) -> None:
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None
+        try:
+            while True:
+                ticket, ok, value = _receive(proc.stdout)
+                with self._lock:
+                    pending, job, _ = self._waiting.pop(ticket)
+                pending._set(value) if ok else pending._set(error=SidecarError(value))
+        except Exception:  # EOF, a dead child, garbage: finish what is left here
+            with self._lock:
+                left = list(self._waiting.values())
+                self._waiting.clear()
+                self._give_up_locked()
+            for pending, job, args in left:
+                _run_here(pending, job, args)
+
+    def _give_up_locked(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            _stop(proc)
+
+    def close(self) -> None:
+        """Stop the child (its stdin closes: it exits); unanswered calls run here."""
+        with self._lock:
+            proc = self._proc
+        if proc is None:
+            return
+        try:
+            assert proc.stdin is not None
+            proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        self._reader.join(timeout=10)
+
+    def __enter__(self) -> Sidecar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        if proc.stdin is not None:
+            proc.stdin.close()
+    except OSError:
+        pass
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+
+
+def _run_here(pending: Pending, job: str, args: tuple[Any, ...]) -> None:
+    try:
+        pending._set(_job(job)(*args))
+    except Exception as exc:
+        pending._set(error=exc)
+
+
+def _pythonpath() -> str:
+    """This package's parent first, so the child runs the same tiny_cli as the parent."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    rest = os.environ.get("PYTHONPATH", "")
+    return here + (os.pathsep + rest if rest else "")
+
+
+def local() -> Sidecar:
+    """A handle that runs every call in this process (no child)."""
+    handle = Sidecar.__new__(Sidecar)
+    handle._lock = threading.Lock()
+    handle._waiting = {}
+    handle._next = 0
+    handle._proc = None
+    return handle
+
+
+def _serve(warm: list[str]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # a stray print goes to stderr (devnull), not into the answers
+    inp = sys.stdin.buffer
+    for name in warm:
+        with contextlib.suppress(Exception):  # the call that needs it will say what is wrong
+            importlib.import_module(name)
+    while True:
+        try:
+            ticket, job, args = _receive(inp)
+        except EOFError:
+            return
+        try:
+            message = (ticket, True, _job(job)(*args))
+        except Exception as exc:
+            text = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+            message = (ticket, False, text)
+        _send(out, message)
