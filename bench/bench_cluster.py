@@ -38,7 +38,10 @@ def timed_sweep(seeds: int, epochs: int, runner: sweep.Runner | None) -> float:
     points = [config.GridPoint({}, cfg)]
     with tempfile.TemporaryDirectory() as root:
         start = time.perf_counter()
-        sweep.run_sweep(cfg, points, [], range(seeds), runs_root=Path(root), runner=runner)
+        slots = runner.slots() if isinstance(runner, cluster.Cluster) else 1  # as tiny sweep
+        sweep.run_sweep(
+            cfg, points, [], range(seeds), runs_root=Path(root), runner=runner, slots=slots
+        )
         elapsed = time.perf_counter() - start
     return seeds * epochs / elapsed
 

@@ -358,3 +358,28 @@ def test_bad_sweep_input_is_one_line_exit_2_and_stores_nothing(
 ) -> None:
     assert_one_line_error(cli("sweep", "is_even", *args), *needles)
     assert not runs_dir.exists() or list(runs_dir.iterdir()) == []
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 300),
+    chunk=st.integers(1, 64),
+    slots=st.integers(1, 5),
+    start=st.integers(0, 9),
+)
+def test_a_plan_partitions_the_seeds_into_a_multiple_of_the_workers(
+    n: int, chunk: int, slots: int, start: int
+) -> None:
+    """Every seed once, in order, chunks of at most `chunk` seeds; on `slots` workers their
+    count is a multiple of them (or one chunk per seed, when fewer) and their sizes differ
+    by at most one seed."""
+    cfg, _ = config.load("is_even", [])
+    seeds = range(start, start + n)
+    work = sweep.plan([config.GridPoint({}, cfg)], seeds, chunk, slots)
+    assert [s for c in work for s in c.seeds] == list(seeds)
+    sizes = [len(c.seeds) for c in work]
+    assert max(sizes) <= chunk
+    if slots > 1 and len(work) > 1:
+        assert len(work) % slots == 0 or len(work) == n
+        assert max(sizes) - min(sizes) <= 1
+    assert work == sweep.plan([config.GridPoint({}, cfg)], seeds, chunk, slots)  # resumable

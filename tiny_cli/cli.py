@@ -579,6 +579,7 @@ def sweep(
                 base, points, axes, seed_range, runs_root=runs.root(runs_dir),
                 source=str(path), keep=keep, on_epoch=progress.advance, threads=threads,
                 chunk=chunk, runner=remote, device=dev,
+                slots=remote.slots() if remote is not None else 1,
             )  # fmt: skip
     _sweep_report(outcome)
 

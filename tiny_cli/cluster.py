@@ -152,6 +152,11 @@ class Cluster:
         info = self.client.scheduler_info(n_workers=-1).get("workers", {})
         return {addr: int(w.get("nthreads", 1)) for addr, w in info.items()}
 
+    def slots(self) -> int:
+        """Chunks the workers train at once now (their threads; at least 1): the sweep's
+        chunk count is a multiple of it (`sweep.plan`)."""
+        return max(1, sum(self.workers().values()))
+
     def cuda_free(self) -> int:
         """The least free memory on the device among the workers; every worker must have
         it (a TinyError names one that does not). Asked before anything is stored."""

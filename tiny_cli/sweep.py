@@ -8,6 +8,7 @@ directory among the runs.
 
 from __future__ import annotations
 
+import itertools
 import math
 import shutil
 import time
@@ -91,17 +92,27 @@ class Chunk:
 
 
 def plan(
-    points: Sequence[GridPoint], seeds: Sequence[int], chunk: int | None = None
+    points: Sequence[GridPoint], seeds: Sequence[int], chunk: int | None = None, slots: int = 1
 ) -> list[Chunk]:
     """Every grid point's seeds in equal chunks (no tiny last one), the same every time for
-    the same sweep: what `--resume` relies on."""
+    the same sweep: what `--resume` relies on (`chunk` and `slots` are stored in run.json).
+
+    With `slots` workers (a cluster's threads), a point's chunk count is rounded up to a
+    multiple of it, so the last round keeps every worker busy: 100,000 seeds in 13 chunks
+    on 2 workers leave one idle for a whole chunk; in 14 they finish together (their sizes
+    then differ by at most one seed)."""
     chunks = []
     for p, point in enumerate(points):
         size = chunk or chunk_size(point.cfg, point.cfg.task.size())
         n = math.ceil(len(seeds) / size)
-        size = math.ceil(len(seeds) / n)
-        for i, start in enumerate(range(0, len(seeds), size)):
-            chunks.append(Chunk(p, i, tuple(seeds[start : start + size])))
+        if slots > 1 and n > 1:
+            n = min(len(seeds), math.ceil(n / slots) * slots)
+            bounds = [len(seeds) * i // n for i in range(n + 1)]
+        else:  # (sweeps stored before `slots` were planned this way: keep it for --resume)
+            size = math.ceil(len(seeds) / n)
+            bounds = [*range(0, len(seeds), size), len(seeds)]
+        for i, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+            chunks.append(Chunk(p, i, tuple(seeds[lo:hi])))
     return chunks
 
 
@@ -283,9 +294,11 @@ def run_sweep(
     chunk: int | None = None,
     runner: Runner | None = None,
     device: str = "cpu",
+    slots: int = 1,
 ) -> SweepOutcome:
     """Create the sweep's directory, then train, classify and store it (`_complete`).
-    `runner` trains the chunks (default: this process, `threads` torch threads)."""
+    `runner` trains the chunks (default: this process, `threads` torch threads) on `slots`
+    workers at once (`plan`)."""
     from tiny_cli import experiment
 
     for cfg in {config.dump_yaml(p.cfg): p.cfg for p in points}.values():
@@ -309,11 +322,13 @@ def run_sweep(
             grid=grid["axes"],
             epochs=max(p.cfg.train.epochs for p in points),
             chunk=chunk,
+            slots=slots,
             keep=keep,
         ),
     )
     runner = runner or local_runner(threads, device)
-    return _complete(run, points, seeds, runs_root, source, keep, on_epoch, runner, chunk)
+    work = plan(points, seeds, chunk, slots)
+    return _complete(run, points, seeds, runs_root, source, keep, on_epoch, runner, work)
 
 
 def resume_sweep(
@@ -341,11 +356,11 @@ def resume_sweep(
     seeds = range(meta.seeds[0], meta.seeds[1] + 1)
     raw = run.read_json(runs.META)
     chunk = raw.get("chunk") if isinstance(raw.get("chunk"), int) else None
+    slots = raw.get("slots") if isinstance(raw.get("slots"), int) else 1
     keep = raw.get("keep") if isinstance(raw.get("keep"), int) else 0
     runner = runner or local_runner(threads, device)
-    return _complete(
-        run, points, seeds, runs_root, meta.source or "", keep, on_epoch, runner, chunk
-    )
+    work = plan(points, seeds, chunk, max(1, slots))  # the sweep's own plan, whoever trains it
+    return _complete(run, points, seeds, runs_root, meta.source or "", keep, on_epoch, runner, work)
 
 
 def total_seed_epochs(points: Sequence[GridPoint], seeds: Sequence[int]) -> int:
@@ -361,7 +376,7 @@ def _complete(
     keep: int,
     on_epoch: Callable[[int], None] | None,
     runner: Runner,
-    chunk: int | None,
+    work: list[Chunk],
 ) -> SweepOutcome:
     """Train every chunk not yet stored in `chunks/` (`runner`: here or on a cluster), each
     saved as it finishes, in whatever order; then store the sweep and its kept runs. A first
@@ -370,7 +385,6 @@ def _complete(
     `--resume`."""
     from tiny_cli import experiment
 
-    work = plan(points, seeds, chunk)
     folder = run.path / CHUNKS
     folder.mkdir(exist_ok=True)
     run.update_meta(status="running", heartbeat=time.time(), **runs.process_identity())
