@@ -294,6 +294,8 @@ def _report(outcome: Outcome, precision: int) -> None:
         )
     if outcome.picture:
         console.print(f"prediction picture: {outcome.picture}", soft_wrap=True, markup=False)
+    if outcome.units:
+        console.print(f"units picture: {outcome.units}", soft_wrap=True, markup=False)
     console.print(_saved("run", outcome.run.id, outcome.run.path))
     status = outcome.result.status
     if status != "completed":

@@ -42,6 +42,7 @@ class Outcome:
     metrics: dict[str, Any]
     params: dict[str, Any]  # parameter name -> nested lists (for rendering)
     picture: Path | None  # the final prediction picture, as a PNG in the run directory
+    units: Path | None = None  # the hidden units' activations (none without hidden units)
 
 
 FINAL_STATUS = {"completed": "completed", "diverged": "failed", "interrupted": "interrupted"}
@@ -174,6 +175,7 @@ def run_experiment(
             result = _result(fitted)
             model.load_state_dict({k: v[0] for k, v in fitted.params.items()})
             metrics = evaluate(cfg, model, x, y, flag)
+            units = units_picture(cfg, model, x, run, tracker, kind, result.epochs)
             tracker.close(FINAL_STATUS[result.status], metrics)
             run.save_state(model.state_dict())
             run.write_json(runs.METRICS, metrics)
@@ -190,7 +192,31 @@ def run_experiment(
         finished=time.time(),
     )
     params = {k: v.tolist() for k, v in model.state_dict().items()}
-    return Outcome(run, result, metrics, params, png)
+    return Outcome(run, result, metrics, params, png, units)
+
+
+def units_picture(
+    cfg: ExperimentConfig,
+    model: nn.Module,
+    x: torch.Tensor,
+    run: runs.Run,
+    tracker: tracking.Tracker,
+    kind: str,
+    epochs: int,
+) -> Path | None:
+    """`units.png` of the net as it ends, also logged once as the `units` image; None for a
+    net without hidden units."""
+    from tiny_cli import readout, unitplot
+
+    net = readout.from_state(cfg.arch, model.state_dict())
+    when = "hardwired" if kind == "hardwire" else f"epoch {epochs}"
+    title = f"{cfg.task.name}, {when}"
+    data = unitplot.unit_data(net, x.detach().cpu().numpy(), cfg.task.input_names(), title)
+    if data is None:
+        return None
+    png = unitplot.draw(data)
+    tracker.final_image(tracking.UNITS_TAG, png)
+    return run.write_bytes(runs.UNITS, png)
 
 
 CHECKPOINT_EPOCHS = 1000

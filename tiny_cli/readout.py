@@ -196,7 +196,19 @@ def _max_abs(a: np.ndarray, axis: int | None = None) -> np.ndarray:
     """max |a| (0 for an empty array) without |a| in memory: 2^24 outputs are 64 MB."""
     if not a.size:
         return np.zeros(a.shape[1:]) if axis == 0 else np.zeros(())
-    return np.maximum(a.max(axis=axis), -a.min(axis=axis))
+    top: np.ndarray = np.maximum(a.max(axis=axis), -a.min(axis=axis))
+    return top
+
+
+def hidden_activations(net: Net, x: np.ndarray) -> list[np.ndarray]:
+    """Each hidden layer's activations [n, units] on inputs [n, inputs], in float64, all in
+    memory: for the few points a picture draws, not for a whole big domain (`forward`)."""
+    h = np.asarray(x, dtype=np.float64)
+    out = []
+    for layer in net.layers[:-1]:  # only the read-out reads the inputs beside a layer
+        h = _activate(layer.activation, h @ layer.weight.T + layer.bias)
+        out.append(h)
+    return out
 
 
 # --- canonical form ---------------------------------------------------------------------
