@@ -176,7 +176,7 @@ def draw(data: UnitData) -> bytes:
 def figure(data: UnitData) -> Figure:
     """The picture of `data`, drawn on an Agg canvas (`draw` encodes it).
 
-    Speed (~50 ms for is_even's 5 panels): text is most of a matplotlib draw, so the panels
+    Speed (~100 ms for is_even's 5 panels): text is most of a matplotlib draw, so the panels
     have few ticks, titles at a fixed height (an automatic one measures the ticks above
     it), no axis labels of their own (the figure's say what the axes are) and one legend
     for the figure: unit j has colour Cj in every panel.
@@ -207,7 +207,7 @@ def figure(data: UnitData) -> Figure:
         axes = [fig.add_subplot(spec[k // cols, k % cols]) for k in range(panels)]
         for ax in axes:
             ax.tick_params(labelsize="xx-small", pad=1.5)
-            ax.locator_params(nbins=4)
+            ax.locator_params(nbins=3)
             for axis in (ax.xaxis, ax.yaxis):  # "1e7" above a 2^24 axis: as small as its ticks
                 axis.get_offset_text().set_fontsize("xx-small")
         if heat:
