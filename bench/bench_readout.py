@@ -46,7 +46,7 @@ def main() -> None:
     print(
         f"read-out: first {times[0]:.2f} s, best {min(times):.2f} s, "
         f"median {sorted(times)[len(times) // 2]:.2f} s; CPU time first {cpu[0]:.2f} s, "
-        f"best {min(cpu):.2f} s (a busy machine inflates the wall time, not the CPU time)"
+        f"best {min(cpu):.2f} s (other jobs on the machine inflate it less than the wall time)"
     )
     print("under 2 s:", "yes" if times[0] < 2.0 else "NO", "(the first read, as a command's)")
 
