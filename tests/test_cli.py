@@ -135,6 +135,12 @@ def test_every_shipped_config_trains_from_any_directory(
     picture = run / "prediction.png"
     assert picture.read_bytes().startswith(b"\x89PNG")
     assert f"prediction picture: {picture}\n" in proc.stdout
+    units = run / "units.png"
+    if len(stored.arch.layers) > 1:  # hidden units: all but lt10's one neuron
+        assert units.read_bytes().startswith(b"\x89PNG")
+        assert f"units picture: {units}\n" in proc.stdout
+    else:
+        assert not units.exists() and "units picture" not in proc.stdout
 
 
 def test_train_a_users_own_yaml_by_path(cli: CLI, runs_dir: Path, tmp_path: Path) -> None:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
 import torch
 
-from tiny_cli import config, models, plots
+from tests.conftest import REPO
+from tiny_cli import config, models, plots, readout, tracking, unitplot
 from tiny_cli.tasks.base import correct_interval, predict_fn
 
 
@@ -55,3 +63,94 @@ def test_mins_error_panel_uses_the_training_points_and_their_max_error() -> None
     assert high == -low and abs(high - worst) < 1e-3 * worst
     assert f"{worst:.3g}" in drawn._err_title.get_text()
     assert "training points" in drawn._err_title.get_text()
+
+
+# --- units.png: each hidden unit's activation (unitplot) ---------------------------------
+
+
+def units_of(cfg: config.ExperimentConfig, state: dict[str, torch.Tensor]) -> unitplot.UnitData:
+    x, _ = cfg.task.data()
+    net = readout.from_state(cfg.arch, state)
+    data = unitplot.unit_data(net, x.numpy(), cfg.task.input_names(), cfg.task.name)
+    assert data is not None
+    return data
+
+
+@pytest.mark.parametrize("kill", [None, "fc2"], ids=["hardwired", "fc2 dead"])
+def test_mins_units_are_heat_maps_of_relu_wx_plus_b_a_dead_one_labelled(kill: str | None) -> None:
+    cfg, model = hardwired("min")
+    state = {k: v.clone() for k, v in model.state_dict().items()}  # type: ignore[attr-defined]
+    if kill:
+        state[f"{kill}.bias"] = torch.tensor([-1000.0])  # never > 0 on [-50, 50]^2
+    data = units_of(cfg, state)
+    figure = unitplot.figure(data)
+    panels = [ax for ax in figure.axes if ax.images]
+    assert len(panels) == 2  # fc1 and fc2: one unit each
+    points = torch.from_numpy(data.points)
+    for ax, name in zip(panels, ("fc1", "fc2"), strict=True):
+        weight, bias = state[f"{name}.weight"].double(), state[f"{name}.bias"].double()
+        want = torch.relu(points @ weight.T + bias)
+        (image,) = ax.images
+        shown = image.get_array()
+        assert shown.shape == (len(data.ys), len(data.xs))
+        assert np.allclose(shown.filled(0.0).reshape(-1), want.reshape(-1).numpy())
+        assert np.array_equal(shown.mask.reshape(-1), (want <= 0).reshape(-1).numpy())  # grey
+        title = ax.get_title()
+        assert title.endswith(": dead") == (name == kill), title
+    assert tracking.png_size(unitplot.draw(data)) == figure.canvas.get_width_height()
+
+
+def test_is_even_units_are_curves_per_layer_as_torch_computes_them_the_dead_one_marked() -> None:
+    cfg, model = hardwired("is_even")
+    data = units_of(cfg, model.state_dict())  # type: ignore[attr-defined]
+    figure = unitplot.figure(data)
+    panels = [ax for ax in figure.axes if ax.lines]
+    assert len(panels) == 5  # 5 hidden layers of 2 units
+    # the reference: the nn.Sequential's own ReLU outputs at the points drawn
+    h = torch.from_numpy(data.points).float()
+    reference = []
+    with torch.no_grad():
+        for module in model:  # type: ignore[attr-defined]
+            h = module(h)
+            if isinstance(module, torch.nn.ReLU):
+                reference.append(h)
+    assert data.points[:, 0].tolist() == list(range(16))  # every integer of the domain
+    for ax, acts in zip(panels, reference[:-1], strict=True):  # the last ReLU is the output
+        for j, line in enumerate(ax.lines):
+            assert np.array_equal(line.get_xdata(), data.points[:, 0])
+            assert np.allclose(line.get_ydata(), acts[:, j].numpy())
+    # the last layer's ReLU(h - 1) never fires on the domain (see test_readout)
+    assert panels[-1].get_title().endswith("dead: unit 1")
+    assert [ax.get_title().count("dead") for ax in panels] == [0, 0, 0, 0, 1]
+    assert "dead unit" in [t.get_text() for t in figure.legends[0].get_texts()]
+    assert figure._suptitle is not None and figure._suptitle.get_text() == data.title
+    assert "1 dead" in data.title
+
+
+def test_a_huge_domain_draws_few_units_at_few_inputs_and_says_so() -> None:
+    cfg, model = hardwired("is_even", ("task.bits", 20))
+    data = units_of(cfg, model.state_dict())  # type: ignore[attr-defined]
+    stride = int(data.xs[1] - data.xs[0])
+    assert len(data.points) <= unitplot.MAX_POINTS and stride % 2 == 1
+    assert np.array_equal(data.xs, np.arange(0, 2**20, stride))
+    assert len(data.units) == unitplot.MAX_UNITS  # of 42
+    assert f"of the {2**20} inputs" in data.title and "16 of 42 units drawn" in data.title
+
+
+def test_drawing_needs_neither_torch_nor_anything_but_its_pickled_data() -> None:
+    """unitplot imports no torch, and `draw` works from the data alone, in another process."""
+    code = (
+        "import pickle, sys\n"
+        "from tiny_cli import unitplot\n"
+        "png = unitplot.draw(pickle.loads(sys.stdin.buffer.read()))\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+        "sys.stdout.buffer.write(png)\n"
+    )
+    cfg, model = hardwired("xor")
+    data = units_of(cfg, model.state_dict())  # type: ignore[attr-defined]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], input=pickle.dumps(data), capture_output=True, env=env
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout == unitplot.draw(data)

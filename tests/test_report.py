@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.conftest import assert_one_line_error, run_cli
+from tests.conftest import Make, assert_one_line_error, run_cli
 from tiny_cli import report, runs
 
 HOSTILE = '<script>alert("x")</script><img src=http://evil.example/x onerror=alert(1)>'
@@ -156,3 +157,35 @@ def test_strings_from_disk_are_escaped_and_problems_reported(lt10: Path, tmp_pat
 def test_a_missing_run_is_one_line(lt10: Path, tmp_path: Path) -> None:
     proc = run_cli("report", "nosuchrun", runs_dir=lt10.parent, cwd=tmp_path)
     assert_one_line_error(proc, "nosuchrun", "no such run")
+
+
+def test_a_run_report_has_the_read_out_of_tiny_inspect_and_both_pictures(
+    make: Make,  # conftest's: a run made in-process, as `tiny hardwire min` makes it
+) -> None:
+    from rich.console import Console
+
+    from tiny_cli import reading, render
+
+    run = runs.Run(make("hardwire", "min"))
+    # a hostile value from disk that the read-out shows: the interval an integer task is right on
+    metrics = json.loads((run.path / "metrics.json").read_text())
+    metrics["correct_interval"] = [HOSTILE, 3]
+    (run.path / "metrics.json").write_text(json.dumps(metrics))
+    path, problems = report.write(runs.read(run))
+    text = path.read_text()
+    assert problems == [] and HOSTILE not in text
+    page = assert_self_contained(text)
+    images = page.images()
+    assert (run.path / "prediction.png").read_bytes() in images
+    assert (run.path / "units.png").read_bytes() in images
+    section = text.split("<h2>Read-out</h2>")[1].split("</section>")[0]
+    shown = ["".join(Page(line).text).strip() for line in re.findall("<div>(.*?)</div>", section)]
+    assert shown[0] == "formula: Min(a, b)"
+    assert f"right on every integer in [{HOSTILE}, 3]" in shown  # as text
+    # the same lines as tiny inspect's Read-out section
+    record = runs.read(run)
+    read = reading.stored_readout(run, record)
+    assert read is not None
+    console = Console(width=1000, color_system=None, record=True, file=io.StringIO())
+    console.print(render.readout_view(read[0].as_dict()))
+    assert shown == [line.strip() for line in console.export_text().splitlines()[1:]]

@@ -183,10 +183,10 @@ def test_anything_else_is_partial_and_non_finite_is_diverged() -> None:
     state = integers.is_even_chain(4)
     state["6.bias"] = torch.tensor([1.0, -0.5])  # right on some integers only
     assert outcome_of("is_even", state) == "partial"
-    pred = torch.tensor([[0.0, 1.0], [float("nan"), 1.0], [0.0, 1.0]])
+    pred = torch.tensor([[0.0, 1.0], [float("nan"), 1.0], [0.0, 1.0], [0.0, -float("inf")]])
     codes = outcomes.classify("classification", pred, torch.tensor([0.0, 1.0]),
-                           diverged=torch.tensor([False, False, True]))  # fmt: skip
-    assert [outcomes.OUTCOMES[c] for c in codes.tolist()] == ["solved", "diverged", "diverged"]
+                           diverged=torch.tensor([False, False, True, False]))  # fmt: skip
+    assert [outcomes.OUTCOMES[c] for c in codes.tolist()] == ["solved"] + ["diverged"] * 3
 
 
 def test_regression_tolerance_is_the_stated_one() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import torch
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.custom_scalar import layout_pb2
@@ -145,6 +146,11 @@ def test_pictures_at_start_every_k_and_end_and_the_last_one_saved(tmp_path: Path
     assert [i.step for i in images] == [0, 4, 8, 9]
     assert out.picture == out.run.path / "prediction.png"
     assert images[-1].encoded_image_string == out.picture.read_bytes()
+    (units,) = all_of(out.run.path).Images("units")  # once, at the last epoch
+    assert out.units == out.run.path / "units.png" and units.step == 9
+    assert units.encoded_image_string == out.units.read_bytes()
+    with Image.open(out.units) as image:
+        assert (units.width, units.height) == image.size
 
 
 @pytest.mark.parametrize(("epochs", "most"), [(0, 1), (5, 2), (300, 9), (5000, 9), (10**6, 9)])

@@ -290,7 +290,7 @@ def _report(outcome: Outcome, precision: int) -> None:
     console.print(render.metrics_table(outcome.metrics))
     wrong = outcome.metrics.get("wrong_at")
     interval = outcome.metrics.get("correct_interval")
-    if interval:
+    if interval and not outcome.readout:  # (the read-out says it otherwise)
         below, above = wrong or (None, None)
         where = " and ".join(str(w) for w in (below, above) if w is not None)
         console.print(
@@ -303,6 +303,8 @@ def _report(outcome: Outcome, precision: int) -> None:
         sys.stderr.write(f"warning: {one_line(outcome.readout_problem)}\n")
     if outcome.picture:
         console.print(f"prediction picture: {outcome.picture}", soft_wrap=True, markup=False)
+    if outcome.units:
+        console.print(f"units picture: {outcome.units}", soft_wrap=True, markup=False)
     console.print(_saved("run", outcome.run.id, outcome.run.path))
     status = outcome.result.status
     if status != "completed":
@@ -707,7 +709,7 @@ def inspect(
     A run that cannot be read whole is shown as far as it can be, with the problem on stderr
     and exit code 1.
     """
-    from tiny_cli import render, runs
+    from tiny_cli import reading, render, runs
 
     run = runs.resolve(runs.root(runs_dir), run_ref)
     record = runs.read(run)
@@ -717,7 +719,8 @@ def inspect(
     if seed is not None:
         raise TinyError(f"--seed {seed}: run {run.id} is not a sweep")
     info = runs.details(record)
-    read = _readout(run, record) if info.params is not None and info.config is not None else None
+    has_net = info.params is not None and info.config is not None
+    read = reading.stored_readout(run, record) if has_net else None
     if as_json:
         _dump(
             {
@@ -747,45 +750,6 @@ def inspect(
     _fail([f"run {run.id}: {p}" for p in info.problems] + stale)
 
 
-# --- read-out (tiny inspect's Read-out section, tiny export) -----------------------------
-
-
-def _readout(run: Any, record: Any) -> tuple[Any, tuple[str, ...]] | None:
-    """A stored run's read-out and its input names; None when its config no longer loads
-    (e.g. a plugin task that is gone). The initial weights are rebuilt from the config
-    (seeded, so they are the run's own); the loss history is read from its event file."""
-    from tiny_cli import config, models, readout, runs, tracking
-
-    try:
-        cfg, _ = config.load(str(run.path / runs.CONFIG), [])
-    except TinyError:
-        return None
-    arch, task = cfg.arch, cfg.task
-    state = run.load_state()
-    expected = {k: tuple(v.shape) for k, v in models.build(cfg).state_dict().items()}
-    found = {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
-    if found != expected:  # a checkpoint that is not of this config's net: say so, read nothing
-        wrong = next((k for k in expected if found.get(k) != expected[k]), None) or next(
-            k for k in found if k not in expected
-        )
-        raise runs.RunProblem(
-            f"run {run.id}: {runs.CHECKPOINT} does not match its config ({wrong}: "
-            f"{found.get(wrong, 'missing')}, expected {expected.get(wrong, 'none')})"
-        )
-    hand = [c for c in task.constructions(cfg.init) if c.arch == arch][:1]
-    result = readout.read(
-        arch,
-        state,
-        task,
-        metrics=record.metrics,
-        init_state=models.build(cfg).state_dict(),
-        losses=tracking.scalar_history(run.path),
-        diverged=record.meta.status == "failed",
-        construction=(arch, hand[0].weights()) if hand else None,
-    )
-    return result, task.input_names()
-
-
 class ExportFormat(str, Enum):
     json = "json"
     formula = "formula"
@@ -806,7 +770,7 @@ def export(
 
     Example: tiny export latest --format formula
     """
-    from tiny_cli import readout, runs
+    from tiny_cli import reading, readout, runs
 
     run = runs.resolve(runs.root(runs_dir), run_ref)
     record = runs.read(run)
@@ -814,7 +778,7 @@ def export(
         raise TinyError(f"export {run.id}: a sweep; export one of its kept runs")
     if not (run.path / runs.CHECKPOINT).exists():
         raise TinyError(f"export {run.id}: no {runs.CHECKPOINT} (see tiny inspect {run.id})")
-    read = _readout(run, record)
+    read = reading.stored_readout(run, record)
     if read is None:
         raise TinyError(f"export {run.id}: its {runs.CONFIG} no longer loads")
     result, names = read

@@ -53,6 +53,7 @@ class Outcome:
     metrics: dict[str, Any]
     params: dict[str, Any]  # parameter name -> nested lists (for rendering)
     picture: Path | None  # the final prediction picture, as a PNG in the run directory
+    units: Path | None = None  # the hidden units' activations (none without hidden units)
     readout: dict[str, Any] | None = None  # `readout.Readout.as_dict()` of the final net
     readout_problem: str = ""  # why there is no read-out (a bug of ours: the run is fine)
 
@@ -199,7 +200,14 @@ def run_experiment(
             if last and last[0].epoch % cfg.log.every:
                 losses.append(last[0].loss)  # the last epoch is always logged
             history = losses if resume is None else tracking.scalar_history(run.path)
-            reading = _read(painter, cfg, model, x, y, metrics, init_state, history, result)
+            drawing, reading = _read(
+                painter, cfg, model, x, y, metrics, init_state, history, result, kind
+            )
+            units = None
+            if drawing is not None:
+                units_png = drawing.result()
+                tracker.final_image(tracking.UNITS_TAG, units_png)
+                units = run.write_bytes(runs.UNITS, units_png)
             tracker.close(FINAL_STATUS[result.status], metrics)
             run.save_state(model.state_dict())
             run.write_json(runs.METRICS, metrics)
@@ -220,7 +228,7 @@ def run_experiment(
         found, problem = reading.result(), ""
     except Exception as exc:  # the run is stored whole; only its read-out is missing
         found, problem = None, f"no read-out ({type(exc).__name__}: {str(exc).splitlines()[0]})"
-    return Outcome(run, result, metrics, params, png, found, problem)
+    return Outcome(run, result, metrics, params, png, units, found, problem)
 
 
 def _read(
@@ -233,17 +241,23 @@ def _read(
     init_state: dict[str, Any],
     losses: list[float],
     result: FitResult,
-) -> sidecar.Pending:
-    """Start the read-out of the trained net (`readout.read`) in the sidecar. Its verdict,
-    the one outcome rule shared with sweeps, needs torch: it is decided here."""
-    from tiny_cli import readout
+    kind: str,
+) -> tuple[sidecar.Pending | None, sidecar.Pending]:
+    """Start, in the sidecar, the drawing of `units.png` (None for a net without hidden
+    units) and the read-out of the trained net (`readout.read`). What needs torch is done
+    here: the read-out's verdict (the one outcome rule shared with sweeps)."""
+    from tiny_cli import readout, unitplot
 
     arch, task = cfg.arch, cfg.task
     state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
     data = (x.cpu().numpy(), y.cpu().numpy().reshape(len(x), -1))
     net = readout.from_state(arch, state)
     diverged = result.status == "diverged"
-    verdict = readout.outcome(task, readout.forward(net, data[0]), *data, net, diverged)
+    run = readout.forward(net, data[0])  # once, for the verdict and the units' liveness
+    verdict = readout.outcome(task, run, *data, net, diverged)
+    when = "hardwired" if kind == "hardwire" else f"epoch {result.epochs}"
+    units = unitplot.unit_data(net, data[0], task.input_names(), f"{task.name}, {when}", run)
+    drawing = painter.call("units", units) if units is not None else None
     hand = [c for c in task.constructions(cfg.init) if c.arch == arch][:1]
     construction = None
     if hand:
@@ -258,7 +272,7 @@ def _read(
         "data": data,
         "verdict": verdict,
     }
-    return painter.call("readout", arch, state, task, options)
+    return drawing, painter.call("readout", arch, state, task, options)
 
 
 CHECKPOINT_EPOCHS = 1000

@@ -78,7 +78,7 @@ def classify(
     for h in hidden:
         layer_dead |= ~(h > 0).any(dim=2).any(dim=1)
     diverged = torch.zeros(s, dtype=torch.bool) if diverged is None else diverged
-    finite = pred.isfinite().all(dim=1)
+    finite = _all_finite(pred)
     outcome = torch.full((s,), OUTCOMES.index("partial"), dtype=torch.int8)
     rules = [
         ("dead", constant | layer_dead),
@@ -89,6 +89,16 @@ def classify(
     for name, mask in rules:  # in reverse priority: later rules overwrite earlier ones
         outcome[mask] = OUTCOMES.index(name)
     return outcome
+
+
+def _all_finite(pred: Tensor) -> Tensor:
+    """Per seed: every output finite. From the minimum and maximum (NaN propagates to both,
+    an infinity is one of them): one pass without a temporary, where `isfinite().all()`
+    takes several over a 2^24 domain."""
+    if pred.shape[1] == 0:
+        return torch.ones(len(pred), dtype=torch.bool)
+    low, high = torch.aminmax(pred, dim=1)
+    return low.isfinite() & high.isfinite()
 
 
 @dataclass

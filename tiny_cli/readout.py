@@ -123,10 +123,12 @@ def from_state(arch: Arch, state: Mapping[str, Any]) -> Net:
     return Net(arch.inputs, tuple(layers), arch.skip_input)
 
 
-def _activate(name: str, z: np.ndarray) -> np.ndarray:
+def _activate(name: str, z: np.ndarray, zeros: np.ndarray | float = 0.0) -> np.ndarray:
+    """The activation, in place where it can be; `zeros`: an array of zeros as long as a row
+    of z (faster than the scalar, see `forward`)."""
     out: np.ndarray = z
     if name == "relu":
-        out = np.maximum(z, 0.0, out=z)
+        out = np.maximum(z, zeros, out=z)
     elif name == "leaky_relu":
         out = np.where(z > 0, z, LEAKY_SLOPE * z)
     elif name == "sigmoid":
@@ -147,19 +149,14 @@ class Pass:
 
 
 def _affine(weight: np.ndarray, bias: np.ndarray, inp: np.ndarray, z: np.ndarray) -> None:
-    """z = weight @ inp + bias, into z. Narrow layers as multiply-adds: numpy's matmul is
-    several times slower than that for two or three inputs."""
-    if weight.shape[1] > 8:
+    """z = weight @ inp + bias, into z. One input: a broadcast multiply (numpy's matmul
+    with an inner dimension of 1 is ten times slower than that); otherwise matmul (in float32
+    on [2, 2^15] samples ~3x faster than a multiply-add per unit and input)."""
+    if weight.shape[1] == 1:
+        np.multiply(weight, inp, out=z)
+    else:
         np.matmul(weight, inp, out=z)
-        z += bias[:, None]
-        return
-    tmp = np.empty_like(z[0]) if len(z) else z
-    for j in range(len(z)):
-        z[j] = bias[j]
-        for k in range(weight.shape[1]):
-            if weight[j, k] != 0:
-                np.multiply(inp[k], weight[j, k], out=tmp)
-                z[j] += tmp
+    z += bias[:, None]
 
 
 def forward(net: Net, x: np.ndarray) -> Pass:
@@ -173,6 +170,9 @@ def forward(net: Net, x: np.ndarray) -> Pass:
     top_abs = [np.zeros(la.width) for la in hidden]
     out = np.empty((n, net.layers[-1].width), dtype=dtype)
     params = [(la.weight.astype(dtype), la.bias.astype(dtype)) for la in net.layers]
+    # ReLU against an array of zeros: numpy's maximum with a scalar 0 takes a slow path,
+    # five to eight times slower than with an array (numpy 2.4)
+    zeros = np.zeros(min(max(n, 1), CHUNK), dtype=dtype)
     for start in range(0, max(n, 1), CHUNK):
         xc = np.ascontiguousarray(x[start : start + CHUNK].T, dtype=dtype)  # [inputs, chunk]
         h = xc
@@ -180,7 +180,7 @@ def forward(net: Net, x: np.ndarray) -> Pass:
             inp = np.concatenate((xc, h)) if net.reads_inputs(i) else h
             z = np.empty((layer.width, xc.shape[1]), dtype=dtype)
             _affine(weight, bias, inp, z)
-            h = _activate(layer.activation, z)
+            h = _activate(layer.activation, z, zeros[: z.shape[1]])
             if i < len(hidden) and h.shape[1]:
                 np.maximum(top[i], h.max(axis=1), out=top[i])
                 if layer.activation != "relu":  # ReLU outputs are >= 0
@@ -190,6 +190,25 @@ def forward(net: Net, x: np.ndarray) -> Pass:
         if layer.activation == "relu":
             top_abs[i] = np.maximum(top[i], 0.0)
     return Pass(out, top, top_abs)
+
+
+def _max_abs(a: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """max |a| (0 for an empty array) without |a| in memory: 2^24 outputs are 64 MB."""
+    if not a.size:
+        return np.zeros(a.shape[1:]) if axis == 0 else np.zeros(())
+    top: np.ndarray = np.maximum(a.max(axis=axis), -a.min(axis=axis))
+    return top
+
+
+def hidden_activations(net: Net, x: np.ndarray) -> list[np.ndarray]:
+    """Each hidden layer's activations [n, units] on inputs [n, inputs], in float64, all in
+    memory: for the few points a picture draws, not for a whole big domain (`forward`)."""
+    h = np.asarray(x, dtype=np.float64)
+    out = []
+    for layer in net.layers[:-1]:  # only the read-out reads the inputs beside a layer
+        h = _activate(layer.activation, h @ layer.weight.T + layer.bias)
+        out.append(h)
+    return out
 
 
 # --- canonical form ---------------------------------------------------------------------
@@ -221,7 +240,7 @@ def canonical(net: Net, x: np.ndarray, run: Pass | None = None) -> Canonical:
     run = run or forward(net, x)
     dead = dead_units(net, run)
     layers = list(net.layers)
-    ranges: list[np.ndarray] = [np.abs(x).max(axis=0) if len(x) else np.zeros(net.inputs)]
+    ranges: list[np.ndarray] = [_max_abs(x, axis=0) if len(x) else np.zeros(net.inputs)]
     loose = False
     for i in range(len(layers) - 1):
         layer, nxt = layers[i], layers[i + 1]
@@ -759,7 +778,7 @@ def read(
     run = forward(net, x)
     can = canonical(net, x, run)
     shown = display_scaled(can)
-    tol = TOL_REL * max(1.0, float(np.abs(run.out).max(initial=0.0)))
+    tol = TOL_REL * max(1.0, float(_max_abs(run.out)))
     approximation = None
     for digits in DIGITS:  # the coarsest rounding that is exact, else the finest
         coeffs = rounded(shown, digits)

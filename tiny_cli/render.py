@@ -626,28 +626,34 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}g}" if isinstance(value, int | float) else "-"
 
 
-def readout_view(readout: Mapping[str, Any]) -> Group:
-    """The `Read-out` section of `tiny inspect`: formula, exactness, meaning, diagnosis.
-    `readout` is `readout.Readout.as_dict()` (plain data)."""
+Line = list[tuple[str, str]]  # (text, rich style) segments; "" is no style
+
+
+def readout_lines(readout: Mapping[str, Any]) -> list[Line]:
+    """The read-out as lines of styled plain text: formula, exactness, meaning, diagnosis.
+    `readout` is `readout.Readout.as_dict()` (plain data). `tiny inspect` prints them
+    (`readout_view`), `tiny report` writes them as HTML."""
     exact = readout.get("exact")
-    label = Text("exact", style="green") if exact else Text("approximate", style="yellow")
-    parts: list[Any] = [
-        Text("Read-out", style="bold"),
-        Text.assemble("formula: ", (str(readout.get("formula")), "bold")),
-        Text.assemble(
-            "  ", label,
-            f" on the domain: max error {_fmt(readout.get('max_error'), 3)}"
-            f" (tolerance {_fmt(readout.get('tolerance'), 3)},"
-            f" {readout.get('digits', '-')} significant digits)",
-        ),
+    label = ("exact", "green") if exact else ("approximate", "yellow")
+    lines: list[Line] = [
+        [("formula: ", ""), (str(readout.get("formula")), "bold")],
+        [
+            ("  ", ""), label,
+            (f" on the domain: max error {_fmt(readout.get('max_error'), 3)}"
+             f" (tolerance {_fmt(readout.get('tolerance'), 3)},"
+             f" {readout.get('digits', '-')} significant digits)", ""),
+        ],
     ]  # fmt: skip
     approx = readout.get("approximation")
     if approx:
-        parts.append(
-            Text(
-                f"  ~ {approx.get('formula')} with {approx.get('digits')} digits "
-                f"(max error {_fmt(approx.get('max_error'), 3)})"
-            )
+        lines.append(
+            [
+                (
+                    f"  ~ {approx.get('formula')} with {approx.get('digits')} digits "
+                    f"(max error {_fmt(approx.get('max_error'), 3)})",
+                    "",
+                )
+            ]
         )
     if readout.get("threshold") is not None:
         lo, hi = readout.get("threshold_between") or ("?", "?")
@@ -657,45 +663,53 @@ def readout_view(readout: Mapping[str, Any]) -> Group:
         )
         if readout.get("margin_midpoint") is not None:
             line += f" (max-margin midpoint {_fmt(readout['margin_midpoint'])})"
-        parts.append(Text(line))
+        lines.append([(line, "")])
     if "alpha" in readout:
+        family = "alpha (a - ReLU(a - b)) + (1 - alpha) (b - ReLU(b - a))"
+        residual = f"(residual {_fmt(readout.get('family_residual'), 2)} of std)"
         if readout.get("in_family"):
-            parts.append(
-                Text(
-                    f"family alpha (a - ReLU(a - b)) + (1 - alpha) (b - ReLU(b - a)): "
-                    f"alpha = {_fmt(readout['alpha'], 3)} "
-                    f"(residual {_fmt(readout.get('family_residual'), 2)} of std)"
-                )
-            )
+            text = f"family {family}: alpha = {_fmt(readout['alpha'], 3)} {residual}"
         else:
-            parts.append(
-                Text(
-                    f"not in the family alpha (a - ReLU(a - b)) + (1 - alpha) (b - ReLU(b - a)) "
-                    f"(residual {_fmt(readout.get('family_residual'), 2)} of std)"
-                )
-            )
+            text = f"not in the family {family} {residual}"
+        lines.append([(text, "")])
     if readout.get("correct_interval"):
         lo, hi = readout["correct_interval"]
-        parts.append(Text(f"right on every integer in [{lo}, {hi}]"))
+        wrong = readout.get("wrong_at")
+        wrong = wrong if isinstance(wrong, list) else []  # (from disk: anything)
+        where = " and ".join(str(w) for w in wrong if w is not None)
+        text = f"right on every integer in [{lo}, {hi}]" + (f", wrong at {where}" if where else "")
+        lines.append([(text, "")])
     outcome = str(readout.get("outcome", "?"))
-    diag = Text.assemble("diagnosis: ", (outcome, OUTCOME_STYLES.get(outcome, "")))
+    diag: Line = [("diagnosis: ", ""), (outcome, OUTCOME_STYLES.get(outcome, ""))]
     dead = readout.get("dead_units") or []
     dead_text = ", ".join(f"layer {i + 1}: {len(d)}" for i, d in enumerate(dead) if d)
-    diag.append(f"; dead units at the end: {dead_text or 'none'}")
+    diag.append((f"; dead units at the end: {dead_text or 'none'}", ""))
     at_init = readout.get("dead_units_at_init")
     if at_init is not None:
         init_text = ", ".join(f"layer {i + 1}: {len(d)}" for i, d in enumerate(at_init) if d)
-        diag.append(f"; at init: {init_text or 'none'}")
+        diag.append((f"; at init: {init_text or 'none'}", ""))
     if readout.get("not_converged"):
-        diag.append("; not converged (the loss still falls over the last tenth of the epochs)")
-    parts.append(diag)
+        diag.append(
+            ("; not converged (the loss still falls over the last tenth of the epochs)", "")
+        )
+    lines.append(diag)
     dist = readout.get("distance_to_construction")
     if dist:
         same = "the same function" if dist.get("same_function") else "a different function"
-        parts.append(
-            Text(
-                f"construction: canonical distance {_fmt(dist.get('parameters'), 3)}, {same} "
-                f"on the domain (max difference {_fmt(dist.get('max_abs_difference'), 3)})"
-            )
+        lines.append(
+            [
+                (
+                    f"construction: canonical distance {_fmt(dist.get('parameters'), 3)}, "
+                    f"{same} on the domain (max difference "
+                    f"{_fmt(dist.get('max_abs_difference'), 3)})",
+                    "",
+                )
+            ]
         )
-    return Group(*parts)
+    return lines
+
+
+def readout_view(readout: Mapping[str, Any]) -> Group:
+    """The `Read-out` section of `tiny inspect` (`readout_lines`)."""
+    lines = [Text.assemble(*line) for line in readout_lines(readout)]
+    return Group(Text("Read-out", style="bold"), *lines)

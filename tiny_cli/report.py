@@ -5,7 +5,8 @@ there is no script, font or link to fetch; a Content-Security-Policy allows noth
 the file opens the same from a mail attachment, with no server and no network.
 
 A run's report: its facts (status, kind, seed, epochs, command, versions), config, metrics,
-parameters, `prediction.png`, and its trajectories as static plots, read from the run's own
+the read-out of its net (formula, meaning, diagnosis: what `tiny inspect` shows), parameters,
+`prediction.png` and `units.png`, and its trajectories as static plots, read from the run's own
 event file with TensorBoard's `EventAccumulator` (what TensorBoard itself would show: loss and
 accuracy, every parameter element per layer, the mechanism, the gradient norms). A sweep's
 report: its facts, config, metrics, grid, outcome table (summary.json) and a histogram of the
@@ -34,7 +35,7 @@ import yaml
 
 from tiny_cli import runs
 from tiny_cli.errors import TinyError
-from tiny_cli.render import format_values, init_label, seed_label
+from tiny_cli.render import Line, format_values, init_label, readout_lines, seed_label
 from tiny_cli.runs import MetricValue, Nested, Run, RunProblem, RunRecord, SweepPoint
 
 FILENAME = "report.html"
@@ -326,6 +327,24 @@ def _image(alt: str, png: bytes, caption: str = "") -> str:
     return f'<figure><img alt="{esc(alt)}" src="{data_uri(png)}">{below}</figure>'
 
 
+def _segment(text: str, style: str) -> str:
+    """One styled piece of a read-out line: rich's bold as code, its colours as classes."""
+    if style == "bold":
+        return f"<code>{esc(text)}</code>"
+    if style:
+        return f'<span class="{esc(style)}">{esc(text)}</span>'
+    return esc(text)
+
+
+def _readout_html(readout: Mapping[str, Any]) -> str:
+    lines: list[Line] = readout_lines(readout)
+    body = "".join(
+        "<div>" + "".join(_segment(text, style) for text, style in line) + "</div>\n"
+        for line in lines
+    )
+    return f'<div class="readout">\n{body}</div>'
+
+
 def _outcome_table(summary: Sequence[SweepPoint]) -> str:
     outcomes = list(dict.fromkeys(name for p in summary for name in p.counts))
     headers = ["grid point", "seeds", *outcomes, "loss q10", "loss q50", "loss q90", "time"]
@@ -355,6 +374,9 @@ td pre { background: none; padding: 0; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #666; font-size: .9em; }
 .problem { color: #a00; } .status-completed { color: #070; }
+.readout div { margin: .2em 0; } .readout code { word-break: break-all; font-weight: bold; }
+.green { color: #070; } .yellow { color: #a60; } .red { color: #a00; } .cyan { color: #077; }
+.magenta { color: #909; }
 """
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -368,6 +390,8 @@ class Contents:
     config: dict[str, Any] | None = None
     params: dict[str, Nested] | None = None
     picture: bytes | None = None
+    units: bytes | None = None  # units.png
+    readout: dict[str, Any] | None = None  # readout.Readout.as_dict()
     charts: list[Chart] = field(default_factory=list)
     summary: list[SweepPoint] | None = None
     histogram: Chart | None = None
@@ -389,6 +413,8 @@ def to_html(c: Contents, precision: int = 4) -> str:
     if record.metrics:
         rows: list[Sequence[str]] = [(esc(k), esc(_metric(v))) for k, v in record.metrics.items()]
         parts.append(_section("Metrics", _table(["metric", "value"], rows)))
+    if c.readout is not None:
+        parts.append(_section("Read-out", _readout_html(c.readout)))
     if meta.grid:
         rows = [
             (esc(k), esc(", ".join(runs.show_value(v) for v in values)))
@@ -412,6 +438,9 @@ def to_html(c: Contents, precision: int = 4) -> str:
     if c.picture:
         caption = "the final model against the truth (prediction.png)"
         parts.append(_section("Prediction", _image(caption, c.picture, caption)))
+    if c.units:
+        caption = "each hidden unit's activation over the domain (units.png)"
+        parts.append(_section("Hidden units", _image(caption, c.units, caption)))
     if c.charts:
         parts.append(_section("Trajectories", "\n".join(_image(x.title, x.png) for x in c.charts)))
     if c.config is not None:
@@ -456,6 +485,13 @@ def gather(record: RunRecord) -> Contents:
         return c
     if os.path.lexists(run.path / runs.PREDICTION) or meta.status == "completed":
         c.picture = attempt(lambda: read_picture(run))
+    if os.path.lexists(run.path / runs.UNITS):  # none for a net without hidden units
+        c.units = attempt(lambda: read_picture(run, runs.UNITS))
+    if c.params is not None and c.config is not None:
+        from tiny_cli import reading
+
+        read = attempt(lambda: reading.stored_readout(run, record))
+        c.readout = read[0].as_dict() if read else None
     scalars = attempt(lambda: read_scalars(run))
     c.charts = trajectory_charts(scalars) if scalars else []
     return c

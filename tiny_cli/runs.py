@@ -57,6 +57,7 @@ ENV_VAR = "TINY_RUNS_DIR"
 CONFIG, META, METRICS, CHECKPOINT = "config.yaml", "run.json", "metrics.json", "model.pt"
 SWEEP, SUMMARY, GRID = "sweep.pt", "summary.json", "grid.json"
 PREDICTION = "prediction.png"
+UNITS = "units.png"  # the hidden units' activations at the end (unitplot.py)
 CHECKPOINT_STATE = "checkpoint.pt"  # the training state of a run that has not finished
 
 # What is read back from a run directory is untrusted: another tool, a copy from elsewhere or

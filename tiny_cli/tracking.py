@@ -13,6 +13,7 @@ run directory is one TensorBoard run (`add_hparams` would make a timestamped sub
 - step 0: the CUSTOM SCALARS layout, the HPARAMS experiment and this run's session;
 - every logged epoch: `metrics/*`, every parameter element, `mechanism/*`, `grad_norm/*`;
 - IMAGES `prediction`: the model against the truth at the start, every K epochs, the end;
+- IMAGES `units`: the hidden units' activations, once, at the last epoch reached;
 - at the end: `final/*` (the run's final metrics) and the HPARAMS session's status.
 
 `histogram_value` makes a HISTOGRAMS entry (the sweep's final losses).
@@ -55,6 +56,7 @@ from torch.nn.utils import vector_to_parameters
 from tiny_cli import models, sidecar
 
 IMAGE_TAG = "prediction"
+UNITS_TAG = "units"
 SESSION_STATUS = {
     "completed": api_pb2.STATUS_SUCCESS,
     "failed": api_pb2.STATUS_FAILURE,
@@ -157,6 +159,12 @@ class EventWriter:
 
 
 # --- summaries for the plugins ----------------------------------------------------------
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) of a PNG, from its header (the IHDR chunk comes first)."""
+    width, height = struct.unpack(">II", png[16:24])
+    return width, height
 
 
 def image_summary(tag: str, png: bytes, width: int, height: int) -> Summary:
@@ -462,6 +470,12 @@ class Tracker:
             width, height = self.picture.size if self.picture else (0, 0)
             self.writer.summary(epoch, image_summary(IMAGE_TAG, png, width, height))
             self.final_png = png
+
+    def final_image(self, tag: str, png: bytes) -> None:
+        """A picture of the net as training left it, at the last epoch reached (call it
+        before `close`)."""
+        step = self._last.epoch if self._last is not None else 0
+        self.writer.summary(step, image_summary(tag, png, *png_size(png)))
 
     def on_epoch_end(self, stats: EpochStats) -> None:
         self._last = stats

@@ -1,0 +1,44 @@
+"""A stored run read back into what its net computes: `tiny inspect`'s Read-out section,
+`tiny export` and `tiny report` share it."""
+
+from __future__ import annotations
+
+from tiny_cli import config, models, readout, runs, tracking
+from tiny_cli.errors import TinyError
+
+
+def stored_readout(
+    run: runs.Run, record: runs.RunRecord
+) -> tuple[readout.Readout, tuple[str, ...]] | None:
+    """A stored run's read-out and its input names; None when its config no longer loads
+    (e.g. a plugin task that is gone). The initial weights are rebuilt from the config
+    (seeded, so they are the run's own); the loss history is read from its event file.
+    A checkpoint that is not of the config's net is a `RunProblem`."""
+    try:
+        cfg, _ = config.load(str(run.path / runs.CONFIG), [])
+    except TinyError:
+        return None
+    arch, task = cfg.arch, cfg.task
+    state = run.load_state()
+    expected = {k: tuple(v.shape) for k, v in models.build(cfg).state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
+    if found != expected:  # a checkpoint that is not of this config's net: say so, read nothing
+        wrong = next((k for k in expected if found.get(k) != expected[k]), None) or next(
+            k for k in found if k not in expected
+        )
+        raise runs.RunProblem(
+            f"run {run.id}: {runs.CHECKPOINT} does not match its config ({wrong}: "
+            f"{found.get(wrong, 'missing')}, expected {expected.get(wrong, 'none')})"
+        )
+    hand = [c for c in task.constructions(cfg.init) if c.arch == arch][:1]
+    result = readout.read(
+        arch,
+        state,
+        task,
+        metrics=record.metrics,
+        init_state=models.build(cfg).state_dict(),
+        losses=tracking.scalar_history(run.path),
+        diverged=record.meta.status == "failed",
+        construction=(arch, hand[0].weights()) if hand else None,
+    )
+    return result, task.input_names()
