@@ -259,27 +259,37 @@ def _run(
     origin: str | None = None,
     resume: Any = None,
 ) -> Outcome:
-    from tiny_cli.sidecar import Sidecar
+    from tiny_cli import experiment, runs
 
-    # Started before torch is imported: its imports (matplotlib, sympy) run beside ours.
-    with Sidecar(readout=True) as painter:
-        from tiny_cli import experiment, runs
+    dev = _device(device)
+    root = runs.root(runs_dir)
+    label, total = ("training", cfg.train.epochs) if cfg.train.epochs else ("evaluating", None)
+    with _Progress(label, total, "epochs") as progress:
+        return experiment.run_experiment(
+            cfg,
+            kind=kind,
+            runs_root=root,
+            source=str(source),
+            device=dev,
+            progress=progress,
+            origin=origin,
+            resume=resume,
+            painter=_painter(),
+        )
 
-        dev = _device(device)
-        root = runs.root(runs_dir)
-        label, total = ("training", cfg.train.epochs) if cfg.train.epochs else ("evaluating", None)
-        with _Progress(label, total, "epochs") as progress:
-            return experiment.run_experiment(
-                cfg,
-                kind=kind,
-                runs_root=root,
-                source=str(source),
-                device=dev,
-                progress=progress,
-                origin=origin,
-                resume=resume,
-                painter=painter,
-            )
+
+_SIDECAR: list[Any] = []  # this process's sidecar, once started (closed by `main`)
+
+
+def _painter() -> Any:
+    """The sidecar that draws a run's pictures and builds its read-out (`tiny_cli.sidecar`):
+    started by `train` and `hardwire` before anything imports torch (validating a config
+    may), so that its imports (matplotlib, sympy) run beside torch's on the other core."""
+    if not _SIDECAR:
+        from tiny_cli.sidecar import Sidecar
+
+        _SIDECAR.append(Sidecar(readout=True))
+    return _SIDECAR[0]
 
 
 def _report(outcome: Outcome, precision: int) -> None:
@@ -343,6 +353,7 @@ def train(
     from tiny_cli import config, runs
 
     _check_device(device)
+    _painter()
     origin = None
     if resume is not None:
         _resume_alone(resume, "run", {"NAME|PATH": config_ref, "--from": from_run,
@@ -417,6 +428,7 @@ def hardwire(
     from tiny_cli import catalog, config
 
     _check_device(device)
+    _painter()
     base, _ = config.load(config_ref, _overrides(sets))
     task = base.task
     if bits is not None and "bits" not in type(task).model_fields:
@@ -958,4 +970,7 @@ def main() -> None:
             f"internal error: {type(exc).__name__}: {first} (TINY_DEBUG=1 shows the traceback)\n"
         )
         sys.exit(1)
+    finally:
+        for side in _SIDECAR:
+            side.close()
     sys.exit(code if isinstance(code, int) else 0)

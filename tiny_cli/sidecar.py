@@ -173,21 +173,13 @@ class Sidecar:
             _stop(proc)
 
     def close(self) -> None:
-        """Stop the child (its stdin closes: it exits); unanswered calls run here."""
+        """Stop the child now (it keeps nothing: a command refused before any call does not
+        wait for its imports); unanswered calls run here."""
         with self._lock:
             proc = self._proc
         if proc is None:
             return
-        try:
-            assert proc.stdin is not None
-            proc.stdin.close()
-        except OSError:
-            pass
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
         self._reader.join(timeout=10)
 
     def __enter__(self) -> Sidecar:
