@@ -431,8 +431,12 @@ def fold_min_max(expr: sympy.Expr) -> sympy.Expr:
     the shortest of these (by count_ops) or the expression itself."""
     import sympy
 
-    best, cost = expr, sympy.count_ops(expr)
     terms = sympy.Add.make_args(expr)
+    if len(terms) == 1:
+        # c Max(0, u) or c Abs(w) alone: no fold is shorter (Max(0, c u) counts as many
+        # operations, Min(w, -w) more), and building one costs seconds on a deep nest
+        return expr
+    best, cost = expr, sympy.count_ops(expr)
     for n, (c, a, kind) in enumerate(_terms(expr)):
         rest = sympy.Add(*(t for m, t in enumerate(terms) if m != n))
         if kind is sympy.Abs:
