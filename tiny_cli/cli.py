@@ -740,17 +740,15 @@ def inspect(
 # --- read-out (tiny inspect's Read-out section, tiny export) -----------------------------
 
 
-def _readout(run: Any, record: Any) -> tuple[Any, tuple[str, ...]] | None:
-    """A stored run's read-out and its input names; None when its config no longer loads
-    (e.g. a plugin task that is gone). The initial weights are rebuilt from the config
-    (seeded, so they are the run's own); the loss history is read from its event file."""
-    from tiny_cli import config, models, readout, runs, tracking
+def _stored_net(run: Any) -> tuple[ExperimentConfig, dict[str, Any]] | None:
+    """A stored run's config and final weights; None when its config no longer loads (e.g.
+    a plugin task that is gone). A checkpoint that is not of its config's net: RunProblem."""
+    from tiny_cli import config, models, runs
 
     try:
         cfg, _ = config.load(str(run.path / runs.CONFIG), [])
     except TinyError:
         return None
-    arch, task = cfg.arch, cfg.task
     state = run.load_state()
     expected = {k: tuple(v.shape) for k, v in models.build(cfg).state_dict().items()}
     found = {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
@@ -762,6 +760,20 @@ def _readout(run: Any, record: Any) -> tuple[Any, tuple[str, ...]] | None:
             f"run {run.id}: {runs.CHECKPOINT} does not match its config ({wrong}: "
             f"{found.get(wrong, 'missing')}, expected {expected.get(wrong, 'none')})"
         )
+    return cfg, state
+
+
+def _readout(run: Any, record: Any) -> tuple[Any, tuple[str, ...]] | None:
+    """A stored run's read-out and its input names; None when its config no longer loads
+    (e.g. a plugin task that is gone). The initial weights are rebuilt from the config
+    (seeded, so they are the run's own); the loss history is read from its event file."""
+    from tiny_cli import models, readout, tracking
+
+    stored = _stored_net(run)
+    if stored is None:
+        return None
+    cfg, state = stored
+    arch, task = cfg.arch, cfg.task
     hand = [c for c in task.constructions(cfg.init) if c.arch == arch][:1]
     result = readout.read(
         arch,
@@ -822,31 +834,74 @@ def compare(
             metavar="RUN RUN...", help="Two or more runs: ids, short ids, prefixes, latest."
         ),
     ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     runs_dir: RunsDir = None,
     precision: MetricsPrecision = None,
 ) -> None:
-    """Show runs side by side: metrics and parameters (e.g. hardwired against trained).
+    """Show runs side by side: metrics, canonical forms, and each run against the first
+    (max difference on its domain, same function or not, canonical distance).
 
     A run that cannot be read whole shows "-" where it lacks something; the problem is one
     line on stderr and the exit code is 1.
     """
-    from tiny_cli import render, runs
+    from tiny_cli import readout, render, runs
 
     if len(run_refs) < 2:
         raise TinyError("compare: give at least two runs")
     root = runs.root(runs_dir)
     records = [runs.read(runs.resolve(root, ref)) for ref in run_refs]
     infos = [runs.details(r) for r in records]
-    console.print(
-        render.compare_view(
-            records,
-            [i.config for i in infos],
-            [i.params for i in infos],
-            2 if precision is None else precision,
-            4 if precision is None else precision,
+    problems = [
+        f"run {r.run.id}: {p}" for r, i in zip(records, infos, strict=True) for p in i.problems
+    ]
+    nets: list[readout.NetSpec | None] = []
+    for record, info in zip(records, infos, strict=True):
+        stored = None
+        if info.params is not None and info.config is not None:
+            try:
+                stored = _stored_net(record.run)
+            except runs.RunProblem as exc:
+                problems.append(str(exc))
+        nets.append((stored[0].arch, stored[1], stored[0].task) if stored else None)
+    compared = [c.as_dict() for c in readout.compare(nets)]
+    if as_json:
+        _dump(
+            {
+                "runs": [
+                    {
+                        "id": r.run.id,
+                        "status": r.status,
+                        "meta": r.meta.to_json(),
+                        "metrics": r.metrics,
+                        "parameters": i.params,
+                        "canonical": {k: c[k] for k in ("layers", "skip_input", "aligned")},
+                        "against_first": {
+                            k: c[k]
+                            for k in (
+                                "max_abs_difference",
+                                "same_function",
+                                "tolerance",
+                                "parameters",
+                            )
+                        },
+                    }
+                    for r, i, c in zip(records, infos, compared, strict=True)
+                ],
+                "problem": "; ".join(problems) or None,
+            }
         )
-    )
-    _fail([f"run {r.run.id}: {p}" for r, i in zip(records, infos, strict=True) for p in i.problems])
+    else:
+        console.print(
+            render.compare_view(
+                records,
+                [i.config for i in infos],
+                [i.params for i in infos],
+                2 if precision is None else precision,
+                4 if precision is None else precision,
+                canonical=compared,
+            )
+        )
+    _fail(problems)
 
 
 @app.command("tasks", cls=_Command)

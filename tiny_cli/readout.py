@@ -696,6 +696,105 @@ def _match(cost: np.ndarray) -> np.ndarray:
     return perm
 
 
+# --- many nets: tiny compare ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Compared:
+    """One net of `tiny compare`, against the first. `net`: its canonical form, its hidden
+    units matched to the first net's (`align`) when `aligned`, else as it is; the other
+    fields are None where the comparison does not apply (no net, another number of inputs
+    or outputs, or layers that do not line up)."""
+
+    net: Net | None
+    aligned: bool = False
+    max_abs_difference: float | None = None  # on the first net's domain
+    same_function: bool | None = None  # max_abs_difference <= tolerance
+    tolerance: float | None = None  # TOL_REL * max(1, max |first net's output|)
+    parameters: float | None = None  # canonical parameter distance (parameter_distance)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for rendering and `tiny compare --json`."""
+        layers = None
+        if self.net is not None:
+            layers = [
+                {
+                    "activation": la.activation,
+                    "weight": la.weight.tolist(),
+                    "bias": la.bias.tolist(),
+                }
+                for la in self.net.layers
+            ]
+        return {
+            "layers": layers,
+            "skip_input": self.net.skip if self.net is not None else None,
+            "aligned": self.aligned,
+            "max_abs_difference": self.max_abs_difference,
+            "same_function": self.same_function,
+            "tolerance": self.tolerance,
+            "parameters": self.parameters,
+        }
+
+
+NetSpec = tuple[Arch, Mapping[str, Any], "Task"]
+
+
+def _widen_to(a: Net, b: Net) -> Net:
+    """`a` with each hidden layer narrower than `b`'s padded with zero units."""
+    for i in range(min(len(a.layers), len(b.layers)) - 1):
+        if a.layers[i].width < b.layers[i].width:
+            a = _widen(a, i, b.layers[i].width)
+    return a
+
+
+def compare(nets: Sequence[NetSpec | None]) -> list[Compared]:
+    """Every net against the first: canonical forms on the first net's domain (a net with
+    another number of inputs or outputs: on its own, and not compared), hidden units matched
+    to the first's, the canonical parameter distance (`parameter_distance`), and the max
+    |difference| of the outputs on that domain, the same function when it is within TOL_REL
+    of max(1, the first net's largest |output|) (`distance`'s rule). None (a run without a
+    readable net) compares as nothing."""
+
+    def own(spec: NetSpec) -> Net:
+        return canonical(from_state(spec[0], spec[1]), domain(spec[2])[0]).net
+
+    first = nets[0] if nets else None
+    if first is None:
+        return [Compared(own(spec) if spec else None) for spec in nets]
+    x = domain(first[2])[0]
+    ref = from_state(first[0], first[1])
+    ref_run = forward(ref, x)
+    ref_can = canonical(ref, x, ref_run).net
+    tol = TOL_REL * max(1.0, float(np.abs(ref_run.out).max(initial=0.0)))
+    out = [Compared(ref_can, aligned=True)]
+    for spec in nets[1:]:
+        if spec is None:
+            out.append(Compared(None))
+            continue
+        net = from_state(spec[0], spec[1])
+        if net.inputs != ref.inputs or net.layers[-1].width != ref.layers[-1].width:
+            out.append(Compared(own(spec)))
+            continue
+        run = forward(net, x)
+        can = canonical(net, x, run).net
+        wide = _widen_to(ref_can, can)
+        matched = align(wide, can)
+        diff = float(np.abs(run.out - ref_run.out).max(initial=0.0))
+        out.append(
+            Compared(
+                can if matched is None else matched,
+                aligned=matched is not None,
+                max_abs_difference=diff,
+                same_function=diff <= tol,
+                tolerance=tol,
+                parameters=None
+                if matched is None
+                else float(np.linalg.norm(wide.params() - matched.params())),
+            )
+        )
+    return out
+
+
 # --- everything about one net -----------------------------------------------------------
 
 

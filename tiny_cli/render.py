@@ -417,10 +417,18 @@ def _lr(config: Mapping[str, Any] | None) -> str | None:
     return None if lr is None else show_value(lr)
 
 
+def _kind(meta: RunMeta, full: bool = True) -> str:
+    """What made a run, in a word or three: hardwired, trained, kept from sweep X (`full`;
+    else kept)."""
+    if meta.sweep:
+        return f"kept from sweep {short_ids([meta.sweep])[meta.sweep]}" if full else "kept"
+    return {"hardwire": "hardwired", "train": "trained"}.get(meta.kind or "", meta.kind or "?")
+
+
 def _run_label(record: RunRecord, short: str, config: Mapping[str, Any] | None) -> str:
     """Which run a compare column is: short id, kind, init, seed, lr (one per line)."""
     meta = record.meta
-    lines = [short, meta.kind or "?"]
+    lines = [short, _kind(meta)]
     if meta.init:
         lines.append(f"init {init_label(meta, ',')}")
     if meta.seed is not None or meta.seeds:
@@ -430,51 +438,114 @@ def _run_label(record: RunRecord, short: str, config: Mapping[str, Any] | None) 
     return "\n".join(lines)
 
 
+def _canonical_rows(canonical: Sequence[Mapping[str, Any]]) -> list[str]:
+    """`1 relu weight`, `1 relu bias`, ...: one row per canonical layer's weights and biases
+    (layers numbered from 1, the read-out last); runs whose layers differ get rows of their
+    own, "-" for the others."""
+    rows: list[str] = []
+    for c in canonical:
+        for k, layer in enumerate(c.get("layers") or [], start=1):
+            rows += [f"{k} {layer['activation']} weight", f"{k} {layer['activation']} bias"]
+    return list(dict.fromkeys(rows))
+
+
+def _canonical_value(c: Mapping[str, Any], row: str, precision: int) -> str:
+    number, activation, what = row.split(" ")
+    layers = c.get("layers") or []
+    k = int(number) - 1
+    if k >= len(layers) or layers[k]["activation"] != activation:
+        return "-"
+    return format_values(layers[k][what], precision)
+
+
+def _yes_no(value: Any) -> str:
+    return "-" if value is None else "yes" if value else "no"
+
+
 def compare_view(
     records: Sequence[RunRecord],
     configs: Sequence[Mapping[str, Any] | None],
     params: Sequence[Mapping[str, Nested] | None],
     precision: int = 2,
     metrics_precision: int = 4,
+    canonical: Sequence[Mapping[str, Any]] | None = None,
 ) -> Fitted:
-    """Runs side by side: one column per run, one row per metric and per parameter. When the
-    parameters do not fit side by side, they are listed one run under the other."""
+    """Runs side by side, one column per run: metrics; with `canonical`
+    (`readout.Compared.as_dict()` per run) the canonical forms layer by layer and each run
+    against the first; the parameters as stored when some run has them but no canonical
+    form (or without `canonical`). A table of values that does not fit side by side lists
+    its runs one under the other."""
     shorts = short_ids([r.run.id for r in records])
     labels = [_run_label(r, shorts[r.run.id], c) for r, c in zip(records, configs, strict=True)]
     names = list(dict.fromkeys(k for r in records for k in r.metrics))
     keys = list(dict.fromkeys(k for p in params if p for k in p))
+    forms = list(canonical or [])
+    form_rows = _canonical_rows(forms)
+    raw = bool(keys) and (
+        not forms or any(p and not c.get("layers") for p, c in zip(params, forms, strict=True))
+    )
+    tol = next((c["tolerance"] for c in forms if c.get("tolerance")), None)
+    against: dict[str, Callable[[Mapping[str, Any]], str]] = {
+        "max |difference|": lambda c: _metric(c["max_abs_difference"], metrics_precision),
+        "same function" + (f" (within {tol:.3g})" if tol else ""): lambda c: _yes_no(
+            c["same_function"]
+        ),
+        "canonical distance": lambda c: _metric(c["parameters"], metrics_precision),
+    }
 
-    def side_by_side(first: str, rows: list[str], cell: Callable[[int, str], str]) -> list[Column]:
+    def side_by_side(
+        first: str, rows: list[str], cell: Callable[[int, str], str], justify: str
+    ) -> list[Column]:
         cols = [Column(first, [Text(n) for n in rows], style="bold")]
         for i, label in enumerate(labels):
             values = [Text(cell(i, n)) for n in rows]
-            cols.append(Column(label, values, justify="right", wrap=False))
+            cols.append(Column(label, values, justify=justify))
         return cols
 
+    def table(
+        width: int,
+        title: str,
+        first: str,
+        rows: list[str],
+        cell: Callable[[int, str], str],
+        justify: str = "left",  # arrays: a matrix's rows, one a line, stay aligned
+    ) -> Table:
+        cols = side_by_side(first, rows, cell, justify)
+        if _need(cols, 1) <= width:
+            return fit(cols, width, Text(title))
+        names_runs, values = [], []  # one run under the other, under the row's name
+        for row in rows:
+            names_runs.append(Text(row, style="bold"))
+            values.append(Text(""))
+            for i, r in enumerate(records):
+                names_runs.append(Text(f"  {shorts[r.run.id]} {_kind(r.meta, full=False)}"))
+                values.append(Text(cell(i, row)))
+        stacked = [Column(f"{first}, run", names_runs, wrap=True), Column("value", values)]
+        return fit(stacked, width, Text(title))
+
+    def metric(i: int, name: str) -> str:
+        return _metric(records[i].metrics.get(name), metrics_precision)
+
+    def form(i: int, row: str) -> str:
+        return _canonical_value(forms[i], row, precision)
+
+    def versus(i: int, row: str) -> str:
+        return against[row](forms[i]) if i else "-"
+
+    def value(i: int, key: str) -> str:
+        p = params[i]
+        return format_values(p[key], precision) if p and key in p else "-"
+
     def build(width: int) -> Group:
-        def metric(i: int, name: str) -> str:
-            return _metric(records[i].metrics.get(name), metrics_precision)
-
-        def value(i: int, key: str) -> str:
-            p = params[i]
-            return format_values(p[key], precision) if p and key in p else "-"
-
-        metric_cols = side_by_side("metric", names, metric)
-        parts: list[RenderableType] = [fit(metric_cols, width, Text("Metrics"))]
-        if keys:
-            param_cols = side_by_side("parameter", keys, value)
-            if sum(_floor(c) for c in param_cols) + GAP * len(records) <= width:
-                parts.append(fit(param_cols, width, Text("Parameters")))
-            else:  # one run under the other, under the parameter's name
-                names_runs, values = [], []
-                for key in keys:
-                    names_runs.append(Text(key, style="bold"))
-                    values.append(Text(""))
-                    for i, r in enumerate(records):
-                        names_runs.append(Text(f"  {shorts[r.run.id]} {r.meta.kind or '?'}"))
-                        values.append(Text(value(i, key)))
-                stacked = [Column("parameter, run", names_runs), Column("value", values)]
-                parts.append(fit(stacked, width, Text("Parameters")))
+        parts: list[RenderableType] = [table(width, "Metrics", "metric", names, metric, "right")]
+        if form_rows:
+            title = "Canonical form (units matched to the first run)"
+            parts.append(table(width, title, "layer", form_rows, form))
+            first = shorts[records[0].run.id]
+            title = f"Against {first}, on its task's domain"
+            parts.append(table(width, title, "", list(against), versus, "right"))
+        if raw:
+            parts.append(table(width, "Parameters (as stored)", "parameter", keys, value))
         return Group(*parts)
 
     return Fitted(build)
