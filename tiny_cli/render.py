@@ -541,6 +541,7 @@ def compare_view(
         if form_rows:
             title = "Canonical form (units matched to the first run)"
             parts.append(table(width, title, "layer", form_rows, form))
+        if any(c.get("max_abs_difference") is not None for c in forms):
             first = shorts[records[0].run.id]
             title = f"Against {first}, on its task's domain"
             parts.append(table(width, title, "", list(against), versus, "right"))
