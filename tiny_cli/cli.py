@@ -677,6 +677,34 @@ def _inspect_sweep(record: Any, seed: int | None, as_json: bool, precision: int 
     console.print(render.seed_tables(seed, results, 2 if precision is None else precision))
 
 
+def _inspect_solutions(record: Any, as_json: bool) -> None:
+    """`tiny inspect SWEEP --solutions`: computed once, then read from solutions.json."""
+    from tiny_cli import render, runs
+    from tiny_cli import solutions as grouping
+
+    run = record.run
+    if record.problem:
+        raise runs.RunProblem(f"sweep {run.id}: {record.problem}")
+    if record.meta.status != "completed":
+        raise runs.RunProblem(
+            f"sweep {run.id}: {record.status}, not completed: no solutions to group yet"
+        )
+    try:
+        found, unstored = grouping.solutions(run, record.meta.n_seeds)
+    except runs.RunProblem as exc:
+        raise runs.RunProblem(f"sweep {run.id}: {exc}") from None
+    if unstored:
+        sys.stderr.write(f"warning: {one_line(unstored)}\n")
+    if as_json:
+        _dump(found.model_dump(mode="json"))
+    elif not any(p.solved_seeds for p in found.points):
+        seeds = found.points[0].seeds if found.points else 0
+        where = f" at each of {len(found.points)} grid points" if len(found.points) > 1 else ""
+        console.print(Text(f"sweep {run.id}: no solved seeds (of {seeds}{where})"))
+    else:
+        console.print(render.solutions_view(found))
+
+
 @app.command(cls=_Command)
 def inspect(
     run_ref: Annotated[
@@ -691,6 +719,13 @@ def inspect(
     seed: Annotated[
         int | None, typer.Option("--seed", metavar="N", help="Sweeps: show this seed's parameters.")
     ] = None,
+    solutions: Annotated[
+        bool,
+        typer.Option(
+            "--solutions",
+            help="Sweeps: the solved seeds grouped by canonical form, with a formula per group.",
+        ),
+    ] = False,
 ) -> None:
     """Show a run: config, status, metrics and learned parameters; or a sweep's outcomes.
 
@@ -699,13 +734,20 @@ def inspect(
     """
     from tiny_cli import render, runs
 
+    if solutions and seed is not None:
+        raise TinyError(f"--solutions and --seed {seed}: give one")
     run = runs.resolve(runs.root(runs_dir), run_ref)
     record = runs.read(run)
     if record.meta.is_sweep:
+        if solutions:
+            _inspect_solutions(record, as_json)
+            return
         _inspect_sweep(record, seed, as_json, precision)
         return
     if seed is not None:
         raise TinyError(f"--seed {seed}: run {run.id} is not a sweep")
+    if solutions:
+        raise TinyError(f"--solutions: run {run.id} is not a sweep (see tiny runs)")
     info = runs.details(record)
     read = _readout(run, record) if info.params is not None and info.config is not None else None
     if as_json:
