@@ -14,7 +14,7 @@ import torch
 from rich.console import Console
 from sympy.parsing.sympy_parser import parse_expr
 
-from tests.conftest import CLI
+from tests.conftest import CLI, Make
 from tiny_cli import config, models, readout, render, tracking
 from tiny_cli.models import Arch, Layer
 from tiny_cli.tasks import Task
@@ -382,3 +382,75 @@ def test_hardwired_min_inspects_and_exports_as_min(cli: CLI) -> None:
     proc = cli("export", "latest", "--format", "formula")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["Min(a, b)", r"\min\left(a, b\right)"]
+
+
+# --- tiny compare: every net against the first ----------------------------------------
+
+
+def test_compare_a_permuted_rescaled_copy_is_the_same_function_at_distance_0() -> None:
+    arch, task = models.relu_chain(is_even_widths(4)), task_of("is_even")
+    state = {k: v.double() for k, v in random_state(arch, 1).items()}
+    lt10 = config.load("lt10", [])[0]
+    other = (lt10.arch, random_state(lt10.arch, 0), lt10.task)  # one input, as is_even
+    two_inputs = config.load("min", [])[0]
+    alien = (two_inputs.arch, two_inputs.task.constructions(two_inputs.init)[0].weights(),
+             two_inputs.task)  # fmt: skip
+    first, copy, threshold, pair, missing = readout.compare(
+        [(arch, state, task), (arch, permuted_and_rescaled(arch, state, 5), task), other, alien,
+         None]
+    )  # fmt: skip
+    assert first.net is not None and copy.net is not None and copy.aligned
+    assert copy.parameters == pytest.approx(0, abs=1e-9) and copy.same_function
+    assert copy.max_abs_difference == pytest.approx(0, abs=1e-9)
+    for mine, theirs in zip(first.net.layers, copy.net.layers, strict=True):  # unit by unit
+        np.testing.assert_allclose(theirs.weight, mine.weight, atol=1e-9)
+        np.testing.assert_allclose(theirs.bias, mine.bias, atol=1e-9)
+    # another architecture on the same inputs: the function compares, the parameters do not
+    want = np.abs(net_outputs(lt10.arch, other[1], task) - net_outputs(arch, state, task)).max()
+    assert threshold.max_abs_difference == pytest.approx(want, rel=1e-9, abs=1e-12)
+    assert threshold.parameters is None and not threshold.aligned
+    assert pair.net is not None and pair.max_abs_difference is None and pair.same_function is None
+    assert missing.net is None and missing.as_dict()["layers"] is None
+
+
+def test_compare_hardwired_and_trained_min_by_the_cli_and_at_80_columns(
+    cli: CLI, runs_dir: Path, make: Make
+) -> None:
+    from tests.test_render import assert_whole, text_of
+    from tiny_cli import runs
+
+    hard, trained = make("hardwire", "min"), make("train", "min", epochs=2)
+    proc = cli("compare", hard.name, trained.name, "--json")
+    assert proc.returncode == 0, proc.stderr
+    first, second = json.loads(proc.stdout)["runs"]
+    cfg = config.load("min", [])[0]
+    outputs = [
+        net_outputs(cfg.arch, torch.load(p / "model.pt", weights_only=True), cfg.task)
+        for p in (hard, trained)
+    ]  # a direct torch forward of each stored net on min's domain
+    versus = second["against_first"]
+    assert versus["max_abs_difference"] == pytest.approx(np.abs(outputs[1] - outputs[0]).max())
+    assert versus["same_function"] == (versus["max_abs_difference"] <= versus["tolerance"])
+    tolerance = readout.TOL_REL * max(1.0, np.abs(outputs[0]).max())  # the first run's scale
+    assert versus["tolerance"] == pytest.approx(tolerance)
+    hidden = first["canonical"]["layers"][0]  # Equation 1: ReLU(b - a), ReLU(a - b), sorted
+    assert (
+        hidden["weight"] == [[-1.0, 1.0], [1.0, -1.0]]
+        and first["against_first"]["parameters"] is None
+    )
+
+    records = [runs.read(runs.Run(p)) for p in (hard, trained)]
+    infos = [runs.details(r) for r in records]
+    nets = [(cfg.arch, runs.Run(p).load_state(), cfg.task) for p in (hard, trained)]
+    forms = [c.as_dict() for c in readout.compare(nets)]
+    view = render.compare_view(
+        records, [i.config for i in infos], [i.params for i in infos], canonical=forms
+    )
+    out = text_of(view, 80)
+    assert_whole(out, 80)
+    for needle in ["hardwired", "trained", "init hardwired", "init random", "seed 0", "lr 0.01",
+                   "Canonical form", "1 relu weight", "2 identity weight", "max |difference|",
+                   "[[ 0.50  0.50 -0.50 -0.50]]", "canonical distance",
+                   f"{versus['max_abs_difference']:.4f}"]:  # fmt: skip
+        assert needle in out, (needle, out)
+    assert f"same function (within {tolerance:.3g})" in out and "Parameters (as stored)" not in out

@@ -142,6 +142,26 @@ def test_compare_three_runs_says_which_is_which(width: int) -> None:
                    "init hardwired", "seed 17", "lr 0.01", "lr 0.1", "output_layer.weight",
                    "[[ 0.50  0.50 -0.50 -0.50]]", "parameter", "metric"]:  # fmt: skip
         assert needle in out, (needle, out)
+    assert "kept from" in out and "1122-044553" in out  # the third run's origin (wrapped)
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_compare_in_canonical_form_fits_with_a_dash_where_nothing_compares(width: int) -> None:
+    from tiny_cli import config, readout
+
+    cfg = config.load("min", [])[0]
+    state = cfg.task.constructions(cfg.init)[0].weights()
+    swapped = {**state, "fc1.weight": state["fc2.weight"] * 2, "fc2.weight": state["fc1.weight"]}
+    swapped |= {"fc1.bias": state["fc2.bias"], "fc2.bias": state["fc1.bias"]}  # not min any more
+    nets = [(cfg.arch, state, cfg.task), (cfg.arch, swapped, cfg.task), None]
+    forms = [c.as_dict() for c in readout.compare(nets)]
+    chosen = [RECORDS[1], RECORDS[0], RECORDS[3]]
+    out = text_of(render.compare_view(chosen, [None] * 3, [None] * 3, canonical=forms), width)
+    assert_whole(out, width)
+    for needle in ["Canonical form", "1 relu weight", "[[-1.00  1.00]", "Against 1122-044549",
+                   "max |difference|", "same function", "no", "canonical distance"]:  # fmt: skip
+        assert needle in out, (needle, out)
+    assert "yes" not in out and "Parameters" not in out
 
 
 def test_text_from_disk_is_never_markup() -> None:

@@ -701,6 +701,34 @@ def _inspect_sweep(record: Any, seed: int | None, as_json: bool, precision: int 
     console.print(render.seed_tables(seed, results, 2 if precision is None else precision))
 
 
+def _inspect_solutions(record: Any, as_json: bool) -> None:
+    """`tiny inspect SWEEP --solutions`: computed once, then read from solutions.json."""
+    from tiny_cli import render, runs
+    from tiny_cli import solutions as grouping
+
+    run = record.run
+    if record.problem:
+        raise runs.RunProblem(f"sweep {run.id}: {record.problem}")
+    if record.meta.status != "completed":
+        raise runs.RunProblem(
+            f"sweep {run.id}: {record.status}, not completed: no solutions to group yet"
+        )
+    try:
+        found, unstored = grouping.solutions(run, record.meta.n_seeds)
+    except runs.RunProblem as exc:
+        raise runs.RunProblem(f"sweep {run.id}: {exc}") from None
+    if unstored:
+        sys.stderr.write(f"warning: {one_line(unstored)}\n")
+    if as_json:
+        _dump(found.model_dump(mode="json"))
+    elif not any(p.solved_seeds for p in found.points):
+        seeds = found.points[0].seeds if found.points else 0
+        where = f" at each of {len(found.points)} grid points" if len(found.points) > 1 else ""
+        console.print(Text(f"sweep {run.id}: no solved seeds (of {seeds}{where})"))
+    else:
+        console.print(render.solutions_view(found))
+
+
 @app.command(cls=_Command)
 def inspect(
     run_ref: Annotated[
@@ -715,6 +743,13 @@ def inspect(
     seed: Annotated[
         int | None, typer.Option("--seed", metavar="N", help="Sweeps: show this seed's parameters.")
     ] = None,
+    solutions: Annotated[
+        bool,
+        typer.Option(
+            "--solutions",
+            help="Sweeps: the solved seeds grouped by canonical form, with a formula per group.",
+        ),
+    ] = False,
 ) -> None:
     """Show a run: config, status, metrics and learned parameters; or a sweep's outcomes.
 
@@ -723,13 +758,20 @@ def inspect(
     """
     from tiny_cli import reading, render, runs
 
+    if solutions and seed is not None:
+        raise TinyError(f"--solutions and --seed {seed}: give one")
     run = runs.resolve(runs.root(runs_dir), run_ref)
     record = runs.read(run)
     if record.meta.is_sweep:
+        if solutions:
+            _inspect_solutions(record, as_json)
+            return
         _inspect_sweep(record, seed, as_json, precision)
         return
     if seed is not None:
         raise TinyError(f"--seed {seed}: run {run.id} is not a sweep")
+    if solutions:
+        raise TinyError(f"--solutions: run {run.id} is not a sweep (see tiny runs)")
     info = runs.details(record)
     has_net = info.params is not None and info.config is not None
     read = reading.stored_readout(run, record) if has_net else None
@@ -808,31 +850,74 @@ def compare(
             metavar="RUN RUN...", help="Two or more runs: ids, short ids, prefixes, latest."
         ),
     ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     runs_dir: RunsDir = None,
     precision: MetricsPrecision = None,
 ) -> None:
-    """Show runs side by side: metrics and parameters (e.g. hardwired against trained).
+    """Show runs side by side: metrics, canonical forms, and each run against the first
+    (max difference on its domain, same function or not, canonical distance).
 
     A run that cannot be read whole shows "-" where it lacks something; the problem is one
     line on stderr and the exit code is 1.
     """
-    from tiny_cli import render, runs
+    from tiny_cli import reading, readout, render, runs
 
     if len(run_refs) < 2:
         raise TinyError("compare: give at least two runs")
     root = runs.root(runs_dir)
     records = [runs.read(runs.resolve(root, ref)) for ref in run_refs]
     infos = [runs.details(r) for r in records]
-    console.print(
-        render.compare_view(
-            records,
-            [i.config for i in infos],
-            [i.params for i in infos],
-            2 if precision is None else precision,
-            4 if precision is None else precision,
+    problems = [
+        f"run {r.run.id}: {p}" for r, i in zip(records, infos, strict=True) for p in i.problems
+    ]
+    nets: list[readout.NetSpec | None] = []
+    for record, info in zip(records, infos, strict=True):
+        stored = None
+        if info.params is not None and info.config is not None:
+            try:
+                stored = reading.stored_net(record.run)
+            except runs.RunProblem as exc:
+                problems.append(str(exc))
+        nets.append((stored[0].arch, stored[1], stored[0].task) if stored else None)
+    compared = [c.as_dict() for c in readout.compare(nets)]
+    if as_json:
+        _dump(
+            {
+                "runs": [
+                    {
+                        "id": r.run.id,
+                        "status": r.status,
+                        "meta": r.meta.to_json(),
+                        "metrics": r.metrics,
+                        "parameters": i.params,
+                        "canonical": {k: c[k] for k in ("layers", "skip_input", "aligned")},
+                        "against_first": {
+                            k: c[k]
+                            for k in (
+                                "max_abs_difference",
+                                "same_function",
+                                "tolerance",
+                                "parameters",
+                            )
+                        },
+                    }
+                    for r, i, c in zip(records, infos, compared, strict=True)
+                ],
+                "problem": "; ".join(problems) or None,
+            }
         )
-    )
-    _fail([f"run {r.run.id}: {p}" for r, i in zip(records, infos, strict=True) for p in i.problems])
+    else:
+        console.print(
+            render.compare_view(
+                records,
+                [i.config for i in infos],
+                [i.params for i in infos],
+                2 if precision is None else precision,
+                4 if precision is None else precision,
+                canonical=compared,
+            )
+        )
+    _fail(problems)
 
 
 @app.command("tasks", cls=_Command)

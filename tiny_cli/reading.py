@@ -3,22 +3,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tiny_cli import config, models, readout, runs, tracking
 from tiny_cli.errors import TinyError
 
 
-def stored_readout(
-    run: runs.Run, record: runs.RunRecord
-) -> tuple[readout.Readout, tuple[str, ...]] | None:
-    """A stored run's read-out and its input names; None when its config no longer loads
-    (e.g. a plugin task that is gone). The initial weights are rebuilt from the config
-    (seeded, so they are the run's own); the loss history is read from its event file.
-    A checkpoint that is not of the config's net is a `RunProblem`."""
+def stored_net(run: runs.Run) -> tuple[config.ExperimentConfig, dict[str, Any]] | None:
+    """A stored run's config and final weights; None when its config no longer loads (e.g.
+    a plugin task that is gone). A checkpoint that is not of its config's net: RunProblem."""
     try:
         cfg, _ = config.load(str(run.path / runs.CONFIG), [])
     except TinyError:
         return None
-    arch, task = cfg.arch, cfg.task
     state = run.load_state()
     expected = {k: tuple(v.shape) for k, v in models.build(cfg).state_dict().items()}
     found = {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
@@ -30,6 +27,21 @@ def stored_readout(
             f"run {run.id}: {runs.CHECKPOINT} does not match its config ({wrong}: "
             f"{found.get(wrong, 'missing')}, expected {expected.get(wrong, 'none')})"
         )
+    return cfg, state
+
+
+def stored_readout(
+    run: runs.Run, record: runs.RunRecord
+) -> tuple[readout.Readout, tuple[str, ...]] | None:
+    """A stored run's read-out and its input names; None when its config no longer loads
+    (e.g. a plugin task that is gone). The initial weights are rebuilt from the config
+    (seeded, so they are the run's own); the loss history is read from its event file.
+    A checkpoint that is not of the config's net is a `RunProblem`."""
+    stored = stored_net(run)
+    if stored is None:
+        return None
+    cfg, state = stored
+    arch, task = cfg.arch, cfg.task
     hand = [c for c in task.constructions(cfg.init) if c.arch == arch][:1]
     result = readout.read(
         arch,

@@ -138,6 +138,11 @@ def _activate(name: str, z: np.ndarray, zeros: np.ndarray | float = 0.0) -> np.n
     return out
 
 
+def activate(name: str, z: np.ndarray) -> np.ndarray:
+    """The activation `name` of pre-activations `z` (numpy; may write into z)."""
+    return _activate(name, z)
+
+
 @dataclass
 class Pass:
     """A forward pass over the domain: outputs [n, outs]; per hidden layer and unit, the
@@ -293,6 +298,114 @@ def canonical(net: Net, x: np.ndarray, run: Pass | None = None) -> Canonical:
     return Canonical(Net(net.inputs, tuple(layers), net.skip), dead, ranges, loose)
 
 
+MANY_FLOATS = 1 << 22  # canonical_many: activations per chunk of seeds
+
+
+def _tops(
+    weights: list[np.ndarray], biases: list[np.ndarray], acts: Sequence[str], x: np.ndarray
+) -> list[np.ndarray]:
+    """Per hidden layer, each seed's largest activation per unit on the domain [S, units]:
+    the forward pass of `forward`, over stacked seeds (weights [S, units, fan_in])."""
+    h = np.ascontiguousarray(x.T, dtype=np.float64)[None]  # [1, inputs, n]
+    tops = []
+    for w, b, act in zip(weights[:-1], biases[:-1], acts, strict=False):
+        h = _activate(act, np.matmul(w, h) + b[:, :, None])
+        tops.append(h.max(axis=2, initial=-np.inf))
+    return tops
+
+
+def canonical_many(arch: Arch, params: Mapping[str, Any], x: np.ndarray) -> list[Net]:
+    """`canonical(from_state(arch, state of seed s), x).net` for every seed s of stacked
+    parameters (name -> [S, *shape]), with numpy over the seeds instead of a Python loop
+    per seed. Each seed's layers are kept at full width, its removed units zeroed and
+    sorted last (their zero columns in the next layer sort every unit as `canonical` does,
+    being zero for all of them); only at the end is each seed's net cut to its live units.
+    A seed where two live units of a layer are within MERGE_TOL (they would merge, rare in
+    trained nets) goes through `canonical` on its own, as does every seed when the domain
+    is too large to hold one seed's activations at once."""
+    first = next(iter(params.values()), None)
+    count = 0 if first is None else len(first)
+    if count == 0:
+        return []
+    weights = [
+        np.concatenate([_array(params[f"{n}.weight"]) for n, _, _ in blocks], axis=1)
+        for blocks in arch.blocks()
+    ]
+    biases = [
+        np.concatenate([_array(params[f"{n}.bias"]).reshape(count, -1) for n, _, _ in blocks], 1)
+        for blocks in arch.blocks()
+    ]
+    acts = [la.activation for la in arch.layers]
+    n, widest = len(x), max(la.width for la in arch.layers)
+
+    def alone(s: int) -> Net:
+        state = {k: _array(v)[s] for k, v in params.items()}
+        return canonical(from_state(arch, state), x).net
+
+    if n * widest > MANY_FLOATS:
+        return [alone(s) for s in range(count)]
+    step = max(1, MANY_FLOATS // max(1, n * widest))
+    chunks = [
+        _tops([w[c : c + step] for w in weights], [b[c : c + step] for b in biases], acts, x)
+        for c in range(0, count, step)
+    ]
+    tops = [
+        np.concatenate([chunk[i] for chunk in chunks]) if chunks else np.zeros((0, la.width))
+        for i, la in enumerate(arch.layers[:-1])
+    ]
+    merges = np.zeros(count, dtype=bool)
+    kept: list[np.ndarray] = []
+    orders: list[np.ndarray] = []
+    for i in range(len(weights) - 1):
+        act = acts[i]
+        off = arch.inputs if arch.skip_input and i + 1 == len(weights) - 1 else 0
+        vec = np.concatenate((weights[i], biases[i][:, :, None]), axis=2)  # [S, u, fan_in + 1]
+        out = weights[i + 1][:, :, off:]  # [S, next, u]
+        keep = tops[i] > 0 if act == "relu" else np.ones(vec.shape[:2], dtype=bool)
+        if act in HOMOGENEOUS:
+            keep &= np.abs(vec).max(axis=2) > 0
+            scale = np.where(keep, np.abs(vec).max(axis=2), 1.0)
+            vec, out = vec / scale[:, :, None], out * scale[:, None, :]
+        vec = np.where(keep[:, :, None], vec, 0.0)
+        out = np.where(keep[:, None, :], out, 0.0)
+        # 4. sort: lexicographic on the rounded vector, stable, removed units last
+        key = np.where(keep[:, :, None], np.round(vec, SORT_DECIMALS) + 0.0, np.inf)
+        order = np.broadcast_to(np.arange(vec.shape[1]), vec.shape[:2]).copy()
+        for c in reversed(range(vec.shape[2])):
+            column = np.take_along_axis(key[:, :, c], order, axis=1)
+            order = np.take_along_axis(order, np.argsort(column, axis=1, kind="stable"), axis=1)
+        vec = np.take_along_axis(vec, order[:, :, None], axis=1)
+        out = np.take_along_axis(out, order[:, None, :], axis=2)
+        live = np.take_along_axis(keep, order, axis=1)
+        # 3. would two live units merge?
+        close = np.abs(vec[:, :, None, :] - vec[:, None, :, :]).max(axis=3) <= MERGE_TOL
+        pair = live[:, :, None] & live[:, None, :] & ~np.eye(vec.shape[1], dtype=bool)
+        merges |= (close & pair).any(axis=(1, 2))
+        weights[i], biases[i] = vec[:, :, :-1], vec[:, :, -1]
+        weights[i + 1] = np.concatenate((weights[i + 1][:, :, :off], out), axis=2)
+        kept.append(live.sum(axis=1))
+        orders.append(order)
+    nets = []
+    for s in range(count):
+        if merges[s]:
+            nets.append(alone(s))
+            continue
+        layers = []
+        for i, act in enumerate(acts):
+            rows = int(kept[i][s]) if i < len(kept) else weights[i].shape[1]
+            off = arch.inputs if arch.skip_input and i == len(acts) - 1 and i > 0 else 0
+            cols = off + int(kept[i - 1][s]) if i > 0 else weights[i].shape[2]
+            origin = (
+                tuple((int(j),) for j in orders[i][s, :rows])
+                if i < len(orders)
+                else tuple((j,) for j in range(rows))
+            )
+            w, b = weights[i][s, :rows, :cols], biases[i][s, :rows]
+            layers.append(Dense(w, b, act, origin))
+        nets.append(Net(arch.inputs, tuple(layers), arch.skip_input))
+    return nets
+
+
 # --- the formula ------------------------------------------------------------------------
 
 
@@ -414,6 +527,10 @@ def _relu(z: sympy.Expr) -> sympy.Expr:
 
     # Unevaluated: Max compares its arguments pairwise, seconds on a deep nest of them.
     content, prim = z.as_content_primitive()
+    if content.is_positive and (
+        isinstance(prim, sympy.Abs) or (isinstance(prim, sympy.Max) and 0 in prim.args)
+    ):
+        return z  # already >= 0: Max(0, c Max(0, u)) = c Max(0, u)
     if content.is_positive and content != 1:
         return content * sympy.Max(0, prim, evaluate=False)
     return sympy.Max(0, z, evaluate=False)
@@ -450,8 +567,12 @@ def fold_min_max(expr: sympy.Expr) -> sympy.Expr:
     the shortest of these (by count_ops) or the expression itself."""
     import sympy
 
-    best, cost = expr, sympy.count_ops(expr)
     terms = sympy.Add.make_args(expr)
+    if len(terms) == 1:
+        # c Max(0, u) or c Abs(w) alone: no fold is shorter (Max(0, c u) counts as many
+        # operations, Min(w, -w) more), and building one costs seconds on a deep nest
+        return expr
+    best, cost = expr, sympy.count_ops(expr)
     for n, (c, a, kind) in enumerate(_terms(expr)):
         rest = sympy.Add(*(t for m, t in enumerate(terms) if m != n))
         if kind is sympy.Abs:
@@ -709,6 +830,105 @@ def _match(cost: np.ndarray) -> np.ndarray:
         perm[i] = j
         free.discard(j)
     return perm
+
+
+# --- many nets: tiny compare ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Compared:
+    """One net of `tiny compare`, against the first. `net`: its canonical form, its hidden
+    units matched to the first net's (`align`) when `aligned`, else as it is; the other
+    fields are None where the comparison does not apply (no net, another number of inputs
+    or outputs, or layers that do not line up)."""
+
+    net: Net | None
+    aligned: bool = False
+    max_abs_difference: float | None = None  # on the first net's domain
+    same_function: bool | None = None  # max_abs_difference <= tolerance
+    tolerance: float | None = None  # TOL_REL * max(1, max |first net's output|)
+    parameters: float | None = None  # canonical parameter distance (parameter_distance)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for rendering and `tiny compare --json`."""
+        layers = None
+        if self.net is not None:
+            layers = [
+                {
+                    "activation": la.activation,
+                    "weight": la.weight.tolist(),
+                    "bias": la.bias.tolist(),
+                }
+                for la in self.net.layers
+            ]
+        return {
+            "layers": layers,
+            "skip_input": self.net.skip if self.net is not None else None,
+            "aligned": self.aligned,
+            "max_abs_difference": self.max_abs_difference,
+            "same_function": self.same_function,
+            "tolerance": self.tolerance,
+            "parameters": self.parameters,
+        }
+
+
+NetSpec = tuple[Arch, Mapping[str, Any], "Task"]
+
+
+def _widen_to(a: Net, b: Net) -> Net:
+    """`a` with each hidden layer narrower than `b`'s padded with zero units."""
+    for i in range(min(len(a.layers), len(b.layers)) - 1):
+        if a.layers[i].width < b.layers[i].width:
+            a = _widen(a, i, b.layers[i].width)
+    return a
+
+
+def compare(nets: Sequence[NetSpec | None]) -> list[Compared]:
+    """Every net against the first: canonical forms on the first net's domain (a net with
+    another number of inputs or outputs: on its own, and not compared), hidden units matched
+    to the first's, the canonical parameter distance (`parameter_distance`), and the max
+    |difference| of the outputs on that domain, the same function when it is within TOL_REL
+    of max(1, the first net's largest |output|) (`distance`'s rule). None (a run without a
+    readable net) compares as nothing."""
+
+    def own(spec: NetSpec) -> Net:
+        return canonical(from_state(spec[0], spec[1]), domain(spec[2])[0]).net
+
+    first = nets[0] if nets else None
+    if first is None:
+        return [Compared(own(spec) if spec else None) for spec in nets]
+    x = domain(first[2])[0]
+    ref = from_state(first[0], first[1])
+    ref_run = forward(ref, x)
+    ref_can = canonical(ref, x, ref_run).net
+    tol = TOL_REL * max(1.0, float(np.abs(ref_run.out).max(initial=0.0)))
+    out = [Compared(ref_can, aligned=True)]
+    for spec in nets[1:]:
+        if spec is None:
+            out.append(Compared(None))
+            continue
+        net = from_state(spec[0], spec[1])
+        if net.inputs != ref.inputs or net.layers[-1].width != ref.layers[-1].width:
+            out.append(Compared(own(spec)))
+            continue
+        run = forward(net, x)
+        can = canonical(net, x, run).net
+        wide = _widen_to(ref_can, can)
+        matched = align(wide, can)
+        diff = float(np.abs(run.out - ref_run.out).max(initial=0.0))
+        out.append(
+            Compared(
+                can if matched is None else matched,
+                aligned=matched is not None,
+                max_abs_difference=diff,
+                same_function=diff <= tol,
+                tolerance=tol,
+                parameters=None
+                if matched is None
+                else float(np.linalg.norm(wide.params() - matched.params())),
+            )
+        )
+    return out
 
 
 # --- everything about one net -----------------------------------------------------------

@@ -31,6 +31,8 @@ from tiny_cli.runs import (
     RunMeta,
     RunRecord,
     SeedResult,
+    SolutionPoint,
+    Solutions,
     SweepPoint,
     short_ids,
     show_value,
@@ -417,10 +419,18 @@ def _lr(config: Mapping[str, Any] | None) -> str | None:
     return None if lr is None else show_value(lr)
 
 
+def _kind(meta: RunMeta, full: bool = True) -> str:
+    """What made a run, in a word or three: hardwired, trained, kept from sweep X (`full`;
+    else kept)."""
+    if meta.sweep:
+        return f"kept from sweep {short_ids([meta.sweep])[meta.sweep]}" if full else "kept"
+    return {"hardwire": "hardwired", "train": "trained"}.get(meta.kind or "", meta.kind or "?")
+
+
 def _run_label(record: RunRecord, short: str, config: Mapping[str, Any] | None) -> str:
     """Which run a compare column is: short id, kind, init, seed, lr (one per line)."""
     meta = record.meta
-    lines = [short, meta.kind or "?"]
+    lines = [short, _kind(meta)]
     if meta.init:
         lines.append(f"init {init_label(meta, ',')}")
     if meta.seed is not None or meta.seeds:
@@ -430,51 +440,115 @@ def _run_label(record: RunRecord, short: str, config: Mapping[str, Any] | None) 
     return "\n".join(lines)
 
 
+def _canonical_rows(canonical: Sequence[Mapping[str, Any]]) -> list[str]:
+    """`1 relu weight`, `1 relu bias`, ...: one row per canonical layer's weights and biases
+    (layers numbered from 1, the read-out last); runs whose layers differ get rows of their
+    own, "-" for the others."""
+    rows: list[str] = []
+    for c in canonical:
+        for k, layer in enumerate(c.get("layers") or [], start=1):
+            rows += [f"{k} {layer['activation']} weight", f"{k} {layer['activation']} bias"]
+    return list(dict.fromkeys(rows))
+
+
+def _canonical_value(c: Mapping[str, Any], row: str, precision: int) -> str:
+    number, activation, what = row.split(" ")
+    layers = c.get("layers") or []
+    k = int(number) - 1
+    if k >= len(layers) or layers[k]["activation"] != activation:
+        return "-"
+    return format_values(layers[k][what], precision)
+
+
+def _yes_no(value: Any) -> str:
+    return "-" if value is None else "yes" if value else "no"
+
+
 def compare_view(
     records: Sequence[RunRecord],
     configs: Sequence[Mapping[str, Any] | None],
     params: Sequence[Mapping[str, Nested] | None],
     precision: int = 2,
     metrics_precision: int = 4,
+    canonical: Sequence[Mapping[str, Any]] | None = None,
 ) -> Fitted:
-    """Runs side by side: one column per run, one row per metric and per parameter. When the
-    parameters do not fit side by side, they are listed one run under the other."""
+    """Runs side by side, one column per run: metrics; with `canonical`
+    (`readout.Compared.as_dict()` per run) the canonical forms layer by layer and each run
+    against the first; the parameters as stored when some run has them but no canonical
+    form (or without `canonical`). A table of values that does not fit side by side lists
+    its runs one under the other."""
     shorts = short_ids([r.run.id for r in records])
     labels = [_run_label(r, shorts[r.run.id], c) for r, c in zip(records, configs, strict=True)]
     names = list(dict.fromkeys(k for r in records for k in r.metrics))
     keys = list(dict.fromkeys(k for p in params if p for k in p))
+    forms = list(canonical or [])
+    form_rows = _canonical_rows(forms)
+    raw = bool(keys) and (
+        not forms or any(p and not c.get("layers") for p, c in zip(params, forms, strict=True))
+    )
+    tol = next((c["tolerance"] for c in forms if c.get("tolerance")), None)
+    against: dict[str, Callable[[Mapping[str, Any]], str]] = {
+        "max |difference|": lambda c: _metric(c["max_abs_difference"], metrics_precision),
+        "same function" + (f" (within {tol:.3g})" if tol else ""): lambda c: _yes_no(
+            c["same_function"]
+        ),
+        "canonical distance": lambda c: _metric(c["parameters"], metrics_precision),
+    }
 
-    def side_by_side(first: str, rows: list[str], cell: Callable[[int, str], str]) -> list[Column]:
+    def side_by_side(
+        first: str, rows: list[str], cell: Callable[[int, str], str], justify: str
+    ) -> list[Column]:
         cols = [Column(first, [Text(n) for n in rows], style="bold")]
         for i, label in enumerate(labels):
             values = [Text(cell(i, n)) for n in rows]
-            cols.append(Column(label, values, justify="right", wrap=False))
+            cols.append(Column(label, values, justify=justify))
         return cols
 
+    def table(
+        width: int,
+        title: str,
+        first: str,
+        rows: list[str],
+        cell: Callable[[int, str], str],
+        justify: str = "left",  # arrays: a matrix's rows, one a line, stay aligned
+    ) -> Table:
+        cols = side_by_side(first, rows, cell, justify)
+        if _need(cols, 1) <= width:
+            return fit(cols, width, Text(title))
+        names_runs, values = [], []  # one run under the other, under the row's name
+        for row in rows:
+            names_runs.append(Text(row, style="bold"))
+            values.append(Text(""))
+            for i, r in enumerate(records):
+                names_runs.append(Text(f"  {shorts[r.run.id]} {_kind(r.meta, full=False)}"))
+                values.append(Text(cell(i, row)))
+        stacked = [Column(f"{first}, run", names_runs, wrap=True), Column("value", values)]
+        return fit(stacked, width, Text(title))
+
+    def metric(i: int, name: str) -> str:
+        return _metric(records[i].metrics.get(name), metrics_precision)
+
+    def form(i: int, row: str) -> str:
+        return _canonical_value(forms[i], row, precision)
+
+    def versus(i: int, row: str) -> str:
+        return against[row](forms[i]) if i else "-"
+
+    def value(i: int, key: str) -> str:
+        p = params[i]
+        return format_values(p[key], precision) if p and key in p else "-"
+
     def build(width: int) -> Group:
-        def metric(i: int, name: str) -> str:
-            return _metric(records[i].metrics.get(name), metrics_precision)
-
-        def value(i: int, key: str) -> str:
-            p = params[i]
-            return format_values(p[key], precision) if p and key in p else "-"
-
-        metric_cols = side_by_side("metric", names, metric)
-        parts: list[RenderableType] = [fit(metric_cols, width, Text("Metrics"))]
-        if keys:
-            param_cols = side_by_side("parameter", keys, value)
-            if sum(_floor(c) for c in param_cols) + GAP * len(records) <= width:
-                parts.append(fit(param_cols, width, Text("Parameters")))
-            else:  # one run under the other, under the parameter's name
-                names_runs, values = [], []
-                for key in keys:
-                    names_runs.append(Text(key, style="bold"))
-                    values.append(Text(""))
-                    for i, r in enumerate(records):
-                        names_runs.append(Text(f"  {shorts[r.run.id]} {r.meta.kind or '?'}"))
-                        values.append(Text(value(i, key)))
-                stacked = [Column("parameter, run", names_runs), Column("value", values)]
-                parts.append(fit(stacked, width, Text("Parameters")))
+        parts: list[RenderableType] = [table(width, "Metrics", "metric", names, metric, "right")]
+        if form_rows:
+            title = "Canonical form (units matched to the first run)"
+            parts.append(table(width, title, "layer", form_rows, form))
+        if any(c.get("max_abs_difference") is not None for c in forms):
+            first = shorts[records[0].run.id]
+            title = f"Against {first}, on its task's domain"
+            parts.append(table(width, title, "", list(against), versus, "right"))
+        if raw:
+            parts.append(table(width, "Parameters (as stored)", "parameter", keys, value))
         return Group(*parts)
 
     return Fitted(build)
@@ -713,3 +787,152 @@ def readout_view(readout: Mapping[str, Any]) -> Group:
     """The `Read-out` section of `tiny inspect` (`readout_lines`)."""
     lines = [Text.assemble(*line) for line in readout_lines(readout)]
     return Group(Text("Read-out", style="bold"), *lines)
+
+
+# --- a sweep's solutions (tiny inspect SWEEP --solutions) --------------------------------
+
+
+def seed_ranges(seeds: Sequence[int], width: int | None = None) -> str:
+    """`3-5, 9, 12`: ascending seeds with runs of consecutive ones as ranges; with `width`,
+    at most that many characters, the rest said as `… N more` (N seeds)."""
+    items: list[tuple[str, int]] = []  # (text, seeds it stands for)
+    ordered = sorted(seeds)
+    start = 0
+    for k in range(1, len(ordered) + 1):
+        if k == len(ordered) or ordered[k] != ordered[k - 1] + 1:
+            a, b = ordered[start], ordered[k - 1]
+            items.append((f"{a}-{b}" if b > a else str(a), k - start))
+            start = k
+    if width is None:
+        return ", ".join(text for text, _ in items)
+    shown, left = "", len(ordered)
+    for k, (text, count) in enumerate(items):
+        candidate = f"{shown}, {text}" if shown else text
+        rest = left - count
+        tail = f", … {rest} more" if rest and k + 1 < len(items) else ""
+        if len(candidate) + len(tail) > width:
+            break
+        shown, left = candidate, rest
+    if left:
+        shown = f"{shown}, … {left} more" if shown else f"… {left} more"
+    return shown
+
+
+def _forms(count: int) -> str:
+    return f"{count} form" + ("" if count == 1 else "s")
+
+
+def _point_head(p: SolutionPoint) -> str:
+    if not p.solved_seeds:
+        return f"{p.label}: no solved seeds (of {p.seeds})"
+    return f"{p.label}: {len(p.solved_seeds)} of {p.seeds} seeds solved, {_forms(len(p.groups))}"
+
+
+def _unread(p: SolutionPoint) -> str:
+    """The groups without a formula (beyond the largest), in one line."""
+    rest = [g for g in p.groups if g.formula is None]
+    if not rest:
+        return ""
+    sizes = sorted({g.count for g in rest})
+    each = str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]} to {sizes[-1]}"
+    seeds = sum(g.count for g in rest)
+    forms = f"{len(rest)} more form" + ("" if len(rest) == 1 else "s")
+    return f"… {forms}, of {each} seeds each ({seeds} seeds; --json lists them)"
+
+
+def _alpha_bins(values: Sequence[float], bins: int = 10) -> list[tuple[float, float, int]]:
+    """Equal-width bins over the values' range (one bin when they are all equal)."""
+    lo, hi = min(values), max(values)
+    if hi == lo:
+        return [(lo, hi, len(values))]
+    step = (hi - lo) / bins
+    counts = [0] * bins
+    for v in values:
+        counts[min(bins - 1, int((v - lo) / step))] += 1
+    return [(lo + k * step, lo + (k + 1) * step, c) for k, c in enumerate(counts)]
+
+
+def alpha_histogram(p: SolutionPoint, width: int) -> list[Text]:
+    """A text histogram of the solved seeds' alpha (min/max); none for other tasks."""
+    if p.alpha is None or not p.solved_seeds:
+        return []
+    values = [a for a in p.alpha if a is not None]
+    outside = len(p.alpha) - len(values)
+    lines = [Text(f"alpha of the {len(values)} solved seeds in the family:")]
+    rows = _alpha_bins(values) if values else []
+    labels = [f"{_number(lo, 2):>5} to {_number(hi, 2):>5}" for lo, hi, _ in rows]
+    biggest = max((c for _, _, c in rows), default=0)
+    room = max(1, width - 2 - max(map(len, labels), default=0) - 2 - len(str(biggest)) - 1)
+    for label, (_, _, count) in zip(labels, rows, strict=True):
+        bar = "█" * (round(count / biggest * room) if biggest else 0)
+        lines.append(Text(f"  {label}  {bar}{' ' if bar else ''}{count}"))
+    if outside:
+        lines.append(Text(f"  not in the family: {outside}"))
+    return lines
+
+
+def solutions_view(solutions: Solutions) -> Fitted:
+    """Per grid point: its solved seeds' forms, largest first, each with the formula of the
+    seed that shows it and its seeds, as ranges cut to the width; the forms beyond those
+    with a formula in one line; the alpha histogram for min/max."""
+
+    def build(width: int) -> Group:
+        parts: list[RenderableType] = [
+            Text(
+                f"Solutions: solved seeds grouped by canonical form (units carving the same "
+                f"regions, tolerance {solutions.tolerance:g}); each form's formula is its "
+                f"simplest seed's",
+                style="bold",
+            )
+        ]
+        for p in solutions.points:
+            parts.append(Text(_point_head(p)))
+            shown = [g for g in p.groups if g.formula is not None]
+            if shown:
+                counts = Column("seeds", [Text(str(g.count)) for g in shown], justify="right")
+                room = max(20, width - _floor(counts) - GAP)
+                cells = []
+                for g in shown:
+                    cell = Text(str(g.formula))
+                    if not g.exact:
+                        error = _fmt(g.max_error, 3)
+                        cell.append(f"  (approximate: max error {error})", style="yellow")
+                    first = f"seed {g.representative}"
+                    if g.alpha is not None:
+                        first += f", alpha {_number(g.alpha, 2)}"
+                    head = f"{first}; seeds "
+                    cell.append(f"\n{head}{seed_ranges(g.seeds, room - len(head))}", style="dim")
+                    cells.append(cell)
+                forms = Column(
+                    "formula; the seed it is read from; the form's seeds", cells, wrap=True
+                )
+                parts.append(fit([counts, forms], width))
+            if more := _unread(p):
+                parts.append(Text(more))
+            parts.extend(alpha_histogram(p, width))
+        return Group(*parts)
+
+    return Fitted(build)
+
+
+def solutions_markdown(p: SolutionPoint) -> str:
+    """One grid point's solutions as markdown, for TensorBoard's TEXT tab."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = [cell(_point_head(p))]
+    shown = [g for g in p.groups if g.formula is not None]
+    if shown:
+        lines += ["", "| seeds | formula | read from seed | exact | its seeds |"]
+        lines.append("|---:|---|---:|---|---|")
+        for g in shown:
+            exact = "yes" if g.exact else f"max error {_fmt(g.max_error, 3)}"
+            ranges = cell(seed_ranges(g.seeds, 500))
+            lines.append(f"| {g.count} | `{g.formula}` | {g.representative} | {exact} | {ranges} |")
+    if more := _unread(p):
+        lines += ["", more]
+    values = [a for a in p.alpha or [] if a is not None]
+    if values:
+        lines += ["", f"alpha of {len(values)} seeds: {min(values):.3g} to {max(values):.3g}"]
+    return "\n".join(lines)

@@ -18,6 +18,8 @@ A sweep (`tiny sweep`) is a directory of the same kind, with `kind: sweep` in it
       metrics.json        over all points: seeds, solved fraction, median final loss
       sweep.pt            per seed and point: final parameters, loss, outcome (one file)
       events.out.tfevents.*   outcome counts per grid point, final-loss histograms
+      solutions.json      solved seeds grouped by canonical form (made by inspect --solutions,
+                          with an events.out.tfevents.*.tiny-solutions file beside it)
 
 Every file is written to a temporary name and renamed, so a crash never leaves half a file.
 Run ids start with the local time, so they sort by time; `mkdir` is atomic, so two processes
@@ -56,6 +58,7 @@ from tiny_cli.errors import TinyError, did_you_mean
 ENV_VAR = "TINY_RUNS_DIR"
 CONFIG, META, METRICS, CHECKPOINT = "config.yaml", "run.json", "metrics.json", "model.pt"
 SWEEP, SUMMARY, GRID = "sweep.pt", "summary.json", "grid.json"
+SOLUTIONS = "solutions.json"  # `tiny inspect SWEEP --solutions`, computed on first use
 PREDICTION = "prediction.png"
 UNITS = "units.png"  # the hidden units' activations at the end (unitplot.py)
 CHECKPOINT_STATE = "checkpoint.pt"  # the training state of a run that has not finished
@@ -431,6 +434,54 @@ class Grid(_View):
     points: list[dict[str, GridValue]] = []
 
 
+class SolutionGroup(_View):
+    """Solved seeds of one canonical form (solutions.json): its seeds in order, the seed
+    that shows it and that seed's formula (None beyond the largest groups of a point)."""
+
+    count: int
+    representative: int
+    formula: str | None = None
+    exact: bool | None = None
+    max_error: float | None = None
+    seeds: list[int]
+    alpha: float | None = None  # min/max: the representative's alpha, if in the family
+
+
+class SolutionPoint(_View):
+    """One grid point of solutions.json: its solved seeds, their groups (largest first) and,
+    for min/max, each solved seed's alpha (None: not in the family)."""
+
+    grid: dict[str, GridValue] = {}
+    label: str
+    seeds: int
+    solved_seeds: list[int]
+    groups: list[SolutionGroup]
+    alpha: list[float | None] | None = None  # per solved seed, in solved_seeds' order
+
+    @model_validator(mode="after")
+    def _partition(self) -> SolutionPoint:
+        grouped = sorted(s for g in self.groups for s in g.seeds)
+        if grouped != sorted(self.solved_seeds) or any(
+            g.count != len(g.seeds) for g in self.groups
+        ):
+            raise ValueError("the groups do not partition the solved seeds")
+        if self.alpha is not None and len(self.alpha) != len(self.solved_seeds):
+            raise ValueError("one alpha per solved seed")
+        return self
+
+
+class Solutions(_View):
+    """solutions.json: `tiny inspect SWEEP --solutions`, cached for the sweep.pt it was
+    computed from (`source`: its size and mtime in ns) under the rule `rule` names."""
+
+    sweep: str
+    rule: str
+    tolerance: float
+    source: dict[str, int]
+    events: str | None = None  # the event file of its TensorBoard text and alpha histogram
+    points: list[SolutionPoint]
+
+
 _SUMMARY = TypeAdapter(list[SweepPoint])
 
 
@@ -465,6 +516,13 @@ def read_grid(run: Run) -> Grid:
         return Grid.model_validate(read_json_object(run.path, GRID))
     except ValidationError as exc:
         raise _invalid(GRID, exc) from None
+
+
+def read_solutions(run: Run) -> Solutions:
+    try:
+        return Solutions.model_validate(read_json_object(run.path, SOLUTIONS))
+    except ValidationError as exc:
+        raise _invalid(SOLUTIONS, exc) from None
 
 
 def read_config(run: Run) -> dict[str, Any]:

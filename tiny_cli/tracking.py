@@ -16,7 +16,8 @@ run directory is one TensorBoard run (`add_hparams` would make a timestamped sub
 - IMAGES `units`: the hidden units' activations, once, at the last epoch reached;
 - at the end: `final/*` (the run's final metrics) and the HPARAMS session's status.
 
-`histogram_value` makes a HISTOGRAMS entry (the sweep's final losses).
+`histogram_value` makes a HISTOGRAMS entry (the sweep's final losses); `write_solutions`
+puts a sweep's solutions (TEXT and an alpha histogram) in an event file of its own.
 
 Start-up: TensorBoard's `tensor_util` (behind `hparams.metadata` and the histogram helper)
 imports its TensorFlow stub and absl, a tenth of a second or more of every run's start. So the
@@ -98,8 +99,10 @@ class EventWriter:
     `close()` flushes and fsyncs; it is safe to call twice, so every exit path can call it.
     """
 
-    def __init__(self, log_dir: Path, flush_secs: float = 2.0) -> None:
-        name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}.tiny"
+    def __init__(self, log_dir: Path, flush_secs: float = 2.0, suffix: str = "tiny") -> None:
+        """`suffix` ends the file's name: files of one kind can be told apart and replaced."""
+        stamp = f"{int(time.time())}.{socket.gethostname()}.{os.getpid()}"
+        name = f"events.out.tfevents.{stamp}.{suffix}"
         self.path = log_dir / name
         self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 (closed in close())
         self._buf = bytearray()
@@ -213,6 +216,36 @@ def histogram_value(tag: str, values: Tensor, buckets: int = 30) -> Summary.Valu
 
     value: Summary.Value = histogram_summary.histogram_pb(tag, finite, buckets=buckets).value[0]
     return value
+
+
+def text_summary(tag: str, markdown: str) -> Summary:
+    """A TEXT entry (markdown, tables included), made by TensorBoard's own `text_pb`."""
+    from tensorboard.plugins.text import summary_v2 as text
+
+    summary: Summary = text.text_pb(tag, markdown)
+    return summary
+
+
+SOLUTIONS_SUFFIX = "tiny-solutions"
+
+
+def write_solutions(log_dir: Path, steps: Sequence[tuple[str, Tensor | None]]) -> Path:
+    """A sweep's solutions (`tiny inspect SWEEP --solutions`) as one event file of its own:
+    per grid point (step i, as the sweep's outcome counts) the markdown under TEXT
+    `solutions` and, given alphas, their histogram under `solutions/alpha`. An older
+    solutions file in the directory is removed first, so TensorBoard never shows two."""
+    for old in log_dir.glob(f"events.out.tfevents.*.{SOLUTIONS_SUFFIX}"):
+        old.unlink(missing_ok=True)
+    writer = EventWriter(log_dir, suffix=SOLUTIONS_SUFFIX)
+    try:
+        for step, (markdown, alphas) in enumerate(steps):
+            writer.summary(step, text_summary("solutions", markdown))
+            if alphas is not None and len(alphas):
+                value = histogram_value("solutions/alpha", alphas)
+                writer.summary(step, Summary(value=[value]))
+    finally:
+        writer.close()
+    return writer.path
 
 
 HPARAM_TYPES = {
