@@ -58,23 +58,28 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str)
 Make = Callable[..., Path]
 
 
-@pytest.fixture
-def make(runs_dir: Path) -> Make:
-    """`make("train", "min", epochs=2)`: a run stored in the runs directory exactly as the
-    command would store it, made in-process (no interpreter and torch start-up): for tests
-    whose subject is another command (inspect, runs, compare)."""
+def make_run(
+    runs_dir: Path, command: str, name: str, epochs: int | None = None, sets: Sequence[str] = ()
+) -> Path:
+    """A run stored in `runs_dir` exactly as `tiny COMMAND NAME [--epochs N] [--set K=V ...]`
+    would store it, made in-process (no interpreter and torch start-up): the scene for tests
+    whose subject is another command (inspect, runs, compare, report, TensorBoard)."""
     from tiny_cli import config, experiment
 
-    def run(command: str, name: str, epochs: int | None = None) -> Path:
-        overrides: list[config.Override] = []
-        if command == "hardwire":
-            overrides = [("init.mode", "hardwired", "hardwire"), ("train.epochs", 0, "hardwire")]
-        elif epochs is not None:
-            overrides = [("train.epochs", epochs, f"--epochs {epochs}")]
-        cfg, path = config.load(name, overrides)
-        out = experiment.run_experiment(
-            cfg, kind=command, runs_root=runs_dir, source=str(path), device="cpu"
-        )
-        return out.run.path
+    overrides: list[config.Override] = []
+    if command == "hardwire":
+        overrides = [("init.mode", "hardwired", "hardwire"), ("train.epochs", 0, "hardwire")]
+    elif epochs is not None:
+        overrides = [("train.epochs", epochs, f"--epochs {epochs}")]
+    overrides += [config.parse_override(s) for s in sets]
+    cfg, path = config.load(name, overrides)
+    out = experiment.run_experiment(
+        cfg, kind=command, runs_root=runs_dir, source=str(path), device="cpu"
+    )
+    return out.run.path
 
-    return run
+
+@pytest.fixture
+def make(runs_dir: Path) -> Make:
+    """`make("train", "min", epochs=2)`: `make_run` into this test's runs directory."""
+    return lambda *args, **kw: make_run(runs_dir, *args, **kw)
