@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.conftest import assert_one_line_error, run_cli
+from tests.conftest import assert_one_line_error, make_run, run_cli
 from tiny_cli import report, runs
 
 HOSTILE = '<script>alert("x")</script><img src=http://evil.example/x onerror=alert(1)>'
@@ -71,7 +71,10 @@ def make(tmp_path_factory: pytest.TempPathFactory, *args: str) -> Path:
 
 @pytest.fixture(scope="module")
 def lt10(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make(tmp_path_factory, "train", "lt10", "--epochs", "30")
+    """lt10 trained for 30 epochs, stored as `tiny train` stores it (made in-process)."""
+    root = tmp_path_factory.mktemp("report")
+    (root / "work").mkdir()
+    return make_run(root / "runs", "train", "lt10", 30)
 
 
 @pytest.fixture(scope="module")
