@@ -1,4 +1,5 @@
-"""Runs that stop early, broken run directories, untrusted files, repeating a run."""
+"""Runs that stop early, broken run directories, untrusted files (repeating a run with
+`tiny train --from`: tests/test_train.py)."""
 
 from __future__ import annotations
 
@@ -186,26 +187,6 @@ def test_a_malicious_checkpoint_is_not_executed(
     shown = cli("inspect", run.name)
     assert shown.returncode == 1 and "model.pt is unreadable" in shown.stdout
     assert not (tmp_path / "work" / "pwned").exists()
-
-
-def test_train_from_a_run_repeats_it_bit_for_bit(cli: CLI, runs_dir: Path) -> None:
-    assert (
-        cli(
-            "train", "min", "--epochs", "4", "--seed", "11", "--set", "init.mode=hardwired+noise"
-        ).returncode
-        == 0
-    )
-    (first,) = runs_dir.iterdir()
-    again = cli("train", "--from", first.name[:-2])
-    assert again.returncode == 0, again.stderr
-    second = next(p for p in runs_dir.iterdir() if p != first)
-    a = torch.load(first / "model.pt", weights_only=True)
-    b = torch.load(second / "model.pt", weights_only=True)
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert json.loads((first / "metrics.json").read_text()) == json.loads(
-        (second / "metrics.json").read_text()
-    )
-    assert json.loads((second / "run.json").read_text())["from_run"] == first.name
 
 
 def test_a_bad_device_is_one_line(cli: CLI) -> None:
