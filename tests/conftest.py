@@ -79,6 +79,23 @@ def make_run(
     return out.run.path
 
 
+def make_sweep(
+    runs_dir: Path, name: str, seeds: int, epochs: int | None = None, grid: Sequence[str] = ()
+) -> Path:
+    """A sweep stored in `runs_dir` as `tiny sweep NAME --seeds N [--epochs E] [--grid ...]`
+    would store it, made in-process: the sweep's directory."""
+    from tiny_cli import config, sweep
+
+    overrides: list[config.Override] = []
+    if epochs is not None:
+        overrides = [("train.epochs", epochs, f"--epochs {epochs}")]
+    axes = config.parse_grid(list(grid))
+    base, path = config.load(name, overrides)
+    points = config.grid_points(name, overrides, axes)
+    out = sweep.run_sweep(base, points, axes, range(seeds), runs_root=runs_dir, source=str(path))
+    return out.run.path
+
+
 @pytest.fixture
 def make(runs_dir: Path) -> Make:
     """`make("train", "min", epochs=2)`: `make_run` into this test's runs directory."""
