@@ -202,6 +202,8 @@ def test_inspect_by_id_prefix_latest_and_json(cli: CLI, runs_dir: Path, make: Ma
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["id"] == second and doc["status"] == "completed"
+    for key in ("started", "finished"):  # ISO 8601 with the offset
+        assert datetime.fromisoformat(doc["meta"][key]).utcoffset() is not None, doc["meta"]
     state = torch.load(runs_dir / second / "model.pt", weights_only=True)
     assert doc["parameters"] == {k: v.tolist() for k, v in state.items()}
     assert doc["config"]["train"]["epochs"] == 2
@@ -248,7 +250,8 @@ def test_help_has_no_type_tags(cli: CLI, command: str) -> None:
 def test_runs_empty_then_one_with_iso_times(
     cli: CLI, runs_dir: Path, tmp_path: Path, make: Make
 ) -> None:
-    """(A command's quiet stderr when piped: test_hardwire_lt10_scale.)"""
+    """(A command's quiet stderr when piped: test_hardwire_lt10_scale; inspect's times:
+    test_inspect_by_id_prefix_latest_and_json.)"""
     empty = cli("runs")
     assert empty.returncode == 0 and empty.stdout == f"no runs in {runs_dir}\n"
     odd = tmp_path / "[bold]x[/]"
@@ -259,10 +262,8 @@ def test_runs_empty_then_one_with_iso_times(
     (run_id,) = run_ids(runs_dir)
     assert runs.short_ids([run_id])[run_id] in listed.stdout
     (row,) = json.loads(cli("runs", "--json").stdout)
-    doc = json.loads(cli("inspect", "latest", "--json").stdout)
-    for meta in (row["meta"], doc["meta"]):
-        for key in ("started", "finished"):
-            assert datetime.fromisoformat(meta[key]).utcoffset() is not None, meta[key]
+    for key in ("started", "finished"):
+        assert datetime.fromisoformat(row["meta"][key]).utcoffset() is not None, row["meta"]
 
 
 def test_a_broken_run_is_one_line_and_exit_1_for_inspect_and_compare(

@@ -68,8 +68,9 @@ def test_a_signal_stops_training_and_keeps_the_run(
     assert meta["status"] == "interrupted" and 0 < meta["epochs_done"] < 10_000_000
     assert last_logged_step(run) == meta["epochs_done"]  # the last epoch is logged even off-grid
     torch.load(run / "model.pt", weights_only=True)
-    shown = cli("inspect", run.name, "--json")
-    assert shown.returncode == 0 and json.loads(shown.stdout)["status"] == "interrupted"
+    if sig == signal.SIGINT:  # what inspect shows is run.json's status, asserted above for both
+        shown = cli("inspect", run.name, "--json")
+        assert shown.returncode == 0 and json.loads(shown.stdout)["status"] == "interrupted"
 
 
 def test_a_second_ctrl_c_aborts_but_keeps_the_last_epoch(runs_dir: Path, tmp_path: Path) -> None:
@@ -92,25 +93,19 @@ def test_a_second_ctrl_c_aborts_but_keeps_the_last_epoch(runs_dir: Path, tmp_pat
 
 
 def test_an_exception_marks_the_run_failed_with_its_traceback(runs_dir: Path) -> None:
-    script = (
-        "import sys\n"
-        "from pathlib import Path\n"
-        "from tiny_cli import config, experiment\n"
-        "from tiny_cli.errors import RunFailed\n"
-        "class Boom:\n"
-        "    def __call__(self, stats):\n"
-        "        if stats.epoch == 7: raise ValueError('disk on fire')\n"
-        "cfg, _ = config.load('min')\n"
-        "try:\n"
-        "    experiment.run_experiment(cfg, runs_root=Path(sys.argv[1]), progress=Boom())\n"
-        "except RunFailed as e:\n"
-        "    print(e)\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", script, str(runs_dir)], capture_output=True, text=True, cwd=REPO
-    )
+    """A callback raising after epoch 7 (made in-process: the CLI adds nothing here)."""
+    from tiny_cli import config, experiment, tracking
+    from tiny_cli.errors import RunFailed
+
+    def boom(stats: tracking.EpochStats) -> None:
+        if stats.epoch == 7:
+            raise ValueError("disk on fire")
+
+    cfg, _ = config.load("min")
+    with pytest.raises(RunFailed) as failed:
+        experiment.run_experiment(cfg, runs_root=runs_dir, progress=boom)
     # epoch 7 itself completed: the error came from a callback after it
-    assert "failed (ValueError: disk on fire) after epoch 7" in out.stdout, out.stderr
+    assert "failed (ValueError: disk on fire) after epoch 7" in str(failed.value)
     (run,) = runs_dir.iterdir()
     meta = json.loads((run / "run.json").read_text())
     assert meta["status"] == "failed" and meta["epochs_done"] == 7
@@ -129,10 +124,12 @@ def test_divergence_is_reported_in_one_line_and_exit_1(cli: CLI, runs_dir: Path)
 
 
 def test_simultaneous_trainings_get_distinct_complete_runs(runs_dir: Path, tmp_path: Path) -> None:
-    procs = [start_training(runs_dir, tmp_path, "lt10", "--epochs", "5") for _ in range(4)]
+    """Two at once, end to end (the race for run ids: 4 processes creating 200 runs in
+    tests/test_runs.py)."""
+    procs = [start_training(runs_dir, tmp_path, "lt10", "--epochs", "5") for _ in range(2)]
     assert all(p.wait(timeout=120) == 0 for p in procs)
     runs = sorted(runs_dir.iterdir())
-    assert len(runs) == 4
+    assert len(runs) == 2
     for run in runs:
         assert json.loads((run / "run.json").read_text())["status"] == "completed"
         torch.load(run / "model.pt", weights_only=True)
