@@ -245,7 +245,9 @@ def test_a_run_killed_with_sigkill_is_stale_and_resumes_bit_identical(tmp_path: 
 
     runs_dir = tmp_path / "runs"
     env = {**os.environ, "TINY_RUNS_DIR": str(runs_dir), "PYTHONPATH": str(REPO)}
-    sets = ["--epochs", "1300", "--set", "train.batch_size=4"]
+    # mini-batches (the resumed run must restore the shuffling too) of 4 of is_even's 8
+    # integers of 3 bits; the first checkpoint is written at epoch 1000
+    sets = ["--epochs", "1500", "--set", "train.batch_size=4", "--set", "task.bits=3"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "tiny_cli", "train", "is_even", *sets],
         env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -275,9 +277,10 @@ def test_a_run_killed_with_sigkill_is_stale_and_resumes_bit_identical(tmp_path: 
     resumed = tiny("train", "--resume", run.name)
     assert resumed.returncode == 0, resumed.stderr
     meta = json.loads((run / "run.json").read_text())
-    assert meta["status"] == "completed" and meta["epochs_done"] == 1300
+    assert meta["status"] == "completed" and meta["epochs_done"] == 1500
     assert not (run / "checkpoint.pt").exists()
-    cfg, _ = config.load("is_even", [("train.epochs", 1300, "t"), ("train.batch_size", 4, "t")])
+    overrides = [("train.epochs", 1500, "t"), ("train.batch_size", 4, "t"), ("task.bits", 3, "t")]
+    cfg, _ = config.load("is_even", overrides)
     x, y = cfg.task.data()
     never_stopped = engine.fit(cfg, [0], x, y)
     state = torch.load(run / "model.pt", weights_only=True)
