@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.checkpoints import assert_article_class_reproduces
 from tests.conftest import CLI, REPO, Make, assert_one_line_error
-from tests.test_checkpoints import assert_article_class_reproduces
 from tiny_cli import config, runs
 from tiny_cli.errors import one_line
 

@@ -1,7 +1,6 @@
-"""Stored checkpoints load into the article's own classes and predict what we stored.
-
-The check runs on the CLI's own runs in tests/test_cli.py: every hardwired net (`tiny
-hardwire lt10/min/is_even`) and every trained shipped config of the article.
+"""The check that a stored checkpoint loads into the article's own classes and predicts what
+we stored. tests/test_cli.py makes it on the CLI's own runs: every hardwired net of the article
+(`tiny hardwire lt10/min/is_even`) and every trained shipped config of the article.
 """
 
 from __future__ import annotations
