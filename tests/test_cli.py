@@ -170,9 +170,10 @@ def test_hardwire_is_even_20_bits_is_exact(cli: CLI, runs_dir: Path) -> None:
     assert lo <= 0 and hi >= 2**20 - 1
 
 
-@pytest.mark.parametrize(("scale", "expected"), [("1", 0.62), ("100", 1.0)])
-def test_hardwire_lt10_scale(cli: CLI, runs_dir: Path, scale: str, expected: float) -> None:
-    proc = cli("hardwire", "lt10", "--scale", scale)
+@pytest.mark.parametrize(("scale", "expected"), [(None, 0.62), ("100", 1.0)])
+def test_hardwire_lt10_scale(cli: CLI, runs_dir: Path, scale: str | None, expected: float) -> None:
+    """No --scale: the shipped config's scale 1 (the plain `tiny hardwire lt10`)."""
+    proc = cli("hardwire", "lt10", *(["--scale", scale] if scale else []))
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr  # piped: no progress bar
     (run_id,) = run_ids(runs_dir)
     metrics = json.loads((runs_dir / run_id / "metrics.json").read_text())
