@@ -156,7 +156,7 @@ def test_a_cluster_sweep_is_the_local_sweep_through_a_killed_worker_and_a_lost_s
         deadline = time.monotonic() + 120
         while not list(runs_dir.glob("b/*/chunks/*.pt")) and time.monotonic() < deadline:
             time.sleep(0.05)
-        os.kill(cluster.scheduler.pid, signal.SIGKILL)  # the end of this module's cluster
+        os.kill(cluster.scheduler.pid, signal.SIGKILL)  # the end of this test's cluster
         cluster.scheduler.wait(timeout=10)
         _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
