@@ -58,23 +58,45 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str)
 Make = Callable[..., Path]
 
 
-@pytest.fixture
-def make(runs_dir: Path) -> Make:
-    """`make("train", "min", epochs=2)`: a run stored in the runs directory exactly as the
-    command would store it, made in-process (no interpreter and torch start-up): for tests
-    whose subject is another command (inspect, runs, compare)."""
+def make_run(
+    runs_dir: Path, command: str, name: str, epochs: int | None = None, sets: Sequence[str] = ()
+) -> Path:
+    """A run stored in `runs_dir` exactly as `tiny COMMAND NAME [--epochs N] [--set K=V ...]`
+    would store it, made in-process (no interpreter and torch start-up): the scene for tests
+    whose subject is another command (inspect, runs, compare, report, TensorBoard)."""
     from tiny_cli import config, experiment
 
-    def run(command: str, name: str, epochs: int | None = None) -> Path:
-        overrides: list[config.Override] = []
-        if command == "hardwire":
-            overrides = [("init.mode", "hardwired", "hardwire"), ("train.epochs", 0, "hardwire")]
-        elif epochs is not None:
-            overrides = [("train.epochs", epochs, f"--epochs {epochs}")]
-        cfg, path = config.load(name, overrides)
-        out = experiment.run_experiment(
-            cfg, kind=command, runs_root=runs_dir, source=str(path), device="cpu"
-        )
-        return out.run.path
+    overrides: list[config.Override] = []
+    if command == "hardwire":
+        overrides = [("init.mode", "hardwired", "hardwire"), ("train.epochs", 0, "hardwire")]
+    elif epochs is not None:
+        overrides = [("train.epochs", epochs, f"--epochs {epochs}")]
+    overrides += [config.parse_override(s) for s in sets]
+    cfg, path = config.load(name, overrides)
+    out = experiment.run_experiment(
+        cfg, kind=command, runs_root=runs_dir, source=str(path), device="cpu"
+    )
+    return out.run.path
 
-    return run
+
+def make_sweep(
+    runs_dir: Path, name: str, seeds: int, epochs: int | None = None, grid: Sequence[str] = ()
+) -> Path:
+    """A sweep stored in `runs_dir` as `tiny sweep NAME --seeds N [--epochs E] [--grid ...]`
+    would store it, made in-process: the sweep's directory."""
+    from tiny_cli import config, sweep
+
+    overrides: list[config.Override] = []
+    if epochs is not None:
+        overrides = [("train.epochs", epochs, f"--epochs {epochs}")]
+    axes = config.parse_grid(list(grid))
+    base, path = config.load(name, overrides)
+    points = config.grid_points(name, overrides, axes)
+    out = sweep.run_sweep(base, points, axes, range(seeds), runs_root=runs_dir, source=str(path))
+    return out.run.path
+
+
+@pytest.fixture
+def make(runs_dir: Path) -> Make:
+    """`make("train", "min", epochs=2)`: `make_run` into this test's runs directory."""
+    return lambda *args, **kw: make_run(runs_dir, *args, **kw)

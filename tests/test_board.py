@@ -1,6 +1,7 @@
 """A real TensorBoard server on 127.0.0.1, asked through its HTTP data API, and `tiny board`.
 
-No mocks: the runs are made by the CLI, TensorBoard reads their event files as a user's would,
+No mocks: the runs are stored as the CLI stores them (made in-process, `make_run`: the subject
+here is what TensorBoard makes of them), TensorBoard reads their event files as a user's would,
 and what it serves is compared with the runs' checkpoints, metrics and pictures.
 """
 
@@ -25,7 +26,7 @@ from typing import Any
 import pytest
 import torch
 
-from tests.conftest import REPO, assert_one_line_error, run_cli
+from tests.conftest import REPO, assert_one_line_error, make_run, run_cli
 from tiny_cli import board, config, models, tracking
 
 
@@ -57,18 +58,12 @@ class Board:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Three runs made by the CLI: lt10 trained with pictures every 10 epochs, min trained,
-    is_even hardwired."""
-    root = tmp_path_factory.mktemp("board")
-    runs_dir, work = root / "runs", root / "work"
-    work.mkdir()
-    for args in (
-        ["train", "lt10", "--epochs", "25", "--set", "log.images_every=10"],
-        ["train", "min", "--epochs", "2"],
-        ["hardwire", "is_even"],
-    ):
-        proc = run_cli(*args, runs_dir=runs_dir, cwd=work)
-        assert proc.returncode == 0, proc.stderr
+    """Three runs: lt10 trained with pictures every 10 epochs, min trained, is_even
+    hardwired."""
+    runs_dir = tmp_path_factory.mktemp("board") / "runs"
+    make_run(runs_dir, "train", "lt10", 25, sets=["log.images_every=10"])
+    make_run(runs_dir, "train", "min", 2)
+    make_run(runs_dir, "hardwire", "is_even")
     return runs_dir
 
 

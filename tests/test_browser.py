@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 
 from tests.chromium import CHROMIUM, DEEP, Chromium, not_blank
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, make_run
 from tiny_cli import report, runs
 
 pytestmark = [
@@ -36,13 +36,9 @@ EPOCHS = 30
 
 @pytest.fixture(scope="module")
 def lt10(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """lt10 trained for EPOCHS epochs by the CLI: its run directory."""
-    root = tmp_path_factory.mktemp("browser")
-    (root / "work").mkdir()
-    proc = run_cli("train", "lt10", "--epochs", str(EPOCHS), runs_dir=root / "runs", cwd=root)
-    assert proc.returncode == 0, proc.stderr
-    (run,) = (root / "runs").iterdir()
-    return run
+    """lt10 trained for EPOCHS epochs, stored as `tiny train` stores it (made in-process):
+    its run directory."""
+    return make_run(tmp_path_factory.mktemp("browser") / "runs", "train", "lt10", EPOCHS)
 
 
 @pytest.fixture(scope="module")

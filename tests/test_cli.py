@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.checkpoints import assert_article_class_reproduces
 from tests.conftest import CLI, REPO, Make, assert_one_line_error
 from tiny_cli import config, runs
 from tiny_cli.errors import one_line
@@ -125,8 +126,6 @@ def test_every_shipped_config_trains_from_any_directory(
     if stored.task.kind == "classification":
         assert [e.step for e in acc.Scalars("metrics/accuracy")] == steps
     if name in ("lt10", "min", "is_even"):  # the article's own classes load the checkpoint
-        from tests.test_checkpoints import assert_article_class_reproduces
-
         assert_article_class_reproduces(run)
     state = torch.load(run / "model.pt", weights_only=True)
     for key in state:  # the rounded table shows every parameter
@@ -163,6 +162,7 @@ def test_hardwire_is_even_4_bits_reports_where_it_is_right(cli: CLI, runs_dir: P
     (run_id,) = run_ids(runs_dir)
     metrics = json.loads((runs_dir / run_id / "metrics.json").read_text())
     assert metrics["accuracy"] == 1.0 and metrics["correct_interval"] == [-1, 17]
+    assert_article_class_reproduces(runs_dir / run_id)  # the article's create_sequential_model
 
 
 def test_hardwire_is_even_20_bits_is_exact(cli: CLI, runs_dir: Path) -> None:
@@ -179,14 +179,16 @@ def test_hardwire_is_even_20_bits_is_exact(cli: CLI, runs_dir: Path) -> None:
     assert "exact on the domain" in proc.stdout and "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize(("scale", "expected"), [("1", 0.62), ("100", 1.0)])
-def test_hardwire_lt10_scale(cli: CLI, runs_dir: Path, scale: str, expected: float) -> None:
-    proc = cli("hardwire", "lt10", "--scale", scale)
-    assert proc.returncode == 0, proc.stderr
+@pytest.mark.parametrize(("scale", "expected"), [(None, 0.62), ("100", 1.0)])
+def test_hardwire_lt10_scale(cli: CLI, runs_dir: Path, scale: str | None, expected: float) -> None:
+    """No --scale: the shipped config's scale 1 (the plain `tiny hardwire lt10`)."""
+    proc = cli("hardwire", "lt10", *(["--scale", scale] if scale else []))
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr  # piped: no progress bar
     (run_id,) = run_ids(runs_dir)
     metrics = json.loads((runs_dir / run_id / "metrics.json").read_text())
     assert metrics["F(9.5)"] == pytest.approx(expected, abs=0.005)
     assert metrics["threshold"] == pytest.approx(10.0)
+    assert_article_class_reproduces(runs_dir / run_id)
 
 
 def test_hardwire_min_is_exact(cli: CLI, runs_dir: Path) -> None:
@@ -196,6 +198,7 @@ def test_hardwire_min_is_exact(cli: CLI, runs_dir: Path) -> None:
     (run_id,) = run_ids(runs_dir)
     metrics = json.loads((runs_dir / run_id / "metrics.json").read_text())
     assert metrics["max_abs_error"] == 0.0 and metrics["max_abs_error_beyond"] == 0.0
+    assert_article_class_reproduces(runs_dir / run_id)  # the article's MinModel
 
 
 def test_inspect_by_id_prefix_latest_and_json(cli: CLI, runs_dir: Path, make: Make) -> None:
@@ -210,6 +213,8 @@ def test_inspect_by_id_prefix_latest_and_json(cli: CLI, runs_dir: Path, make: Ma
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["id"] == second and doc["status"] == "completed"
+    for key in ("started", "finished"):  # ISO 8601 with the offset
+        assert datetime.fromisoformat(doc["meta"][key]).utcoffset() is not None, doc["meta"]
     state = torch.load(runs_dir / second / "model.pt", weights_only=True)
     assert doc["parameters"] == {k: v.tolist() for k, v in state.items()}
     assert doc["config"]["train"]["epochs"] == 2
@@ -253,24 +258,23 @@ def test_help_has_no_type_tags(cli: CLI, command: str) -> None:
         assert artefact not in proc.stdout, (artefact, proc.stdout)
 
 
-def test_runs_empty_then_one_with_iso_times_and_quiet_stderr(
-    cli: CLI, runs_dir: Path, tmp_path: Path
+def test_runs_empty_then_one_with_iso_times(
+    cli: CLI, runs_dir: Path, tmp_path: Path, make: Make
 ) -> None:
+    """(A command's quiet stderr when piped: test_hardwire_lt10_scale; inspect's times:
+    test_inspect_by_id_prefix_latest_and_json.)"""
     empty = cli("runs")
     assert empty.returncode == 0 and empty.stdout == f"no runs in {runs_dir}\n"
     odd = tmp_path / "[bold]x[/]"
     assert cli("runs", "--runs-dir", str(odd)).stdout == f"no runs in {odd}\n"  # not markup
-    made = cli("hardwire", "lt10")
-    assert made.returncode == 0 and made.stderr == ""  # piped: no progress bar residue
+    make("hardwire", "lt10")
     listed = cli("runs")
     assert listed.stdout.splitlines()[0].strip() == "1 run"
     (run_id,) = run_ids(runs_dir)
     assert runs.short_ids([run_id])[run_id] in listed.stdout
     (row,) = json.loads(cli("runs", "--json").stdout)
-    doc = json.loads(cli("inspect", "latest", "--json").stdout)
-    for meta in (row["meta"], doc["meta"]):
-        for key in ("started", "finished"):
-            assert datetime.fromisoformat(meta[key]).utcoffset() is not None, meta[key]
+    for key in ("started", "finished"):
+        assert datetime.fromisoformat(row["meta"][key]).utcoffset() is not None, row["meta"]
 
 
 def test_a_broken_run_is_one_line_and_exit_1_for_inspect_and_compare(

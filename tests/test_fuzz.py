@@ -20,7 +20,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import REPO
+from tests.conftest import REPO, make_run
 from tiny_cli import config, tasks
 from tiny_cli.errors import TinyError
 
@@ -243,10 +243,10 @@ def test_any_grid_string_parses_or_is_one_clean_line(items: list[str], name: str
 
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[Path, bytes]]:
-    """A runs directory with one real run, made once, and the bytes of its files."""
+    """A runs directory with one real run (`tiny hardwire lt10`, made once, in-process), and
+    the bytes of its files."""
     runs = tmp_path_factory.mktemp("fuzz-runs") / "runs"
-    proc = _tiny("hardwire", "lt10", runs=runs, cwd=runs.parent)
-    assert proc.returncode == 0, proc.stderr
+    make_run(runs, "hardwire", "lt10")
     return runs, _snapshot(runs)
 
 

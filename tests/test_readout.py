@@ -371,8 +371,8 @@ def test_export_json_is_the_canonical_net() -> None:
 # --- the command line -------------------------------------------------------------------
 
 
-def test_hardwired_min_inspects_and_exports_as_min(cli: CLI) -> None:
-    assert cli("hardwire", "min").returncode == 0
+def test_hardwired_min_inspects_and_exports_as_min(cli: CLI, make: Make) -> None:
+    make("hardwire", "min")  # the scene, in-process (`tiny hardwire min`: tests/test_cli.py)
     proc = cli("inspect", "latest", "--json")
     assert proc.returncode == 0, proc.stderr
     read = json.loads(proc.stdout)["readout"]

@@ -1,4 +1,5 @@
-"""Runs that stop early, broken run directories, untrusted files, repeating a run."""
+"""Runs that stop early, broken run directories, untrusted files (repeating a run with
+`tiny train --from`: tests/test_train.py)."""
 
 from __future__ import annotations
 
@@ -67,8 +68,9 @@ def test_a_signal_stops_training_and_keeps_the_run(
     assert meta["status"] == "interrupted" and 0 < meta["epochs_done"] < 10_000_000
     assert last_logged_step(run) == meta["epochs_done"]  # the last epoch is logged even off-grid
     torch.load(run / "model.pt", weights_only=True)
-    shown = cli("inspect", run.name, "--json")
-    assert shown.returncode == 0 and json.loads(shown.stdout)["status"] == "interrupted"
+    if sig == signal.SIGINT:  # what inspect shows is run.json's status, asserted above for both
+        shown = cli("inspect", run.name, "--json")
+        assert shown.returncode == 0 and json.loads(shown.stdout)["status"] == "interrupted"
 
 
 def test_a_second_ctrl_c_aborts_but_keeps_the_last_epoch(runs_dir: Path, tmp_path: Path) -> None:
@@ -91,25 +93,19 @@ def test_a_second_ctrl_c_aborts_but_keeps_the_last_epoch(runs_dir: Path, tmp_pat
 
 
 def test_an_exception_marks_the_run_failed_with_its_traceback(runs_dir: Path) -> None:
-    script = (
-        "import sys\n"
-        "from pathlib import Path\n"
-        "from tiny_cli import config, experiment\n"
-        "from tiny_cli.errors import RunFailed\n"
-        "class Boom:\n"
-        "    def __call__(self, stats):\n"
-        "        if stats.epoch == 7: raise ValueError('disk on fire')\n"
-        "cfg, _ = config.load('min')\n"
-        "try:\n"
-        "    experiment.run_experiment(cfg, runs_root=Path(sys.argv[1]), progress=Boom())\n"
-        "except RunFailed as e:\n"
-        "    print(e)\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", script, str(runs_dir)], capture_output=True, text=True, cwd=REPO
-    )
+    """A callback raising after epoch 7 (made in-process: the CLI adds nothing here)."""
+    from tiny_cli import config, experiment, tracking
+    from tiny_cli.errors import RunFailed
+
+    def boom(stats: tracking.EpochStats) -> None:
+        if stats.epoch == 7:
+            raise ValueError("disk on fire")
+
+    cfg, _ = config.load("min")
+    with pytest.raises(RunFailed) as failed:
+        experiment.run_experiment(cfg, runs_root=runs_dir, progress=boom)
     # epoch 7 itself completed: the error came from a callback after it
-    assert "failed (ValueError: disk on fire) after epoch 7" in out.stdout, out.stderr
+    assert "failed (ValueError: disk on fire) after epoch 7" in str(failed.value)
     (run,) = runs_dir.iterdir()
     meta = json.loads((run / "run.json").read_text())
     assert meta["status"] == "failed" and meta["epochs_done"] == 7
@@ -128,10 +124,12 @@ def test_divergence_is_reported_in_one_line_and_exit_1(cli: CLI, runs_dir: Path)
 
 
 def test_simultaneous_trainings_get_distinct_complete_runs(runs_dir: Path, tmp_path: Path) -> None:
-    procs = [start_training(runs_dir, tmp_path, "lt10", "--epochs", "5") for _ in range(4)]
+    """Two at once, end to end (the race for run ids: 4 processes creating 200 runs in
+    tests/test_runs.py)."""
+    procs = [start_training(runs_dir, tmp_path, "lt10", "--epochs", "5") for _ in range(2)]
     assert all(p.wait(timeout=120) == 0 for p in procs)
     runs = sorted(runs_dir.iterdir())
-    assert len(runs) == 4
+    assert len(runs) == 2
     for run in runs:
         assert json.loads((run / "run.json").read_text())["status"] == "completed"
         torch.load(run / "model.pt", weights_only=True)
@@ -188,26 +186,6 @@ def test_a_malicious_checkpoint_is_not_executed(
     assert not (tmp_path / "work" / "pwned").exists()
 
 
-def test_train_from_a_run_repeats_it_bit_for_bit(cli: CLI, runs_dir: Path) -> None:
-    assert (
-        cli(
-            "train", "min", "--epochs", "4", "--seed", "11", "--set", "init.mode=hardwired+noise"
-        ).returncode
-        == 0
-    )
-    (first,) = runs_dir.iterdir()
-    again = cli("train", "--from", first.name[:-2])
-    assert again.returncode == 0, again.stderr
-    second = next(p for p in runs_dir.iterdir() if p != first)
-    a = torch.load(first / "model.pt", weights_only=True)
-    b = torch.load(second / "model.pt", weights_only=True)
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert json.loads((first / "metrics.json").read_text()) == json.loads(
-        (second / "metrics.json").read_text()
-    )
-    assert json.loads((second / "run.json").read_text())["from_run"] == first.name
-
-
 def test_a_bad_device_is_one_line(cli: CLI) -> None:
     assert_one_line_error(cli("train", "lt10", "--device", "meta"), "--device meta")
 
@@ -221,7 +199,7 @@ def test_a_sweep_stopped_by_sigterm_keeps_its_chunks_and_resume_finishes_it_bit_
 
     runs_dir = tmp_path / "runs"
     env = {**os.environ, "TINY_RUNS_DIR": str(runs_dir), "PYTHONPATH": str(REPO)}
-    args = ["is_even", "--seeds", "12", "--epochs", "200", "--set", "train.batch_size=4",
+    args = ["is_even", "--seeds", "6", "--epochs", "200", "--set", "train.batch_size=4",
             "--grid", "train.lr=0.01,0.05", "--chunk", "3"]  # fmt: skip
     proc = subprocess.Popen(
         [sys.executable, "-m", "tiny_cli", "sweep", *args],
@@ -241,7 +219,7 @@ def test_a_sweep_stopped_by_sigterm_keeps_its_chunks_and_resume_finishes_it_bit_
     (path,) = runs_dir.iterdir()
     assert json.loads((path / "run.json").read_text())["status"] == "interrupted"
     kept = sorted(p.name for p in (path / "chunks").iterdir())
-    assert 0 < len(kept) < 8
+    assert 0 < len(kept) < 4
 
     resumed = subprocess.run(
         [sys.executable, "-m", "tiny_cli", "sweep", "--resume", path.name],
@@ -253,7 +231,7 @@ def test_a_sweep_stopped_by_sigterm_keeps_its_chunks_and_resume_finishes_it_bit_
     overrides = [("train.epochs", 200, "t"), ("train.batch_size", 4, "t")]
     points = config.grid_points("is_even", overrides, config.parse_grid(["train.lr=0.01,0.05"]))
     for point, stored in zip(points, data["points"], strict=True):
-        fresh = sweep.run_point(point, range(12), chunk=5)  # other chunks: the same seeds
+        fresh = sweep.run_point(point, range(6), chunk=4)  # other chunks: the same seeds
         for key, value in fresh.params.items():
             assert torch.equal(stored["params"][key], value), key
         assert torch.equal(stored["outcome"], fresh.outcome)
@@ -267,7 +245,9 @@ def test_a_run_killed_with_sigkill_is_stale_and_resumes_bit_identical(tmp_path: 
 
     runs_dir = tmp_path / "runs"
     env = {**os.environ, "TINY_RUNS_DIR": str(runs_dir), "PYTHONPATH": str(REPO)}
-    sets = ["--epochs", "1300", "--set", "train.batch_size=4"]
+    # mini-batches (the resumed run must restore the shuffling too) of 4 of is_even's 8
+    # integers of 3 bits; the first checkpoint is written at epoch 1000
+    sets = ["--epochs", "1500", "--set", "train.batch_size=4", "--set", "task.bits=3"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "tiny_cli", "train", "is_even", *sets],
         env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -297,9 +277,10 @@ def test_a_run_killed_with_sigkill_is_stale_and_resumes_bit_identical(tmp_path: 
     resumed = tiny("train", "--resume", run.name)
     assert resumed.returncode == 0, resumed.stderr
     meta = json.loads((run / "run.json").read_text())
-    assert meta["status"] == "completed" and meta["epochs_done"] == 1300
+    assert meta["status"] == "completed" and meta["epochs_done"] == 1500
     assert not (run / "checkpoint.pt").exists()
-    cfg, _ = config.load("is_even", [("train.epochs", 1300, "t"), ("train.batch_size", 4, "t")])
+    overrides = [("train.epochs", 1500, "t"), ("train.batch_size", 4, "t"), ("task.bits", 3, "t")]
+    cfg, _ = config.load("is_even", overrides)
     x, y = cfg.task.data()
     never_stopped = engine.fit(cfg, [0], x, y)
     state = torch.load(run / "model.pt", weights_only=True)
@@ -353,12 +334,13 @@ def test_a_full_disk_fails_the_run_cleanly(small_disk: Path, tmp_path: Path) -> 
 
 
 def test_sigterm_while_a_big_domain_is_evaluated_stops_the_run_promptly(tmp_path: Path) -> None:
-    """`tiny hardwire is_even --bits 24` spends its time evaluating 2^24 integers and more:
-    a SIGTERM then ends it at the next chunk, interrupted, in one line (exit 130)."""
+    """`tiny hardwire is_even --bits 22` spends seconds evaluating 2^22 integers (in chunks
+    of 2^20) and more: a SIGTERM then ends it at the next chunk, interrupted, in one line
+    (exit 130)."""
     runs_dir = tmp_path / "runs"
     env = {**os.environ, "TINY_RUNS_DIR": str(runs_dir), "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tiny_cli", "hardwire", "is_even", "--bits", "24"],
+        [sys.executable, "-m", "tiny_cli", "hardwire", "is_even", "--bits", "22"],
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

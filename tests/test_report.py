@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.conftest import Make, assert_one_line_error, run_cli
+from tests.conftest import Make, assert_one_line_error, make_run, make_sweep, run_cli
 from tiny_cli import report, runs
 
 HOSTILE = '<script>alert("x")</script><img src=http://evil.example/x onerror=alert(1)>'
@@ -60,25 +60,19 @@ def assert_self_contained(text: str) -> Page:
     return page
 
 
-def make(tmp_path_factory: pytest.TempPathFactory, *args: str) -> Path:
-    """A runs directory with one run made by the CLI: the run's directory."""
-    root = tmp_path_factory.mktemp("report")
-    (root / "work").mkdir()
-    proc = run_cli(*args, runs_dir=root / "runs", cwd=root / "work")
-    assert proc.returncode == 0, proc.stderr
-    (run,) = (root / "runs").iterdir()
-    return run
-
-
 @pytest.fixture(scope="module")
 def lt10(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make(tmp_path_factory, "train", "lt10", "--epochs", "30")
+    """lt10 trained for 30 epochs, stored as `tiny train` stores it (made in-process)."""
+    root = tmp_path_factory.mktemp("report")
+    (root / "work").mkdir()
+    return make_run(root / "runs", "train", "lt10", 30)
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    grid = ["--grid", "train.lr=0.01,0.3"]
-    return make(tmp_path_factory, "sweep", "lt10", "--seeds", "20", "--epochs", "5", *grid)
+    """`tiny sweep lt10 --seeds 20 --epochs 5 --grid train.lr=0.01,0.3`, made in-process."""
+    runs_dir = tmp_path_factory.mktemp("report") / "runs"
+    return make_sweep(runs_dir, "lt10", 20, 5, grid=["train.lr=0.01,0.3"])
 
 
 def test_a_run_report_is_one_self_contained_file_with_everything(lt10: Path) -> None:

@@ -17,16 +17,24 @@ def train(name: str, tmp_path: Path, *sets: str) -> experiment.Outcome:
 
 
 def test_same_config_and_seed_give_bit_identical_weights(cli: CLI, runs_dir: Path) -> None:
-    for _ in range(2):
-        assert cli("train", "min", "--epochs", "5", "--seed", "3").returncode == 0
-    a, b = [torch.load(p / "model.pt", weights_only=True) for p in sorted(runs_dir.iterdir())]
+    """A run, then `tiny train --from` it (the same config and seed, from its stored config, in
+    another process): bit-identical weights and the same metrics; another seed differs."""
+    sets = ["--epochs", "4", "--seed", "11", "--set", "init.mode=hardwired+noise"]
+    assert cli("train", "min", *sets).returncode == 0
+    (first,) = runs_dir.iterdir()
+    again = cli("train", "--from", first.name[:-2])
+    assert again.returncode == 0, again.stderr
+    second = next(p for p in runs_dir.iterdir() if p != first)
+    a, b = [torch.load(p / "model.pt", weights_only=True) for p in (first, second)]
     assert all(torch.equal(a[k], b[k]) for k in a)
-    cfg, _ = config.load("min", [("train.epochs", 5, "t")])
-    x, y = cfg.task.data()
-    other = engine.fit(cfg.model_copy(update={"seed": 4}), [4], x, y).params  # another seed
-    assert not all(torch.equal(a[k], other[k][0]) for k in a)
-    ma, mb = [json.loads((p / "metrics.json").read_text()) for p in sorted(runs_dir.iterdir())[:2]]
+    ma, mb = [json.loads((p / "metrics.json").read_text()) for p in (first, second)]
     assert ma == mb
+    assert json.loads((second / "run.json").read_text())["from_run"] == first.name
+    cfg, _ = config.load(str(first / "config.yaml"))
+    assert (cfg.seed, cfg.train.epochs, cfg.init.mode) == (11, 4, "hardwired+noise")
+    x, y = cfg.task.data()
+    other = engine.fit(cfg.model_copy(update={"seed": 12}), [12], x, y).params  # another seed
+    assert not all(torch.equal(a[k], other[k][0]) for k in a)
 
 
 def test_lt10_threshold_settles_between_9_and_10_while_the_weight_grows(tmp_path: Path) -> None:

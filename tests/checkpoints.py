@@ -1,4 +1,7 @@
-"""Stored checkpoints load into the article's own classes and predict what we stored."""
+"""The check that a stored checkpoint loads into the article's own classes and predicts what
+we stored. tests/test_cli.py makes it on the CLI's own runs: every hardwired net of the article
+(`tiny hardwire lt10/min/is_even`) and every trained shipped config of the article.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,6 @@ import torch
 import torch.nn.functional as F
 
 from tests.article import ArticleMinModel, create_sequential_model, lt10_model
-from tests.conftest import CLI
 from tiny_cli import config
 
 
@@ -36,13 +38,3 @@ def assert_article_class_reproduces(run: Path) -> None:
     loss = {"bce": F.binary_cross_entropy, "mse": F.mse_loss}[cfg.train.loss or ""](pred, y)
     stored = json.loads((run / "metrics.json").read_text())
     assert loss.item() == pytest.approx(stored["loss"], rel=1e-6, abs=1e-9)
-
-
-@pytest.mark.parametrize("name", ["lt10", "min", "is_even"])
-def test_a_hardwired_checkpoint_loads_into_the_articles_class_and_reproduces_the_loss(
-    cli: CLI, runs_dir: Path, name: str
-) -> None:
-    """(A trained one: tests/test_cli.py's run of every shipped config.)"""
-    assert cli("hardwire", name).returncode == 0
-    (run,) = runs_dir.iterdir()
-    assert_article_class_reproduces(run)
