@@ -202,6 +202,7 @@ class Cluster:
         trains both on one worker (measured).
         """
         from distributed import as_completed
+        from distributed.comm.core import CommClosedError
 
         from tiny_cli import config, sweep
 
@@ -233,7 +234,10 @@ class Cluster:
                     chunk = futures.pop(future)
                     if future.status == "cancelled":
                         raise sweep.Stopped(self.lost)
-                    part = future.result()
+                    try:
+                        part = future.result()
+                    except (CommClosedError, OSError) as exc:  # the scheduler went mid-fetch
+                        raise sweep.Stopped(self.lost) from exc
                     future.release()
                     on_epoch(len(chunk.seeds) * points[chunk.point].cfg.train.epochs)
                     yield chunk, part
