@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -41,6 +42,20 @@ def test_the_sidecar_draws_the_picture_drawn_here_and_survives_its_own_death() -
         assert side.alive and side._proc is not None
         child = side._proc.pid
         assert side.call("picture", layout, frame).result() == here
+        # Many calls before any answer is read fill both pipes (a min frame and its PNG are
+        # tens of kB each): writing must not wait on the reader, nor the reader on it.
+        flood: list[sidecar.Pending] = []
+        sender = threading.Thread(
+            target=lambda: flood.extend(side.call("picture", layout, frame) for _ in range(40))
+        )
+        sender.start()
+        sender.join(timeout=60)
+        deadlocked = sender.is_alive()
+        if deadlocked:  # unblock it (the write fails), then fail
+            os.kill(child, signal.SIGKILL)
+            sender.join()
+        assert not deadlocked
+        assert all(p.result() == here for p in flood) and side.alive
         os.kill(child, signal.SIGKILL)  # the sidecar dies: the next calls are done here
         again = [side.call("picture", layout, frame) for _ in range(2)]
         assert [p.result() for p in again] == [here, here]

@@ -108,6 +108,7 @@ class Sidecar:
 
     def __init__(self, readout: bool = False) -> None:
         self._lock = threading.Lock()
+        self._sending = threading.Lock()
         self._waiting: dict[int, tuple[Pending, str, tuple[Any, ...]]] = {}
         self._next = 0
         self._proc: subprocess.Popen[bytes] | None = None
@@ -134,20 +135,28 @@ class Sidecar:
 
     def call(self, job: str, *args: Any) -> Pending:
         pending = Pending()
-        with self._lock:
+        with self._lock:  # (never held while writing: see `_sending`)
             proc = self._proc
             if proc is not None:
                 ticket = self._next
                 self._next += 1
                 self._waiting[ticket] = (pending, job, args)
-                try:
-                    assert proc.stdin is not None
-                    _send(proc.stdin, (ticket, job, args))
-                    return pending
-                except (OSError, ValueError, pickle.PicklingError):
-                    del self._waiting[ticket]
-                    self._give_up_locked()
-        _run_here(pending, job, args)
+        if proc is None:
+            _run_here(pending, job, args)
+            return pending
+        try:
+            # A write blocks while the child's stdin pipe is full, which lasts until the child
+            # has written its answers and the reader has taken them: the reader must not wait
+            # for anything this thread holds meanwhile, hence a lock of its own for writing.
+            with self._sending:
+                assert proc.stdin is not None
+                _send(proc.stdin, (ticket, job, args))
+        except (OSError, ValueError, pickle.PicklingError):
+            with self._lock:
+                mine = self._waiting.pop(ticket, None) is not None
+                self._give_up_locked()
+            if mine:  # (else the reader, finding the child gone, ran it here already)
+                _run_here(pending, job, args)
         return pending
 
     def _read(self) -> None:
@@ -218,6 +227,7 @@ def local() -> Sidecar:
     """A handle that runs every call in this process (no child)."""
     handle = Sidecar.__new__(Sidecar)
     handle._lock = threading.Lock()
+    handle._sending = threading.Lock()
     handle._waiting = {}
     handle._next = 0
     handle._proc = None
