@@ -46,6 +46,14 @@ def wait_until_training(runs_dir: Path, timeout: float = 120) -> Path:
     raise AssertionError("training did not start")
 
 
+def wait_for(runs_dir: Path, pattern: str, timeout: float = 120) -> None:
+    """Until a file matching `pattern` exists below the runs directory (or the timeout: the
+    test's own assertions then say what did not happen)."""
+    deadline = time.monotonic() + timeout
+    while not list(runs_dir.glob(pattern)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def last_logged_step(run: Path) -> int:
     acc = EventAccumulator(str(run), size_guidance={"scalars": 0})
     acc.Reload()
@@ -206,9 +214,7 @@ def test_a_sweep_stopped_by_sigterm_keeps_its_chunks_and_resume_finishes_it_bit_
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 120
-        while not list(runs_dir.glob("*/chunks/*.pt")) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(runs_dir, "*/chunks/*.pt")
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=120)
     finally:
@@ -253,9 +259,7 @@ def test_a_run_killed_with_sigkill_is_stale_and_resumes_bit_identical(tmp_path: 
         env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 120
-        while not list(runs_dir.glob("*/checkpoint.pt")) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(runs_dir, "*/checkpoint.pt")
         proc.kill()
         proc.wait(timeout=30)
     finally:
@@ -344,9 +348,7 @@ def test_sigterm_while_a_big_domain_is_evaluated_stops_the_run_promptly(tmp_path
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 120
-        while not list(runs_dir.glob("*/events.out.tfevents.*")) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(runs_dir, "*/events.out.tfevents.*")
         time.sleep(0.5)  # into the evaluation
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)

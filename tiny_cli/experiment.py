@@ -258,10 +258,10 @@ def _read(
     when = "hardwired" if kind == "hardwire" else f"epoch {result.epochs}"
     units = unitplot.unit_data(net, data[0], task.input_names(), f"{task.name}, {when}", run)
     drawing = painter.call("units", units) if units is not None else None
-    hand = [c for c in task.constructions(cfg.init) if c.arch == arch][:1]
+    hand = task.construction_for(cfg.init, arch)
     construction = None
     if hand:
-        weights = hand[0].weights()
+        weights = hand.weights()
         construction = (arch, {k: v.detach().cpu().numpy() for k, v in weights.items()})
     options = {
         "metrics": metrics,

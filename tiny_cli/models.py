@@ -294,7 +294,9 @@ def build(cfg: ExperimentConfig) -> nn.Module:
     arch = cfg.arch
     model = arch.module()
     if cfg.init.mode in ("hardwired", "hardwired+noise"):
-        (construction,) = [c for c in cfg.task.constructions(cfg.init) if c.arch == arch][:1]
+        construction = cfg.task.construction_for(cfg.init, arch)
+        if construction is None:  # (config.resolve refuses such a config)
+            raise ValueError(f"task {cfg.task.name} has no construction of {arch.describe()}")
         model.load_state_dict(construction.weights())
     if cfg.init.mode == "hardwired+noise":
         gen = torch.Generator().manual_seed(cfg.seed)

@@ -42,7 +42,7 @@ def stored_readout(
         return None
     cfg, state = stored
     arch, task = cfg.arch, cfg.task
-    hand = [c for c in task.constructions(cfg.init) if c.arch == arch][:1]
+    hand = task.construction_for(cfg.init, arch)
     result = readout.read(
         arch,
         state,
@@ -51,6 +51,6 @@ def stored_readout(
         init_state=models.build(cfg).state_dict(),
         losses=tracking.scalar_history(run.path),
         diverged=record.meta.status == "failed",
-        construction=(arch, hand[0].weights()) if hand else None,
+        construction=(arch, hand.weights()) if hand else None,
     )
     return result, task.input_names()

@@ -106,13 +106,13 @@ class Sidecar:
 
     Calls are answered in order. After the process fails, calls run here instead."""
 
-    def __init__(self, readout: bool = False) -> None:
+    def __init__(self, readout: bool = False, spawn: bool = True) -> None:
         self._lock = threading.Lock()
         self._sending = threading.Lock()
         self._waiting: dict[int, tuple[Pending, str, tuple[Any, ...]]] = {}
         self._next = 0
         self._proc: subprocess.Popen[bytes] | None = None
-        if os.environ.get("TINY_SIDECAR", "1") == "0":
+        if not spawn or os.environ.get("TINY_SIDECAR", "1") == "0":
             return
         warm = WARM + (WARM_READOUT if readout else ())
         try:
@@ -225,13 +225,7 @@ def _pythonpath() -> str:
 
 def local() -> Sidecar:
     """A handle that runs every call in this process (no child)."""
-    handle = Sidecar.__new__(Sidecar)
-    handle._lock = threading.Lock()
-    handle._sending = threading.Lock()
-    handle._waiting = {}
-    handle._next = 0
-    handle._proc = None
-    return handle
+    return Sidecar(spawn=False)
 
 
 def _serve(warm: list[str]) -> None:

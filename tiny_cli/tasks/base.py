@@ -81,6 +81,11 @@ class Task(Section):
         """Hand-made nets for this task (the first is what `tiny hardwire` builds)."""
         return []
 
+    def construction_for(self, init: InitConfig, arch: Arch) -> Construction | None:
+        """The first construction of `arch`: what a hardwired init of it loads, and what a
+        net of it is measured against."""
+        return next((c for c in self.constructions(init) if c.arch == arch), None)
+
     def metrics(self, f: Predict, x: Tensor, y: Tensor, pred: Tensor) -> Metrics:
         """Final metrics beyond the loss, given the predictions on the domain (flat) and the
         net as a function, for looking beyond the domain. Default: accuracy (classification)
