@@ -95,3 +95,22 @@ def test_a_skip_net_reads_the_inputs_and_the_last_hidden_layer() -> None:
     ]  # fmt: skip
     assert net.state_dict()["output_layer.weight"].shape == (1, 4)
     assert arch.n_parameters == sum(p.numel() for p in net.parameters())
+
+
+@pytest.mark.parametrize(
+    "arch",
+    [models.sigmoid_neuron(), models.min_model(), models.relu_chain([1, 3, 2, 1]),
+     Arch(3, MIXED, skip_input=True)],
+    ids=["sigmoid_neuron", "min_model", "relu_chain", "mixed+skip"],
+)  # fmt: skip
+def test_random_inits_are_the_modules_a_seed_builds(arch: Arch) -> None:
+    """The engine's fast init of many seeds draws what `torch.manual_seed(k)` then
+    `arch.module()` draws, for every seed."""
+    seeds = [0, 1, 17, 4096]
+    many = models.random_inits(arch, seeds)
+    for i, seed in enumerate(seeds):
+        torch.manual_seed(seed)
+        built = arch.module().state_dict()
+        assert list(many) == list(built)
+        for key, value in built.items():
+            assert torch.equal(many[key][i], value), (seed, key)

@@ -20,6 +20,8 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.conftest import CLI, REPO, Make, assert_one_line_error
+from tiny_cli import runs
+from tiny_cli.errors import TinyError
 
 
 def start_training(runs_dir: Path, cwd: Path, *args: str) -> subprocess.Popen[str]:
@@ -227,6 +229,17 @@ def test_a_sweep_stopped_by_sigterm_keeps_its_chunks_and_resume_finishes_it_bit_
     kept = sorted(p.name for p in (path / "chunks").iterdir())
     assert 0 < len(kept) < 4
 
+    # a sweep stopped under an earlier engine would mix two arithmetics: refused, untouched
+    meta_text = (path / "run.json").read_text()
+    older = json.loads(meta_text)
+    del older["versions"]["engine"]
+    (path / "run.json").write_text(json.dumps(older))
+    with pytest.raises(TinyError, match="another version of tiny's training engine"):
+        sweep.resume_sweep(runs.Run(path), runs_root=runs_dir)
+    assert json.loads((path / "run.json").read_text()) == older
+    assert sorted(p.name for p in (path / "chunks").iterdir()) == kept
+    (path / "run.json").write_text(meta_text)
+
     resumed = subprocess.run(
         [sys.executable, "-m", "tiny_cli", "sweep", "--resume", path.name],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
@@ -267,6 +280,8 @@ def test_a_run_killed_with_sigkill_is_stale_and_resumes_bit_identical(tmp_path: 
             proc.kill()
     (run,) = runs_dir.iterdir()
     assert json.loads((run / "run.json").read_text())["status"] == "running"
+    meta_before = (run / "run.json").read_bytes()
+    saved = (run / "checkpoint.pt").read_bytes()
 
     def tiny(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -278,6 +293,18 @@ def test_a_run_killed_with_sigkill_is_stale_and_resumes_bit_identical(tmp_path: 
     inspected = tiny("inspect", run.name)
     assert inspected.returncode == 1 and "stale" in inspected.stderr
     assert "--resume" in inspected.stderr
+    # a checkpoint from an earlier engine (no "engine" key): one line, nothing touched
+    older = torch.load(run / "checkpoint.pt", weights_only=True)
+    del older["engine"]
+    torch.save(older, run / "checkpoint.pt")
+    older_bytes = (run / "checkpoint.pt").read_bytes()
+    refused = tiny("train", "--resume", run.name)
+    lines = refused.stderr.strip().splitlines()
+    assert refused.returncode == 1 and len(lines) == 1, refused.stderr
+    assert "checkpoint.pt" in lines[0] and "another version of tiny's training engine" in lines[0]
+    assert (run / "run.json").read_bytes() == meta_before
+    assert (run / "checkpoint.pt").read_bytes() == older_bytes
+    (run / "checkpoint.pt").write_bytes(saved)
     resumed = tiny("train", "--resume", run.name)
     assert resumed.returncode == 0, resumed.stderr
     meta = json.loads((run / "run.json").read_text())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from tests.conftest import CLI
@@ -80,3 +81,28 @@ def test_diverging_training_stops_and_keeps_finite_weights(tmp_path: Path) -> No
     assert meta["status"] == "failed" and "epoch" in meta["reason"]
     state = torch.load(out.run.path / "model.pt", weights_only=True)
     assert all(bool(v.isfinite().all()) for v in state.values())
+
+
+def test_a_training_state_that_cannot_resume_says_why() -> None:
+    """`engine.state_problem` names what is wrong with a checkpoint before anything is
+    touched: another engine, missing or misshapen tensors, other seeds, a hostile type."""
+    cfg, _ = config.load("is_even", [("train.epochs", 3, "t"), ("train.batch_size", 4, "t")])
+    x, y = cfg.task.data()
+    states: list[engine.State] = []
+    engine.fit(cfg, [0], x, y, checkpoint=lambda e, snap, force: states.append(snap()))
+    good = states[-1]
+    assert engine.state_problem(cfg, [0], good) is None
+    broken = {
+        "another version": {**good, "engine": 1},
+        "flat": {k: v for k, v in good.items() if k != "flat"},
+        "m is missing": {**good, "m": good["m"][:-1]},
+        "other seeds": {**good, "seeds": [1, 1]},
+        "epoch": {**good, "epoch": 10**9},
+        "gens": {**good, "gens": ["x"]},
+        "not a training state": [1, 2],
+    }
+    for needle, state in broken.items():
+        problem = engine.state_problem(cfg, [0], state)
+        assert problem is not None and needle in problem, (needle, problem)
+        with pytest.raises(ValueError, match="unusable"):
+            engine.fit(cfg, [0], x, y, resume=state)  # type: ignore[arg-type]

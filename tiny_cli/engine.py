@@ -1,32 +1,35 @@
 """The one training engine: S seeds of one config trained at once. `tiny train` is S = 1.
 
-Every parameter of the net gets a leading seed dimension (`[S, *shape]`, the model's own
-state_dict names) and `models.batched_forward` runs all seeds together. The loss is the sum
-over seeds of each seed's own mean loss, so seed k's gradient is exactly its own.
+All seeds' parameters live in one flat buffer, seeds last ([P, S]: each parameter a
+[*shape, S] view, the model's own state_dict names). `backprop.Net` computes every seed's
+forward, mean loss and gradient by hand, all seeds in each elementwise op (no autograd, no
+per-seed BLAS calls); the update is one pass over the buffer.
 
 Batch invariance, bit for bit: a seed's whole trajectory depends only on its config and
 seed, never on which other seeds train beside it, how many, or the thread count:
 
-- seed k starts from `models.build(config with seed=k)` and shuffles its mini-batches with
-  its own `Generator().manual_seed(k)`;
-- the products are per-seed `baddbmm`s, whose result for one seed does not depend on the
-  batch, except that a batch of ONE takes another BLAS path (matrix-vector) for some shapes:
-  so one seed trains beside a twin copy of itself, which costs nothing measurable here;
-- the optimizer update is elementwise, on one flat tensor of all seeds' parameters, written
-  out below with single-rounding ops. torch's fused optimizer kernels are not batch
-  invariant (their vectorised body and scalar tail round differently: measured), and
-  building any `torch.optim` optimizer imports `torch._dynamo`, 1.5 s of every run's start
-  (measured, torch 2.13). The update rules are torch.optim's SGD, Adam and AdamW (its
-  single-tensor code path, the same operations in the same order).
+- seed k starts from `models.build(config with seed=k)` (`models.random_inits` draws the
+  same numbers for many seeds at once) and shuffles its mini-batches with its own
+  `Generator().manual_seed(k)`;
+- every op of the forward and backward is elementwise, or a per-seed sum in an order fixed
+  by the shapes (`backprop.tree_sum`); functions whose vectorised and scalar code round
+  differently run with every element on one path (`backprop.uniform`); a wide layer's
+  products are per-seed `bmm`s, which give one seed the same bits in any batch but a batch
+  of ONE (another BLAS path), so a lone seed trains beside a twin copy of itself;
+- the optimizer update is elementwise, on the flat buffer, written out below. torch's
+  fused optimizer kernels are not batch invariant (their vectorised body and scalar tail
+  round differently: measured), and building any `torch.optim` optimizer imports
+  `torch._dynamo`, 1.5 s of every run's start (measured, torch 2.13). The update rules are
+  torch.optim's SGD, Adam and AdamW (its single-tensor code path, the same operations in
+  the same order).
 
 A seed whose loss or parameters stop being finite keeps its last finite parameters and the
-epochs it completed; its loss is masked out of the sum, so it cannot touch the others.
+epochs it completed; its gradient is masked to zero, so it cannot touch the others.
 """
 
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tiny_cli import models
+from tiny_cli import backprop, models
 
 if TYPE_CHECKING:
     from tiny_cli.config import ExperimentConfig
@@ -48,8 +51,12 @@ LOSSES: dict[str, Callable[..., Tensor]] = {
     "bce": F.binary_cross_entropy,
     "l1": F.l1_loss,
 }
+# The version of the training arithmetic (1: autograd and bmm; 2: backprop.py, seeds last),
+# in run.json and in checkpoints: a run or sweep stopped under another one cannot resume.
+ENGINE = 2
 BETAS = (0.9, 0.999)  # torch.optim's Adam defaults
 EPS = 1e-8
+FLOAT_TINY = 1.1754943508222875e-38  # the smallest normal float32
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,8 @@ class Result:
 
 def initial_params(cfg: ExperimentConfig, seeds: Sequence[int]) -> Params:
     """Seed k's parameters exactly as `models.build(cfg with seed=k)` makes them, stacked."""
+    if cfg.init.mode == "random":
+        return models.random_inits(cfg.arch, seeds)
     states = [models.build(cfg.model_copy(update={"seed": s})).state_dict() for s in seeds]
     return {k: torch.stack([st[k] for st in states]) for k in states[0]}
 
@@ -116,10 +125,65 @@ class _Update:
         self.v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
         bias1 = 1 - beta1**self.step
         bias2_sqrt = math.sqrt(1 - beta2**self.step)
-        denom = (self.v.sqrt() / bias2_sqrt).add_(EPS)
+        # sqrt of a subnormal v is ~30x slower than of a normal one (measured; units that
+        # stopped learning decay v into them) and makes no difference here: for any
+        # v <= FLOAT_TINY, sqrt(v) / bias2_sqrt < 3.5e-18 is under half an ulp of EPS, so
+        # the denominator is EPS either way. Clamping first gives the same bits, fast.
+        denom = (self.v.clamp_min(FLOAT_TINY).sqrt() / bias2_sqrt).add_(EPS)
         p.addcdiv_(self.m, denom, value=-self.lr / bias1)
 
 
+def lineup(cfg: ExperimentConfig, seeds: Sequence[int]) -> list[int]:
+    """The seeds `fit` trains side by side: a lone seed beside a copy of itself (see the
+    module docstring; not when nothing trains: a hardwired net's one forward)."""
+    return list(seeds) * 2 if len(seeds) == 1 and cfg.train.epochs > 0 else list(seeds)
+
+
+def state_problem(cfg: ExperimentConfig, seeds: Sequence[int], state: Any) -> str | None:
+    """Why a training state (a checkpoint's) cannot resume `fit(cfg, seeds)`; None if it can.
+    Checked whole before anything is touched: a stale or hostile file gets one line."""
+    if not isinstance(state, dict):
+        return "not a training state"
+    if state.get("engine") != ENGINE:
+        return (
+            "written by another version of tiny's training engine; it cannot continue bit "
+            "for bit (tiny train --from RUN starts the run anew)"
+        )
+    lined = lineup(cfg, seeds)
+    s = len(lined)
+    size = cfg.arch.n_parameters * s
+    shapes: dict[str, tuple[tuple[int, ...], torch.dtype]] = {
+        "flat": ((size,), torch.float32),
+        "last_good": ((size,), torch.float32),
+        "m": ((size,), torch.float32),
+        "v": ((size,), torch.float32),
+        "alive": ((s,), torch.bool),
+        "epochs_done": ((s,), torch.long),
+        "diverged_at": ((s,), torch.float32),
+    }
+    for key, (shape, dtype) in shapes.items():
+        value = state.get(key)
+        if not isinstance(value, Tensor) or value.shape != shape or value.dtype != dtype:
+            return f"{key} is missing or not a {dtype} tensor of shape {list(shape)}"
+    if state.get("seeds") != lined or state.get("size") != size:
+        return "of other seeds or another architecture"
+    epoch, step = state.get("epoch"), state.get("step")
+    if not isinstance(epoch, int) or not 0 <= epoch <= cfg.train.epochs:
+        return f"epoch is not an integer in [0, {cfg.train.epochs}]"
+    if not isinstance(step, int) or step < 0:
+        return "step is not a non-negative integer"
+    gens = state.get("gens")
+    if not isinstance(gens, list) or any(
+        not isinstance(g, Tensor) or g.dtype != torch.uint8 for g in gens
+    ):
+        return "gens is not a list of generator states"
+    full_batch = cfg.train.batch_size is None or cfg.train.batch_size >= cfg.task.size()
+    if len(gens) != (0 if full_batch else s):
+        return "gens does not have one generator state per seed"
+    return None
+
+
+@torch.no_grad()
 def fit(
     cfg: ExperimentConfig,
     seeds: Sequence[int],
@@ -144,70 +208,61 @@ def fit(
     the batch-order generators), from which `resume=` continues exactly where it was: the
     resumed run ends bit-identical to one that never stopped.
     """
+    if resume is not None and (problem := state_problem(cfg, seeds, resume)) is not None:
+        raise ValueError(f"the training state is unusable: {problem}")
     s_real = len(seeds)
-    # See the module docstring: one seed trains beside a copy of itself (not needed when
-    # nothing trains: a hardwired net's one forward, on 2^24 inputs at most).
-    twin = s_real == 1 and cfg.train.epochs > 0
-    seeds = list(seeds) * 2 if twin else list(seeds)
+    seeds = lineup(cfg, seeds)
+    twin = len(seeds) > s_real
     start = initial_params(cfg, seeds) if params is None else params
     if twin and params is not None:
         start = {k: v.expand(2, *v.shape[1:]) for k, v in start.items()}
     dev = torch.device(device)
     arch = cfg.arch
-    loss_fn = LOSSES[cfg.loss]
     t = cfg.train
     n, s = len(x), len(seeds)
     full_batch = t.batch_size is None or t.batch_size >= n
 
-    # All parameters in one flat buffer, parameter-major ([param][seed][element]), so each
-    # parameter is a contiguous [S, *shape] view and the update is one pass over it.
+    # All parameters in one flat buffer, seeds last: [P, S], each seed a column, its
+    # parameters in `parameters()` order. Each parameter is a contiguous [*shape, S] view
+    # (what backprop.Net computes with) and the update is one pass over the buffer.
     names = list(start)
-    sizes = [start[k][0].numel() for k in names]
-    flat = torch.cat([start[k].reshape(-1) for k in names]).to(dev, torch.float32)
-    views: Params = {}
+    shapes = [start[k].shape[1:] for k in names]
+    sizes = [shape.numel() for shape in shapes]
+    flat = torch.cat([start[k].reshape(s, -1).T for k in names]).reshape(-1)
+    flat = flat.to(dev, torch.float32)
+    last: Params = {}  # seeds last, [*shape, S]
     offset = 0
-    for k, size in zip(names, sizes, strict=True):
-        views[k] = flat[offset : offset + s * size].view(s, *start[k].shape[1:]).requires_grad_()
-        offset += s * size
+    for k, shape, size in zip(names, shapes, sizes, strict=True):
+        last[k] = flat[offset : offset + size * s].view(*shape, s)
+        offset += size * s
     update = _Update(cfg, flat)
-
-    # Seed-major order of the flat buffer: flat[order].view(S, P) is each seed's parameters
-    # in `parameters()` order; seed_of[i] is the seed of flat[i].
-    starts = [0, *itertools.accumulate(s * size for size in sizes)]
-    order = torch.cat(
-        [
-            torch.arange(size, device=dev) + start + seed * size
-            for seed in range(s)
-            for start, size in zip(starts, sizes, strict=False)
-        ]
-    )
-    seed_of = torch.cat([torch.arange(s, device=dev).repeat_interleave(size) for size in sizes])
+    net = backprop.Net(arch, last)
 
     def per_seed(buffer: Tensor) -> Tensor:
-        """[S, P]: each seed's parameters (or gradients) in `parameters()` order."""
-        return buffer[order].view(s, -1)
+        """[S, P]: each seed's parameters (or gradients) in `parameters()` order, a copy."""
+        return buffer.view(-1, s).T.clone(memory_format=torch.contiguous_format)
 
-    xt, yt = x.to(dev).T.unsqueeze(0), y.to(dev).T.unsqueeze(0)  # [1, in, n], [1, 1, n]
     xd, yd = x.to(dev), y.to(dev)
+    xt, yt = xd.T.unsqueeze(-1), yd.T.unsqueeze(-1)  # [in, n, 1], [out, n, 1]
     gens = [] if full_batch else [torch.Generator().manual_seed(k) for k in seeds]
 
-    with torch.no_grad():
-        last_good = flat.clone()
-        pred0, _ = models.batched_forward(arch, views, xt)
-        loss0 = loss_fn(pred0, yt.expand_as(pred0), reduction="none").mean(dim=(1, 2))
-        acc0 = correct(pred0, yt).float().mean(dim=(1, 2)) if correct is not None else None
+    last_good = flat.clone()
+    if t.epochs > 0:
+        pred0, _ = net.forward(xt)
+    else:  # a hardwired net's one forward, maybe over 2^24 inputs: on bmm, in less memory
+        seed_first = {k: v.movedim(-1, 0) for k, v in last.items()}  # [S, *shape]
+        pred0 = models.batched_forward(arch, seed_first, xd.T.unsqueeze(0))[0].permute(1, 2, 0)
+    loss0, _ = backprop.loss_and_grad(cfg.loss, pred0.contiguous(), yt)
+    acc0 = correct(pred0, yt).float().mean(dim=(0, 1)) if correct is not None else None
     alive = torch.ones(s, dtype=torch.bool, device=dev)
     epochs_done = torch.zeros(s, dtype=torch.long)
     diverged_at = torch.full((s,), math.nan)
     first = 1
     if resume is not None:
-        if list(resume["seeds"]) != seeds or int(resume["size"]) != flat.numel():
-            raise ValueError("the checkpoint is of other seeds or another architecture")
-        with torch.no_grad():
-            flat.copy_(resume["flat"])
-            last_good = resume["last_good"].to(dev).clone()
-            update.m.copy_(resume["m"])
-            update.v.copy_(resume["v"])
+        flat.copy_(resume["flat"])
+        last_good = resume["last_good"].to(dev).clone()
+        update.m.copy_(resume["m"])
+        update.v.copy_(resume["v"])
         update.step = int(resume["step"])
         for g, state in zip(gens, resume["gens"], strict=True):
             g.set_state(state)
@@ -218,6 +273,7 @@ def fit(
 
     def snapshot(epoch: int) -> State:
         return {
+            "engine": ENGINE,
             "epoch": epoch,
             "seeds": list(seeds),
             "size": flat.numel(),
@@ -259,10 +315,11 @@ def fit(
         if full_batch:
             batches: list[tuple[Tensor, Tensor, int]] = [(xt, yt, n)]
         else:
-            perm = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(dev)
+            # [n, S]: each seed's own order; a batch is [features, size, S]
+            perm = torch.stack([torch.randperm(n, generator=g) for g in gens], dim=1).to(dev)
             batches = [
-                (xd[idx].transpose(1, 2), yd[idx].transpose(1, 2), idx.shape[1])
-                for idx in perm.split(t.batch_size or n, dim=1)
+                (xd.T[:, idx].contiguous(), yd.T[:, idx].contiguous(), len(idx))
+                for idx in perm.split(t.batch_size or n)
             ]
         total = torch.zeros(s, device=dev)
         hits = torch.zeros(s, device=dev) if correct is not None else None
@@ -271,35 +328,29 @@ def fit(
             if i and should_stop():
                 stopped = True
                 break
-            pred, _ = models.batched_forward(arch, views, xb)
-            losses = loss_fn(pred, yb.expand_as(pred), reduction="none").mean(dim=(1, 2))
-            for v in views.values():
-                v.grad = None
-            losses.where(alive, 0.0).sum().backward()
-            with torch.no_grad():
-                grad = torch.cat([_grad(v).reshape(-1) for v in views.values()])
-                update(flat, grad)
-            detached = losses.detach()
-            total = detached if size == n else total + detached * size
+            pred, saved = net.forward(xb)
+            losses, dpred = backprop.loss_and_grad(cfg.loss, pred, yb)
+            grad = net.backward(saved, dpred.where(alive, 0.0)).reshape(-1)
+            update(flat, grad)
+            total = losses if size == n else total + losses * size
             if hits is not None and correct is not None:
-                hits += correct(pred.detach(), yb).sum(dim=(1, 2))
+                hits += correct(pred, yb).sum(dim=(0, 1))
         if stopped:
             status = "interrupted"
             break
         epoch_loss = total if full_batch else total / n
-        with torch.no_grad():
-            ok = alive & epoch_loss.isfinite()
-            if not bool(flat.isfinite().all()):  # rare: find whose parameters broke
-                # finite * 0 is 0, inf * 0 and nan * 0 are nan: one reduction per seed
-                ok &= per_seed(flat).mul(0.0).sum(dim=1).eq(0.0)
-            if bool(ok.all()):
-                last_good.copy_(flat)
-            else:
-                newly = alive & ~ok
-                diverged_at[newly.cpu()] = epoch_loss[newly].cpu()
-                last_good = torch.where(ok[seed_of], flat, last_good)
-            epochs_done += ok.cpu()
-            alive = ok
+        ok = alive & epoch_loss.isfinite()
+        if not bool(flat.isfinite().all()):  # rare: find whose parameters broke
+            # finite * 0 is 0, inf * 0 and nan * 0 are nan: one reduction per seed
+            ok &= flat.view(-1, s).mul(0.0).sum(dim=0).eq(0.0)
+        if bool(ok.all()):
+            last_good.copy_(flat)
+        else:
+            newly = alive & ~ok
+            diverged_at[newly.cpu()] = epoch_loss[newly].cpu()
+            last_good = torch.where(ok, flat.view(-1, s), last_good.view(-1, s)).view(-1)
+        epochs_done += ok.cpu()
+        alive = ok
         if not bool(alive[:s_real].any()):
             break  # every seed diverged: nothing left to train or to report
         grads = per_seed(grad) if callbacks else None
@@ -308,9 +359,11 @@ def fit(
             checkpoint(epoch, functools.partial(snapshot, epoch), False)
 
     final: Params = {}
-    for k, size, begin in zip(names, sizes, starts, strict=False):
-        block = last_good[begin : begin + s * size].view(s, *start[k].shape[1:])
-        final[k] = block[:s_real].cpu().clone()
+    offset = 0
+    for k, shape, size in zip(names, shapes, sizes, strict=True):
+        block = last_good[offset : offset + size * s].view(*shape, s).movedim(-1, 0)[:s_real]
+        final[k] = block.cpu().clone(memory_format=torch.contiguous_format)
+        offset += size * s
     return Result(
         status,
         final,
@@ -318,8 +371,3 @@ def fit(
         ~alive[:s_real].cpu(),
         diverged_at[:s_real],
     )
-
-
-def _grad(v: Tensor) -> Tensor:
-    assert v.grad is not None, "every parameter takes part in the loss"
-    return v.grad

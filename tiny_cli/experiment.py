@@ -62,7 +62,12 @@ FINAL_STATUS = {"completed": "completed", "diverged": "failed", "interrupted": "
 
 
 def versions() -> dict[str, str]:
-    return {"tiny": __version__, "torch": torch.__version__, "python": platform.python_version()}
+    return {
+        "tiny": __version__,
+        "engine": str(engine.ENGINE),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def hparams_metrics() -> list[str]:
@@ -158,6 +163,8 @@ def run_experiment(
         else:
             run = resume
             state = runs.load_tensors(run.path, runs.CHECKPOINT_STATE)
+            if (problem := engine.state_problem(cfg, [cfg.seed], state)) is not None:
+                raise runs.RunProblem(f"{runs.CHECKPOINT_STATE}: {problem}")
             run.update_meta(
                 status="running", reason="", resumed=time.time(), heartbeat=time.time(),
                 **runs.process_identity(),

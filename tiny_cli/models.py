@@ -304,3 +304,28 @@ def build(cfg: ExperimentConfig) -> nn.Module:
             for p in model.parameters():
                 p.add_(torch.randn(p.shape, generator=gen) * cfg.init.noise)
     return model
+
+
+def random_inits(arch: Arch, seeds: Sequence[int]) -> Params:
+    """`build`'s random init for many seeds at once, [S, *shape] per parameter: one module,
+    re-initialised per seed. Making a module draws each Linear's weight then its bias, in
+    the order the Linears are made (= `modules()` order here), which is what
+    `reset_parameters` over them in that order draws again: the same numbers, without
+    making a thousand modules (and seeding only the CPU generator, which is all that
+    draws here; `torch.manual_seed` also formats a stack trace per device kind).
+    """
+    import torch
+    from torch import nn
+
+    model = arch.module()
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    named = list(model.state_dict(keep_vars=True).items())
+    out = {k: torch.empty(len(seeds), *v.shape) for k, v in named}
+    with torch.no_grad():
+        for i, seed in enumerate(seeds):
+            torch.default_generator.manual_seed(seed)
+            for m in linears:
+                m.reset_parameters()
+            for k, v in named:
+                out[k][i] = v
+    return out

@@ -26,7 +26,7 @@ from tiny_cli.config import ExperimentConfig, GridAxis, GridPoint
 from tiny_cli.errors import RunFailed, TinyError
 from tiny_cli.outcomes import OUTCOMES, classify, evaluate, pick_seeds
 
-# Floats of activations (and their saved copies) allowed per chunk of seeds: ~0.5 GiB.
+# Floats of a chunk's training (activations, products, buffers) allowed: ~0.5 GiB.
 CHUNK_FLOATS = 1 << 27
 MAX_CHUNK = 8192
 CHUNKS = "chunks"  # a sweep's finished chunks, one file each, until it completes
@@ -74,7 +74,10 @@ def chunk_size(cfg: ExperimentConfig, n_samples: int) -> int:
     arch = cfg.arch
     widths = [arch.inputs] + [la.width for la in arch.layers]
     batch = min(cfg.train.batch_size or n_samples, n_samples)
-    per_seed = 4 * batch * (sum(widths) + arch.inputs) + 8 * arch.n_parameters
+    # per sample: each layer's input and output (and a transient copy), and every
+    # parameter's product (backprop.Net's segments, then their first halving)
+    per_seed = batch * (3 * (sum(widths) + arch.inputs) + 2 * arch.n_parameters)
+    per_seed += 8 * arch.n_parameters  # the flat buffers: parameters, moments, gradients
     return max(1, min(MAX_CHUNK, CHUNK_FLOATS // per_seed))
 
 
@@ -350,6 +353,13 @@ def resume_sweep(
         raise TinyError(f"--resume {run.id}: the sweep is already complete")
     if meta.seeds is None:
         raise TinyError(f"--resume {run.id}: run.json has no seed range; cannot resume")
+    made_by = (meta.versions or {}).get("engine")
+    if made_by != str(engine.ENGINE):
+        raise TinyError(
+            f"--resume {run.id}: trained by another version of tiny's training engine "
+            f"({'engine ' + str(made_by) if made_by else 'before engine 2'}); its remaining "
+            f"chunks would not match its stored ones bit for bit: start the sweep anew"
+        )
     grid = runs.read_grid(run)
     axes = [(k, list(v)) for k, v in grid.axes.items()]
     points = config.grid_points(str(run.path / runs.CONFIG), [], axes)

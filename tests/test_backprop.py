@@ -1,0 +1,103 @@
+"""The hand-written forward and backward: autograd's gradients, and each seed's numbers
+independent of the seeds beside it and of the thread count, bit for bit."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tiny_cli import backprop, models
+from tiny_cli.models import Arch, Layer
+
+WIDE = 16  # 16 x 16 > backprop.SMALL: that layer runs on bmm
+ARCHS = {
+    "sigmoid_neuron": (models.sigmoid_neuron(), "bce"),
+    "min_model": (models.min_model(), "mse"),
+    "relu_chain": (models.relu_chain([1, 2, 2, 2, 1]), "mse"),
+    "mixed": (
+        Arch(2, (Layer(3, "relu"), Layer(4, "tanh"), Layer(2, "leaky_relu"), Layer(3, "identity"),
+                 Layer(1, "sigmoid"))),
+        "bce",
+    ),
+    "wide+skip": (
+        Arch(2, (Layer(WIDE, "relu"), Layer(WIDE, "tanh"), Layer(1, "identity")), skip_input=True),
+        "l1",
+    ),
+}  # fmt: skip
+
+
+def seeds_last(params: models.Params) -> models.Params:
+    """[S, *shape] -> [*shape, S], contiguous: the engine's layout."""
+    return {k: v.movedim(0, -1).contiguous() for k, v in params.items()}
+
+
+def run(arch: Arch, loss: str, params: models.Params, x: torch.Tensor, y: torch.Tensor):
+    """Outputs, per-seed losses and [P, S] gradients for data x [n, in], y [n, 1]."""
+    net = backprop.Net(arch, seeds_last(params))
+    pred, saved = net.forward(x.T.unsqueeze(-1))
+    losses, dpred = backprop.loss_and_grad(loss, pred, y.T.unsqueeze(-1))
+    return pred, losses, net.backward(saved, dpred)
+
+
+def data(arch: Arch, loss: str, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.randn(n, arch.inputs, generator=gen) * 3
+    y = torch.rand(n, 1, generator=gen) if loss == "bce" else torch.randn(n, 1, generator=gen)
+    return x, y
+
+
+@pytest.mark.parametrize("name", list(ARCHS))
+def test_the_gradients_are_autograds_on_the_articles_modules(name: str) -> None:
+    arch, loss = ARCHS[name]
+    gen = torch.Generator().manual_seed(1)
+    x, y = data(arch, loss, 37, gen)
+    params = models.random_inits(arch, [0, 1, 2])
+    pred, losses, grads = run(arch, loss, params, x, y)
+    fn = {"mse": torch.nn.functional.mse_loss, "bce": torch.nn.functional.binary_cross_entropy,
+          "l1": torch.nn.functional.l1_loss}[loss]  # fmt: skip
+    for seed in range(3):
+        module = arch.module()
+        module.load_state_dict({k: v[seed] for k, v in params.items()})
+        out = module(x)
+        value = fn(out, y)
+        value.backward()
+        torch.testing.assert_close(pred[0, :, seed], out[:, 0], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(losses[seed], value.detach(), rtol=1e-5, atol=1e-6)
+        theirs = torch.cat([p.grad.reshape(-1) for p in module.parameters()])
+        torch.testing.assert_close(grads[:, seed], theirs, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", list(ARCHS))
+def test_a_seeds_numbers_do_not_depend_on_the_seeds_beside_it_or_the_threads(name: str) -> None:
+    """Seed 5 trained alone (beside its twin, as the engine runs a lone seed) and among 700
+    others at several places, on 1 and 2 threads: the same bits. 700 seeds x 60 samples
+    make the ops big enough to be split between threads at unaligned places."""
+    arch, loss = ARCHS[name]
+    gen = torch.Generator().manual_seed(2)
+    x, y = data(arch, loss, 60, gen)
+    others = models.random_inits(arch, range(100, 800))
+    mine = models.random_inits(arch, [5])
+    twin = {k: v.expand(2, *v.shape[1:]) for k, v in mine.items()}
+    _, alone_loss, alone_grads = run(arch, loss, twin, x, y)
+    threads = torch.get_num_threads()
+    try:
+        for count, place in ((1, 0), (2, 699), (2, 350), (1, 431)):
+            torch.set_num_threads(count)
+            params = {k: torch.cat([v[:place], mine[k], v[place:]]) for k, v in others.items()}
+            _, losses, grads = run(arch, loss, params, x, y)
+            assert torch.equal(losses[place], alone_loss[0]), (count, place)
+            assert torch.equal(grads[:, place], alone_grads[:, 0]), (count, place)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@given(rows=st.integers(1, 70), cols=st.integers(1, 40), col=st.integers(0, 39))
+@settings(max_examples=25, deadline=None, derandomize=True)
+def test_tree_sum_of_a_column_is_the_column_summed_alone(rows: int, cols: int, col: int) -> None:
+    col %= cols
+    t = torch.randn(rows, cols, generator=torch.Generator().manual_seed(rows * 100 + cols)) * 1e3
+    summed = backprop.tree_sum(t, dim=0)
+    assert summed.shape == (cols,)
+    assert torch.equal(summed[col], backprop.tree_sum(t[:, col : col + 1].clone(), dim=0)[0])
+    torch.testing.assert_close(summed, t.double().sum(dim=0).float(), rtol=1e-5, atol=1e-2)
