@@ -40,6 +40,30 @@ def test_help_and_version_do_not_import_torch() -> None:
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr
 
 
+def test_a_run_imports_no_sympy_matplotlib_or_dynamo_in_its_own_process(tmp_path: Path) -> None:
+    """The start-up bar (issue 9): pictures and the read-out are the sidecar's, so the run's
+    own process never imports sympy or matplotlib (0.6 s and 0.9 s), nor torch._dynamo
+    (1.5 s, what any torch.optim optimizer or torch.broadcast_shapes pulls in)."""
+    code = (
+        "import sys\n"
+        "from tiny_cli.cli import main\n"
+        "for args in (['hardwire', 'lt10'], ['train', 'is_even', '--epochs', '3']):\n"
+        "    sys.argv = ['tiny', *args]\n"
+        "    try:\n"
+        "        main()\n"
+        "    except SystemExit as e:\n"
+        "        assert not e.code, (args, e.code)\n"
+        "heavy = ('sympy', 'mpmath', 'matplotlib', 'torch._dynamo')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
+    )
+    env = {**os.environ, "TINY_RUNS_DIR": str(tmp_path / "runs"), "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout[-500:]
+
+
 # Runs the CLI with `import torch` (and matplotlib, TensorBoard) refused by a meta path finder.
 WITHOUT_TORCH = """
 import sys

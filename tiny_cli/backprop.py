@@ -35,26 +35,30 @@ if TYPE_CHECKING:
 
 ALIGN = 64  # elements: a multiple of any CPU's vector-loop step (AVX-512 floats: 32)
 BLOCK = 1 << 14  # elements per call: under ATen's GRAIN_SIZE (32768), never split in threads
+COLLECT = 1 << 24  # floats of per-sample products gathered before summing (64 MiB)
 SMALL = 128  # fan_in x width at most this: elementwise products (faster up to ~120-140)
 BCE_EPS = 1e-12  # torch's binary_cross_entropy_backward: (p - y) / max(p (1 - p), eps)
 
 
 def tree_sum(t: Tensor, dim: int) -> Tensor:
-    """Sum over `dim` in an order fixed by its size alone: up to 4 slices pairwise,
-    ((a + b) + (c + d)); more by halving (first half + second half, an odd last slice added
-    to the first)."""
+    """Sum over `dim` in an order fixed by its size alone: zeros appended up to a power of
+    two, then first half + second half, again and again (elementwise adds), so a column's
+    sum never depends on the columns beside it."""
+    dim %= t.dim()
     m = t.shape[dim]
-    if m <= 4:
-        parts = list(t.unbind(dim))
-        while len(parts) > 1:
-            pairs = [parts[i] + parts[i + 1] for i in range(0, len(parts) - 1, 2)]
-            parts = pairs + ([parts[-1]] if len(parts) % 2 else [])
-        return parts[0]
-    half = m // 2
-    s = t.narrow(dim, 0, half) + t.narrow(dim, half, half)
-    if m % 2:
-        s.narrow(dim, 0, 1).add_(t.narrow(dim, 2 * half, 1))
-    return tree_sum(s, dim)
+    if m <= 2:
+        if m == 1:
+            return t.squeeze(dim)
+        first, second = t.unbind(dim)
+        return first + second
+    levels = (m - 1).bit_length()
+    if m < 1 << levels:
+        t = F.pad(t, (0, 0) * (t.dim() - 1 - dim) + (0, (1 << levels) - m))
+    t = t.reshape(*t.shape[:dim], *([2] * levels), *t.shape[dim + 1 :])
+    for _ in range(levels):
+        first, second = t.unbind(dim)
+        t = first + second
+    return t
 
 
 def uniform(fn: Callable[..., Tensor], *args: Tensor) -> Tensor:
@@ -67,15 +71,27 @@ def uniform(fn: Callable[..., Tensor], *args: Tensor) -> Tensor:
     in a tail depends on the seeds beside it and the thread count. So: the seeds dimension
     is padded to a multiple of ALIGN and fn runs on blocks of at most BLOCK elements (never
     split between threads): every element goes through the vectorised loop."""
-    shape = torch.broadcast_shapes(*(a.shape for a in args))
+    # (torch.broadcast_tensors, not torch.broadcast_shapes: that one imports sympy, 0.6 s)
+    expanded = torch.broadcast_tensors(*args)
+    shape = expanded[0].shape
     seeds = shape[-1]
     width = -(-seeds // ALIGN) * ALIGN
-    padded = [F.pad(a.expand(shape), (0, width - seeds)).view(-1, width) for a in args]
+    padded = [F.pad(a, (0, width - seeds)).view(-1, width) for a in expanded]
     out = padded[0].new_empty(padded[0].shape)
     step = max(1, BLOCK // width)
-    for r in range(0, len(out), step):
-        fn(*(t[r : r + step] for t in padded), out=out[r : r + step])
+    if step >= len(out):
+        fn(*padded, out=out)
+    else:
+        for r in range(0, len(out), step):
+            fn(*(t[r : r + step] for t in padded), out=out[r : r + step])
     return out.view(*shape[:-1], width)[..., :seeds]
+
+
+def needs_twin(arch: Arch) -> bool:
+    """Whether a lone seed must train beside a copy of itself: when a layer is wide, since
+    a `bmm` over a batch of one takes another BLAS path (matrix-vector) than over several."""
+    layers = zip(arch.blocks(), arch.layers, strict=True)
+    return any(blocks[0][1] * spec.width > SMALL for blocks, spec in layers)
 
 
 def _activate(name: str, z: Tensor) -> Tensor:
@@ -95,8 +111,20 @@ class _Layer:
     skip: bool  # reads [inputs, previous layer]
     small: bool
     # Views of the parameters, made once (single-block layers; None: stacked at each call)
-    w: Tensor | None = None  # [width, fan_in, S]
-    b: Tensor | None = None  # [width, S]
+    w: Tensor | None = None  # [width, fan_in, 1, S]
+    b: Tensor | None = None  # [width, 1, S]
+
+
+@dataclass
+class _Buffers:
+    """What a backward over n samples writes into, made once per n: the segments and, per
+    layer (last first), each block's weight rows [per, fan_in, n, S] and bias rows
+    [per, n, S] in them (None for a wide layer's weight), and the loss's rows."""
+
+    segments: list[Tensor]
+    weights: list[list[Tensor | None]]
+    biases: list[list[Tensor]]
+    loss: Tensor  # [outputs, n, S]
 
 
 class Net:
@@ -106,9 +134,10 @@ class Net:
 
     `params` are read at every call: views of a buffer the engine updates in place."""
 
-    def __init__(self, arch: Arch, params: Params) -> None:
+    def __init__(self, arch: Arch, params: Params, loss: str = "mse") -> None:
         self.inputs = arch.inputs
         self.params = params
+        self.loss = loss
         self.seeds = next(iter(params.values())).shape[-1]
         blocks = arch.blocks()
         last = len(blocks) - 1
@@ -125,11 +154,13 @@ class Net:
                 small=fan_in * spec.width <= SMALL,
             )
             if len(names) == 1:  # views of the buffer: made once
-                la.w, la.b = params[f"{names[0]}.weight"], params[f"{names[0]}.bias"]
+                la.w = params[f"{names[0]}.weight"].unsqueeze(2)
+                la.b = params[f"{names[0]}.bias"].unsqueeze(1)
             self.layers.append(la)
         # The backward writes each parameter's per-sample products as rows of a segment
         # [rows, n, S], consecutive parameters sharing one, all summed over the data at
-        # the end; a wide layer's weight, summed by bmm already, ends a segment.
+        # once; a wide layer's weight, summed by bmm already, ends a segment. The loss's
+        # per-sample values are the last segment's last rows: summed in the same call.
         self._rows: dict[str, tuple[int, int, int]] = {}  # name -> (segment, first, count)
         self._order: list[int | str] = []  # parameters order: a segment, or a wide weight
         self._segments: list[int] = []
@@ -145,18 +176,29 @@ class Net:
                         self._segments.append(0)
                     self._rows[name] = (len(self._segments) - 1, self._segments[-1], count)
                     self._segments[-1] += count
-        self._buffers: dict[int, list[Tensor]] = {}  # n -> the segments
+        self._offsets: dict[str, tuple[int, int]] = {}  # name -> (first row, rows) in [P, S]
+        first = 0
+        for la in self.layers:
+            per = la.width // len(la.blocks)
+            for block in la.blocks:
+                for name, size in ((f"{block}.weight", per * la.fan_in), (f"{block}.bias", per)):
+                    self._offsets[name] = (first, size)
+                    first += size
+        self.n_params = first
+        self.outputs = self.layers[-1].width
+        self._segments[-1] += self.outputs  # (a bias always ends the parameters: a segment)
+        self._buffers: dict[int, _Buffers] = {}
 
     def _weights(self, layer: _Layer) -> tuple[Tensor, Tensor]:
-        """[width, fan_in, S], [width, S]: the layer's blocks, stacked."""
+        """[width, fan_in, 1, S], [width, 1, S]: the layer's blocks, stacked."""
         if layer.w is not None and layer.b is not None:
             return layer.w, layer.b
         ws = [self.params[f"{b}.weight"] for b in layer.blocks]
         bs = [self.params[f"{b}.bias"] for b in layer.blocks]
-        return torch.cat(ws), torch.cat(bs)
+        return torch.cat(ws).unsqueeze(2), torch.cat(bs).unsqueeze(1)
 
     def forward(self, x: Tensor) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
-        """The outputs [width, n, S] and, per layer, (its input [1, fan_in, n, S or 1], its
+        """The outputs [width, n, S] and, per layer, (its input [fan_in, n, S or 1], its
         activation) for `backward`."""
         saved: list[tuple[Tensor, Tensor]] = []
         h = x
@@ -164,69 +206,108 @@ class Net:
             inp = torch.cat((x.expand(-1, -1, self.seeds), h)) if layer.skip else h
             w, b = self._weights(layer)
             if layer.small:  # [width, fan_in, n, S] products, summed over fan_in
-                inp = inp.unsqueeze(0)
-                z = tree_sum(w.unsqueeze(2) * inp, dim=1).add_(b.unsqueeze(1))
+                z = tree_sum(w * inp, dim=1).add_(b)
             else:
                 by_seed = inp.permute(2, 0, 1).expand(self.seeds, -1, -1)  # [S, fan_in, n]
-                z = torch.baddbmm(b.T.unsqueeze(-1), w.permute(2, 0, 1), by_seed)
+                z = torch.baddbmm(b.permute(2, 0, 1), w.squeeze(2).permute(2, 0, 1), by_seed)
                 z = z.permute(1, 2, 0).contiguous()
-                inp = inp.unsqueeze(0)
             h = _activate(layer.activation, z)
             saved.append((inp, h))
         return h, saved
 
-    def _segments_for(self, n: int, like: Tensor) -> list[Tensor]:
-        """The segments for batches of n samples, made once and reused (each call's are
-        summed before the next call writes them)."""
-        if n not in self._buffers:
-            self._buffers[n] = [like.new_empty(rows, n, self.seeds) for rows in self._segments]
-        return self._buffers[n]
-
-    def backward(self, saved: list[tuple[Tensor, Tensor]], grad: Tensor) -> Tensor:
-        """d loss / d parameters [P, S] from d loss / d outputs [width, n, S]: each seed a
-        column, its parameters in `parameters()` order."""
-        n, seeds = grad.shape[1], self.seeds
-        segments = self._segments_for(n, grad)
-        summed: dict[str, Tensor] = {}  # wide weights, [rows, S]
+    def _buffers_for(self, n: int, like: Tensor) -> _Buffers:
+        """The buffers for batches of n samples, made once and reused (each step's are
+        summed before the next step writes them)."""
+        if n in self._buffers:
+            return self._buffers[n]
+        segments = [like.new_empty(rows, n, self.seeds) for rows in self._segments]
 
         def rows(name: str) -> Tensor:
             segment, first, count = self._rows[name]
             return segments[segment][first : first + count]
 
-        for i in range(len(self.layers) - 1, -1, -1):
+        weights, biases = [], []
+        for la in reversed(self.layers):
+            per = la.width // len(la.blocks)
+            shape = (per, la.fan_in, n, self.seeds)
+            small = la.small
+            weights.append([rows(f"{b}.weight").view(shape) if small else None for b in la.blocks])
+            biases.append([rows(f"{b}.bias") for b in la.blocks])
+        made = _Buffers(segments, weights, biases, segments[-1][-self.outputs :])
+        self._buffers[n] = made
+        return made
+
+    def step(self, x: Tensor, y: Tensor, alive: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """One forward and backward on a batch x [inputs, n, S or 1], y [outputs, n, S or
+        1]: the outputs [outputs, n, S], each seed's mean loss [S], and d (that loss) / d
+        parameters [P, S] (each seed a column, its parameters in `parameters()` order;
+        zero for a seed that is not `alive`).
+
+        Up to COLLECT floats of per-sample products, every parameter's are gathered and
+        summed over the data at once (fewest calls); beyond, each is summed as soon as it
+        is made (least memory). Both sum each row by `tree_sum` over n: the same bits."""
+        pred, saved = self.forward(x)
+        n, seeds = pred.shape[1], self.seeds
+        count = self.outputs * n
+        collect = sum(self._segments) * n * seeds <= COLLECT
+        buffers = self._buffers_for(n, pred) if collect else None
+        result = pred.new_empty(0 if collect else self.n_params, seeds)  # when not collecting
+
+        def put(name: str, value: Tensor) -> None:
+            first, size = self._offsets[name]
+            result[first : first + size] = value
+
+        losses_out = buffers.loss if buffers is not None else torch.empty_like(pred)
+        grad = _loss_into(self.loss, pred, y.expand_as(pred), count, losses_out)
+        grad = grad.where(alive, 0.0)
+        wide: dict[str, Tensor] = {}  # wide weights, [rows, S]
+        for k, i in enumerate(range(len(self.layers) - 1, -1, -1)):
             layer = self.layers[i]
-            inp, h = saved[i]  # [1, fan_in, n, S or 1], [width, n, S]
+            inp, h = saved[i]  # [fan_in, n, S or 1], [width, n, S]
             per = layer.width // len(layer.blocks)
-            if len(layer.blocks) == 1:  # d loss / d z straight into the bias's rows
-                dz = _activation_grad(layer.activation, grad, h, rows(f"{layer.blocks[0]}.bias"))
-            else:
-                dz = _activation_grad(layer.activation, grad, h, None)
-                for j, block in enumerate(layer.blocks):
-                    rows(f"{block}.bias").copy_(dz[j * per : (j + 1) * per])
+            blocks = list(enumerate(layer.blocks))
+            # d loss / d z, for one block straight into its bias rows
+            into = buffers.biases[k][0] if buffers is not None and len(blocks) == 1 else None
+            dz = _activation_grad(layer.activation, grad, h, into)
+            for j, block in blocks:
+                if buffers is None:
+                    put(f"{block}.bias", tree_sum(dz[j * per : (j + 1) * per], dim=1))
+                elif into is None:
+                    buffers.biases[k][j].copy_(dz[j * per : (j + 1) * per])
             dz_ = dz.unsqueeze(1)  # [width, 1, n, S]
-            w, _ = self._weights(layer)
             if layer.small:
-                for j, block in enumerate(layer.blocks):  # [per, fan_in, n, S] products
-                    out = rows(f"{block}.weight").view(per, layer.fan_in, n, seeds)
-                    torch.mul(dz_[j * per : (j + 1) * per], inp, out=out)
+                for j, block in blocks:  # [per, fan_in, n, S] products
+                    mine = dz_[j * per : (j + 1) * per]
+                    out = buffers.weights[k][j] if buffers is not None else None
+                    if out is not None:
+                        torch.mul(mine, inp, out=out)
+                    else:
+                        put(f"{block}.weight", tree_sum(mine * inp, dim=2).reshape(-1, seeds))
             else:
-                dw = torch.bmm(dz.permute(2, 0, 1), inp[0].permute(2, 1, 0).expand(seeds, -1, -1))
-                for j, block in enumerate(layer.blocks):
-                    summed[f"{block}.weight"] = dw[:, j * per : (j + 1) * per].reshape(seeds, -1).T
+                by_seed = inp.permute(2, 1, 0).expand(seeds, -1, -1)  # [S, n, fan_in]
+                dw = torch.bmm(dz.permute(2, 0, 1), by_seed)
+                for j, block in blocks:
+                    value = dw[:, j * per : (j + 1) * per].reshape(seeds, -1).T
+                    wide[f"{block}.weight"] = value
+                    if buffers is None:
+                        put(f"{block}.weight", value)
             if i == 0:
                 break
+            w, _ = self._weights(layer)
             if layer.skip:  # only the previous layer's part of the input needs a gradient
                 w = w[:, self.inputs :]
             if layer.small:
-                grad = tree_sum(w.unsqueeze(2) * dz_, dim=0)
+                grad = tree_sum(w * dz_, dim=0)
             else:
-                grad = torch.bmm(w.permute(2, 1, 0), dz.permute(2, 0, 1)).permute(1, 2, 0)
-                grad = grad.contiguous()
-        parts = [
-            summed[item] if isinstance(item, str) else tree_sum(segments[item], dim=1)
-            for item in self._order
-        ]
-        return torch.cat(parts) if len(parts) > 1 else parts[0]
+                grad = torch.bmm(w.squeeze(2).permute(2, 1, 0), dz.permute(2, 0, 1))
+                grad = grad.permute(1, 2, 0).contiguous()
+        if buffers is None:
+            return pred, tree_sum(tree_sum(losses_out, dim=1), dim=0) / count, result
+        sums = [tree_sum(segment, dim=1) for segment in buffers.segments]
+        losses = tree_sum(sums[-1][-self.outputs :], dim=0) / count
+        sums[-1] = sums[-1][: -self.outputs]
+        parts = [wide[item] if isinstance(item, str) else sums[item] for item in self._order]
+        return pred, losses, torch.cat(parts) if len(parts) > 1 else parts[0]
 
 
 def _activation_grad(name: str, grad: Tensor, h: Tensor, out: Tensor | None) -> Tensor:
@@ -247,37 +328,28 @@ def _activation_grad(name: str, grad: Tensor, h: Tensor, out: Tensor | None) -> 
     return out
 
 
-def _mse(pred: Tensor, y: Tensor, count: int) -> tuple[Tensor, Tensor]:
-    err = pred - y
-    return err * err, err * (2.0 / count)
-
-
-def _l1(pred: Tensor, y: Tensor, count: int) -> tuple[Tensor, Tensor]:
-    err = pred - y
-    return err.abs(), err.sign() / count
-
-
 def _bce_out(pred: Tensor, y: Tensor, *, out: Tensor) -> Tensor:
     torch.ops.aten.binary_cross_entropy.out(pred, y, None, 0, out=out)  # 0: no reduction
     return out
 
 
-def _bce(pred: Tensor, y: Tensor, count: int) -> tuple[Tensor, Tensor]:
-    elements = uniform(_bce_out, pred, y)
-    slope = (pred - y) / ((1 - pred) * pred).clamp_min(BCE_EPS)
-    return elements, slope / count
-
-
-LOSSES: dict[str, Callable[[Tensor, Tensor, int], tuple[Tensor, Tensor]]] = {
-    "mse": _mse,
-    "bce": _bce,
-    "l1": _l1,
-}
+def _loss_into(name: str, pred: Tensor, y: Tensor, count: int, out: Tensor) -> Tensor:
+    """The loss of each output into `out` [outputs, n, S]; returns d (mean loss) / d pred."""
+    if name == "bce":  # log: on one code path (`uniform`)
+        out.copy_(uniform(_bce_out, pred, y))
+        return (pred - y) / ((1 - pred) * pred).clamp_min(BCE_EPS) / count
+    err = pred - y
+    if name == "l1":
+        torch.abs(err, out=out)
+        return err.sign() / count
+    torch.mul(err, err, out=out)  # mse
+    return err * (2.0 / count)
 
 
 def loss_and_grad(name: str, pred: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-    """Each seed's mean loss [S] over its outputs [width, n, S] against y [width, n, S or 1],
-    and d (that mean) / d pred."""
+    """Each seed's mean loss [S] over its outputs [outputs, n, S] against y [outputs, n, S
+    or 1], and d (that mean) / d pred: what `Net.step` computes, summed the same way."""
     count = pred.shape[0] * pred.shape[1]
-    elements, grad = LOSSES[name](pred, y.expand_as(pred), count)
-    return tree_sum(elements.reshape(count, -1), dim=0) / count, grad
+    elements = torch.empty_like(pred)
+    grad = _loss_into(name, pred, y.expand_as(pred), count, elements)
+    return tree_sum(tree_sum(elements, dim=1), dim=0) / count, grad

@@ -1058,6 +1058,7 @@ def main() -> None:
     finally:
         for side in _SIDECAR:
             side.close()
+        _SIDECAR.clear()  # (a second `main` in this process starts its own)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -134,9 +134,10 @@ class _Update:
 
 
 def lineup(cfg: ExperimentConfig, seeds: Sequence[int]) -> list[int]:
-    """The seeds `fit` trains side by side: a lone seed beside a copy of itself (see the
-    module docstring; not when nothing trains: a hardwired net's one forward)."""
-    return list(seeds) * 2 if len(seeds) == 1 and cfg.train.epochs > 0 else list(seeds)
+    """The seeds `fit` trains side by side: a lone seed beside a copy of itself when the net
+    has a wide layer (see the module docstring; not when nothing trains)."""
+    twin = len(seeds) == 1 and cfg.train.epochs > 0 and backprop.needs_twin(cfg.arch)
+    return list(seeds) * 2 if twin else list(seeds)
 
 
 def state_problem(cfg: ExperimentConfig, seeds: Sequence[int], state: Any) -> str | None:
@@ -236,7 +237,7 @@ def fit(
         last[k] = flat[offset : offset + size * s].view(*shape, s)
         offset += size * s
     update = _Update(cfg, flat)
-    net = backprop.Net(arch, last)
+    net = backprop.Net(arch, last, cfg.loss)
 
     def per_seed(buffer: Tensor) -> Tensor:
         """[S, P]: each seed's parameters (or gradients) in `parameters()` order, a copy."""
@@ -328,9 +329,8 @@ def fit(
             if i and should_stop():
                 stopped = True
                 break
-            pred, saved = net.forward(xb)
-            losses, dpred = backprop.loss_and_grad(cfg.loss, pred, yb)
-            grad = net.backward(saved, dpred.where(alive, 0.0)).reshape(-1)
+            pred, losses, grad_ps = net.step(xb, yb, alive)
+            grad = grad_ps.reshape(-1)
             update(flat, grad)
             total = losses if size == n else total + losses * size
             if hits is not None and correct is not None:
