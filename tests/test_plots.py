@@ -47,7 +47,13 @@ def test_a_huge_domain_is_drawn_at_integers_thinned_with_an_odd_stride_and_says_
     assert picture._dense is None and drawn._line is None  # no curve through non-integers
     inside = [v for v in drawn._wrong.get_xdata() if 0 <= v < 2**20]
     assert inside == []  # exact on its domain, as the metrics say
-    assert f"every {stride}th integer" in drawn._title.get_text()
+    assert f"every {plots.ordinal(stride)} integer" in drawn._title.get_text()
+
+
+def test_ordinals_read_as_english() -> None:
+    words = [plots.ordinal(k) for k in (1, 2, 3, 4, 11, 12, 13, 21, 22, 23, 101, 111, 1003)]
+    assert words == ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "23rd",
+                     "101st", "111th", "1003rd"]  # fmt: skip
 
 
 def test_mins_error_panel_uses_the_training_points_and_their_max_error() -> None:

@@ -57,18 +57,38 @@ ENGINE = 2
 BETAS = (0.9, 0.999)  # torch.optim's Adam defaults
 EPS = 1e-8
 FLOAT_TINY = 1.1754943508222875e-38  # the smallest normal float32
+FORWARD_CHUNK = 1 << 20  # samples per forward of a net that does not train
 
 
-@dataclass(frozen=True)
 class Epoch:
-    """What a callback sees after each epoch (epoch 0: the initial parameters)."""
+    """What a callback sees after each epoch (epoch 0: the initial parameters). `params` and
+    `grads` are copied out of the engine's buffers when first read, during the callback (a
+    sweep's progress counter never reads them)."""
 
-    epoch: int  # parameters are those after this many epochs
-    loss: Tensor  # [S] mean loss over the epoch's batches, each measured before its step
-    accuracy: Tensor | None  # [S], classification only
-    params: Tensor  # [S, P] flat, in `model.parameters()` order
-    grads: Tensor | None  # [S, P] the gradient of the epoch's last batch (None at epoch 0)
-    alive: Tensor  # [S] bool: not diverged
+    def __init__(
+        self,
+        epoch: int,
+        loss: Tensor,
+        accuracy: Tensor | None,
+        alive: Tensor,
+        params: Callable[[], Tensor],
+        grads: Callable[[], Tensor | None],
+    ) -> None:
+        self.epoch = epoch  # parameters are those after this many epochs
+        self.loss = loss  # [S] mean loss over the epoch's batches, each before its step
+        self.accuracy = accuracy  # [S], classification only
+        self.alive = alive  # [S] bool: not diverged
+        self._params, self._grads = params, grads
+
+    @functools.cached_property
+    def params(self) -> Tensor:
+        """[S, P] flat, in `model.parameters()` order."""
+        return self._params()
+
+    @functools.cached_property
+    def grads(self) -> Tensor | None:
+        """[S, P] the gradient of the epoch's last batch (None at epoch 0)."""
+        return self._grads()
 
 
 Callback = Callable[[Epoch], None]
@@ -248,13 +268,20 @@ def fit(
     gens = [] if full_batch else [torch.Generator().manual_seed(k) for k in seeds]
 
     last_good = flat.clone()
+    status: Literal["completed", "interrupted"] = "completed"
     if t.epochs > 0:
         pred0, _ = net.forward(xt)
-    else:  # a hardwired net's one forward, maybe over 2^24 inputs: on bmm, in less memory
+    else:  # a hardwired net's one forward, maybe over 2^24 inputs: on bmm, in chunks, each
+        # after asking should_stop (seconds at 2^24)
         seed_first = {k: v.movedim(-1, 0) for k, v in last.items()}  # [S, *shape]
-        pred0 = models.batched_forward(arch, seed_first, xd.T.unsqueeze(0))[0].permute(1, 2, 0)
-    loss0, _ = backprop.loss_and_grad(cfg.loss, pred0.contiguous(), yt)
-    acc0 = correct(pred0, yt).float().mean(dim=(0, 1)) if correct is not None else None
+        parts = []
+        for lo in range(0, n, FORWARD_CHUNK):
+            if should_stop():
+                status = "interrupted"
+                break
+            part = xd[lo : lo + FORWARD_CHUNK].T.unsqueeze(0)
+            parts.append(models.batched_forward(arch, seed_first, part)[0])
+        pred0 = torch.cat(parts, dim=2).permute(1, 2, 0) if parts else xt
     alive = torch.ones(s, dtype=torch.bool, device=dev)
     epochs_done = torch.zeros(s, dtype=torch.long)
     diverged_at = torch.full((s,), math.nan)
@@ -297,16 +324,17 @@ def fit(
             epoch,
             loss[keep].cpu(),
             acc[keep].cpu() if acc is not None else None,
-            per_seed(last_good)[keep].cpu(),
-            grads[keep].cpu() if grads is not None else None,
             alive[keep].cpu(),
+            lambda: per_seed(last_good)[keep].cpu(),
+            lambda: per_seed(grads)[keep].cpu() if grads is not None else None,
         )
         for cb in callbacks:
             cb(info)
 
-    if resume is None:
+    if resume is None and status == "completed":
+        loss0, _ = backprop.loss_and_grad(cfg.loss, pred0.contiguous(), yt)
+        acc0 = correct(pred0, yt).float().mean(dim=(0, 1)) if correct is not None else None
         emit(0, loss0, acc0, None)
-    status: Literal["completed", "interrupted"] = "completed"
     for epoch in range(first, t.epochs + 1):
         if should_stop():
             status = "interrupted"
@@ -340,7 +368,8 @@ def fit(
             break
         epoch_loss = total if full_batch else total / n
         ok = alive & epoch_loss.isfinite()
-        if not bool(flat.isfinite().all()):  # rare: find whose parameters broke
+        # A finite sum: every parameter is finite (cheaper than isfinite over all of them).
+        if not bool(flat.sum().isfinite()):  # rare: find whose parameters broke
             # finite * 0 is 0, inf * 0 and nan * 0 are nan: one reduction per seed
             ok &= flat.view(-1, s).mul(0.0).sum(dim=0).eq(0.0)
         if bool(ok.all()):
@@ -353,8 +382,7 @@ def fit(
         alive = ok
         if not bool(alive[:s_real].any()):
             break  # every seed diverged: nothing left to train or to report
-        grads = per_seed(grad) if callbacks else None
-        emit(epoch, epoch_loss, hits / n if hits is not None else None, grads)
+        emit(epoch, epoch_loss, hits / n if hits is not None else None, grad)
         if checkpoint is not None:
             checkpoint(epoch, functools.partial(snapshot, epoch), False)
 

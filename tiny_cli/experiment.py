@@ -363,14 +363,15 @@ def _store_failure(
             run.save_state(model.state_dict())
         except OSError:
             saved = " (its last checkpoint is kept)"
+    if interrupted:  # asked for: no traceback to look at
+        return RunFailed(f"run {run.id} interrupted after epoch {epochs}{saved} ({reason})", 130)
     where = run.path / "error.txt"
     try:
         run.write_text("error.txt", trace)
         told = f"traceback in {where}"
     except OSError:
         told = "no room for its traceback"
-    what = "interrupted" if interrupted else f"failed ({reason.splitlines()[0]})"
     return RunFailed(
-        f"run {run.id} {what} after epoch {epochs}{saved}; {told}",
-        exit_code=130 if interrupted else 1,
+        f"run {run.id} failed ({reason.splitlines()[0]}) after epoch {epochs}{saved}; {told}",
+        exit_code=1,
     )

@@ -41,6 +41,12 @@ GRID_SIDE = 64  # at most this many points per axis for a 2-input task
 MAX_MARKERS = 400  # truth markers on a curve; more are a smear, and cost seconds to draw
 
 
+def ordinal(k: int) -> str:
+    """1st, 2nd, 3rd, 4th, ..., 11th, 12th, 13th, 21st."""
+    suffix = "th" if k % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"
+
+
 @dataclass(frozen=True)
 class Layout:
     """What stays the same over a run's pictures: the kind of picture and its fixed data."""
@@ -148,7 +154,7 @@ class PredictionPlot:
         # (the curve may leave the chart: clipped by the axes, as a curve should be)
         wrong = int((~right).sum())
         stride = self.layout.data["stride"]
-        thinned = f", every {stride}th integer" if stride > 1 else ""
+        thinned = f", every {ordinal(stride)} integer" if stride > 1 else ""
         title = (
             f"{self.task.name}, {self._when(epoch)}: wrong at {wrong} of the {len(xs)} "
             f"integers shown{thinned}"
@@ -289,7 +295,7 @@ class Canvas:
         ax.set_ylim(*d["ylim"])
         ax.set_xlim(float(start) - 0.5, float(stop) + 0.5)
         stride = d["stride"]
-        ax.set_xlabel("x" + (f" (every {stride}th integer shown)" if stride > 1 else ""))
+        ax.set_xlabel("x" + (f" (every {ordinal(stride)} integer shown)" if stride > 1 else ""))
         # Legend right of the axes: drawn once, never hidden by the net.
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="x-small", frameon=False)
         self._title = ax.set_title("", loc="left", fontsize="small")

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from tiny_cli import readout
+from tiny_cli.plots import ordinal
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -79,11 +80,6 @@ def _every(n: int) -> int:
     return max(1, math.ceil(n / MAX_POINTS)) | 1
 
 
-def _ordinal(k: int) -> str:
-    suffix = "th" if k % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
-    return f"{k}{suffix}"
-
-
 def unit_data(
     net: readout.Net,
     x: np.ndarray,
@@ -131,9 +127,7 @@ def unit_data(
         points = x[index].astype(np.float64)
         ys = np.zeros(0)
         what = "inputs" if x.shape[1] == 1 else "samples"
-        notes.append(
-            f"every {_ordinal(stride)} of the {n} {what}" if thinned else f"all {n} {what}"
-        )
+        notes.append(f"every {ordinal(stride)} of the {n} {what}" if thinned else f"all {n} {what}")
     acts = readout.hidden_activations(net, points)
     units = tuple(
         Unit(
