@@ -235,3 +235,30 @@ def test_sweep_arrays_are_checked_against_the_seeds_count(tmp_path: Path) -> Non
     run.save_tensors(runs.SWEEP, data)
     with pytest.raises(runs.RunProblem, match="parameters"):
         runs.read_sweep_arrays(run, 3)
+
+
+def test_sweep_arrays_take_grid_values_that_are_lists(tmp_path: Path) -> None:
+    """`--grid 'model.widths=[1,2,1];[1,4,1]'` stores lists as grid values: they read back
+    (inspect --seed, report and --solutions read them); values YAML cannot give do not."""
+    import torch
+
+    run = good_run(tmp_path, kind="sweep", n_seeds=1)
+    point = {
+        "grid": {"model.widths": [1, 4, 1], "task": {"bits": 3}},
+        "params": {"0.weight": torch.zeros(1, 4, 1)},
+        "loss": torch.zeros(1),
+        "epochs": torch.ones(1, dtype=torch.long),
+        "outcome": torch.zeros(1, dtype=torch.long),
+    }
+    data = {"seeds": torch.tensor([7]), "outcomes": ["solved"], "points": [point]}
+    run.save_tensors(runs.SWEEP, data)
+    (result,) = runs.read_sweep_arrays(run, 1).at(7)
+    assert "model.widths=[1, 4, 1]" in result.label
+    nested: list[object] = []
+    for _ in range(20):
+        nested = [nested]
+    for hostile in (torch.zeros(2), nested, {1: 2}):
+        point["grid"] = {"model.widths": hostile}
+        run.save_tensors(runs.SWEEP, data)
+        with pytest.raises(runs.RunProblem, match="grid"):
+            runs.read_sweep_arrays(run, 1)

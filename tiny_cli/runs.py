@@ -583,6 +583,20 @@ class SweepArrays:
         ]
 
 
+def _plain(value: Any, depth: int = 0) -> bool:
+    """A grid value as YAML gives one: a scalar, or lists and string-keyed mappings of them
+    (`--grid 'model.widths=[1,2,1];[1,4,1]'`), nested at most 8 deep."""
+    if isinstance(value, bool | int | float | str | None):
+        return True
+    if depth >= 8:
+        return False
+    if isinstance(value, list):
+        return all(_plain(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v, depth + 1) for k, v in value.items())
+    return False
+
+
 def read_sweep_arrays(run: Run, n_seeds: int | None = None) -> SweepArrays:
     import torch
 
@@ -604,8 +618,7 @@ def read_sweep_arrays(run: Run, n_seeds: int | None = None) -> SweepArrays:
     for k, point in enumerate(points):
         grid, params = point.get("grid"), point.get("params")
         if not isinstance(grid, dict) or not all(
-            isinstance(key, str) and isinstance(v, bool | int | float | str | None)
-            for key, v in grid.items()
+            isinstance(key, str) and _plain(v) for key, v in grid.items()
         ):
             raise bad(f"point {k}: grid")
         if not isinstance(params, dict) or not all(
