@@ -181,3 +181,16 @@ def test_text_from_disk_is_never_markup() -> None:
 def test_precision_applies_to_metrics() -> None:
     view = render.run_view(RECORDS[0], Details(), metrics_precision=7)
     assert "0.2500000" in text_of(view)
+
+
+def test_a_long_formula_is_cut_in_the_terminal_and_says_where_it_is_whole() -> None:
+    """A 32-unit net reads as a formula of thousands of characters: the terminal shows the
+    start and the length, the report (no limit) all of it."""
+    formula = " + ".join(f"{k}*Max(0, x - {k})" for k in range(2000))
+    readout = {"formula": formula, "exact": True, "max_error": 0.0, "tolerance": 1e-3}
+    shown = render.readout_lines(readout, render.FORMULA_CHARS)[0]
+    text = "".join(part for part, _ in shown)
+    assert len(text) < render.FORMULA_CHARS + 120
+    assert f"{len(formula):,} characters" in text and "tiny export" in text
+    whole = "".join(part for part, _ in render.readout_lines(readout)[0])
+    assert formula in whole

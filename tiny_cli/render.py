@@ -703,14 +703,21 @@ def _fmt(value: Any, digits: int = 4) -> str:
 Line = list[tuple[str, str]]  # (text, rich style) segments; "" is no style
 
 
-def readout_lines(readout: Mapping[str, Any]) -> list[Line]:
+def readout_lines(readout: Mapping[str, Any], formula_chars: int | None = None) -> list[Line]:
     """The read-out as lines of styled plain text: formula, exactness, meaning, diagnosis.
     `readout` is `readout.Readout.as_dict()` (plain data). `tiny inspect` prints them
-    (`readout_view`), `tiny report` writes them as HTML."""
+    (`readout_view`: a formula longer than `formula_chars` is cut, and says where it is
+    whole), `tiny report` writes them as HTML."""
     exact = readout.get("exact")
     label = ("exact", "green") if exact else ("approximate", "yellow")
+    formula = str(readout.get("formula"))
+    cut: list[tuple[str, str]] = []
+    if formula_chars is not None and len(formula) > formula_chars:
+        cut = [(f" … ({len(formula):,} characters; tiny export RUN --format formula "
+                "prints it whole)", "")]  # fmt: skip
+        formula = formula[:formula_chars]
     lines: list[Line] = [
-        [("formula: ", ""), (str(readout.get("formula")), "bold")],
+        [("formula: ", ""), (formula, "bold"), *cut],
         [
             ("  ", ""), label,
             (f" on the domain: max error {_fmt(readout.get('max_error'), 3)}"
@@ -783,9 +790,12 @@ def readout_lines(readout: Mapping[str, Any]) -> list[Line]:
     return lines
 
 
+FORMULA_CHARS = 400  # of a formula in the terminal: five lines at 80 columns
+
+
 def readout_view(readout: Mapping[str, Any]) -> Group:
     """The `Read-out` section of `tiny inspect` (`readout_lines`)."""
-    lines = [Text.assemble(*line) for line in readout_lines(readout)]
+    lines = [Text.assemble(*line) for line in readout_lines(readout, FORMULA_CHARS)]
     return Group(Text("Read-out", style="bold"), *lines)
 
 
