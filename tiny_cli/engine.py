@@ -153,6 +153,29 @@ class _Update:
         p.addcdiv_(self.m, denom, value=-self.lr / bias1)
 
 
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Ask glibc to keep freed memory for reuse rather than hand it back to the OS at once.
+
+    A training step makes and frees a few MB of temporaries; when glibc returns freed
+    memory straight away (Dask sets MALLOC_TRIM_THRESHOLD_=65536 in its workers), every
+    step faults it back in page by page: 2.3x slower for 8192 seeds (855,000 page faults
+    against 10,000 for 60 epochs, measured). Once per process; False where there is no
+    glibc `mallopt` (macOS, musl): nothing changes there."""
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim, mmap = -1, -3  # M_TRIM_THRESHOLD, M_MMAP_THRESHOLD
+        return bool(libc.mallopt(trim, 256 << 20)) and bool(libc.mallopt(mmap, 32 << 20))
+    except (OSError, AttributeError):
+        return False
+
+
 def lineup(cfg: ExperimentConfig, seeds: Sequence[int]) -> list[int]:
     """The seeds `fit` trains side by side: a lone seed beside a copy of itself when the net
     has a wide layer (see the module docstring; not when nothing trains)."""
@@ -231,6 +254,7 @@ def fit(
     """
     if resume is not None and (problem := state_problem(cfg, seeds, resume)) is not None:
         raise ValueError(f"the training state is unusable: {problem}")
+    keep_freed_memory()
     s_real = len(seeds)
     seeds = lineup(cfg, seeds)
     twin = len(seeds) > s_real
