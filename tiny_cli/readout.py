@@ -68,6 +68,7 @@ FAMILY_TOL = 0.05  # min/max: in the family when the residual is under 5% of std
 CONVERGED_DROP = 0.01  # not converged: loss fell by more than 1% over the last tenth
 CHUNK = 1 << 15  # samples per chunk of the forward pass (fits in cache)
 BIG_DOMAIN = 1 << 20  # domains larger than this are run in float32
+FOLD_TERMS = 8  # sums of more terms are not folded into Min/Max (nor pairs past twice as many)
 
 HOMOGENEOUS = ("relu", "leaky_relu", "identity")
 
@@ -541,6 +542,8 @@ def fold_pairs(expr: sympy.Expr) -> sympy.Expr:
     import sympy
 
     terms = _terms(expr)
+    if len(terms) > FOLD_TERMS * 2:  # pairs of opposite units: each pair tried, in sympy
+        return expr
     used: set[int] = set()
     out: list[sympy.Expr] = []
     for i, (c1, u, kind) in enumerate(terms):
@@ -568,9 +571,11 @@ def fold_min_max(expr: sympy.Expr) -> sympy.Expr:
     import sympy
 
     terms = sympy.Add.make_args(expr)
-    if len(terms) == 1:
+    if len(terms) == 1 or len(terms) > FOLD_TERMS:
         # c Max(0, u) or c Abs(w) alone: no fold is shorter (Max(0, c u) counts as many
-        # operations, Min(w, -w) more), and building one costs seconds on a deep nest
+        # operations, Min(w, -w) more), and building one costs seconds on a deep nest; a
+        # sum of many units reads no better as a Min/Max of two such sums, and trying each
+        # costs seconds (8 s for a 32-unit layer, measured)
         return expr
     best, cost = expr, sympy.count_ops(expr)
     for n, (c, a, kind) in enumerate(_terms(expr)):
