@@ -11,7 +11,7 @@ element: mul, add, sub, div, compare) or a per-seed sum in a fixed order, so a s
 never depend on how many seeds run beside it or on the thread count:
 
 - a small layer (fan_in x width at most SMALL) forms the products w_ji * h_i as one
-  [S, width, fan_in, n] tensor and sums them, and the backward's sums over the data, by
+  [width, fan_in, n, S] tensor and sums them, and the backward's sums over the data, by
   halving (`tree_sum`: first half + second half, again and again): additions whose order is
   fixed by the shapes alone;
 - a wide layer stays a per-seed `baddbmm` / `bmm` (the engine trains a lone seed beside a
@@ -87,11 +87,16 @@ def uniform(fn: Callable[..., Tensor], *args: Tensor) -> Tensor:
     return out.view(*shape[:-1], width)[..., :seeds]
 
 
+def _small(fan_in: int, width: int) -> bool:
+    """Whether a layer runs on elementwise products (else on bmm)."""
+    return fan_in * width <= SMALL
+
+
 def needs_twin(arch: Arch) -> bool:
     """Whether a lone seed must train beside a copy of itself: when a layer is wide, since
     a `bmm` over a batch of one takes another BLAS path (matrix-vector) than over several."""
     layers = zip(arch.blocks(), arch.layers, strict=True)
-    return any(blocks[0][1] * spec.width > SMALL for blocks, spec in layers)
+    return not all(_small(blocks[0][1], spec.width) for blocks, spec in layers)
 
 
 def _activate(name: str, z: Tensor) -> Tensor:
@@ -151,7 +156,7 @@ class Net:
                 spec.width,
                 spec.activation,
                 skip=arch.skip_input and i == last and i > 0,
-                small=fan_in * spec.width <= SMALL,
+                small=_small(fan_in, spec.width),
             )
             if len(names) == 1:  # views of the buffer: made once
                 la.w = params[f"{names[0]}.weight"].unsqueeze(2)
@@ -161,13 +166,17 @@ class Net:
         # [rows, n, S], consecutive parameters sharing one, all summed over the data at
         # once; a wide layer's weight, summed by bmm already, ends a segment. The loss's
         # per-sample values are the last segment's last rows: summed in the same call.
+        self._offsets: dict[str, tuple[int, int]] = {}  # name -> (first row, rows) in [P, S]
         self._rows: dict[str, tuple[int, int, int]] = {}  # name -> (segment, first, count)
         self._order: list[int | str] = []  # parameters order: a segment, or a wide weight
         self._segments: list[int] = []
+        self.n_params = 0
         for la in self.layers:
             per = la.width // len(la.blocks)
             for block in la.blocks:
                 for name, count in ((f"{block}.weight", per * la.fan_in), (f"{block}.bias", per)):
+                    self._offsets[name] = (self.n_params, count)
+                    self.n_params += count
                     if name.endswith(".weight") and not la.small:
                         self._order.append(name)
                         continue
@@ -176,15 +185,6 @@ class Net:
                         self._segments.append(0)
                     self._rows[name] = (len(self._segments) - 1, self._segments[-1], count)
                     self._segments[-1] += count
-        self._offsets: dict[str, tuple[int, int]] = {}  # name -> (first row, rows) in [P, S]
-        first = 0
-        for la in self.layers:
-            per = la.width // len(la.blocks)
-            for block in la.blocks:
-                for name, size in ((f"{block}.weight", per * la.fan_in), (f"{block}.bias", per)):
-                    self._offsets[name] = (first, size)
-                    first += size
-        self.n_params = first
         self.outputs = self.layers[-1].width
         self._segments[-1] += self.outputs  # (a bias always ends the parameters: a segment)
         self._buffers: dict[int, _Buffers] = {}
@@ -288,9 +288,10 @@ class Net:
                 dw = torch.bmm(dz.permute(2, 0, 1), by_seed)
                 for j, block in blocks:
                     value = dw[:, j * per : (j + 1) * per].reshape(seeds, -1).T
-                    wide[f"{block}.weight"] = value
                     if buffers is None:
                         put(f"{block}.weight", value)
+                    else:
+                        wide[f"{block}.weight"] = value
             if i == 0:
                 break
             w, _ = self._weights(layer)

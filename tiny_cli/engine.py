@@ -176,6 +176,11 @@ def keep_freed_memory() -> bool:
         return False
 
 
+def _full_batch(cfg: ExperimentConfig, n: int) -> bool:
+    """One batch per epoch: no batch size, or one as big as the data (no generators)."""
+    return cfg.train.batch_size is None or cfg.train.batch_size >= n
+
+
 def lineup(cfg: ExperimentConfig, seeds: Sequence[int]) -> list[int]:
     """The seeds `fit` trains side by side: a lone seed beside a copy of itself when the net
     has a wide layer (see the module docstring; not when nothing trains)."""
@@ -221,8 +226,7 @@ def state_problem(cfg: ExperimentConfig, seeds: Sequence[int], state: Any) -> st
         not isinstance(g, Tensor) or g.dtype != torch.uint8 for g in gens
     ):
         return "gens is not a list of generator states"
-    full_batch = cfg.train.batch_size is None or cfg.train.batch_size >= cfg.task.size()
-    if len(gens) != (0 if full_batch else s):
+    if len(gens) != (0 if _full_batch(cfg, cfg.task.size()) else s):
         return "gens does not have one generator state per seed"
     return None
 
@@ -265,7 +269,7 @@ def fit(
     arch = cfg.arch
     t = cfg.train
     n, s = len(x), len(seeds)
-    full_batch = t.batch_size is None or t.batch_size >= n
+    full_batch = _full_batch(cfg, n)
 
     # All parameters in one flat buffer, seeds last: [P, S], each seed a column, its
     # parameters in `parameters()` order. Each parameter is a contiguous [*shape, S] view
@@ -275,11 +279,16 @@ def fit(
     sizes = [shape.numel() for shape in shapes]
     flat = torch.cat([start[k].reshape(s, -1).T for k in names]).reshape(-1)
     flat = flat.to(dev, torch.float32)
-    last: Params = {}  # seeds last, [*shape, S]
-    offset = 0
-    for k, shape, size in zip(names, shapes, sizes, strict=True):
-        last[k] = flat[offset : offset + size * s].view(*shape, s)
-        offset += size * s
+
+    def by_name(buffer: Tensor) -> Params:
+        """Each parameter's [*shape, S] view of a flat buffer."""
+        views, offset = {}, 0
+        for k, shape, size in zip(names, shapes, sizes, strict=True):
+            views[k] = buffer[offset : offset + size * s].view(*shape, s)
+            offset += size * s
+        return views
+
+    last = by_name(flat)  # seeds last, [*shape, S]
     update = _Update(cfg, flat)
     net = backprop.Net(arch, last, cfg.loss)
 
@@ -410,12 +419,10 @@ def fit(
         if checkpoint is not None:
             checkpoint(epoch, functools.partial(snapshot, epoch), False)
 
-    final: Params = {}
-    offset = 0
-    for k, shape, size in zip(names, shapes, sizes, strict=True):
-        block = last_good[offset : offset + size * s].view(*shape, s).movedim(-1, 0)[:s_real]
-        final[k] = block.cpu().clone(memory_format=torch.contiguous_format)
-        offset += size * s
+    final = {
+        k: v.movedim(-1, 0)[:s_real].cpu().clone(memory_format=torch.contiguous_format)
+        for k, v in by_name(last_good).items()
+    }
     return Result(
         status,
         final,
