@@ -26,7 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tiny_cli import cluster, config, sweep  # noqa: E402
+from tiny_cli import config  # noqa: E402
+from tiny_cli.app import cluster, sweep  # noqa: E402
 
 RATIO_BAR = 1.5
 OVERHEAD_BAR = 0.05

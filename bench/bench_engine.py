@@ -204,7 +204,9 @@ def startup(repeats: int, env: dict[str, str]) -> bool:
 def sweep_ratio(n_seeds: int, epochs: int | None, rounds: int) -> bool:
     import torch
 
-    from tiny_cli import config, engine, sweep
+    from tiny_cli import config
+    from tiny_cli.app import sweep
+    from tiny_cli.train import engine
 
     over = [] if epochs is None else [("train.epochs", epochs, "bench")]
     cfg, _ = config.load("is_even", over)

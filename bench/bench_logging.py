@@ -28,8 +28,13 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from tiny_cli import config, engine, experiment, models, plots, tracking
-from tiny_cli.tracking import EpochStats
+from tiny_cli import config
+from tiny_cli.app import experiment
+from tiny_cli.show import plots
+from tiny_cli.spec import models
+from tiny_cli.store import tracking
+from tiny_cli.store.tracking import EpochStats
+from tiny_cli.train import engine, inits
 
 TARGET = 1.3
 EPOCHS = {"lt10": 1000, "min": 40, "is_even": 1000}
@@ -58,7 +63,7 @@ def train_once(name: str, variant: str) -> float:
     cfg, _ = config.load(name, [("train.epochs", EPOCHS[name], "bench")])
     task = cfg.task
     x, y = task.data()
-    model = models.build(cfg)
+    model = inits.build(cfg)
     correct = task.correct if task.kind == "classification" else None
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()

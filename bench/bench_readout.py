@@ -21,7 +21,8 @@ def main() -> None:
 
     from sympy.core.cache import clear_cache
 
-    from tiny_cli import models, readout
+    from tiny_cli.read import readout
+    from tiny_cli.spec import models
     from tiny_cli.tasks.integers import IsEven, is_even_chain, is_even_widths
 
     task = IsEven(name="is_even", bits=args.bits)

@@ -27,7 +27,9 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from tiny_cli import config, engine, sweep  # noqa: E402
+from tiny_cli import config  # noqa: E402
+from tiny_cli.app import sweep  # noqa: E402
+from tiny_cli.train import engine  # noqa: E402
 
 BAR = {"is_even batched": 200, "is_even command": 180, "min batched": 25}
 GIB = 1024**3

@@ -64,7 +64,8 @@ def make_run(
     """A run stored in `runs_dir` exactly as `tiny COMMAND NAME [--epochs N] [--set K=V ...]`
     would store it, made in-process (no interpreter and torch start-up): the scene for tests
     whose subject is another command (inspect, runs, compare, report, TensorBoard)."""
-    from tiny_cli import config, experiment
+    from tiny_cli import config
+    from tiny_cli.app import experiment
 
     overrides: list[config.Override] = []
     if command == "hardwire":
@@ -84,7 +85,8 @@ def make_sweep(
 ) -> Path:
     """A sweep stored in `runs_dir` as `tiny sweep NAME --seeds N [--epochs E] [--grid ...]`
     would store it, made in-process: the sweep's directory."""
-    from tiny_cli import config, sweep
+    from tiny_cli import config
+    from tiny_cli.app import sweep
 
     overrides: list[config.Override] = []
     if epochs is not None:

@@ -8,8 +8,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tiny_cli import backprop, models
-from tiny_cli.models import Arch, Layer
+from tiny_cli.spec import models
+from tiny_cli.spec.models import Arch, Layer
+from tiny_cli.train import backprop, inits
 
 WIDE = 16  # 16 x 16 > backprop.SMALL: that layer runs on bmm
 ARCHS = {
@@ -51,7 +52,7 @@ def test_the_gradients_are_autograds_on_the_articles_modules(name: str) -> None:
     arch, loss = ARCHS[name]
     gen = torch.Generator().manual_seed(1)
     x, y = data(arch, loss, 37, gen)
-    params = models.random_inits(arch, [0, 1, 2])
+    params = inits.random_inits(arch, [0, 1, 2])
     pred, losses, grads = run(arch, loss, params, x, y)
     fn = {"mse": torch.nn.functional.mse_loss, "bce": torch.nn.functional.binary_cross_entropy,
           "l1": torch.nn.functional.l1_loss}[loss]  # fmt: skip
@@ -75,8 +76,8 @@ def test_a_seeds_numbers_do_not_depend_on_the_seeds_beside_it_or_the_threads(nam
     arch, loss = ARCHS[name]
     gen = torch.Generator().manual_seed(2)
     x, y = data(arch, loss, 60, gen)
-    others = models.random_inits(arch, range(100, 800))
-    mine = models.random_inits(arch, [5])
+    others = inits.random_inits(arch, range(100, 800))
+    mine = inits.random_inits(arch, [5])
     lone = 2 if backprop.needs_twin(arch) else 1  # as the engine runs a lone seed
     _, alone_loss, alone_grads = run(
         arch, loss, {k: v.expand(lone, *v.shape[1:]) for k, v in mine.items()}, x, y
@@ -112,7 +113,7 @@ def test_summing_as_products_are_made_gives_the_same_bits(
     ones gather them all first: the same sums, bit for bit."""
     arch, loss = ARCHS[name]
     x, y = data(arch, loss, 50, torch.Generator().manual_seed(3))
-    params = models.random_inits(arch, range(9))
+    params = inits.random_inits(arch, range(9))
     gathered = run(arch, loss, params, x, y)
     monkeypatch.setattr(backprop, "COLLECT", 0)
     one_by_one = run(arch, loss, params, x, y)

@@ -27,7 +27,11 @@ import pytest
 import torch
 
 from tests.conftest import REPO, assert_one_line_error, make_run, run_cli
-from tiny_cli import board, config, models, tracking
+from tiny_cli import config
+from tiny_cli.app import board
+from tiny_cli.spec import models
+from tiny_cli.store import tracking
+from tiny_cli.train import inits
 
 
 def free_port() -> int:
@@ -111,7 +115,7 @@ def test_scalars_served_match_the_checkpoint_and_metrics(server: Board, task: st
     state = torch.load(run / "model.pt", weights_only=True)
     metrics = json.loads((run / "metrics.json").read_text())
     tags = server.data("plugin/scalars/tags")[run.name]
-    model = models.build(cfg)
+    model = inits.build(cfg)
     param_tags = models.parameter_tags(model)
     last_epoch = cfg.train.epochs
     modules = {t.partition("/")[0] for t in param_tags}

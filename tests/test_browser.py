@@ -24,7 +24,8 @@ from PIL import Image
 
 from tests.chromium import CHROMIUM, DEEP, Chromium, not_blank
 from tests.conftest import REPO, make_run
-from tiny_cli import report, runs
+from tiny_cli.show import report
+from tiny_cli.store import runs
 
 pytestmark = [
     pytest.mark.browser,

@@ -15,8 +15,9 @@ import torch
 
 from tests.checkpoints import assert_article_class_reproduces
 from tests.conftest import CLI, REPO, Make, assert_one_line_error
-from tiny_cli import config, runs
+from tiny_cli import config
 from tiny_cli.errors import one_line
+from tiny_cli.store import runs
 
 
 def run_ids(runs_dir: Path) -> list[str]:
@@ -229,7 +230,7 @@ def test_inspect_by_id_prefix_latest_and_json(cli: CLI, runs_dir: Path, make: Ma
     make("hardwire", "min")
     make("train", "lt10", epochs=2)
     first, second = run_ids(runs_dir)
-    from tiny_cli import runs
+    from tiny_cli.store import runs
 
     for ref in (second, second[:-3], "latest"):  # the id, a unique prefix, the newest
         assert runs.resolve(runs_dir, ref).id == second

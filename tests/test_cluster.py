@@ -20,7 +20,8 @@ import pytest
 import torch
 
 from tests.conftest import CLI, REPO, assert_one_line_error
-from tiny_cli import config, sweep
+from tiny_cli import config
+from tiny_cli.app import sweep
 
 distributed = pytest.importorskip(
     "distributed", reason="Dask is an extra: pip install -e '.[dask]'"

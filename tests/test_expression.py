@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests.conftest import REPO
-from tiny_cli.expression import MAX_DEPTH, MAX_LENGTH, Expression, ExpressionError, parse
+from tiny_cli.tasks.expression import MAX_DEPTH, MAX_LENGTH, Expression, ExpressionError, parse
 
 NAMES = ["a", "b"]
 _values = torch.arange(-8, 9, dtype=torch.float64)
@@ -146,9 +146,8 @@ def test_bad_names(names: list[str], part: str) -> None:
 
 
 def test_importable_without_torch() -> None:
-    code = (
-        "import sys; sys.modules['torch'] = None; import tiny_cli.expression as e; e.parse('', '')"
-    )
+    hide_torch = "import sys; sys.modules['torch'] = None"
+    code = f"{hide_torch}; import tiny_cli.tasks.expression as e; e.parse('', '')"
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert "ExpressionError" in done.stderr and "ImportError" not in done.stderr, done.stderr
 

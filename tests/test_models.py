@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 from tests.article import ArticleMinModel, create_sequential_model, lt10_model
-from tiny_cli import models
-from tiny_cli.models import Arch, Layer
+from tiny_cli.spec import models
+from tiny_cli.spec.models import Arch, Layer
+from tiny_cli.train import inits
 
 MIXED = (
     Layer(3, "relu"),
@@ -107,7 +108,7 @@ def test_random_inits_are_the_modules_a_seed_builds(arch: Arch) -> None:
     """The engine's fast init of many seeds draws what `torch.manual_seed(k)` then
     `arch.module()` draws, for every seed."""
     seeds = [0, 1, 17, 4096]
-    many = models.random_inits(arch, seeds)
+    many = inits.random_inits(arch, seeds)
     for i, seed in enumerate(seeds):
         torch.manual_seed(seed)
         built = arch.module().state_dict()

@@ -12,13 +12,17 @@ import pytest
 import torch
 
 from tests.conftest import REPO
-from tiny_cli import config, models, plots, readout, tracking, unitplot
+from tiny_cli import config
+from tiny_cli.read import readout
+from tiny_cli.show import plots, unitplot
+from tiny_cli.store import tracking
 from tiny_cli.tasks.base import correct_interval, predict_fn
+from tiny_cli.train import inits
 
 
 def hardwired(name: str, *sets: tuple[str, object]) -> tuple[config.ExperimentConfig, object]:
     cfg, _ = config.load(name, [("init.mode", "hardwired", "t"), *[(k, v, "t") for k, v in sets]])
-    return cfg, models.build(cfg)
+    return cfg, inits.build(cfg)
 
 
 def test_is_even_marks_exactly_the_integers_where_the_net_is_wrong() -> None:
@@ -58,7 +62,7 @@ def test_ordinals_read_as_english() -> None:
 
 def test_mins_error_panel_uses_the_training_points_and_their_max_error() -> None:
     cfg, _ = config.load("min")
-    model = models.build(cfg)  # a random net: far from min
+    model = inits.build(cfg)  # a random net: far from min
     x, y = cfg.task.data()
     picture = plots.PredictionPlot(cfg.task, x)
     picture.png(model, 0)  # type: ignore[arg-type]
@@ -147,7 +151,7 @@ def test_drawing_needs_neither_torch_nor_anything_but_its_pickled_data() -> None
     """unitplot imports no torch, and `draw` works from the data alone, in another process."""
     code = (
         "import pickle, sys\n"
-        "from tiny_cli import unitplot\n"
+        "from tiny_cli.show import unitplot\n"
         "png = unitplot.draw(pickle.loads(sys.stdin.buffer.read()))\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
         "sys.stdout.buffer.write(png)\n"

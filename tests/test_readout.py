@@ -15,8 +15,12 @@ from rich.console import Console
 from sympy.parsing.sympy_parser import parse_expr
 
 from tests.conftest import CLI, Make
-from tiny_cli import config, models, readout, render, tracking
-from tiny_cli.models import Arch, Layer
+from tiny_cli import config
+from tiny_cli.read import readout
+from tiny_cli.show import render
+from tiny_cli.spec import models
+from tiny_cli.spec.models import Arch, Layer
+from tiny_cli.store import tracking
 from tiny_cli.tasks import Task
 from tiny_cli.tasks.integers import IsEven, is_even_chain, is_even_widths
 
@@ -417,7 +421,7 @@ def test_compare_hardwired_and_trained_min_by_the_cli_and_at_80_columns(
     cli: CLI, runs_dir: Path, make: Make
 ) -> None:
     from tests.test_render import assert_whole, text_of
-    from tiny_cli import runs
+    from tiny_cli.store import runs
 
     hard, trained = make("hardwire", "min"), make("train", "min", epochs=2)
     proc = cli("compare", hard.name, trained.name, "--json")

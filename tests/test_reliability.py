@@ -20,8 +20,8 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.conftest import CLI, REPO, Make, assert_one_line_error
-from tiny_cli import runs
 from tiny_cli.errors import TinyError
+from tiny_cli.store import runs
 
 
 def start_training(runs_dir: Path, cwd: Path, *args: str) -> subprocess.Popen[str]:
@@ -104,8 +104,10 @@ def test_a_second_ctrl_c_aborts_but_keeps_the_last_epoch(runs_dir: Path, tmp_pat
 
 def test_an_exception_marks_the_run_failed_with_its_traceback(runs_dir: Path) -> None:
     """A callback raising after epoch 7 (made in-process: the CLI adds nothing here)."""
-    from tiny_cli import config, experiment, tracking
+    from tiny_cli import config
+    from tiny_cli.app import experiment
     from tiny_cli.errors import RunFailed
+    from tiny_cli.store import tracking
 
     def boom(stats: tracking.EpochStats) -> None:
         if stats.epoch == 7:
@@ -162,7 +164,7 @@ def test_broken_runs_are_reported_and_the_others_still_list(
     assert len(rows) == 5 and rows[good.name]["problem"] is None
     assert "metrics.json" in rows[bad_metrics.name]["problem"]
     assert cli("runs").returncode == 0
-    from tiny_cli import runs
+    from tiny_cli.store import runs
 
     for run, needle in [
         (bad_metrics, "metrics.json"),
@@ -205,7 +207,8 @@ def test_a_sweep_stopped_by_sigterm_keeps_its_chunks_and_resume_finishes_it_bit_
 ) -> None:
     """SIGTERM mid-sweep: exit 130, one line, the finished chunks kept; `--resume` trains
     only the rest, and the result is what an uninterrupted sweep computes."""
-    from tiny_cli import config, sweep
+    from tiny_cli import config
+    from tiny_cli.app import sweep
 
     runs_dir = tmp_path / "runs"
     env = {**os.environ, "TINY_RUNS_DIR": str(runs_dir), "PYTHONPATH": str(REPO)}
@@ -260,7 +263,9 @@ def test_a_run_killed_with_sigkill_is_stale_and_resumes_bit_identical(tmp_path: 
     """SIGKILL leaves `running` in run.json: `tiny runs` and `inspect` say stale (exit 1);
     `tiny train --resume` continues from the last checkpoint and ends with the weights of a
     run that never stopped."""
-    from tiny_cli import config, engine, experiment
+    from tiny_cli import config
+    from tiny_cli.app import experiment
+    from tiny_cli.train import engine
 
     runs_dir = tmp_path / "runs"
     env = {**os.environ, "TINY_RUNS_DIR": str(runs_dir), "PYTHONPATH": str(REPO)}

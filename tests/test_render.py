@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from tiny_cli import render
-from tiny_cli.runs import Details, Run, RunMeta, RunRecord, SweepPoint
+from tiny_cli.show import render
+from tiny_cli.store.runs import Details, Run, RunMeta, RunRecord, SweepPoint
 
 
 def text_of(renderable: object, width: int = 100, crop: bool = True) -> str:
@@ -147,7 +147,8 @@ def test_compare_three_runs_says_which_is_which(width: int) -> None:
 
 @pytest.mark.parametrize("width", [60, 80, 120])
 def test_compare_in_canonical_form_fits_with_a_dash_where_nothing_compares(width: int) -> None:
-    from tiny_cli import config, readout
+    from tiny_cli import config
+    from tiny_cli.read import readout
 
     cfg = config.load("min", [])[0]
     state = cfg.task.constructions(cfg.init)[0].weights()

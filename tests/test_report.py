@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from tests.conftest import Make, assert_one_line_error, make_run, make_sweep, run_cli
-from tiny_cli import report, runs
+from tiny_cli.show import report
+from tiny_cli.store import runs
 
 HOSTILE = '<script>alert("x")</script><img src=http://evil.example/x onerror=alert(1)>'
 
@@ -158,7 +159,8 @@ def test_a_run_report_has_the_read_out_of_tiny_inspect_and_both_pictures(
 ) -> None:
     from rich.console import Console
 
-    from tiny_cli import reading, render
+    from tiny_cli.read import stored as reading
+    from tiny_cli.show import render
 
     run = runs.Run(make("hardwire", "min"))
     # a hostile value from disk that the read-out shows: the interval an integer task is right on

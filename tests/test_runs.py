@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tiny_cli import runs
 from tiny_cli.errors import TinyError
+from tiny_cli.store import runs
 
 
 def test_ids_sort_by_time() -> None:
@@ -67,7 +67,7 @@ def test_a_broken_run_is_listed_with_its_problem(tmp_path: Path) -> None:
 
 def test_parallel_processes_get_distinct_complete_runs(tmp_path: Path) -> None:
     code = (
-        "import sys; from pathlib import Path; from tiny_cli import runs\n"
+        "import sys; from pathlib import Path; from tiny_cli.store import runs\n"
         "for _ in range(50):\n"
         "    r = runs.create(Path(sys.argv[1]), 'min'); r.write_json(runs.META, {'id': r.id})\n"
     )

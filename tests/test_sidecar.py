@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tiny_cli import config, models, plots, sidecar
+from tiny_cli import config, sidecar
+from tiny_cli.show import plots
+from tiny_cli.train import inits
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,7 +25,7 @@ def a_picture(name: str) -> tuple[plots.Layout, plots.Frame]:
     cfg, _ = config.load(name, [])
     x, _ = cfg.task.data()
     picture = plots.PredictionPlot(cfg.task, x)
-    return picture.layout, picture.frame(models.build(cfg), 0)
+    return picture.layout, picture.frame(inits.build(cfg), 0)
 
 
 def gone(pid: int) -> bool:

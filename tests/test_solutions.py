@@ -20,7 +20,13 @@ from tensorboard.util import tensor_util
 from tests.conftest import Make, run_cli
 from tests.test_readout import formula_values, net_outputs, permuted_and_rescaled, random_state
 from tests.test_render import text_of
-from tiny_cli import cli, config, models, readout, render, runs, solutions, sweep
+from tiny_cli import cli, config
+from tiny_cli.app import solutions as stored_solutions
+from tiny_cli.app import sweep
+from tiny_cli.read import readout, solutions
+from tiny_cli.show import render
+from tiny_cli.spec import models
+from tiny_cli.store import runs
 from tiny_cli.tasks.integers import is_even_widths
 from tiny_cli.tasks.pairs import min_equation1
 
@@ -54,7 +60,7 @@ def point_config(run: runs.Run, grid: dict[str, object]) -> config.ExperimentCon
 def test_groups_partition_the_solved_seeds_and_formulas_read_back_as_their_nets(
     min_sweep: runs.Run,
 ) -> None:
-    found, unstored = solutions.solutions(min_sweep)
+    found, unstored = stored_solutions.solutions(min_sweep)
     assert unstored is None
     arrays = runs.read_sweep_arrays(min_sweep)
     for point, stored in zip(found.points, arrays.points, strict=True):
@@ -164,7 +170,7 @@ def test_canonical_many_is_canonical_seed_by_seed(arch: models.Arch) -> None:
 
 
 def test_solutions_json_and_tensorboard_text_and_alpha_histogram(min_sweep: runs.Run) -> None:
-    found, _ = solutions.solutions(min_sweep)
+    found, _ = stored_solutions.solutions(min_sweep)
     assert runs.read_solutions(min_sweep) == found
     doc = json.loads((min_sweep.path / runs.SOLUTIONS).read_text())
     assert doc["points"][1]["groups"][0]["seeds"] == list(range(SEEDS))
@@ -187,11 +193,11 @@ def test_solutions_json_and_tensorboard_text_and_alpha_histogram(min_sweep: runs
 
     # cached while sweep.pt is the same; made again (one event file still) when it changes
     mtime = (min_sweep.path / runs.SOLUTIONS).stat().st_mtime_ns
-    assert solutions.solutions(min_sweep)[0] == found
+    assert stored_solutions.solutions(min_sweep)[0] == found
     assert (min_sweep.path / runs.SOLUTIONS).stat().st_mtime_ns == mtime
     pt = min_sweep.path / runs.SWEEP
     os.utime(pt, ns=(pt.stat().st_atime_ns, pt.stat().st_mtime_ns + 10**9))
-    again, _ = solutions.solutions(min_sweep)
+    again, _ = stored_solutions.solutions(min_sweep)
     assert again.source["mtime_ns"] == pt.stat().st_mtime_ns and again.points == found.points
     assert len(list(min_sweep.path.glob("*.tiny-solutions"))) == 1
 
@@ -220,7 +226,7 @@ def test_seed_ranges_compress_and_cut_to_the_width() -> None:
 
 
 def test_solutions_view_fits_80_columns_with_every_group(min_sweep: runs.Run) -> None:
-    found, _ = solutions.solutions(min_sweep)
+    found, _ = stored_solutions.solutions(min_sweep)
     out = text_of(render.solutions_view(found), 80)
     assert max(len(line.rstrip()) for line in out.splitlines()) <= 80, out
     heads = [out.index(f"{p.label}: {len(p.solved_seeds)} of {SEEDS} seeds") for p in found.points]

@@ -15,9 +15,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.util import tensor_util
 
 from tests.conftest import CLI, REPO, assert_one_line_error
-from tiny_cli import config, engine, models, outcomes, sweep
+from tiny_cli import config
+from tiny_cli.app import sweep
 from tiny_cli.errors import TinyError
 from tiny_cli.tasks import integers, pairs, threshold
+from tiny_cli.train import engine, inits, outcomes
 
 
 def load(name: str, *sets: str) -> config.ExperimentConfig:
@@ -106,7 +108,7 @@ def test_engine_updates_are_torch_optims(tmp_path: Path) -> None:
         cfg = load("min", *common, *sets)
         extra = {"momentum": 0.9} if cls is torch.optim.SGD else {}
         x, y = cfg.task.data()
-        model = models.build(cfg)
+        model = inits.build(cfg)
         opt = cls(model.parameters(), lr=cfg.train.lr, weight_decay=0.01, foreach=False, **extra)  # type: ignore[operator]
         for _ in range(30):
             opt.zero_grad()
@@ -147,7 +149,7 @@ def outcome_of(name: str, state: dict[str, torch.Tensor], *sets: str) -> str:
 
 
 def zeros_like(name: str) -> dict[str, torch.Tensor]:
-    return {k: torch.zeros_like(v) for k, v in models.build(load(name)).state_dict().items()}
+    return {k: torch.zeros_like(v) for k, v in inits.build(load(name)).state_dict().items()}
 
 
 def test_hardwired_nets_are_solved() -> None:
@@ -168,7 +170,7 @@ def test_a_constant_at_the_targets_mean_is_stuck_at_mean() -> None:
 
 
 def test_a_constant_elsewhere_or_a_silent_layer_is_dead() -> None:
-    state = models.build(load("is_even")).state_dict()
+    state = inits.build(load("is_even")).state_dict()
     state["4.bias"] = torch.tensor([-100.0, -100.0])  # layer 3 never fires
     assert outcome_of("is_even", state) == "dead"
     assert outcome_of("lt10", {"0.weight": torch.zeros(1, 1), "0.bias": torch.ones(1)}) == "dead"
@@ -249,7 +251,7 @@ def test_pick_seeds_takes_best_worst_and_one_per_outcome() -> None:
 def test_summary_and_its_table() -> None:
     from rich.console import Console
 
-    from tiny_cli import render
+    from tiny_cli.show import render
 
     cfg = load("is_even", "train.epochs=10")
     result = sweep.run_point(config.GridPoint({"train.lr": 0.01}, cfg), range(20))
@@ -395,7 +397,7 @@ def test_training_keeps_its_freed_memory_under_dasks_malloc_settings(tmp_path: P
 
     code = (
         "import resource\n"
-        "from tiny_cli import config, sweep\n"
+        "from tiny_cli import config\nfrom tiny_cli.app import sweep\n"
         "cfg, _ = config.load('is_even', [('train.epochs', 30, 't')])\n"
         "sweep.train_chunk(cfg, range(2000))\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"

@@ -12,9 +12,10 @@ import torch
 from torch import nn
 
 from tests.article import ArticleMinModel, create_sequential_model
-from tiny_cli import config, models, tasks
+from tiny_cli import config, tasks
 from tiny_cli.tasks import integers, pairs, threshold
 from tiny_cli.tasks.base import correct_interval, predict_fn
+from tiny_cli.train import inits
 
 # Each built-in task's function in plain Python, on one input row.
 PLAIN: dict[str, Callable[..., float]] = {
@@ -69,7 +70,7 @@ def test_every_construction_is_exact_on_its_whole_domain(name: str) -> None:
 
 
 def test_constructions_are_listed_for_exactly_the_tasks_that_have_one() -> None:
-    from tiny_cli import catalog
+    from tiny_cli.tasks import catalog
 
     assert catalog.with_construction() == [n for n in tasks.names() if n in WITH_CONSTRUCTION]
 
@@ -139,6 +140,6 @@ def test_is_even_4_bits_is_right_on_minus_1_to_17_and_wrong_on_18() -> None:
 def test_every_default_model_builds_with_the_tasks_inputs(name: str) -> None:
     shipped, _ = config.load(CONFIG[name])
     cfg = config.validate({"task": config.to_dict(shipped)["task"], "train": {"epochs": 1}}, "t")
-    model = models.build(cfg)
+    model = inits.build(cfg)
     x, _ = cfg.task.data()
     assert predict_fn(model)(x[:5]).shape == (min(5, len(x)),)

@@ -17,8 +17,12 @@ from tensorboard.plugins.custom_scalar import metadata as custom_scalars_metadat
 from tensorboard.util import tensor_util
 
 from tests.conftest import CLI, Make
-from tiny_cli import config, experiment, models, tracking
+from tiny_cli import config
+from tiny_cli.app import experiment
 from tiny_cli.errors import RunFailed
+from tiny_cli.spec import models
+from tiny_cli.store import tracking
+from tiny_cli.train import inits
 
 
 def accumulate(run: Path) -> EventAccumulator:
@@ -72,7 +76,7 @@ def test_every_scalar_of_every_epoch_reads_back_and_a_float32_overflow_is_inf(
     tmp_path: Path,
 ) -> None:
     cfg, _ = config.load("lt10")
-    model = models.build(cfg)
+    model = inits.build(cfg)
     tracker = tracking.Tracker(tracking.EventWriter(tmp_path), model, cfg.arch, every=1)
     tracker.begin({"train.lr": 0.1}, {"train.lr": "number"}, ["final/loss"], group="g")
     losses = [0.5, 0.25, 1e39, math.nan]  # 1e39 is too large for a float32
@@ -131,7 +135,7 @@ def test_a_histogram_reads_back_with_its_count_min_and_max(
 def test_grad_norm_is_the_norm_of_the_epochs_gradient_per_layer(tmp_path: Path) -> None:
     cfg, _ = config.load("lt10", [("train.epochs", 1, "test")])
     out = experiment.run_experiment(cfg, runs_root=tmp_path)
-    model = models.build(cfg)  # the same init; lt10 trains full batch: one step an epoch
+    model = inits.build(cfg)  # the same init; lt10 trains full batch: one step an epoch
     x, y = cfg.task.data()
     torch.nn.functional.binary_cross_entropy(model(x), y).backward()
     expected = torch.cat([p.grad.reshape(-1) for p in model.parameters()]).norm().item()
@@ -243,7 +247,7 @@ def test_a_run_does_not_import_tensorflows_stub() -> None:
 
     code = (
         "import sys, tempfile, pathlib\n"
-        "from tiny_cli import config, experiment\n"
+        "from tiny_cli import config\nfrom tiny_cli.app import experiment\n"
         "cfg, _ = config.load('lt10', [('train.epochs', 2, 'test')])\n"
         "experiment.run_experiment(cfg, runs_root=pathlib.Path(tempfile.mkdtemp()))\n"
         "print(sorted(m for m in sys.modules if m.startswith(('absl', 'tensorboard.compat.t'))))\n"

@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from tests.conftest import CLI
-from tiny_cli import config, engine, experiment, outcomes
+from tiny_cli import config
+from tiny_cli.app import experiment
+from tiny_cli.train import engine, outcomes
 
 
 def train(name: str, tmp_path: Path, *sets: str) -> experiment.Outcome:

@@ -92,3 +92,7 @@ def one_line(text: str, limit: int = 500) -> str:
     if len(line) > limit:
         line = f"{line[: limit - 30]}... ({len(line) - limit + 30} more characters)"
     return line
+
+
+class Stopped(Exception):
+    """Raised where long work (evaluating a big domain) sees a stop request (a signal)."""

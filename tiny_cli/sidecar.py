@@ -35,13 +35,13 @@ from typing import IO, Any
 
 # What the child may be asked to run, by name: nothing else is ever imported or called.
 JOBS = {
-    "picture": "tiny_cli.plots:render",
-    "units": "tiny_cli.unitplot:draw",
-    "readout": "tiny_cli.readout:read_dict",
+    "picture": "tiny_cli.show.plots:render",
+    "units": "tiny_cli.show.unitplot:draw",
+    "readout": "tiny_cli.read.readout:read_dict",
 }
 # Imported by the child before it waits for work (in parallel with the parent's torch).
 WARM = ("numpy", "matplotlib.figure", "matplotlib.backends.backend_agg", "PIL.Image")
-WARM_READOUT = ("sympy", "tiny_cli.readout")
+WARM_READOUT = ("sympy", "tiny_cli.read.readout")
 
 _HEADER = struct.Struct("<Q")
 # `python -c` puts the working directory first on sys.path: a `numpy.py` there must not

@@ -14,13 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from tiny_cli.models import Arch
-from tiny_cli.schema import Section
+from tiny_cli.spec.models import Arch
+from tiny_cli.spec.schema import Section
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from tiny_cli.config import InitConfig
+    from tiny_cli.spec.sections import InitConfig
 
 Kind = Literal["classification", "regression"]
 Metrics = dict[str, Any]
@@ -128,7 +128,7 @@ def predict_fn(
     `should_stop` is asked before each chunk; when it says so, `Stopped` is raised."""
     import torch
 
-    from tiny_cli.stopping import Stopped
+    from tiny_cli.errors import Stopped
 
     @torch.no_grad()
     def f(x: Tensor) -> Tensor:

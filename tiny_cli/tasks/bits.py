@@ -6,13 +6,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, StrictInt
 
-from tiny_cli.models import Arch, Layer
+from tiny_cli.spec.models import Arch, Layer
 from tiny_cli.tasks.base import Construction, Kind, StateDict, Task, integer_grid, layers, tensor
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from tiny_cli.config import InitConfig
+    from tiny_cli.spec.sections import InitConfig
 
 MAX_PARITY_BITS = 20
 

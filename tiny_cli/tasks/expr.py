@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, StrictInt, ValidationInfo, field_validator, model_validator
 
-from tiny_cli import expression
 from tiny_cli.errors import TinyError
-from tiny_cli.schema import Bound
+from tiny_cli.spec.schema import Bound
+from tiny_cli.tasks import expression
 from tiny_cli.tasks.base import Task, layers
 
 if TYPE_CHECKING:

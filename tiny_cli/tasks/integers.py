@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, StrictInt
 
-from tiny_cli import models
-from tiny_cli.models import Arch, Layer
-from tiny_cli.schema import Bound
+from tiny_cli.spec import models
+from tiny_cli.spec.models import Arch, Layer
+from tiny_cli.spec.schema import Bound
 from tiny_cli.tasks.base import (
     Construction,
     Kind,
@@ -25,7 +25,7 @@ from tiny_cli.tasks.threshold import IntegerRange
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from tiny_cli.config import InitConfig
+    from tiny_cli.spec.sections import InitConfig
 
 MAX_BITS = 24  # float32 holds every integer up to 2^24 exactly
 

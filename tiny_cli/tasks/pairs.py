@@ -7,15 +7,15 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, StrictInt
 
-from tiny_cli import models
-from tiny_cli.schema import Bound
+from tiny_cli.spec import models
+from tiny_cli.spec.schema import Bound
 from tiny_cli.tasks.base import Construction, Kind, Metrics, Predict, StateDict, tensor
 from tiny_cli.tasks.threshold import IntegerRange
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from tiny_cli.config import InitConfig
+    from tiny_cli.spec.sections import InitConfig
 
 
 def random_pairs(low: int, high: int, n: int, seed: int) -> list[list[int]]:

@@ -6,14 +6,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import model_validator
 
-from tiny_cli import models
-from tiny_cli.schema import Bound, Float
+from tiny_cli.spec import models
+from tiny_cli.spec.schema import Bound, Float
 from tiny_cli.tasks.base import Construction, Kind, Metrics, Predict, StateDict, Task, tensor
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from tiny_cli.config import InitConfig
+    from tiny_cli.spec.sections import InitConfig
 
 
 def step_neuron(threshold: float = 10.0, scale: float = 1.0) -> StateDict:

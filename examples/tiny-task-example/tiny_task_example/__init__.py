@@ -20,15 +20,15 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import model_validator
 
-from tiny_cli.models import Arch, Layer
-from tiny_cli.schema import Bound
+from tiny_cli.spec.models import Arch, Layer
+from tiny_cli.spec.schema import Bound
 from tiny_cli.tasks import Construction, Kind, Metrics, Predict, Task
 from tiny_cli.tasks.base import StateDict, layers, tensor
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from tiny_cli.config import InitConfig
+    from tiny_cli.spec.sections import InitConfig
 
 __all__ = ["Clamp", "clamp_net"]
 

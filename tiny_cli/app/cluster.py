@@ -50,7 +50,8 @@ def train_remote(config_yaml: str, seeds: tuple[int, ...], device: str) -> dict[
     import torch
     import yaml
 
-    from tiny_cli import config, sweep
+    from tiny_cli import config
+    from tiny_cli.app import sweep
 
     # One torch thread per Dask thread: a worker with --nthreads k trains k chunks at once.
     torch.set_num_threads(1)
@@ -75,7 +76,7 @@ def free_cuda_bytes(device: str) -> int:
 
 def cuda_chunk(free_bytes: int, cfg: Any, n_samples: int) -> int:
     """Seeds per chunk so that a chunk's activations fill CUDA_SHARE of `free_bytes`."""
-    from tiny_cli import sweep
+    from tiny_cli.app import sweep
 
     floats = int(free_bytes * CUDA_SHARE) // 4
     default = sweep.chunk_size(cfg, n_samples)  # at CHUNK_FLOATS floats
@@ -204,7 +205,8 @@ class Cluster:
         from distributed import as_completed
         from distributed.comm.core import CommClosedError
 
-        from tiny_cli import config, sweep
+        from tiny_cli import config
+        from tiny_cli.app import sweep
 
         texts = {p: config.dump_yaml(points[p].cfg) for p in {c.point for c in todo}}
         tag = uuid.uuid4().hex[:8]  # keys unique on a shared scheduler, readable on its dashboard
@@ -233,18 +235,18 @@ class Cluster:
                 for future in done.next_batch(block=False) if done.has_ready() else []:
                     chunk = futures.pop(future)
                     if future.status == "cancelled":
-                        raise sweep.Stopped(self.lost)
+                        raise sweep.RunnerLost(self.lost)
                     try:
                         part = future.result()
                     except (CommClosedError, OSError) as exc:  # the scheduler went mid-fetch
-                        raise sweep.Stopped(self.lost) from exc
+                        raise sweep.RunnerLost(self.lost) from exc
                     future.release()
                     on_epoch(len(chunk.seeds) * points[chunk.point].cfg.train.epochs)
                     yield chunk, part
                 if self.client.status != "running":
                     lost_since = lost_since or time.monotonic()
                     if time.monotonic() - lost_since > self.timeout:
-                        raise sweep.Stopped(self.lost)
+                        raise sweep.RunnerLost(self.lost)
                 else:
                     lost_since = None
                 self._status(len(futures), len(waiting))

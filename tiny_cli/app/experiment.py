@@ -20,21 +20,14 @@ import torch
 from torch import nn
 from torch.nn.utils import vector_to_parameters
 
-from tiny_cli import (
-    __version__,
-    config,
-    engine,
-    models,
-    plots,
-    runs,
-    sidecar,
-    stopping,
-    tasks,
-    tracking,
-)
+from tiny_cli import __version__, config, sidecar, tasks
 from tiny_cli.config import ExperimentConfig
-from tiny_cli.engine import LOSSES
 from tiny_cli.errors import RunFailed
+from tiny_cli.show import plots
+from tiny_cli.spec import models
+from tiny_cli.store import runs, tracking
+from tiny_cli.train import engine, inits, stopping
+from tiny_cli.train.engine import LOSSES
 
 
 @dataclass(frozen=True)
@@ -151,7 +144,7 @@ def run_experiment(
     with stopping.catch_signals(flag):
         task = cfg.task
         x, y = task.data()
-        model = models.build(cfg)
+        model = inits.build(cfg)
         init_state = {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
         picture = plots.PredictionPlot(task, x, hardwired=kind == "hardwire")
         state: engine.State | None = None
@@ -253,7 +246,8 @@ def _read(
     """Start, in the sidecar, the drawing of `units.png` (None for a net without hidden
     units) and the read-out of the trained net (`readout.read`). What needs torch is done
     here: the read-out's verdict (the one outcome rule shared with sweeps)."""
-    from tiny_cli import readout, unitplot
+    from tiny_cli.read import readout
+    from tiny_cli.show import unitplot
 
     arch, task = cfg.arch, cfg.task
     state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}

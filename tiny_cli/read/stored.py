@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from tiny_cli import config, models, readout, runs, tracking
+from tiny_cli import config
 from tiny_cli.errors import TinyError
+from tiny_cli.read import readout
+from tiny_cli.store import runs, tracking
+from tiny_cli.train import inits
 
 
 def stored_net(run: runs.Run) -> tuple[config.ExperimentConfig, dict[str, Any]] | None:
@@ -17,7 +20,7 @@ def stored_net(run: runs.Run) -> tuple[config.ExperimentConfig, dict[str, Any]] 
     except TinyError:
         return None
     state = run.load_state()
-    expected = {k: tuple(v.shape) for k, v in models.build(cfg).state_dict().items()}
+    expected = {k: tuple(v.shape) for k, v in inits.build(cfg).state_dict().items()}
     found = {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
     if found != expected:  # a checkpoint that is not of this config's net: say so, read nothing
         wrong = next((k for k in expected if found.get(k) != expected[k]), None) or next(
@@ -48,7 +51,7 @@ def stored_readout(
         state,
         task,
         metrics=record.metrics,
-        init_state=models.build(cfg).state_dict(),
+        init_state=inits.build(cfg).state_dict(),
         losses=tracking.scalar_history(run.path),
         diverged=record.meta.status == "failed",
         construction=(arch, hand.weights()) if hand else None,

@@ -23,7 +23,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from tiny_cli.runs import (
+from tiny_cli.store.runs import (
     Details,
     GridValue,
     MetricValue,

@@ -54,7 +54,8 @@ from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 from torch import Tensor, nn
 from torch.nn.utils import vector_to_parameters
 
-from tiny_cli import models, sidecar
+from tiny_cli import sidecar
+from tiny_cli.spec import models
 
 IMAGE_TAG = "prediction"
 UNITS_TAG = "units"

@@ -24,10 +24,10 @@ from tiny_cli import __version__
 from tiny_cli.errors import TinyError, one_line
 
 if TYPE_CHECKING:
-    from tiny_cli.cluster import Cluster
+    from tiny_cli.app.cluster import Cluster
+    from tiny_cli.app.experiment import Outcome
     from tiny_cli.config import ExperimentConfig, Override
-    from tiny_cli.experiment import Outcome
-    from tiny_cli.tracking import EpochStats
+    from tiny_cli.store.tracking import EpochStats
 
 
 class _Command(typer.core.TyperCommand):
@@ -259,7 +259,8 @@ def _run(
     origin: str | None = None,
     resume: Any = None,
 ) -> Outcome:
-    from tiny_cli import experiment, runs
+    from tiny_cli.app import experiment
+    from tiny_cli.store import runs
 
     dev = _device(device)
     root = runs.root(runs_dir)
@@ -294,7 +295,7 @@ def _painter() -> Any:
 
 def _report(outcome: Outcome, precision: int) -> None:
     """Print what the run learned; exit 1 if it diverged, 130 if it was interrupted."""
-    from tiny_cli import render
+    from tiny_cli.show import render
 
     console.print(render.parameters_table(outcome.params, precision))
     console.print(render.metrics_table(outcome.metrics))
@@ -350,7 +351,8 @@ def train(
 
     Example: tiny train lt10 --epochs 500 --set init.mode=hardwired+noise
     """
-    from tiny_cli import config, runs
+    from tiny_cli import config
+    from tiny_cli.store import runs
 
     _check_device(device)
     _painter()
@@ -386,7 +388,8 @@ def _resume_alone(resume: str, what: str, others: dict[str, Any]) -> None:
 
 def _resumable(runs_dir: Path | None, ref: str) -> tuple[Any, ExperimentConfig]:
     """A stopped run that can continue, and its config; else one line saying why not."""
-    from tiny_cli import config, runs
+    from tiny_cli import config
+    from tiny_cli.store import runs
 
     run = runs.resolve(runs.root(runs_dir), ref)
     record = runs.read(run)
@@ -425,7 +428,8 @@ def hardwire(
 
     Example: tiny hardwire is_even --bits 4
     """
-    from tiny_cli import catalog, config
+    from tiny_cli import config
+    from tiny_cli.tasks import catalog
 
     _check_device(device)
     _painter()
@@ -533,19 +537,20 @@ def sweep(
     if cluster is not None and workers is not None:
         raise TinyError("--cluster and --workers: give one (a running scheduler or local workers)")
     if cluster is not None or workers is not None:
-        from tiny_cli import cluster as dask  # no torch, no Dask at import
+        from tiny_cli.app import cluster as dask  # no torch, no Dask at import
 
         dask.require()  # before torch: a missing extra is one quick line
         if device != "cpu" and device.partition(":")[0] != "cuda":
             raise TinyError(f"--device {device}: on a cluster, use cpu, cuda or cuda:N")
-    from tiny_cli import config, runs
+    from tiny_cli import config
+    from tiny_cli.store import runs
 
     config.check_threads(threads)
     distributed = cluster is not None or workers is not None
     _check_device(device)
 
     if resume is not None:
-        from tiny_cli import sweep as sweeping
+        from tiny_cli.app import sweep as sweeping
 
         _resume_alone(resume, "sweep", {"NAME|PATH": config_ref, "--seeds": seeds,
                       "--grid": grid, "--chunk": chunk, "--epochs": epochs, "--lr": lr,
@@ -578,7 +583,7 @@ def sweep(
     overrides = _overrides(sets, epochs=("train.epochs", epochs), lr=("train.lr", lr))
     base, path = config.load(config_ref, overrides)
     points = config.grid_points(config_ref, overrides, axes)
-    from tiny_cli import sweep as sweeping  # torch: only once every argument is valid
+    from tiny_cli.app import sweep as sweeping  # torch: only once every argument is valid
 
     dev = device if distributed else _device(device)
     total = sum(p.cfg.train.epochs for p in points) * len(seed_range)
@@ -604,7 +609,7 @@ def _cluster(address: str | None, workers: int | None, device: str) -> Iterator[
     if address is None and workers is None:
         yield None
         return
-    from tiny_cli.cluster import Cluster
+    from tiny_cli.app.cluster import Cluster
 
     with Cluster(address, workers, device) as remote:
         if device != "cpu":
@@ -618,7 +623,7 @@ def _cluster(address: str | None, workers: int | None, device: str) -> Iterator[
 
 def _resume_total(run: Any) -> int:
     """Seed-epochs of a stored sweep, for its progress bar (0 if its files do not say)."""
-    from tiny_cli import runs
+    from tiny_cli.store import runs
 
     meta = runs.read(run).meta
     if meta.seeds is None or meta.epochs is None:
@@ -628,7 +633,7 @@ def _resume_total(run: Any) -> int:
 
 
 def _sweep_report(outcome: Any) -> None:
-    from tiny_cli import render
+    from tiny_cli.show import render
 
     console.print(render.sweep_table(outcome.summary))
     for kept in outcome.kept:
@@ -659,7 +664,8 @@ def _dump(doc: Any) -> None:
 
 
 def _inspect_sweep(record: Any, seed: int | None, as_json: bool, precision: int | None) -> None:
-    from tiny_cli import render, runs
+    from tiny_cli.show import render
+    from tiny_cli.store import runs
 
     run = record.run
     if seed is None:
@@ -703,8 +709,9 @@ def _inspect_sweep(record: Any, seed: int | None, as_json: bool, precision: int 
 
 def _inspect_solutions(record: Any, as_json: bool) -> None:
     """`tiny inspect SWEEP --solutions`: computed once, then read from solutions.json."""
-    from tiny_cli import render, runs
-    from tiny_cli import solutions as grouping
+    from tiny_cli.app import solutions as grouping
+    from tiny_cli.show import render
+    from tiny_cli.store import runs
 
     run = record.run
     if record.problem:
@@ -756,7 +763,9 @@ def inspect(
     A run that cannot be read whole is shown as far as it can be, with the problem on stderr
     and exit code 1.
     """
-    from tiny_cli import reading, render, runs
+    from tiny_cli.read import stored as reading
+    from tiny_cli.show import render
+    from tiny_cli.store import runs
 
     if solutions and seed is not None:
         raise TinyError(f"--solutions and --seed {seed}: give one")
@@ -824,7 +833,9 @@ def export(
 
     Example: tiny export latest --format formula
     """
-    from tiny_cli import reading, readout, runs
+    from tiny_cli.read import readout
+    from tiny_cli.read import stored as reading
+    from tiny_cli.store import runs
 
     run = runs.resolve(runs.root(runs_dir), run_ref)
     record = runs.read(run)
@@ -860,7 +871,10 @@ def compare(
     A run that cannot be read whole shows "-" where it lacks something; the problem is one
     line on stderr and the exit code is 1.
     """
-    from tiny_cli import reading, readout, render, runs
+    from tiny_cli.read import readout
+    from tiny_cli.read import stored as reading
+    from tiny_cli.show import render
+    from tiny_cli.store import runs
 
     if len(run_refs) < 2:
         raise TinyError("compare: give at least two runs")
@@ -925,7 +939,8 @@ def list_tasks(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """List every task (built in and from plugins): parameters, default net, constructions."""
-    from tiny_cli import catalog, render
+    from tiny_cli.show import render
+    from tiny_cli.tasks import catalog
 
     entries = catalog.entries()
     if as_json:
@@ -946,7 +961,8 @@ def list_runs(
 
     Ids are shown short (MMDD-HHMMSS of the start; see the README); any command takes them.
     """
-    from tiny_cli import render, runs
+    from tiny_cli.show import render
+    from tiny_cli.store import runs
 
     root = runs.root(runs_dir)
     records = runs.list_records(root)
@@ -984,8 +1000,8 @@ def board(
     ] = 6006,
 ) -> None:
     """Start TensorBoard on the runs directory, on this machine only; Ctrl-C stops it."""
-    from tiny_cli import runs
-    from tiny_cli.board import serve
+    from tiny_cli.app.board import serve
+    from tiny_cli.store import runs
 
     root = runs.root(runs_dir)
 
@@ -1023,8 +1039,8 @@ def report(
     A run that cannot be read whole is reported as far as it can be, with the problem on
     stderr and exit code 1.
     """
-    from tiny_cli import report as reporting
-    from tiny_cli import runs
+    from tiny_cli.show import report as reporting
+    from tiny_cli.store import runs
 
     run = runs.resolve(runs.root(runs_dir), run_ref)
     path, problems = reporting.write(runs.read(run), output, precision)

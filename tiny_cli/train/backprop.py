@@ -28,10 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tiny_cli import models
+from tiny_cli.spec import activations
 
 if TYPE_CHECKING:
-    from tiny_cli.models import Arch, Params
+    from tiny_cli.spec.models import Arch, Params
 
 ALIGN = 64  # elements: a multiple of any CPU's vector-loop step (AVX-512 floats: 32)
 BLOCK = 1 << 14  # elements per call: under ATen's GRAIN_SIZE (32768), never split in threads
@@ -100,11 +100,10 @@ def needs_twin(arch: Arch) -> bool:
 
 
 def _activate(name: str, z: Tensor) -> Tensor:
-    if name == "sigmoid":
-        return uniform(torch.sigmoid, z)
-    if name == "tanh":
-        return uniform(torch.tanh, z)
-    return models.activate(name, z)  # relu, leaky relu, identity: arithmetic
+    activation = activations.get(name)
+    if activation.smooth:  # a transcendental function: on one code path
+        return uniform(activation.torch, z)
+    return activation.torch(z)  # relu, leaky relu, identity: arithmetic
 
 
 @dataclass
@@ -145,7 +144,6 @@ class Net:
         self.loss = loss
         self.seeds = next(iter(params.values())).shape[-1]
         blocks = arch.blocks()
-        last = len(blocks) - 1
         self.layers = []
         for i, (layer, spec) in enumerate(zip(blocks, arch.layers, strict=True)):
             names = tuple(name for name, _, _ in layer)
@@ -155,7 +153,7 @@ class Net:
                 fan_in,
                 spec.width,
                 spec.activation,
-                skip=arch.skip_input and i == last and i > 0,
+                skip=arch.reads_inputs(i) > 0,
                 small=_small(fan_in, spec.width),
             )
             if len(names) == 1:  # views of the buffer: made once
@@ -312,21 +310,9 @@ class Net:
 
 
 def _activation_grad(name: str, grad: Tensor, h: Tensor, out: Tensor | None) -> Tensor:
-    """d loss / d z from d loss / d h, where h = activation(z), into `out` (h > 0 exactly
-    when z > 0 for relu and leaky relu)."""
+    """d loss / d z from d loss / d h, where h = activation(z), into `out`."""
     out = torch.empty_like(grad) if out is None else out
-    aten = torch.ops.aten
-    if name == "relu":
-        aten.threshold_backward.grad_input(grad, h, 0.0, grad_input=out)
-    elif name == "leaky_relu":
-        aten.leaky_relu_backward.grad_input(grad, h, models.LEAKY_SLOPE, False, grad_input=out)
-    elif name == "sigmoid":
-        torch.mul(grad, h * (1 - h), out=out)
-    elif name == "tanh":
-        torch.mul(grad, 1 - h * h, out=out)
-    else:
-        out.copy_(grad)
-    return out
+    return activations.get(name).grad(grad, h, out)
 
 
 def _bce_out(pred: Tensor, y: Tensor, *, out: Tensor) -> Tensor:

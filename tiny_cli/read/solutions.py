@@ -48,18 +48,20 @@ or mtime) or the rule does.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tiny_cli import config, readout, runs
-from tiny_cli.readout import Dense, Net
+from tiny_cli import config
+from tiny_cli.read import readout
+from tiny_cli.read.readout import Dense, Net
+from tiny_cli.spec import activations
+from tiny_cli.store import runs
 
 if TYPE_CHECKING:
-    from torch import Tensor
+    pass
 
 SOLUTION_TOL = 0.05
 MAX_FORMULAS = 5  # per grid point: formulas of the largest groups only
@@ -127,7 +129,8 @@ def mechanism(net: Net, x: np.ndarray, tol: float = SOLUTION_TOL) -> Mechanism:
         )
         z, band = z[first], tol * span[first][:, None]
         sign = np.where(z > band, 1, np.where(z < -band, -1, 0)).astype(np.int8)
-        regions.append(sign if layer.activation != "identity" else np.zeros_like(sign))
+        linear = activations.get(layer.activation).linear
+        regions.append(np.zeros_like(sign) if linear else sign)
         h = readout.activate(layer.activation, z)
     return Mechanism(Net(net.inputs, tuple(layers), net.skip), tuple(regions))
 
@@ -263,28 +266,6 @@ def point(
     )
 
 
-def _source(run: runs.Run) -> dict[str, int] | None:
-    """What the cached solutions were computed from: sweep.pt's size and mtime."""
-    try:
-        info = os.lstat(run.path / runs.SWEEP)
-    except OSError:
-        return None
-    return {"size": info.st_size, "mtime_ns": info.st_mtime_ns}
-
-
-def _cached(run: runs.Run, source: dict[str, int] | None) -> runs.Solutions | None:
-    if source is None or not os.path.lexists(run.path / runs.SOLUTIONS):
-        return None
-    try:
-        found = runs.read_solutions(run)
-    except runs.RunProblem:
-        return None  # a cache that cannot be read is made again
-    fresh = found.source == source and found.rule == RULE and found.sweep == run.id
-    if not fresh or found.events is None or not (run.path / found.events).is_file():
-        return None
-    return found
-
-
 def compute(run: runs.Run, arrays: runs.SweepArrays) -> runs.Solutions:
     """Every grid point of a sweep (its per-point configs rebuilt from config.yaml and the
     point's grid values, as `tiny sweep --resume` does)."""
@@ -298,32 +279,3 @@ def compute(run: runs.Run, arrays: runs.SweepArrays) -> runs.Solutions:
         solved = [i for i, code in enumerate(p["outcome"].tolist()) if code == solved_code]
         points.append(point(cfg, label, grid, arrays.seeds, p["params"], solved))
     return runs.Solutions(sweep=run.id, rule=RULE, tolerance=SOLUTION_TOL, source={}, points=points)
-
-
-def solutions(run: runs.Run, n_seeds: int | None = None) -> tuple[runs.Solutions, str | None]:
-    """The sweep's solutions: from solutions.json when it is still that of sweep.pt and of
-    this rule, else computed and stored (the event file first, then solutions.json, which
-    names it). Returns them and, if they could not be stored, why (they are still right)."""
-    source = _source(run)
-    cached = _cached(run, source)
-    if cached is not None:
-        return cached, None
-    from tiny_cli import render, tracking  # torch: only to compute them
-
-    found = compute(run, runs.read_sweep_arrays(run, n_seeds))
-    steps = [(render.solutions_markdown(p), _alphas(p)) for p in found.points]
-    try:
-        events = tracking.write_solutions(run.path, steps)
-        found = found.model_copy(update={"source": source or {}, "events": events.name})
-        run.write_json(runs.SOLUTIONS, found.model_dump(mode="json"))
-    except OSError as exc:
-        return found, f"{runs.SOLUTIONS} not stored in {run.path} ({exc.strerror or exc})"
-    return found, None
-
-
-def _alphas(p: runs.SolutionPoint) -> Tensor | None:
-    import torch
-
-    if p.alpha is None:
-        return None
-    return torch.tensor([a for a in p.alpha if a is not None], dtype=torch.float64)

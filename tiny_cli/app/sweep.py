@@ -21,10 +21,13 @@ import torch
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch import Tensor
 
-from tiny_cli import config, engine, models, runs, stopping, tracking
+from tiny_cli import config
 from tiny_cli.config import ExperimentConfig, GridAxis, GridPoint
 from tiny_cli.errors import RunFailed, TinyError
-from tiny_cli.outcomes import OUTCOMES, classify, evaluate, pick_seeds
+from tiny_cli.spec import models
+from tiny_cli.store import runs, tracking
+from tiny_cli.train import engine, stopping
+from tiny_cli.train.outcomes import OUTCOMES, classify, evaluate, pick_seeds
 
 # Floats of a chunk's training (activations, products, buffers) allowed: ~0.5 GiB.
 CHUNK_FLOATS = 1 << 27
@@ -196,7 +199,7 @@ def _counter(on_epoch: Callable[[int], None] | None, seeds: int) -> engine.Callb
 
 Part = dict[str, Any]  # what train_chunk returns
 # runner(chunks to train, the grid's points, should_stop, on_epoch) yields each chunk with
-# its part as it finishes, in any order; it ends early (or raises Stopped) when asked to stop.
+# its part as it finishes, in any order; it ends early (or raises RunnerLost) when asked to stop.
 # on_epoch(0) is a fine way to say "still alive" (it beats the sweep's heartbeat).
 Runner = Callable[
     [Sequence[Chunk], Sequence[GridPoint], Callable[[], bool], Callable[[int], None]],
@@ -204,7 +207,7 @@ Runner = Callable[
 ]
 
 
-class Stopped(Exception):
+class RunnerLost(Exception):
     """A runner could not go on: the sweep ends interrupted, resumable. The message names
     the cause, as in "stopped by <cause>" (say, "a lost scheduler (tcp://...)")."""
 
@@ -302,7 +305,7 @@ def run_sweep(
     """Create the sweep's directory, then train, classify and store it (`_complete`).
     `runner` trains the chunks (default: this process, `threads` torch threads) on `slots`
     workers at once (`plan`)."""
-    from tiny_cli import experiment
+    from tiny_cli.app import experiment
 
     for cfg in {config.dump_yaml(p.cfg): p.cfg for p in points}.values():
         cfg.task.data()  # a task whose data cannot be built fails here, before anything is stored
@@ -393,7 +396,7 @@ def _complete(
     Ctrl-C or SIGTERM stops at the next mini-batch (a cluster's chunks in flight are
     cancelled): the sweep is marked interrupted with every finished chunk kept, for
     `--resume`."""
-    from tiny_cli import experiment
+    from tiny_cli.app import experiment
 
     folder = run.path / CHUNKS
     folder.mkdir(exist_ok=True)
@@ -412,7 +415,7 @@ def _complete(
             try:
                 for c, part in runner(todo, points, flag, _and(on_epoch, beat)):
                     run.save_tensors(f"{CHUNKS}/{c.file}", part)
-            except Stopped as exc:
+            except RunnerLost as exc:
                 cause = str(exc)
             done = sum((folder / c.file).is_file() for c in work)
             if done < len(work):

@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from tiny_cli import readout
-from tiny_cli.plots import ordinal
+from tiny_cli.read import readout
+from tiny_cli.show.plots import ordinal
+from tiny_cli.spec import activations
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -251,7 +252,7 @@ def _heat(data: UnitData, axes: list[Axes]) -> None:
     extent = (data.xs[0] - dx, data.xs[-1] + dx, data.ys[0] - dy, data.ys[-1] + dy)
     for ax, u in zip(axes, data.units, strict=True):
         values = u.values
-        if u.activation == "relu":  # grey where the unit is not active
+        if activations.get(u.activation).rectifier:  # grey where the unit is not active
             shown = np.ma.masked_less_equal(values, 0.0)
             vmin, vmax = 0.0, max(float(values.max()), 0.0)
         else:

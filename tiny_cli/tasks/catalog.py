@@ -8,7 +8,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tiny_cli import config, tasks
+from tiny_cli import tasks
+from tiny_cli.spec import sections
 from tiny_cli.tasks import Task
 
 
@@ -46,10 +47,10 @@ def _defaults(cls: type[Task]) -> Task:
 
 def entry(cls: type[Task]) -> TaskEntry:
     task = _defaults(cls)
-    init = config.InitConfig()
-    model = config.ModelConfig.model_validate(task.default_model())
+    init = sections.InitConfig()
+    model = sections.ModelConfig.model_validate(task.default_model())
     try:
-        arch = config.architecture(model, len(task.input_names()))
+        arch = sections.architecture(model, len(task.input_names()))
         default = (f"{model.arch}: " if model.arch else "") + arch.describe()
         built = task.constructions(init)
     except (AttributeError, KeyError, TypeError):  # required keys missing: inputs unknown

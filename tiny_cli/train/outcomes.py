@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from tiny_cli import models
-from tiny_cli.engine import LOSSES
+from tiny_cli.spec import activations, models
+from tiny_cli.train.engine import LOSSES
 
 if TYPE_CHECKING:
     from tiny_cli.config import ExperimentConfig
@@ -33,7 +33,8 @@ Params = models.Params
 def forward(arch: models.Arch, params: Params, x: Tensor) -> tuple[Tensor, list[Tensor]]:
     """Samples-first inputs [n, in] (shared) -> outputs [S, n] and ReLU layers [S, units, n]."""
     out, hidden = models.batched_forward(arch, params, x.T.unsqueeze(0))
-    relu = [h for h, layer in zip(hidden, arch.layers, strict=False) if layer.activation == "relu"]
+    layers = zip(hidden, arch.layers, strict=False)
+    relu = [h for h, layer in layers if activations.get(layer.activation).rectifier]
     return out[:, 0, :], relu
 
 

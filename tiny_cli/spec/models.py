@@ -20,21 +20,27 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING
+
+from tiny_cli.spec import activations
+from tiny_cli.spec.activations import LEAKY_SLOPE as LEAKY_SLOPE
+from tiny_cli.spec.activations import Name as Activation
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
 
-    from tiny_cli.config import ExperimentConfig
-
-Activation = Literal["identity", "relu", "sigmoid", "tanh", "leaky_relu"]
-ACTIVATIONS: tuple[str, ...] = get_args(Activation)
-LEAKY_SLOPE = 0.01  # nn.LeakyReLU's default
 MAX_LAYERS = 64
 MAX_WIDTH = 4096
 MAX_PARAMETERS = 10_000_000
+
+
+def skip_columns(inputs: int, layers: int, i: int, skip: bool) -> int:
+    """The skip rule, for every forward of every net: with `skip`, the last layer (of more
+    than one) reads `[inputs, last hidden layer]`. Returns how many leading input columns
+    layer i reads besides the layer before it (0: none)."""
+    return inputs if skip and i == layers - 1 and i > 0 else 0
 
 
 @dataclass(frozen=True)
@@ -52,14 +58,17 @@ class Arch:
     # into two Linear modules of equal width); None: the naming rule in the module docstring.
     names: tuple[tuple[str, ...], ...] | None = None
 
+    def reads_inputs(self, i: int) -> int:
+        """How many input columns layer i reads before the previous layer's (`skip_columns`)."""
+        return skip_columns(self.inputs, len(self.layers), i, self.skip_input)
+
     def blocks(self) -> list[list[tuple[str, int, int]]]:
         """Per layer, its Linear modules: (name, fan_in, fan_out), outputs concatenated."""
         out: list[list[tuple[str, int, int]]] = []
         fan_in, index = self.inputs, 0
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
-            if self.skip_input and i == last and i > 0:
-                fan_in += self.inputs
+            fan_in += self.reads_inputs(i)
             if self.names is not None:
                 names = self.names[i]
                 out.append([(n, fan_in, layer.width // len(names)) for n in names])
@@ -67,7 +76,7 @@ class Arch:
                 out.append([("output_layer" if i == last else f"fc{i + 1}", fan_in, layer.width)])
             else:
                 out.append([(str(index), fan_in, layer.width)])
-                index += 1 if layer.activation == "identity" else 2
+                index += 1 if activations.get(layer.activation).linear else 2
             fan_in = layer.width
         return out
 
@@ -98,38 +107,16 @@ class Arch:
             mods: list[nn.Module] = []
             for (block,), layer in zip(self.blocks(), self.layers, strict=True):
                 mods.append(nn.Linear(block[1], block[2]))
-                if layer.activation != "identity":
-                    mods.append(_activation_module(layer.activation))
+                activation = activations.get(layer.activation).module()
+                if activation is not None:
+                    mods.append(activation)
             return nn.Sequential(*mods)
         return SkipNet(self)
 
 
-def _activation_module(name: str) -> nn.Module:
-    from torch import nn
-
-    modules: dict[str, Callable[[], nn.Module]] = {
-        "relu": nn.ReLU,
-        "sigmoid": nn.Sigmoid,
-        "tanh": nn.Tanh,
-        "leaky_relu": lambda: nn.LeakyReLU(LEAKY_SLOPE),
-        "identity": nn.Identity,
-    }
-    return modules[name]()
-
-
 def activate(name: str, z: Tensor) -> Tensor:
-    import torch
-    import torch.nn.functional as F
-
-    if name == "relu":
-        return torch.relu(z)
-    if name == "sigmoid":
-        return torch.sigmoid(z)
-    if name == "tanh":
-        return torch.tanh(z)
-    if name == "leaky_relu":
-        return F.leaky_relu(z, LEAKY_SLOPE)
-    return z
+    """The activation `name` on a tensor (the table's torch function)."""
+    return activations.get(name).torch(z)
 
 
 @functools.cache
@@ -152,7 +139,7 @@ def _skipnet_class() -> type[nn.Module]:
             h = x
             blocks = self.arch.blocks()
             for i, (layer, spec) in enumerate(zip(blocks, self.arch.layers, strict=True)):
-                inp = torch.cat((x, h), dim=-1) if i == len(blocks) - 1 and i > 0 else h
+                inp = torch.cat((x, h), dim=-1) if self.arch.reads_inputs(i) else h
                 z = torch.cat([getattr(self, name)(inp) for name, _, _ in layer], dim=-1)
                 h = activate(spec.activation, z)
             return h
@@ -268,64 +255,10 @@ def batched_forward(arch: Arch, params: Params, x: Tensor) -> tuple[Tensor, list
     blocks = arch.blocks()
     for i, (layer, spec) in enumerate(zip(blocks, arch.layers, strict=True)):
         inp = h
-        if arch.skip_input and i == len(blocks) - 1 and i > 0:
+        if arch.reads_inputs(i):
             inp = torch.cat((x.expand(len(h), -1, -1), h), dim=1)
         parts = [_linear(inp, params[f"{n}.weight"], params[f"{n}.bias"]) for n, _, _ in layer]
         h = activate(spec.activation, parts[0] if len(parts) == 1 else torch.cat(parts, dim=1))
         if i < len(blocks) - 1:
             hidden.append(h)
     return h, hidden
-
-
-# --- a net for a config -----------------------------------------------------------------
-
-
-def build(cfg: ExperimentConfig) -> nn.Module:
-    """The model for a resolved config, initialised as `cfg.init` says.
-
-    Random init is PyTorch's default for each layer, drawn after `torch.manual_seed(seed)`,
-    so seed k gives the same starting weights here, in a sweep and in a notebook. Hardwired
-    weights are the task's construction for this architecture; hardwired noise is drawn from
-    a generator seeded with the same seed.
-    """
-    import torch
-
-    torch.manual_seed(cfg.seed)
-    arch = cfg.arch
-    model = arch.module()
-    if cfg.init.mode in ("hardwired", "hardwired+noise"):
-        construction = cfg.task.construction_for(cfg.init, arch)
-        if construction is None:  # (config.resolve refuses such a config)
-            raise ValueError(f"task {cfg.task.name} has no construction of {arch.describe()}")
-        model.load_state_dict(construction.weights())
-    if cfg.init.mode == "hardwired+noise":
-        gen = torch.Generator().manual_seed(cfg.seed)
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(torch.randn(p.shape, generator=gen) * cfg.init.noise)
-    return model
-
-
-def random_inits(arch: Arch, seeds: Sequence[int]) -> Params:
-    """`build`'s random init for many seeds at once, [S, *shape] per parameter: one module,
-    re-initialised per seed. Making a module draws each Linear's weight then its bias, in
-    the order the Linears are made (= `modules()` order here), which is what
-    `reset_parameters` over them in that order draws again: the same numbers, without
-    making a thousand modules (and seeding only the CPU generator, which is all that
-    draws here; `torch.manual_seed` also formats a stack trace per device kind).
-    """
-    import torch
-    from torch import nn
-
-    model = arch.module()
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    named = list(model.state_dict(keep_vars=True).items())
-    out = {k: torch.empty(len(seeds), *v.shape) for k, v in named}
-    with torch.no_grad():
-        for i, seed in enumerate(seeds):
-            torch.default_generator.manual_seed(seed)
-            for m in linears:
-                m.reset_parameters()
-            for k, v in named:
-                out[k][i] = v
-    return out

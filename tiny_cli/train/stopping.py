@@ -8,9 +8,7 @@ import signal
 from collections.abc import Iterator
 from typing import Any
 
-
-class Stopped(Exception):
-    """Raised where long work (evaluating a big domain) sees a stop request."""
+from tiny_cli.errors import Stopped as Stopped  # raised where work sees a stop request
 
 
 class StopFlag:

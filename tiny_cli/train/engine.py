@@ -8,7 +8,7 @@ per-seed BLAS calls); the update is one pass over the buffer.
 Batch invariance, bit for bit: a seed's whole trajectory depends only on its config and
 seed, never on which other seeds train beside it, how many, or the thread count:
 
-- seed k starts from `models.build(config with seed=k)` (`models.random_inits` draws the
+- seed k starts from `inits.build(config with seed=k)` (`models.random_inits` draws the
   same numbers for many seeds at once) and shuffles its mini-batches with its own
   `Generator().manual_seed(k)`;
 - every op of the forward and backward is elementwise, or a per-seed sum in an order fixed
@@ -39,7 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from tiny_cli import backprop, models
+from tiny_cli.spec import models
+from tiny_cli.train import backprop, inits
 
 if TYPE_CHECKING:
     from tiny_cli.config import ExperimentConfig
@@ -106,10 +107,10 @@ class Result:
 
 
 def initial_params(cfg: ExperimentConfig, seeds: Sequence[int]) -> Params:
-    """Seed k's parameters exactly as `models.build(cfg with seed=k)` makes them, stacked."""
+    """Seed k's parameters exactly as `inits.build(cfg with seed=k)` makes them, stacked."""
     if cfg.init.mode == "random":
-        return models.random_inits(cfg.arch, seeds)
-    states = [models.build(cfg.model_copy(update={"seed": s})).state_dict() for s in seeds]
+        return inits.random_inits(cfg.arch, seeds)
+    states = [inits.build(cfg.model_copy(update={"seed": s})).state_dict() for s in seeds]
     return {k: torch.stack([st[k] for st in states]) for k in states[0]}
 
 

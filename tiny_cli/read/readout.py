@@ -49,8 +49,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tiny_cli import models
-from tiny_cli.models import LEAKY_SLOPE, Arch
+from tiny_cli.spec import activations, models
+from tiny_cli.spec.models import Arch, skip_columns
 
 if TYPE_CHECKING:
     import sympy
@@ -69,8 +69,6 @@ CONVERGED_DROP = 0.01  # not converged: loss fell by more than 1% over the last 
 CHUNK = 1 << 15  # samples per chunk of the forward pass (fits in cache)
 BIG_DOMAIN = 1 << 20  # domains larger than this are run in float32
 FOLD_TERMS = 8  # sums of more terms are not folded into Min/Max (nor pairs past twice as many)
-
-HOMOGENEOUS = ("relu", "leaky_relu", "identity")
 
 
 # --- a net as plain arrays --------------------------------------------------------------
@@ -101,7 +99,7 @@ class Net:
 
     def reads_inputs(self, i: int) -> int:
         """How many leading columns of layer i are the net's inputs (skip read-out)."""
-        return self.inputs if self.skip and i == len(self.layers) - 1 and i > 0 else 0
+        return skip_columns(self.inputs, len(self.layers), i, self.skip)
 
     def params(self) -> np.ndarray:
         return np.concatenate([np.concatenate([la.weight.ravel(), la.bias]) for la in self.layers])
@@ -125,18 +123,9 @@ def from_state(arch: Arch, state: Mapping[str, Any]) -> Net:
 
 
 def _activate(name: str, z: np.ndarray, zeros: np.ndarray | float = 0.0) -> np.ndarray:
-    """The activation, in place where it can be; `zeros`: an array of zeros as long as a row
-    of z (faster than the scalar, see `forward`)."""
-    out: np.ndarray = z
-    if name == "relu":
-        out = np.maximum(z, zeros, out=z)
-    elif name == "leaky_relu":
-        out = np.where(z > 0, z, LEAKY_SLOPE * z)
-    elif name == "sigmoid":
-        out = np.exp(-np.logaddexp(0.0, -z))  # no overflow warning for large |z|
-    elif name == "tanh":
-        out = np.tanh(z)
-    return out
+    """The activation (the table's numpy function), in place where it can be; `zeros`: an
+    array of zeros as long as a row of z (faster than the scalar, see `forward`)."""
+    return activations.get(name).numpy(z, zeros)
 
 
 def activate(name: str, z: np.ndarray) -> np.ndarray:
@@ -189,11 +178,11 @@ def forward(net: Net, x: np.ndarray) -> Pass:
             h = _activate(layer.activation, z, zeros[: z.shape[1]])
             if i < len(hidden) and h.shape[1]:
                 np.maximum(top[i], h.max(axis=1), out=top[i])
-                if layer.activation != "relu":  # ReLU outputs are >= 0
+                if not activations.get(layer.activation).rectifier:  # outputs >= 0
                     np.maximum(top_abs[i], np.abs(h).max(axis=1), out=top_abs[i])
         out[start : start + CHUNK] = h.T
     for i, layer in enumerate(hidden):
-        if layer.activation == "relu":
+        if activations.get(layer.activation).rectifier:
             top_abs[i] = np.maximum(top[i], 0.0)
     return Pass(out, top, top_abs)
 
@@ -228,10 +217,14 @@ class Canonical:
     loose_merge: bool = False  # some merged units' vectors were close, not equal
 
 
+def _rectifier(layer: Dense) -> bool:
+    return activations.get(layer.activation).rectifier
+
+
 def dead_units(net: Net, run: Pass) -> list[list[int]]:
     """Per hidden layer, the ReLU units never > 0 on the domain (original indices)."""
     return [
-        [int(j) for j in np.flatnonzero(top <= 0)] if layer.activation == "relu" else []
+        [int(j) for j in np.flatnonzero(top <= 0)] if _rectifier(layer) else []
         for layer, top in zip(net.layers[:-1], run.top, strict=True)
     ]
 
@@ -259,12 +252,12 @@ def canonical(net: Net, x: np.ndarray, run: Pass | None = None) -> Canonical:
         vec = np.concatenate((w, b[:, None]), axis=1)
         zero = np.abs(vec).max(axis=1, initial=0.0) == 0
         keep = ~np.isin(np.arange(len(b)), dead[i])
-        if layer.activation in HOMOGENEOUS:
+        if activations.get(layer.activation).homogeneous:
             keep &= ~zero
         w, b, out, span = w[keep], b[keep], out[:, keep], span[keep]
         origin = [o for o, k in zip(origin, keep, strict=True) if k]
         # 2. rescale: incoming max-abs 1, the scale moved to the outgoing weights
-        if layer.activation in HOMOGENEOUS and len(b):
+        if activations.get(layer.activation).homogeneous and len(b):
             scale = np.abs(np.concatenate((w, b[:, None]), axis=1)).max(axis=1)
             w, b, out, span = w / scale[:, None], b / scale, out * scale, span / scale
         # 3. merge units with the same incoming vector; 4. sort
@@ -359,11 +352,11 @@ def canonical_many(arch: Arch, params: Mapping[str, Any], x: np.ndarray) -> list
     orders: list[np.ndarray] = []
     for i in range(len(weights) - 1):
         act = acts[i]
-        off = arch.inputs if arch.skip_input and i + 1 == len(weights) - 1 else 0
+        off = arch.reads_inputs(i + 1)
         vec = np.concatenate((weights[i], biases[i][:, :, None]), axis=2)  # [S, u, fan_in + 1]
         out = weights[i + 1][:, :, off:]  # [S, next, u]
-        keep = tops[i] > 0 if act == "relu" else np.ones(vec.shape[:2], dtype=bool)
-        if act in HOMOGENEOUS:
+        keep = tops[i] > 0 if activations.get(act).rectifier else np.ones(vec.shape[:2], bool)
+        if activations.get(act).homogeneous:
             keep &= np.abs(vec).max(axis=2) > 0
             scale = np.where(keep, np.abs(vec).max(axis=2), 1.0)
             vec, out = vec / scale[:, :, None], out * scale[:, None, :]
@@ -394,7 +387,7 @@ def canonical_many(arch: Arch, params: Mapping[str, Any], x: np.ndarray) -> list
         layers = []
         for i, act in enumerate(acts):
             rows = int(kept[i][s]) if i < len(kept) else weights[i].shape[1]
-            off = arch.inputs if arch.skip_input and i == len(acts) - 1 and i > 0 else 0
+            off = arch.reads_inputs(i)
             cols = off + int(kept[i - 1][s]) if i > 0 else weights[i].shape[2]
             origin = (
                 tuple((int(j),) for j in orders[i][s, :rows])
@@ -449,7 +442,7 @@ def display_scaled(can: Canonical) -> Canonical:
     ranges = list(can.ranges)
     for i in range(len(layers) - 1):
         layer, nxt = layers[i], layers[i + 1]
-        if layer.activation not in HOMOGENEOUS or not layer.width:
+        if not activations.get(layer.activation).homogeneous or not layer.width:
             continue
         off = can.net.reads_inputs(i + 1)
         scales = np.ones(layer.width)
@@ -522,19 +515,7 @@ def _terms(expr: sympy.Expr) -> list[tuple[sympy.Expr, sympy.Expr, type]]:
     return out
 
 
-def _relu(z: sympy.Expr) -> sympy.Expr:
-    """Max(0, z) with a positive rational factor of z pulled out."""
-    import sympy
-
-    # Unevaluated: Max compares its arguments pairwise, seconds on a deep nest of them.
-    content, prim = z.as_content_primitive()
-    if content.is_positive and (
-        isinstance(prim, sympy.Abs) or (isinstance(prim, sympy.Max) and 0 in prim.args)
-    ):
-        return z  # already >= 0: Max(0, c Max(0, u)) = c Max(0, u)
-    if content.is_positive and content != 1:
-        return content * sympy.Max(0, prim, evaluate=False)
-    return sympy.Max(0, z, evaluate=False)
+_relu = activations.get("relu").sympy  # Max(0, z), a positive factor of z pulled out
 
 
 def fold_pairs(expr: sympy.Expr) -> sympy.Expr:
@@ -593,17 +574,7 @@ def fold_min_max(expr: sympy.Expr) -> sympy.Expr:
 
 
 def _unit(activation: str, z: sympy.Expr) -> sympy.Expr:
-    import sympy
-
-    if activation == "relu":
-        return _relu(z)
-    if activation == "leaky_relu":
-        return sympy.Max(z, sympy.Float(LEAKY_SLOPE) * z)
-    if activation == "sigmoid":  # unevaluated: exp(2.37 x - 22.4), not 1.9e-10 exp(2.37 x)
-        return 1 / (1 + sympy.exp(-z, evaluate=False))
-    if activation == "tanh":
-        return sympy.tanh(z)
-    return z
+    return activations.get(activation).sympy(z)
 
 
 def symbols(names: Sequence[str]) -> list[sympy.Symbol]:
@@ -740,7 +711,7 @@ def outcome(task: Task, run: Pass, x: np.ndarray, y: np.ndarray, net: Net, diver
     """The sweep's outcome rule for this one net (S = 1)."""
     import torch
 
-    from tiny_cli.outcomes import OUTCOMES, classify
+    from tiny_cli.train.outcomes import OUTCOMES, classify
 
     pred = torch.from_numpy(run.out[:, 0]).unsqueeze(0)
     target = torch.from_numpy(y.reshape(-1))
@@ -749,7 +720,7 @@ def outcome(task: Task, run: Pass, x: np.ndarray, y: np.ndarray, net: Net, diver
     hidden = [
         torch.from_numpy(top).reshape(1, -1, 1)
         for top, layer in zip(run.top, net.layers[:-1], strict=True)
-        if layer.activation == "relu"
+        if _rectifier(layer)
     ]
     right = task.correct(pred, target.reshape(1, -1)) if task.kind == "classification" else None
     index = classify(task.kind, pred, target, hidden, torch.tensor([diverged]), right)

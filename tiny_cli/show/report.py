@@ -33,10 +33,10 @@ from typing import Any
 
 import yaml
 
-from tiny_cli import runs
 from tiny_cli.errors import TinyError
-from tiny_cli.render import Line, format_values, init_label, readout_lines, seed_label
-from tiny_cli.runs import MetricValue, Nested, Run, RunProblem, RunRecord, SweepPoint
+from tiny_cli.show.render import Line, format_values, init_label, readout_lines, seed_label
+from tiny_cli.store import runs
+from tiny_cli.store.runs import MetricValue, Nested, Run, RunProblem, RunRecord, SweepPoint
 
 FILENAME = "report.html"
 EVENTS_PREFIX = "events.out.tfevents."
@@ -488,7 +488,7 @@ def gather(record: RunRecord) -> Contents:
     if os.path.lexists(run.path / runs.UNITS):  # none for a net without hidden units
         c.units = attempt(lambda: read_picture(run, runs.UNITS))
     if c.params is not None and c.config is not None:
-        from tiny_cli import reading
+        from tiny_cli.read import stored as reading
 
         read = attempt(lambda: reading.stored_readout(run, record))
         c.readout = read[0].as_dict() if read else None

@@ -16,18 +16,42 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import UnionType
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, Field, StrictBool, StrictInt, ValidationError
+from pydantic import BaseModel, Field, StrictInt, ValidationError
 
-from tiny_cli import models, tasks
+from tiny_cli import tasks
 from tiny_cli.errors import TinyError, did_you_mean, echo, echo_key, echo_path
-from tiny_cli.models import Arch
-from tiny_cli.schema import FLOAT32_MAX, Float, Section
+from tiny_cli.spec import activations, models
+from tiny_cli.spec.models import Arch
+from tiny_cli.spec.schema import FLOAT32_MAX, Section
+from tiny_cli.spec.sections import (  # re-exported: the sections of a config
+    INIT_MODES as INIT_MODES,
+)
+from tiny_cli.spec.sections import (
+    MAX_EPOCHS as MAX_EPOCHS,
+)
+from tiny_cli.spec.sections import (
+    InitConfig as InitConfig,
+)
+from tiny_cli.spec.sections import (
+    LayerConfig as LayerConfig,
+)
+from tiny_cli.spec.sections import (
+    LogConfig as LogConfig,
+)
+from tiny_cli.spec.sections import (
+    ModelConfig as ModelConfig,
+)
+from tiny_cli.spec.sections import (
+    TrainConfig as TrainConfig,
+)
+from tiny_cli.spec.sections import (
+    architecture as architecture,
+)
 from tiny_cli.tasks import Task
 
-MAX_EPOCHS = 10_000_000
 # Bounds on reading a config, so that any file is refused or read in bounded time and memory.
 MAX_FILE_BYTES = 1 << 20
 MAX_DEPTH = 32  # nesting of YAML collections
@@ -36,59 +60,11 @@ INT64_MAX = 2**63 - 1
 # Activations of one forward pass over a batch (samples x units), the training twin included:
 # 2^31 floats are 8 GiB.
 MAX_ACTIVATIONS = 1 << 31
-INIT_MODES = ("random", "hardwired", "hardwired+noise")
 
 if TYPE_CHECKING:
     TaskConfig = Task
 else:  # one section per registered task (plugins included), told apart by `name`
     TaskConfig = Annotated[Union[tasks.classes()], Field(discriminator="name")]  # noqa: UP007
-
-
-class LayerConfig(Section):
-    width: StrictInt = Field(ge=1, le=models.MAX_WIDTH)
-    activation: models.Activation
-
-
-class ModelConfig(Section):
-    # A preset (the article's nets) or a list of layers; neither: the task's default.
-    arch: Literal["sigmoid_neuron", "min_model", "relu_chain"] | None = None
-    # relu_chain only: layer widths, input first. Default for is_even: the article's
-    # [1, 2, ..., 2, 1] with bits + 1 two-neuron layers.
-    widths: list[Annotated[StrictInt, Field(ge=1, le=models.MAX_WIDTH)]] | None = Field(
-        None, min_length=2, max_length=models.MAX_LAYERS + 1
-    )
-    layers: list[LayerConfig] | None = Field(None, min_length=1, max_length=models.MAX_LAYERS)
-    skip_input: StrictBool = False  # layers only: the last layer also reads the inputs
-
-
-class InitConfig(Section):
-    mode: Literal["random", "hardwired", "hardwired+noise"] = "random"
-    noise: Float = Field(0.1, ge=0, le=1e6, description="std of Gaussian noise for hardwired+noise")
-    scale: Float = Field(1.0, gt=0, le=1e6, description="lt: Sigmoid(scale * (t - x))")
-
-
-class TrainConfig(Section):
-    epochs: StrictInt = Field(ge=0, le=MAX_EPOCHS)
-    optimizer: Literal["sgd", "adam", "adamw"] = "adam"
-    lr: Float = Field(0.01, gt=0, le=100)
-    momentum: Float = Field(0.0, ge=0, lt=1)
-    weight_decay: Float = Field(0.0, ge=0, le=1e6)
-    loss: Literal["mse", "bce", "l1"] | None = None  # None: the task's default
-    batch_size: StrictInt | None = Field(None, ge=1)  # None: full batch
-
-
-class LogConfig(Section):
-    every: StrictInt = Field(1, ge=1, description="epochs between TensorBoard points")
-    # Prediction pictures: at the start, every `images_every` epochs and at the end; 0 = start
-    # and end only; null = eight steps over the run (a picture costs tens of milliseconds, an
-    # epoch well under one, so they are kept few).
-    images_every: StrictInt | None = Field(None, ge=0, le=MAX_EPOCHS)
-
-    def image_interval(self, epochs: int) -> int:
-        """Epochs between pictures (0 = none between the first and the last)."""
-        if self.images_every is None:
-            return -(-epochs // 8) if epochs >= 8 else 0
-        return self.images_every
 
 
 class ExperimentConfig(Section):
@@ -114,9 +90,9 @@ class ExperimentConfig(Section):
 
 def shipped_dir() -> Path:
     """The shipped configs: inside the installed package, or the repo's configs/ (editable)."""
-    here = Path(__file__).resolve().parent
-    installed = here / "configs"
-    return installed if installed.is_dir() else here.parent / "configs"
+    package = Path(__file__).resolve().parent.parent  # tiny_cli/
+    installed = package / "configs"
+    return installed if installed.is_dir() else package.parent / "configs"
 
 
 def shipped_names() -> list[str]:
@@ -513,15 +489,6 @@ class _KeyError(Exception):
         self.key, self.message = key, message
 
 
-def architecture(model: ModelConfig, inputs: int) -> Arch:
-    """The architecture a resolved `model:` section describes, for `inputs` inputs."""
-    if model.layers is not None:
-        spec = tuple(models.Layer(la.width, la.activation) for la in model.layers)
-        return Arch(inputs, spec, skip_input=model.skip_input)
-    assert model.arch is not None, "resolve() fills model.arch or model.layers"
-    return models.preset(model.arch, model.widths)
-
-
 def _check_model(model: ModelConfig, task: Task) -> Arch:
     inputs = len(task.input_names())
     if model.layers is not None:
@@ -646,13 +613,13 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
     arch = _check_model(model, task)
 
     loss = cfg.train.loss or task.default_loss
-    if loss == "bce" and arch.layers[-1].activation != "sigmoid":
+    if loss == "bce" and not activations.get(arch.layers[-1].activation).probability:
         raise _KeyError("train.loss", "bce needs outputs in (0, 1): a sigmoid read-out")
 
     if cfg.init.mode != "random":
         built = task.constructions(cfg.init)
         if not built:
-            from tiny_cli import catalog
+            from tiny_cli.tasks import catalog
 
             having = ", ".join(catalog.with_construction())
             raise _KeyError(

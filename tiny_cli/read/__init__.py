@@ -1,0 +1,1 @@
+"""Reading a net: canonical form, formula, diagnosis, comparison, solutions of a sweep."""

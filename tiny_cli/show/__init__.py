@@ -1,0 +1,1 @@
+"""What a person sees: tables that fit a terminal, pictures, the HTML report."""

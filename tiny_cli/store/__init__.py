@@ -1,0 +1,1 @@
+"""Run directories on disk: bounded reads, typed views and their JSON, TensorBoard events."""

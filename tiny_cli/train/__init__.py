@@ -1,0 +1,1 @@
+"""Training: inits, the batched engine and its hand-written gradients, outcomes, signals."""
