@@ -25,18 +25,18 @@ def test_ids_sort_by_time() -> None:
     assert early < late
 
 
-def test_resolve_by_id_prefix_and_latest(tmp_path: Path) -> None:
+def test_find_by_id_prefix_and_latest(tmp_path: Path) -> None:
     ids = ["20250101-000000-000-lt10", "20250101-000000-000-lt10-002", "20250102-101010-500-min"]
     for run_id in ids:
         runs.Run(tmp_path / run_id).path.mkdir()
         runs.Run(tmp_path / run_id).write_json(runs.META, {"status": "completed"})
-    assert runs.resolve(tmp_path, "latest").id == ids[-1]
-    assert runs.resolve(tmp_path, ids[0]).id == ids[0]  # exact, though also a prefix of ids[1]
-    assert runs.resolve(tmp_path, "20250102").id == ids[-1]
+    assert runs.find(tmp_path, "latest").id == ids[-1]
+    assert runs.find(tmp_path, ids[0]).id == ids[0]  # exact, though also a prefix of ids[1]
+    assert runs.find(tmp_path, "20250102").id == ids[-1]
     with pytest.raises(TinyError, match="ambiguous"):
-        runs.resolve(tmp_path, "20250101")
+        runs.find(tmp_path, "20250101")
     with pytest.raises(TinyError, match="no such run"):
-        runs.resolve(tmp_path, "2024")
+        runs.find(tmp_path, "2024")
 
 
 def test_runs_created_in_the_same_millisecond_are_distinct(tmp_path: Path) -> None:
@@ -46,10 +46,10 @@ def test_runs_created_in_the_same_millisecond_are_distinct(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("ref", ["../x", "..", ".", "/etc", "a/b", ".hidden", ""])
-def test_resolve_never_leaves_the_runs_directory(tmp_path: Path, ref: str) -> None:
+def test_find_never_leaves_the_runs_directory(tmp_path: Path, ref: str) -> None:
     (tmp_path / "runs").mkdir()
     with pytest.raises(TinyError):
-        runs.resolve(tmp_path / "runs", ref)
+        runs.find(tmp_path / "runs", ref)
 
 
 def test_a_broken_run_is_listed_with_its_problem(tmp_path: Path) -> None:
@@ -154,8 +154,8 @@ def test_a_symlinked_run_directory_is_not_listed_nor_resolved(tmp_path: Path) ->
     (root / target.id).symlink_to(target.path)
     assert runs.all_ids(root) == ["20250101-000000-000-lt10"]
     with pytest.raises(TinyError, match="symbolic link"):
-        runs.resolve(root, target.id)
-    assert runs.resolve(root, "latest").id == "20250101-000000-000-lt10"
+        runs.find(root, target.id)
+    assert runs.find(root, "latest").id == "20250101-000000-000-lt10"
 
 
 def test_meta_extra_keys_ignored_and_times_in_iso_with_offset(tmp_path: Path) -> None:
@@ -186,7 +186,7 @@ def test_latest_is_the_newest_start_not_the_largest_id(tmp_path: Path) -> None:
     good_run(tmp_path, "20250102-000000-000-lt10", started=1_000_000_000.0)
     no_start = good_run(tmp_path, "20240101-000000-000-min")  # falls back to its mtime
     os.utime(no_start.path, (1_500_000_000,) * 2)
-    assert runs.resolve(tmp_path, "latest").id == "20250101-000000-000-lt10"
+    assert runs.find(tmp_path, "latest").id == "20250101-000000-000-lt10"
 
 
 def test_short_ids_are_unique_and_resolve(tmp_path: Path) -> None:
@@ -210,7 +210,7 @@ def test_short_ids_are_unique_and_resolve(tmp_path: Path) -> None:
     for run_id in ids:
         good_run(tmp_path, run_id)
     for run_id, short in shorts.items():
-        assert runs.resolve(tmp_path, short).id == run_id
+        assert runs.find(tmp_path, short).id == run_id
 
 
 def test_sweep_arrays_are_checked_against_the_seeds_count(tmp_path: Path) -> None:
