@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, Make, make_sweep
 from tiny_cli.errors import TinyError
 from tiny_cli.store import runs
 
@@ -262,3 +263,98 @@ def test_sweep_arrays_take_grid_values_that_are_lists(tmp_path: Path) -> None:
         run.save_tensors(runs.SWEEP, data)
         with pytest.raises(runs.RunProblem, match="grid"):
             runs.read_sweep_arrays(run, 1)
+
+
+# --- the --json documents on the typed views --------------------------------------------
+
+
+def tiny(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str
+) -> tuple[object, str]:
+    """The real entry point, in this process: (exit code, stdout)."""
+    from tiny_cli import cli
+
+    monkeypatch.setattr(sys, "argv", ["tiny", *args])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    return exit_.value.code, capsys.readouterr().out
+
+
+def printed(doc: object) -> str:
+    """A document as `--json` prints it: same keys, same order, same values."""
+    return json.dumps(doc, indent=2) + "\n"
+
+
+@pytest.fixture
+def stored(make: Make, runs_dir: Path) -> list[runs.Run]:
+    """Real runs, as the commands store them: a trained net, a hardwired one, a sweep over a
+    grid, and a run whose metrics.json is broken."""
+    trained, hardwired = make("train", "min", epochs=2), make("hardwire", "lt10")
+    sweep = make_sweep(runs_dir, "min", 3, epochs=2, grid=["train.lr=0.01,0.1"])
+    broken = make("hardwire", "min")
+    (broken / runs.METRICS).write_text('{"loss": 0.')
+    return [runs.Run(p) for p in (trained, hardwired, sweep, broken)]
+
+
+def test_runs_json_is_each_records_to_json(
+    stored: list[runs.Run],
+    runs_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    code, out = tiny(capsys, monkeypatch, "runs", "--json", "--runs-dir", str(runs_dir))
+    records = runs.list_records(runs_dir)
+    assert code == 0 and len(records) == len(stored)
+    assert any(r.problem for r in records) and any(r.meta.is_sweep for r in records)
+    assert out == printed([r.to_json() for r in records])
+
+
+def test_inspect_json_of_a_run_is_its_details_to_json(
+    stored: list[runs.Run],
+    runs_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tiny_cli.read import stored as reading
+
+    for run in (stored[0], stored[1], stored[3]):
+        code, out = tiny(
+            capsys, monkeypatch, "inspect", run.id, "--json", "--runs-dir", str(runs_dir)
+        )
+        record = runs.read(run)
+        info = runs.details(record)
+        has_net = info.params is not None and info.config is not None
+        read = reading.stored_readout(run, record) if has_net else None
+        assert read is not None and code == (1 if run is stored[3] else 0)  # 3: broken metrics
+        assert out == printed(info.to_json(record, read[0].as_dict() if read else None))
+
+
+def test_inspect_json_of_a_sweep_is_its_details_to_json(
+    stored: list[runs.Run],
+    runs_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sweep = stored[2]
+    code, out = tiny(
+        capsys, monkeypatch, "inspect", sweep.id, "--json", "--runs-dir", str(runs_dir)
+    )
+    record = runs.read(sweep)
+    info = runs.details(record)
+    assert code == 0 and info.grid is not None and info.summary
+    assert out == printed(info.to_json(record))
+    assert list(json.loads(out))[-3:] == ["grid", "summary", "problem"]
+
+    code, out = tiny(
+        capsys,
+        monkeypatch,
+        "inspect",
+        sweep.id,
+        "--seed",
+        "1",
+        "--json",
+        "--runs-dir",
+        str(runs_dir),
+    )
+    arrays = runs.read_sweep_arrays(sweep, record.meta.n_seeds)
+    assert code == 0 and out == printed(arrays.seed_json(sweep.id, 1))
