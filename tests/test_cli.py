@@ -233,7 +233,7 @@ def test_inspect_by_id_prefix_latest_and_json(cli: CLI, runs_dir: Path, make: Ma
     from tiny_cli.store import runs
 
     for ref in (second, second[:-3], "latest"):  # the id, a unique prefix, the newest
-        assert runs.resolve(runs_dir, ref).id == second
+        assert runs.find(runs_dir, ref).id == second
     proc = cli("inspect", second[:-3], "--json")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, Make, make_sweep
 from tiny_cli.errors import TinyError
 from tiny_cli.store import runs
 
@@ -25,18 +26,18 @@ def test_ids_sort_by_time() -> None:
     assert early < late
 
 
-def test_resolve_by_id_prefix_and_latest(tmp_path: Path) -> None:
+def test_find_by_id_prefix_and_latest(tmp_path: Path) -> None:
     ids = ["20250101-000000-000-lt10", "20250101-000000-000-lt10-002", "20250102-101010-500-min"]
     for run_id in ids:
         runs.Run(tmp_path / run_id).path.mkdir()
         runs.Run(tmp_path / run_id).write_json(runs.META, {"status": "completed"})
-    assert runs.resolve(tmp_path, "latest").id == ids[-1]
-    assert runs.resolve(tmp_path, ids[0]).id == ids[0]  # exact, though also a prefix of ids[1]
-    assert runs.resolve(tmp_path, "20250102").id == ids[-1]
+    assert runs.find(tmp_path, "latest").id == ids[-1]
+    assert runs.find(tmp_path, ids[0]).id == ids[0]  # exact, though also a prefix of ids[1]
+    assert runs.find(tmp_path, "20250102").id == ids[-1]
     with pytest.raises(TinyError, match="ambiguous"):
-        runs.resolve(tmp_path, "20250101")
+        runs.find(tmp_path, "20250101")
     with pytest.raises(TinyError, match="no such run"):
-        runs.resolve(tmp_path, "2024")
+        runs.find(tmp_path, "2024")
 
 
 def test_runs_created_in_the_same_millisecond_are_distinct(tmp_path: Path) -> None:
@@ -46,10 +47,10 @@ def test_runs_created_in_the_same_millisecond_are_distinct(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("ref", ["../x", "..", ".", "/etc", "a/b", ".hidden", ""])
-def test_resolve_never_leaves_the_runs_directory(tmp_path: Path, ref: str) -> None:
+def test_find_never_leaves_the_runs_directory(tmp_path: Path, ref: str) -> None:
     (tmp_path / "runs").mkdir()
     with pytest.raises(TinyError):
-        runs.resolve(tmp_path / "runs", ref)
+        runs.find(tmp_path / "runs", ref)
 
 
 def test_a_broken_run_is_listed_with_its_problem(tmp_path: Path) -> None:
@@ -154,8 +155,8 @@ def test_a_symlinked_run_directory_is_not_listed_nor_resolved(tmp_path: Path) ->
     (root / target.id).symlink_to(target.path)
     assert runs.all_ids(root) == ["20250101-000000-000-lt10"]
     with pytest.raises(TinyError, match="symbolic link"):
-        runs.resolve(root, target.id)
-    assert runs.resolve(root, "latest").id == "20250101-000000-000-lt10"
+        runs.find(root, target.id)
+    assert runs.find(root, "latest").id == "20250101-000000-000-lt10"
 
 
 def test_meta_extra_keys_ignored_and_times_in_iso_with_offset(tmp_path: Path) -> None:
@@ -186,7 +187,7 @@ def test_latest_is_the_newest_start_not_the_largest_id(tmp_path: Path) -> None:
     good_run(tmp_path, "20250102-000000-000-lt10", started=1_000_000_000.0)
     no_start = good_run(tmp_path, "20240101-000000-000-min")  # falls back to its mtime
     os.utime(no_start.path, (1_500_000_000,) * 2)
-    assert runs.resolve(tmp_path, "latest").id == "20250101-000000-000-lt10"
+    assert runs.find(tmp_path, "latest").id == "20250101-000000-000-lt10"
 
 
 def test_short_ids_are_unique_and_resolve(tmp_path: Path) -> None:
@@ -210,7 +211,7 @@ def test_short_ids_are_unique_and_resolve(tmp_path: Path) -> None:
     for run_id in ids:
         good_run(tmp_path, run_id)
     for run_id, short in shorts.items():
-        assert runs.resolve(tmp_path, short).id == run_id
+        assert runs.find(tmp_path, short).id == run_id
 
 
 def test_sweep_arrays_are_checked_against_the_seeds_count(tmp_path: Path) -> None:
@@ -262,3 +263,98 @@ def test_sweep_arrays_take_grid_values_that_are_lists(tmp_path: Path) -> None:
         run.save_tensors(runs.SWEEP, data)
         with pytest.raises(runs.RunProblem, match="grid"):
             runs.read_sweep_arrays(run, 1)
+
+
+# --- the --json documents on the typed views --------------------------------------------
+
+
+def tiny(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str
+) -> tuple[object, str]:
+    """The real entry point, in this process: (exit code, stdout)."""
+    from tiny_cli import cli
+
+    monkeypatch.setattr(sys, "argv", ["tiny", *args])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    return exit_.value.code, capsys.readouterr().out
+
+
+def printed(doc: object) -> str:
+    """A document as `--json` prints it: same keys, same order, same values."""
+    return json.dumps(doc, indent=2) + "\n"
+
+
+@pytest.fixture
+def stored(make: Make, runs_dir: Path) -> list[runs.Run]:
+    """Real runs, as the commands store them: a trained net, a hardwired one, a sweep over a
+    grid, and a run whose metrics.json is broken."""
+    trained, hardwired = make("train", "min", epochs=2), make("hardwire", "lt10")
+    sweep = make_sweep(runs_dir, "min", 3, epochs=2, grid=["train.lr=0.01,0.1"])
+    broken = make("hardwire", "min")
+    (broken / runs.METRICS).write_text('{"loss": 0.')
+    return [runs.Run(p) for p in (trained, hardwired, sweep, broken)]
+
+
+def test_runs_json_is_each_records_to_json(
+    stored: list[runs.Run],
+    runs_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    code, out = tiny(capsys, monkeypatch, "runs", "--json", "--runs-dir", str(runs_dir))
+    records = runs.list_records(runs_dir)
+    assert code == 0 and len(records) == len(stored)
+    assert any(r.problem for r in records) and any(r.meta.is_sweep for r in records)
+    assert out == printed([r.to_json() for r in records])
+
+
+def test_inspect_json_of_a_run_is_its_details_to_json(
+    stored: list[runs.Run],
+    runs_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tiny_cli.read import stored as reading
+
+    for run in (stored[0], stored[1], stored[3]):
+        code, out = tiny(
+            capsys, monkeypatch, "inspect", run.id, "--json", "--runs-dir", str(runs_dir)
+        )
+        record = runs.read(run)
+        info = runs.details(record)
+        has_net = info.params is not None and info.config is not None
+        read = reading.stored_readout(run, record) if has_net else None
+        assert read is not None and code == (1 if run is stored[3] else 0)  # 3: broken metrics
+        assert out == printed(info.to_json(record, read[0].as_dict() if read else None))
+
+
+def test_inspect_json_of_a_sweep_is_its_details_to_json(
+    stored: list[runs.Run],
+    runs_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sweep = stored[2]
+    code, out = tiny(
+        capsys, monkeypatch, "inspect", sweep.id, "--json", "--runs-dir", str(runs_dir)
+    )
+    record = runs.read(sweep)
+    info = runs.details(record)
+    assert code == 0 and info.grid is not None and info.summary
+    assert out == printed(info.to_json(record))
+    assert list(json.loads(out))[-3:] == ["grid", "summary", "problem"]
+
+    code, out = tiny(
+        capsys,
+        monkeypatch,
+        "inspect",
+        sweep.id,
+        "--seed",
+        "1",
+        "--json",
+        "--runs-dir",
+        str(runs_dir),
+    )
+    arrays = runs.read_sweep_arrays(sweep, record.meta.n_seeds)
+    assert code == 0 and out == printed(arrays.seed_json(sweep.id, 1))

@@ -369,7 +369,7 @@ def train(
     if config_ref is not None and from_run is not None:
         raise TinyError(f"train: give a config ({config_ref}) or --from {from_run}, not both")
     if from_run is not None:
-        run = runs.resolve(runs.root(runs_dir), from_run)
+        run = runs.find(runs.root(runs_dir), from_run)
         config_ref, origin = str(run.path / runs.CONFIG), run.id
     assert config_ref is not None
     overrides = _overrides(
@@ -391,7 +391,7 @@ def _resumable(runs_dir: Path | None, ref: str) -> tuple[Any, ExperimentConfig]:
     from tiny_cli import config
     from tiny_cli.store import runs
 
-    run = runs.resolve(runs.root(runs_dir), ref)
+    run = runs.find(runs.root(runs_dir), ref)
     record = runs.read(run)
     if record.meta.kind == "sweep":
         raise TinyError(f"--resume {run.id}: a sweep; use tiny sweep --resume {run.id}")
@@ -556,7 +556,7 @@ def sweep(
                       "--grid": grid, "--chunk": chunk, "--epochs": epochs, "--lr": lr,
                       "--set": sets})  # fmt: skip
         root = runs.root(runs_dir)
-        run = runs.resolve(root, resume)
+        run = runs.find(root, resume)
         total = _resume_total(run)
         dev = device if distributed else _device(device)
         with (
@@ -769,7 +769,7 @@ def inspect(
 
     if solutions and seed is not None:
         raise TinyError(f"--solutions and --seed {seed}: give one")
-    run = runs.resolve(runs.root(runs_dir), run_ref)
+    run = runs.find(runs.root(runs_dir), run_ref)
     record = runs.read(run)
     if record.meta.is_sweep:
         if solutions:
@@ -837,7 +837,7 @@ def export(
     from tiny_cli.read import stored as reading
     from tiny_cli.store import runs
 
-    run = runs.resolve(runs.root(runs_dir), run_ref)
+    run = runs.find(runs.root(runs_dir), run_ref)
     record = runs.read(run)
     if record.meta.kind == "sweep":
         raise TinyError(f"export {run.id}: a sweep; export one of its kept runs")
@@ -879,7 +879,7 @@ def compare(
     if len(run_refs) < 2:
         raise TinyError("compare: give at least two runs")
     root = runs.root(runs_dir)
-    records = [runs.read(runs.resolve(root, ref)) for ref in run_refs]
+    records = [runs.read(runs.find(root, ref)) for ref in run_refs]
     infos = [runs.details(r) for r in records]
     problems = [
         f"run {r.run.id}: {p}" for r, i in zip(records, infos, strict=True) for p in i.problems
@@ -1042,7 +1042,7 @@ def report(
     from tiny_cli.show import report as reporting
     from tiny_cli.store import runs
 
-    run = runs.resolve(runs.root(runs_dir), run_ref)
+    run = runs.find(runs.root(runs_dir), run_ref)
     path, problems = reporting.write(runs.read(run), output, precision)
     sys.stdout.write(f"{path}\n")
     _fail([f"run {run.id}: {p}" for p in problems])
