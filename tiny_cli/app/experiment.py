@@ -25,7 +25,7 @@ from tiny_cli.config import ExperimentConfig
 from tiny_cli.errors import RunFailed
 from tiny_cli.show import plots
 from tiny_cli.spec import models
-from tiny_cli.store import runs, tracking
+from tiny_cli.store import events, runs, tracking
 from tiny_cli.train import engine, inits, stopping
 from tiny_cli.train.engine import LOSSES
 
@@ -164,7 +164,7 @@ def run_experiment(
             )  # fmt: skip
         saver = _Checkpointer(run)
         tracker = tracking.Tracker(
-            tracking.EventWriter(run.path),
+            events.EventWriter(run.path),
             model,
             cfg.arch,
             cfg.log.every,

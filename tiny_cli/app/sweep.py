@@ -25,7 +25,7 @@ from tiny_cli import config
 from tiny_cli.config import ExperimentConfig, GridAxis, GridPoint
 from tiny_cli.errors import RunFailed, TinyError
 from tiny_cli.spec import models
-from tiny_cli.store import runs, tracking
+from tiny_cli.store import events, runs
 from tiny_cli.train import engine, stopping
 from tiny_cli.train.outcomes import OUTCOMES, classify, evaluate, pick_seeds
 
@@ -252,7 +252,7 @@ class SweepOutcome:
 
 def _write_events(run: runs.Run, results: list[PointResult]) -> None:
     """Step i is grid point i: outcome counts as scalars, final losses as histograms."""
-    writer = tracking.EventWriter(run.path)
+    writer = events.EventWriter(run.path)
     try:
         for i, r in enumerate(results):
             counts = r.summary()["counts"]
@@ -260,10 +260,10 @@ def _write_events(run: runs.Run, results: list[PointResult]) -> None:
                 (f"outcomes/{name.replace(' ', '_')}", float(c)) for name, c in counts.items()
             ]
             writer.scalars(i, scalars)
-            values = [tracking.histogram_value("final_loss", r.loss)]
+            values = [events.histogram_value("final_loss", r.loss)]
             positive = r.loss[r.loss > 0]
             if len(positive):
-                values.append(tracking.histogram_value("final_log10_loss", positive.log10()))
+                values.append(events.histogram_value("final_log10_loss", positive.log10()))
             writer.summary(i, Summary(value=values))
     finally:
         writer.close()
