@@ -211,6 +211,27 @@ def text_summary(tag: str, markdown: str) -> Summary:
     return summary
 
 
+def write_sweep(log_dir: Path, points: Sequence[tuple[Mapping[str, int], Tensor]]) -> Path:
+    """A sweep's event file: step i is grid point i, given as (its outcome counts, its seeds'
+    final losses): the counts as scalars `outcomes/<name>`, the losses as histograms
+    (`final_loss`, and `final_log10_loss` of the positive ones)."""
+    writer = EventWriter(log_dir)
+    try:
+        for i, (counts, loss) in enumerate(points):
+            scalars = [
+                (f"outcomes/{name.replace(' ', '_')}", float(c)) for name, c in counts.items()
+            ]
+            writer.scalars(i, scalars)
+            values = [histogram_value("final_loss", loss)]
+            positive = loss[loss > 0]
+            if len(positive):
+                values.append(histogram_value("final_log10_loss", positive.log10()))
+            writer.summary(i, Summary(value=values))
+    finally:
+        writer.close()
+    return writer.path
+
+
 SOLUTIONS_SUFFIX = "tiny-solutions"
 
 
