@@ -313,7 +313,7 @@ Batch = tuple[Tensor, Tensor, int]  # x [inputs, size, S or 1], y [outputs, size
 class _Training:
     """One `fit`: set up in `__init__` (the seeds' line-up, the flat buffer, the net, the
     data, the progress), then its stages in order: `initial_forward`, `report_start`,
-    `run_epochs` (each epoch `train_epoch`, then `progress.settle`, the callbacks and the
+    `run_epochs` (each epoch `train_epoch`, then `_Progress.settle`, the callbacks and the
     checkpoint), `result`."""
 
     def __init__(
@@ -339,7 +339,7 @@ class _Training:
         self.params = self.layout.views(flat)  # seeds last, [*shape, S]
         self.net = backprop.Net(cfg.arch, self.params, cfg.loss)
         self.xd, self.yd = x.to(dev), y.to(dev)
-        self.xt, self.yt = self.xd.T.unsqueeze(-1), self.yd.T.unsqueeze(-1)  # [in, n, 1]...
+        self.xt, self.yt = self.xd.T.unsqueeze(-1), self.yd.T.unsqueeze(-1)  # [features, n, 1]
         gens = [] if self.full_batch else [torch.Generator().manual_seed(k) for k in lined]
         self.state = _Progress(cfg, lined, flat, gens)
 

@@ -57,9 +57,9 @@ class Update:
         self.v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
         bias1 = 1 - beta1**self.step
         bias2_sqrt = math.sqrt(1 - beta2**self.step)
-        # sqrt of a subnormal v is many times slower than of a normal one (units that stopped
-        # learning decay v into them; bench/bench_claims.py) and makes no difference here:
-        # for any v <= FLOAT_TINY, sqrt(v) / bias2_sqrt < 3.5e-18 is under half an ulp of
-        # EPS, so the denominator is EPS either way. Clamping first gives the same bits, fast.
+        # sqrt of a subnormal v is several times slower than of a normal one (units that
+        # stopped learning decay v into them; bench/bench_claims.py) and makes no difference
+        # here: for any v <= FLOAT_TINY, sqrt(v) / bias2_sqrt < 3.5e-18 is under half an ulp
+        # of EPS, so the denominator is EPS either way. Clamping first gives the same bits, fast.
         denom = (self.v.clamp_min(FLOAT_TINY).sqrt() / bias2_sqrt).add_(EPS)
         p.addcdiv_(self.m, denom, value=-self.lr / bias1)
