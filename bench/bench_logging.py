@@ -32,7 +32,7 @@ from tiny_cli import config
 from tiny_cli.app import experiment
 from tiny_cli.show import plots
 from tiny_cli.spec import models
-from tiny_cli.store import tracking
+from tiny_cli.store import events, tracking
 from tiny_cli.store.tracking import EpochStats
 from tiny_cli.train import engine, inits
 
@@ -71,7 +71,7 @@ def train_once(name: str, variant: str) -> float:
         if variant in ("scalars", "+images"):
             picture = plots.PredictionPlot(cfg.task, x) if variant == "+images" else None
             tracker = tracking.Tracker(
-                tracking.EventWriter(Path(tmp)),
+                events.EventWriter(Path(tmp)),
                 model,
                 cfg.arch,
                 every=1,

@@ -30,7 +30,7 @@ from tests.conftest import REPO, assert_one_line_error, make_run, run_cli
 from tiny_cli import config
 from tiny_cli.app import board
 from tiny_cli.spec import models
-from tiny_cli.store import tracking
+from tiny_cli.store import hparams
 from tiny_cli.train import inits
 
 
@@ -201,7 +201,7 @@ def test_hparams_lists_each_run_as_one_session_with_config_and_final_metrics(
     assert "final/loss" in {m["name"]["tag"] for m in experiment["metricInfos"]}
     # The default view (a few columns) opens on the keys runs are compared by.
     first = server.data("plugin/hparams/experiment", post={"experimentName": "", "hparamsLimit": 6})
-    assert {h["name"] for h in first["hparamInfos"]} == set(tracking.COMPARED)
+    assert {h["name"] for h in first["hparamInfos"]} == set(hparams.COMPARED)
 
 
 # --- tiny board -------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from tests.conftest import REPO
 from tiny_cli import config
 from tiny_cli.read import readout
 from tiny_cli.show import plots, unitplot
-from tiny_cli.store import tracking
+from tiny_cli.store import events
 from tiny_cli.tasks.base import correct_interval, predict_fn
 from tiny_cli.train import inits
 
@@ -107,7 +107,7 @@ def test_mins_units_are_heat_maps_of_relu_wx_plus_b_a_dead_one_labelled(kill: st
         assert np.array_equal(shown.mask.reshape(-1), (want <= 0).reshape(-1).numpy())  # grey
         title = ax.get_title()
         assert title.endswith(": dead") == (name == kill), title
-    assert tracking.png_size(unitplot.draw(data)) == figure.canvas.get_width_height()
+    assert events.png_size(unitplot.draw(data)) == figure.canvas.get_width_height()
 
 
 def test_is_even_units_are_curves_per_layer_as_torch_computes_them_the_dead_one_marked() -> None:

@@ -20,7 +20,7 @@ from tiny_cli.read import readout
 from tiny_cli.show import render
 from tiny_cli.spec import models
 from tiny_cli.spec.models import Arch, Layer
-from tiny_cli.store import tracking
+from tiny_cli.store import events, tracking
 from tiny_cli.tasks import Task
 from tiny_cli.tasks.integers import IsEven, is_even_chain, is_even_widths
 
@@ -341,7 +341,7 @@ def test_distance_to_a_construction_of_a_perturbed_net() -> None:
 
 
 def test_loss_history_is_read_from_the_event_file(tmp_path: Path) -> None:
-    writer = tracking.EventWriter(tmp_path)
+    writer = events.EventWriter(tmp_path)
     for step, loss in enumerate([3.0, 2.0, 1.0]):
         writer.scalars(step, [("metrics/loss", loss)])
     writer.close()

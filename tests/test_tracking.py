@@ -21,7 +21,7 @@ from tiny_cli import config
 from tiny_cli.app import experiment
 from tiny_cli.errors import RunFailed
 from tiny_cli.spec import models
-from tiny_cli.store import tracking
+from tiny_cli.store import events, hparams, tracking
 from tiny_cli.train import inits
 
 
@@ -77,7 +77,7 @@ def test_every_scalar_of_every_epoch_reads_back_and_a_float32_overflow_is_inf(
 ) -> None:
     cfg, _ = config.load("lt10")
     model = inits.build(cfg)
-    tracker = tracking.Tracker(tracking.EventWriter(tmp_path), model, cfg.arch, every=1)
+    tracker = tracking.Tracker(events.EventWriter(tmp_path), model, cfg.arch, every=1)
     tracker.begin({"train.lr": 0.1}, {"train.lr": "number"}, ["final/loss"], group="g")
     losses = [0.5, 0.25, 1e39, math.nan]  # 1e39 is too large for a float32
     logged = []
@@ -122,8 +122,8 @@ def test_every_scalar_of_every_epoch_reads_back_and_a_float32_overflow_is_inf(
 def test_a_histogram_reads_back_with_its_count_min_and_max(
     tmp_path: Path, values: list[float], count: int, lo: float, hi: float
 ) -> None:
-    writer = tracking.EventWriter(tmp_path)
-    value = tracking.histogram_value("loss", torch.tensor(values), buckets=4)
+    writer = events.EventWriter(tmp_path)
+    value = events.histogram_value("loss", torch.tensor(values), buckets=4)
     writer.summary(3, Summary(value=[value]))
     writer.close()
     (event,) = all_of(tmp_path).Tensors("loss")
@@ -214,21 +214,21 @@ def test_a_diverged_run_logs_its_last_finite_epoch(tmp_path: Path) -> None:
 
 
 def test_the_hand_built_summaries_are_tensorboards_byte_for_byte() -> None:
-    """tracking builds these from the protos to keep TensorFlow's stub out of start-up."""
+    """events and hparams build these from the protos to keep TensorFlow's stub out of start-up."""
     from tensorboard.compat.proto import types_pb2
     from tensorboard.plugins.hparams import metadata, plugin_data_pb2
 
-    assert tracking.NULL_TENSOR.SerializeToString() == metadata.NULL_TENSOR.SerializeToString()
+    assert hparams.NULL_TENSOR.SerializeToString() == metadata.NULL_TENSOR.SerializeToString()
     data = b"\x00layout\xff"
-    ours = tracking.string_tensor(data).SerializeToString()
+    ours = events.string_tensor(data).SerializeToString()
     assert (
         ours == tensor_util.make_tensor_proto(data, dtype=types_pb2.DT_STRING).SerializeToString()
     )
-    assert (tracking.EXPERIMENT_TAG, tracking.SESSION_START_INFO_TAG) == (
+    assert (hparams.EXPERIMENT_TAG, hparams.SESSION_START_INFO_TAG) == (
         metadata.EXPERIMENT_TAG,
         metadata.SESSION_START_INFO_TAG,
     )
-    end = tracking.session_end_summary("completed").value[0]
+    end = hparams.session_end_summary("completed").value[0]
     assert end.tag == metadata.SESSION_END_INFO_TAG
     info = plugin_data_pb2.HParamsPluginData()
     info.session_end_info.CopyFrom(

@@ -25,7 +25,7 @@ from tiny_cli.config import ExperimentConfig
 from tiny_cli.errors import RunFailed
 from tiny_cli.show import plots
 from tiny_cli.spec import models
-from tiny_cli.store import runs, tracking
+from tiny_cli.store import events, runs, tracking
 from tiny_cli.train import engine, inits, stopping
 from tiny_cli.train.engine import LOSSES
 
@@ -142,81 +142,189 @@ def run_experiment(
     flag = stopping.StopFlag()
     painter = painter or sidecar.local()
     with stopping.catch_signals(flag):
-        task = cfg.task
-        x, y = task.data()
-        model = inits.build(cfg)
-        init_state = {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
-        picture = plots.PredictionPlot(task, x, hardwired=kind == "hardwire")
-        state: engine.State | None = None
-        if resume is None:
-            run = runs.create(runs_root, cfg.task.name)
-            run.write_text(runs.CONFIG, config.dump_yaml(cfg))
-            meta = run_meta(run, cfg, kind, source, device, from_run=origin, **(extra_meta or {}))
-            run.write_json(runs.META, meta)
-        else:
-            run = resume
-            state = runs.load_tensors(run.path, runs.CHECKPOINT_STATE)
-            if (problem := engine.state_problem(cfg, [cfg.seed], state)) is not None:
-                raise runs.RunProblem(f"{runs.CHECKPOINT_STATE}: {problem}")
-            run.update_meta(
-                status="running", reason="", resumed=time.time(), heartbeat=time.time(),
-                **runs.process_identity(),
+        state = _checkpoint_state(cfg, resume)
+        built = _build(cfg, kind)
+        run = _open(cfg, kind, runs_root, source, device, origin, extra_meta, resume)
+        log = _EpochLog(run, cfg, built, painter, progress)
+        try:
+            if resume is None:
+                log.begin(cfg, run.id)
+            result = _train(run, cfg, built, log, flag, device, state)
+            metrics = evaluate(cfg, built.model, built.x, built.y, flag)
+            history = log.history(run, resumed=resume is not None)
+            drawing, reading = _read(
+                painter, cfg, built.model, built.x, built.y, metrics, built.init_state, history,
+                result, kind,
             )  # fmt: skip
-        saver = _Checkpointer(run)
-        tracker = tracking.Tracker(
-            tracking.EventWriter(run.path),
-            model,
+            png, units = _store(run, built.model, log.tracker, result, metrics, drawing)
+        except BaseException as exc:
+            raise _store_failure(run, built.model, log.tracker, log.last, exc) from exc
+    return _finish(run, result, metrics, built.model, png, units, reading)
+
+
+@dataclass
+class _Built:
+    """What one run trains: the task's data, the model (its init), the init's state (for the
+    read-out) and the prediction picture's layout."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    model: nn.Module
+    init_state: dict[str, Any]
+    picture: plots.PredictionPlot
+
+
+def _checkpoint_state(cfg: ExperimentConfig, resume: runs.Run | None) -> engine.State | None:
+    """The training state a stopped run resumes from (None for a new run), checked whole
+    (`engine.state_problem`) before anything is touched."""
+    if resume is None:
+        return None
+    state = runs.load_tensors(resume.path, runs.CHECKPOINT_STATE)
+    if (problem := engine.state_problem(cfg, [cfg.seed], state)) is not None:
+        raise runs.RunProblem(f"{runs.CHECKPOINT_STATE}: {problem}")
+    return state
+
+
+def _build(cfg: ExperimentConfig, kind: str) -> _Built:
+    x, y = cfg.task.data()
+    model = inits.build(cfg)
+    init_state = {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
+    picture = plots.PredictionPlot(cfg.task, x, hardwired=kind == "hardwire")
+    return _Built(x, y, model, init_state, picture)
+
+
+def _open(
+    cfg: ExperimentConfig,
+    kind: str,
+    runs_root: Path,
+    source: str,
+    device: str,
+    origin: str | None,
+    extra_meta: dict[str, Any] | None,
+    resume: runs.Run | None,
+) -> runs.Run:
+    """The run's directory: a new one with its config and run.json, or the stopped run
+    `resume`, marked running again."""
+    if resume is None:
+        run = runs.create(runs_root, cfg.task.name)
+        run.write_text(runs.CONFIG, config.dump_yaml(cfg))
+        meta = run_meta(run, cfg, kind, source, device, from_run=origin, **(extra_meta or {}))
+        run.write_json(runs.META, meta)
+        return run
+    resume.update_meta(
+        status="running", reason="", resumed=time.time(), heartbeat=time.time(),
+        **runs.process_identity(),
+    )  # fmt: skip
+    return resume
+
+
+class _EpochLog:
+    """The engine's callback for one run: each epoch to the tracker (the event file), the
+    heartbeat and `progress`. Keeps the last epoch (what a failure stores) and the losses at
+    the logged epochs, as the event file has them (the read-out's history)."""
+
+    def __init__(
+        self,
+        run: runs.Run,
+        cfg: ExperimentConfig,
+        built: _Built,
+        painter: sidecar.Sidecar,
+        progress: Callable[[tracking.EpochStats], None] | None,
+    ) -> None:
+        self.tracker = tracking.Tracker(
+            events.EventWriter(run.path),
+            built.model,
             cfg.arch,
             cfg.log.every,
-            picture=picture,
+            picture=built.picture,
             images_every=cfg.log.image_interval(cfg.train.epochs),
             painter=painter,
         )
-        last: list[tracking.EpochStats] = []
-        losses: list[float] = []  # at the logged epochs, as the event file has them
-        beat = runs.Heartbeat(run)
+        self.every = cfg.log.every
+        self.last: tracking.EpochStats | None = None
+        self.losses: list[float] = []
+        self.beat = runs.Heartbeat(run)
+        self.progress = progress
 
-        def on_epoch(e: engine.Epoch) -> None:
-            stats = epoch_stats(e)
-            last[:] = [stats]
-            if stats.epoch % cfg.log.every == 0:
-                losses.append(stats.loss)
-            tracker.on_epoch_end(stats)
-            beat(stats.epoch)
-            if progress is not None:
-                progress(stats)
+    def begin(self, cfg: ExperimentConfig, run_id: str) -> None:
+        """A new run's step 0: the charts' layout, the HPARAMS experiment and session."""
+        self.tracker.begin(config.flatten(cfg), config.flat_keys(), hparams_metrics(), run_id)
 
-        try:
-            if resume is None:
-                tracker.begin(config.flatten(cfg), config.flat_keys(), hparams_metrics(), run.id)
-            correct = task.correct if task.kind == "classification" else None
-            fitted = engine.fit(
-                cfg, [cfg.seed], x, y, correct=correct, callbacks=[on_epoch],
-                should_stop=flag, device=device, checkpoint=saver, resume=state,
-            )  # fmt: skip
-            result = _result(fitted)
-            model.load_state_dict({k: v[0] for k, v in fitted.params.items()})
-            metrics = evaluate(cfg, model, x, y, flag)
-            if last and last[0].epoch % cfg.log.every:
-                losses.append(last[0].loss)  # the last epoch is always logged
-            history = losses if resume is None else tracking.scalar_history(run.path)
-            drawing, reading = _read(
-                painter, cfg, model, x, y, metrics, init_state, history, result, kind
-            )
-            units = None
-            if drawing is not None:
-                units_png = drawing.result()
-                tracker.final_image(tracking.UNITS_TAG, units_png)
-                units = run.write_bytes(runs.UNITS, units_png)
-            tracker.close(FINAL_STATUS[result.status], metrics)
-            run.save_state(model.state_dict())
-            run.write_json(runs.METRICS, metrics)
-            final_png = tracker.final_png
-            png = run.write_bytes(runs.PREDICTION, final_png) if final_png else None
-            if result.status == "completed":
-                (run.path / runs.CHECKPOINT_STATE).unlink(missing_ok=True)  # model.pt is final
-        except BaseException as exc:
-            raise _store_failure(run, model, tracker, last, exc) from exc
+    def __call__(self, e: engine.Epoch) -> None:
+        stats = epoch_stats(e)
+        self.last = stats
+        if stats.epoch % self.every == 0:
+            self.losses.append(stats.loss)
+        self.tracker.on_epoch_end(stats)
+        self.beat(stats.epoch)
+        if self.progress is not None:
+            self.progress(stats)
+
+    def history(self, run: runs.Run, resumed: bool) -> list[float]:
+        """The loss at every logged epoch, the last one reached included (it is always
+        logged); a resumed run's from its event file, which holds the epochs before too."""
+        if self.last is not None and self.last.epoch % self.every:
+            self.losses.append(self.last.loss)
+        return self.losses if not resumed else tracking.scalar_history(run.path)
+
+
+def _train(
+    run: runs.Run,
+    cfg: ExperimentConfig,
+    built: _Built,
+    log: _EpochLog,
+    flag: stopping.StopFlag,
+    device: str,
+    state: engine.State | None,
+) -> FitResult:
+    """`engine.fit` with the run's one seed; the parameters it ends with go into the model."""
+    task = cfg.task
+    correct = task.correct if task.kind == "classification" else None
+    fitted = engine.fit(
+        cfg, [cfg.seed], built.x, built.y, correct=correct, callbacks=[log], should_stop=flag,
+        device=device, checkpoint=_Checkpointer(run), resume=state,
+    )  # fmt: skip
+    result = _result(fitted)
+    built.model.load_state_dict({k: v[0] for k, v in fitted.params.items()})
+    return result
+
+
+def _store(
+    run: runs.Run,
+    model: nn.Module,
+    tracker: tracking.Tracker,
+    result: FitResult,
+    metrics: dict[str, Any],
+    drawing: sidecar.Pending | None,
+) -> tuple[Path | None, Path | None]:
+    """The run's files: units.png (once drawn; in the event file too), the event file closed
+    with the final metrics and status, model.pt, metrics.json and prediction.png; the
+    checkpoint goes once the run completed (model.pt is final). Returns the two pictures."""
+    units = None
+    if drawing is not None:
+        units_png = drawing.result()
+        tracker.final_image(tracking.UNITS_TAG, units_png)
+        units = run.write_bytes(runs.UNITS, units_png)
+    tracker.close(FINAL_STATUS[result.status], metrics)
+    run.save_state(model.state_dict())
+    run.write_json(runs.METRICS, metrics)
+    final_png = tracker.final_png
+    png = run.write_bytes(runs.PREDICTION, final_png) if final_png else None
+    if result.status == "completed":
+        (run.path / runs.CHECKPOINT_STATE).unlink(missing_ok=True)
+    return png, units
+
+
+def _finish(
+    run: runs.Run,
+    result: FitResult,
+    metrics: dict[str, Any],
+    model: nn.Module,
+    png: Path | None,
+    units: Path | None,
+    reading: sidecar.Pending,
+) -> Outcome:
+    """Mark the run finished in run.json; its outcome, with the read-out once it is made."""
     run.update_meta(
         status=FINAL_STATUS[result.status],
         epochs_done=result.epochs,
@@ -320,7 +428,7 @@ def _store_failure(
     run: runs.Run,
     model: nn.Module,
     tracker: tracking.Tracker,
-    last: list[tracking.EpochStats],
+    last: tracking.EpochStats | None,
     exc: BaseException,
 ) -> RunFailed:
     """Keep what the run reached, mark it, and say so in one line, whatever else fails
@@ -333,7 +441,7 @@ def _store_failure(
     trace = traceback.format_exc()
     interrupted = isinstance(exc, KeyboardInterrupt | stopping.Stopped)
     status = "interrupted" if interrupted else "failed"
-    epochs = last[0].epoch if last else 0
+    epochs = last.epoch if last is not None else 0
     if isinstance(exc, stopping.Stopped):
         reason = str(exc)
     elif interrupted:
@@ -349,11 +457,11 @@ def _store_failure(
     except OSError:
         run.overwrite_meta(status=status, epochs_done=epochs, reason=reason, finished=time.time())
     saved = ""
-    if last:
+    if last is not None:
         try:
             model.cpu()
             with torch.no_grad():
-                vector_to_parameters(last[0].params.cpu(), model.parameters())
+                vector_to_parameters(last.params.cpu(), model.parameters())
             run.save_state(model.state_dict())
         except OSError:
             saved = " (its last checkpoint is kept)"

@@ -26,12 +26,12 @@ def solutions(run: runs.Run, n_seeds: int | None = None) -> tuple[runs.Solutions
     cached = _cached(run, source)
     if cached is not None:
         return cached, None
-    from tiny_cli.store import tracking  # torch: only to compute them
+    from tiny_cli.store.events import write_solutions  # torch: only to compute them
 
     found = grouping.compute(run, runs.read_sweep_arrays(run, n_seeds))
     steps = [(render.solutions_markdown(p), _alphas(p)) for p in found.points]
     try:
-        events = tracking.write_solutions(run.path, steps)
+        events = write_solutions(run.path, steps)
         found = found.model_copy(update={"source": source or {}, "events": events.name})
         run.write_json(runs.SOLUTIONS, found.model_dump(mode="json"))
     except OSError as exc:

@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tensorboard.compat.proto.summary_pb2 import Summary
 from torch import Tensor
 
 from tiny_cli import config
 from tiny_cli.config import ExperimentConfig, GridAxis, GridPoint
 from tiny_cli.errors import RunFailed, TinyError
 from tiny_cli.spec import models
-from tiny_cli.store import runs, tracking
+from tiny_cli.store import events, runs
 from tiny_cli.train import engine, stopping
 from tiny_cli.train.outcomes import OUTCOMES, classify, evaluate, pick_seeds
 
@@ -250,25 +249,6 @@ class SweepOutcome:
     kept: list[dict[str, Any]]
 
 
-def _write_events(run: runs.Run, results: list[PointResult]) -> None:
-    """Step i is grid point i: outcome counts as scalars, final losses as histograms."""
-    writer = tracking.EventWriter(run.path)
-    try:
-        for i, r in enumerate(results):
-            counts = r.summary()["counts"]
-            scalars = [
-                (f"outcomes/{name.replace(' ', '_')}", float(c)) for name, c in counts.items()
-            ]
-            writer.scalars(i, scalars)
-            values = [tracking.histogram_value("final_loss", r.loss)]
-            positive = r.loss[r.loss > 0]
-            if len(positive):
-                values.append(tracking.histogram_value("final_log10_loss", positive.log10()))
-            writer.summary(i, Summary(value=values))
-    finally:
-        writer.close()
-
-
 def _store_arrays(run: runs.Run, seeds: Sequence[int], results: list[PointResult]) -> None:
     points = []
     for r in results:
@@ -302,39 +282,50 @@ def run_sweep(
     device: str = "cpu",
     slots: int = 1,
 ) -> SweepOutcome:
-    """Create the sweep's directory, then train, classify and store it (`_complete`).
+    """Create the sweep's directory, then train, classify and store it (`_Sweep.complete`).
     `runner` trains the chunks (default: this process, `threads` torch threads) on `slots`
     workers at once (`plan`)."""
+    _check_data(points)
+    run = _create(base, points, axes, seeds, runs_root, source, device, chunk, slots, keep)
+    runner = runner or local_runner(threads, device)
+    work = plan(points, seeds, chunk, slots)
+    return _Sweep(run, points, seeds, work, runner, on_epoch, runs_root, source, keep).complete()
+
+
+def _check_data(points: Sequence[GridPoint]) -> None:
+    """A task whose data cannot be built fails here, before anything is stored."""
+    for cfg in {config.dump_yaml(p.cfg): p.cfg for p in points}.values():
+        cfg.task.data()
+
+
+def _create(
+    base: ExperimentConfig,
+    points: list[GridPoint],
+    axes: list[GridAxis],
+    seeds: range,
+    runs_root: Path,
+    source: str,
+    device: str,
+    chunk: int | None,
+    slots: int,
+    keep: int,
+) -> runs.Run:
+    """The sweep's directory: its base config, grid and run.json (what `resume_sweep` reads
+    back to finish it)."""
     from tiny_cli.app import experiment
 
-    for cfg in {config.dump_yaml(p.cfg): p.cfg for p in points}.values():
-        cfg.task.data()  # a task whose data cannot be built fails here, before anything is stored
     run = runs.create(runs_root, f"{base.task.name}-sweep")
     run.write_text(runs.CONFIG, config.dump_yaml(base))
     grid = {"axes": {k: v for k, v in axes}, "points": [p.values for p in points]}
     run.write_json(runs.GRID, grid)
-    run.write_json(
-        runs.META,
-        experiment.run_meta(
-            run,
-            base,
-            "sweep",
-            source,
-            device,
-            init=",".join(sorted({p.cfg.init.mode for p in points})),
-            seed=None,
-            seeds=[seeds.start, seeds.stop - 1],
-            n_seeds=len(seeds),
-            grid=grid["axes"],
-            epochs=max(p.cfg.train.epochs for p in points),
-            chunk=chunk,
-            slots=slots,
-            keep=keep,
-        ),
-    )
-    runner = runner or local_runner(threads, device)
-    work = plan(points, seeds, chunk, slots)
-    return _complete(run, points, seeds, runs_root, source, keep, on_epoch, runner, work)
+    modes = ",".join(sorted({p.cfg.init.mode for p in points}))
+    meta = experiment.run_meta(
+        run, base, "sweep", source, device, init=modes, seed=None,
+        seeds=[seeds.start, seeds.stop - 1], n_seeds=len(seeds), grid=grid["axes"],
+        epochs=max(p.cfg.train.epochs for p in points), chunk=chunk, slots=slots, keep=keep,
+    )  # fmt: skip
+    run.write_json(runs.META, meta)
+    return run
 
 
 def resume_sweep(
@@ -373,100 +364,141 @@ def resume_sweep(
     keep = raw.get("keep") if isinstance(raw.get("keep"), int) else 0
     runner = runner or local_runner(threads, device)
     work = plan(points, seeds, chunk, max(1, slots))  # the sweep's own plan, whoever trains it
-    return _complete(run, points, seeds, runs_root, meta.source or "", keep, on_epoch, runner, work)
+    source = meta.source or ""
+    return _Sweep(run, points, seeds, work, runner, on_epoch, runs_root, source, keep).complete()
 
 
 def total_seed_epochs(points: Sequence[GridPoint], seeds: Sequence[int]) -> int:
     return sum(p.cfg.train.epochs for p in points) * len(seeds)
 
 
-def _complete(
-    run: runs.Run,
-    points: list[GridPoint],
-    seeds: range,
-    runs_root: Path,
-    source: str,
-    keep: int,
-    on_epoch: Callable[[int], None] | None,
-    runner: Runner,
-    work: list[Chunk],
-) -> SweepOutcome:
-    """Train every chunk not yet stored in `chunks/` (`runner`: here or on a cluster), each
-    saved as it finishes, in whatever order; then store the sweep and its kept runs. A first
-    Ctrl-C or SIGTERM stops at the next mini-batch (a cluster's chunks in flight are
-    cancelled): the sweep is marked interrupted with every finished chunk kept, for
-    `--resume`."""
-    from tiny_cli.app import experiment
+@dataclass
+class _Sweep:
+    """A stored sweep to complete: its directory, grid points, seeds and plan (`work`), who
+    trains its chunks, and where its kept runs go."""
 
-    folder = run.path / CHUNKS
-    folder.mkdir(exist_ok=True)
-    run.update_meta(status="running", heartbeat=time.time(), **runs.process_identity())
-    beat = runs.Heartbeat(run)
-    flag = stopping.StopFlag()
-    try:
-        with stopping.catch_signals(flag):
-            todo = []
-            for c in work:
-                if not (folder / c.file).is_file():
-                    todo.append(c)
-                elif on_epoch is not None:
-                    on_epoch(len(c.seeds) * points[c.point].cfg.train.epochs)
-            cause = "a signal"
-            try:
-                for c, part in runner(todo, points, flag, _and(on_epoch, beat)):
-                    run.save_tensors(f"{CHUNKS}/{c.file}", part)
-            except RunnerLost as exc:
-                cause = str(exc)
-            done = sum((folder / c.file).is_file() for c in work)
-            if done < len(work):
-                raise _interrupted(run, done, len(work), cause=cause)
-            parts: list[list[dict[str, Any]]] = [[] for _ in points]
-            for c in work:
-                parts[c.point].append(runs.load_tensors(folder, c.file))
-            results = [_point_result(p, ps) for p, ps in zip(points, parts, strict=True)]
-            summary = [r.summary() for r in results]
-            _store_arrays(run, seeds, results)
-            run.write_json(runs.SUMMARY, summary)
-            losses = torch.cat([r.loss for r in results])
-            finite = losses[losses.isfinite()]
-            solved = sum(s["counts"]["solved"] for s in summary)
-            run.write_json(
-                runs.METRICS,
-                {
-                    "seeds": len(seeds),
-                    "grid_points": len(points),
-                    "solved": solved / (len(seeds) * len(points)),
-                    "loss": float(finite.median()) if len(finite) else None,
-                },
-            )
-            _write_events(run, results)
-            kept: list[dict[str, Any]] = []
-            for i, r in enumerate(results):
-                for seed, why in pick_seeds(r.loss, r.outcome, r.seeds, keep) if keep else []:
-                    if flag():
-                        raise _interrupted(run, done, len(work), kept=len(kept))
-                    cfg = r.point.cfg.model_copy(update={"seed": seed})
-                    out = experiment.run_experiment(
-                        cfg, runs_root=runs_root, source=source, extra_meta={"sweep": run.id}
-                    )
-                    kept.append({"point": i, "seed": seed, "why": why, "run": out.run.id})
-                    if out.result.status == "interrupted":
-                        raise _interrupted(run, done, len(work), kept=len(kept))
-    except RunFailed:
-        raise
-    except BaseException as exc:
-        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        run.update_meta(status=status, reason=f"{type(exc).__name__}: {exc}", finished=time.time())
-        raise
-    shutil.rmtree(folder, ignore_errors=True)  # all in sweep.pt now
-    run.update_meta(
-        status="completed",
-        epochs_done=max(p.cfg.train.epochs for p in points),
-        kept=kept,
-        seconds=sum(r.seconds for r in results),
-        finished=time.time(),
-    )
-    return SweepOutcome(run, results, summary, kept)
+    run: runs.Run
+    points: list[GridPoint]
+    seeds: range
+    work: list[Chunk]
+    runner: Runner
+    on_epoch: Callable[[int], None] | None
+    runs_root: Path
+    source: str
+    keep: int
+
+    @property
+    def folder(self) -> Path:
+        return self.run.path / CHUNKS
+
+    def complete(self) -> SweepOutcome:
+        """Train every chunk not yet stored in `chunks/` (`runner`: here or on a cluster),
+        each saved as it finishes, in whatever order; then store the sweep and its kept
+        runs. A first Ctrl-C or SIGTERM stops at the next mini-batch (a cluster's chunks in
+        flight are cancelled): the sweep is marked interrupted with every finished chunk
+        kept, for `--resume`."""
+        run = self.run
+        self.folder.mkdir(exist_ok=True)
+        run.update_meta(status="running", heartbeat=time.time(), **runs.process_identity())
+        beat = runs.Heartbeat(run)
+        flag = stopping.StopFlag()
+        try:
+            with stopping.catch_signals(flag):
+                self.train_chunks(flag, beat)
+                results = self.gather()
+                summary = self.store(results)
+                kept = self.keep_runs(results, flag)
+        except RunFailed:
+            raise
+        except BaseException as exc:
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            reason = f"{type(exc).__name__}: {exc}"
+            run.update_meta(status=status, reason=reason, finished=time.time())
+            raise
+        shutil.rmtree(self.folder, ignore_errors=True)  # all in sweep.pt now
+        run.update_meta(
+            status="completed",
+            epochs_done=max(p.cfg.train.epochs for p in self.points),
+            kept=kept,
+            seconds=sum(r.seconds for r in results),
+            finished=time.time(),
+        )
+        return SweepOutcome(run, results, summary, kept)
+
+    def train_chunks(self, flag: stopping.StopFlag, beat: runs.Heartbeat) -> None:
+        """Have the runner train the chunks not stored yet, each stored as it comes back
+        (those stored before count as done for `on_epoch`); interrupted (`_interrupted`)
+        unless every chunk is stored in the end."""
+        todo = []
+        for c in self.work:
+            if not (self.folder / c.file).is_file():
+                todo.append(c)
+            elif self.on_epoch is not None:
+                self.on_epoch(len(c.seeds) * self.points[c.point].cfg.train.epochs)
+        cause = "a signal"
+        try:
+            for c, part in self.runner(todo, self.points, flag, _and(self.on_epoch, beat)):
+                self.run.save_tensors(f"{CHUNKS}/{c.file}", part)
+        except RunnerLost as exc:
+            cause = str(exc)
+        done = sum((self.folder / c.file).is_file() for c in self.work)
+        if done < len(self.work):
+            raise _interrupted(self.run, done, len(self.work), cause=cause)
+
+    def gather(self) -> list[PointResult]:
+        """Each grid point's result, from its stored chunks in plan order."""
+        parts: list[list[dict[str, Any]]] = [[] for _ in self.points]
+        for c in self.work:
+            parts[c.point].append(runs.load_tensors(self.folder, c.file))
+        return [_point_result(p, ps) for p, ps in zip(self.points, parts, strict=True)]
+
+    def store(self, results: list[PointResult]) -> list[dict[str, Any]]:
+        """sweep.pt, summary.json, metrics.json and the event file; returns the summary."""
+        run, n_seeds = self.run, len(self.seeds)
+        summary = [r.summary() for r in results]
+        _store_arrays(run, self.seeds, results)
+        run.write_json(runs.SUMMARY, summary)
+        losses = torch.cat([r.loss for r in results])
+        finite = losses[losses.isfinite()]
+        solved = sum(s["counts"]["solved"] for s in summary)
+        run.write_json(
+            runs.METRICS,
+            {
+                "seeds": n_seeds,
+                "grid_points": len(self.points),
+                "solved": solved / (n_seeds * len(self.points)),
+                "loss": float(finite.median()) if len(finite) else None,
+            },
+        )
+        counts = [s["counts"] for s in summary]
+        events.write_sweep(run.path, list(zip(counts, [r.loss for r in results], strict=True)))
+        return summary
+
+    def keep_runs(
+        self, results: list[PointResult], flag: stopping.StopFlag
+    ) -> list[dict[str, Any]]:
+        """A run of its own (`tiny train --seed k`, naming the sweep) for each of `keep`
+        seeds per outcome and grid point (`pick_seeds`); a stop request between them
+        interrupts the sweep, every chunk trained."""
+        from tiny_cli.app import experiment
+
+        chunks = len(self.work)
+        kept: list[dict[str, Any]] = []
+        for i, r in enumerate(results):
+            for seed, why in pick_seeds(r.loss, r.outcome, r.seeds, self.keep) if self.keep else []:
+                if flag():
+                    raise _interrupted(self.run, chunks, chunks, kept=len(kept))
+                cfg = r.point.cfg.model_copy(update={"seed": seed})
+                out = experiment.run_experiment(
+                    cfg,
+                    runs_root=self.runs_root,
+                    source=self.source,
+                    extra_meta={"sweep": self.run.id},
+                )
+                kept.append({"point": i, "seed": seed, "why": why, "run": out.run.id})
+                if out.result.status == "interrupted":
+                    raise _interrupted(self.run, chunks, chunks, kept=len(kept))
+        return kept
 
 
 def _and(first: Callable[[int], None] | None, second: Callable[[], None]) -> Callable[[int], None]:

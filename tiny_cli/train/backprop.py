@@ -2,9 +2,9 @@
 
 Why by hand. Our nets are tiny (2x2 weights) and a sweep trains a thousand of them at once.
 With autograd every product is a `baddbmm` forward and two `bmm`s backward: a BLAS call per
-seed per product, 60% of a 1000-seed is_even epoch (measured, torch 2.13, one thread).
-Written out, a small layer is a few elementwise ops over all seeds at once, and no graph is
-recorded: 1000-seed epochs run several times faster, and one seed's too.
+seed per product, most of a 1000-seed epoch's time. Written out, a small layer is a few
+elementwise ops over all seeds at once, and no graph is recorded: 1000-seed epochs run
+several times faster (bench/bench_claims.py), and one seed's too.
 
 Batch invariance, bit for bit (see engine.py): every op here is elementwise (one rounding per
 element: mul, add, sub, div, compare) or a per-seed sum in a fixed order, so a seed's numbers
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 ALIGN = 64  # elements: a multiple of any CPU's vector-loop step (AVX-512 floats: 32)
 BLOCK = 1 << 14  # elements per call: under ATen's GRAIN_SIZE (32768), never split in threads
 COLLECT = 1 << 24  # floats of per-sample products gathered before summing (64 MiB)
-SMALL = 128  # fan_in x width at most this: elementwise products (faster up to ~120-140)
+SMALL = 128  # fan_in x width at most this: elementwise products (faster than bmm up to ~here)
 BCE_EPS = 1e-12  # torch's binary_cross_entropy_backward: (p - y) / max(p (1 - p), eps)
 
 
@@ -66,12 +66,12 @@ def uniform(fn: Callable[..., Tensor], *args: Tensor) -> Tensor:
 
     ATen runs an elementwise op's vectorised loop over the bulk of a tensor and a scalar
     loop over the last few elements (and over the last few of each thread's share). For
-    arithmetic both give the same bits; for some functions they do not (torch.sigmoid:
-    3.5% of elements differ, torch 2.13, AVX-512: measured). Which elements of a seed land
+    arithmetic both give the same bits; for some functions they do not (torch.sigmoid, on
+    some CPUs: bench/bench_claims.py). Which elements of a seed land
     in a tail depends on the seeds beside it and the thread count. So: the seeds dimension
     is padded to a multiple of ALIGN and fn runs on blocks of at most BLOCK elements (never
     split between threads): every element goes through the vectorised loop."""
-    # (torch.broadcast_tensors, not torch.broadcast_shapes: that one imports sympy, 0.6 s)
+    # (torch.broadcast_tensors, not torch.broadcast_shapes: that one imports sympy)
     expanded = torch.broadcast_tensors(*args)
     shape = expanded[0].shape
     seeds = shape[-1]

@@ -16,12 +16,9 @@ seed, never on which other seeds train beside it, how many, or the thread count:
   differently run with every element on one path (`backprop.uniform`); a wide layer's
   products are per-seed `bmm`s, which give one seed the same bits in any batch but a batch
   of ONE (another BLAS path), so a lone seed trains beside a twin copy of itself;
-- the optimizer update is elementwise, on the flat buffer, written out below. torch's
-  fused optimizer kernels are not batch invariant (their vectorised body and scalar tail
-  round differently: measured), and building any `torch.optim` optimizer imports
-  `torch._dynamo`, 1.5 s of every run's start (measured, torch 2.13). The update rules are
-  torch.optim's SGD, Adam and AdamW (its single-tensor code path, the same operations in
-  the same order).
+- the optimizer update (`optim.Update`) is elementwise, on the flat buffer (`buffer.Layout`):
+  torch.optim's SGD, Adam and AdamW written out (its fused kernels are not batch invariant,
+  and building one imports `torch._dynamo`).
 
 A seed whose loss or parameters stop being finite keeps its last finite parameters and the
 epochs it completed; its gradient is masked to zero, so it cannot touch the others.
@@ -40,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tiny_cli.spec import models
-from tiny_cli.train import backprop, inits
+from tiny_cli.train import backprop, buffer, inits, optim
 
 if TYPE_CHECKING:
     from tiny_cli.config import ExperimentConfig
@@ -55,9 +52,6 @@ LOSSES: dict[str, Callable[..., Tensor]] = {
 # The version of the training arithmetic (1: autograd and bmm; 2: backprop.py, seeds last),
 # in run.json and in checkpoints: a run or sweep stopped under another one cannot resume.
 ENGINE = 2
-BETAS = (0.9, 0.999)  # torch.optim's Adam defaults
-EPS = 1e-8
-FLOAT_TINY = 1.1754943508222875e-38  # the smallest normal float32
 FORWARD_CHUNK = 1 << 20  # samples per forward of a net that does not train
 
 
@@ -94,6 +88,7 @@ class Epoch:
 
 Callback = Callable[[Epoch], None]
 State = dict[str, Any]  # the whole training state at the end of an epoch (tensors, ints)
+Checkpoint = Callable[[int, Callable[[], State], bool], None]  # (epoch, snapshot, force)
 
 
 @dataclass
@@ -114,55 +109,15 @@ def initial_params(cfg: ExperimentConfig, seeds: Sequence[int]) -> Params:
     return {k: torch.stack([st[k] for st in states]) for k in states[0]}
 
 
-class _Update:
-    """torch.optim's SGD / Adam / AdamW update of one flat parameter tensor, in place."""
-
-    def __init__(self, cfg: ExperimentConfig, p: Tensor) -> None:
-        t = cfg.train
-        self.kind, self.lr, self.wd, self.momentum = t.optimizer, t.lr, t.weight_decay, t.momentum
-        self.step = 0
-        self.m = torch.zeros_like(p)  # SGD: momentum buffer; Adam: first moment
-        self.v = torch.zeros_like(p)
-
-    def __call__(self, p: Tensor, g: Tensor) -> None:
-        self.step += 1
-        if self.kind == "sgd":
-            if self.wd:
-                g = g.add(p, alpha=self.wd)
-            if self.momentum:
-                if self.step == 1:
-                    self.m.copy_(g)
-                else:
-                    self.m.mul_(self.momentum).add_(g)
-                g = self.m
-            p.add_(g, alpha=-self.lr)
-            return
-        beta1, beta2 = BETAS
-        if self.kind == "adamw":
-            p.mul_(1 - self.lr * self.wd)
-        elif self.wd:
-            g = g.add(p, alpha=self.wd)
-        self.m.lerp_(g, 1 - beta1)
-        self.v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-        bias1 = 1 - beta1**self.step
-        bias2_sqrt = math.sqrt(1 - beta2**self.step)
-        # sqrt of a subnormal v is ~30x slower than of a normal one (measured; units that
-        # stopped learning decay v into them) and makes no difference here: for any
-        # v <= FLOAT_TINY, sqrt(v) / bias2_sqrt < 3.5e-18 is under half an ulp of EPS, so
-        # the denominator is EPS either way. Clamping first gives the same bits, fast.
-        denom = (self.v.clamp_min(FLOAT_TINY).sqrt() / bias2_sqrt).add_(EPS)
-        p.addcdiv_(self.m, denom, value=-self.lr / bias1)
-
-
 @functools.cache
 def keep_freed_memory() -> bool:
     """Ask glibc to keep freed memory for reuse rather than hand it back to the OS at once.
 
     A training step makes and frees a few MB of temporaries; when glibc returns freed
     memory straight away (Dask sets MALLOC_TRIM_THRESHOLD_=65536 in its workers), every
-    step faults it back in page by page: 2.3x slower for 8192 seeds (855,000 page faults
-    against 10,000 for 60 epochs, measured). Once per process; False where there is no
-    glibc `mallopt` (macOS, musl): nothing changes there."""
+    step faults it back in page by page, which slows a big chunk of seeds severalfold
+    (bench/bench_claims.py). Once per process; False where there is no glibc `mallopt`
+    (macOS, musl): nothing changes there."""
     import ctypes
     import ctypes.util
     import sys
@@ -244,7 +199,7 @@ def fit(
     callbacks: Sequence[Callback] = (),
     should_stop: Callable[[], bool] = lambda: False,
     device: str = "cpu",
-    checkpoint: Callable[[int, Callable[[], State], bool], None] | None = None,
+    checkpoint: Checkpoint | None = None,
     resume: State | None = None,
 ) -> Result:
     """Train `cfg` for every seed in `seeds` on (x, y) [n, inputs], [n, 1].
@@ -253,181 +208,239 @@ def fit(
     asked before each mini-batch: when it says so, training ends ("interrupted") with the
     parameters of the last completed epoch. `checkpoint(epoch, snapshot, force)` is called
     after every epoch (force: the last one, or a stop between epochs); `snapshot()` is the
-    whole training state (parameters, optimizer moments,
-    the batch-order generators), from which `resume=` continues exactly where it was: the
+    whole training state (parameters, optimizer moments, the batch-order generators), from
+    which `resume=` continues exactly where it was: the
     resumed run ends bit-identical to one that never stopped.
     """
     if resume is not None and (problem := state_problem(cfg, seeds, resume)) is not None:
         raise ValueError(f"the training state is unusable: {problem}")
     keep_freed_memory()
-    s_real = len(seeds)
-    seeds = lineup(cfg, seeds)
-    twin = len(seeds) > s_real
-    start = initial_params(cfg, seeds) if params is None else params
-    if twin and params is not None:
-        start = {k: v.expand(2, *v.shape[1:]) for k, v in start.items()}
-    dev = torch.device(device)
-    arch = cfg.arch
-    t = cfg.train
-    n, s = len(x), len(seeds)
-    full_batch = _full_batch(cfg, n)
+    hooks = _Hooks(correct, callbacks, should_stop, checkpoint)
+    training = _Training(cfg, seeds, x, y, params, torch.device(device), hooks)
+    start = training.initial_forward()
+    first = 1 if resume is None else training.state.restore(resume)
+    if start is None:  # a net that does not train, stopped during its forward
+        return training.result("interrupted")
+    if resume is None:
+        training.report_start(start)
+    return training.result(training.run_epochs(first))
 
-    # All parameters in one flat buffer, seeds last: [P, S], each seed a column, its
-    # parameters in `parameters()` order. Each parameter is a contiguous [*shape, S] view
-    # (what backprop.Net computes with) and the update is one pass over the buffer.
-    names = list(start)
-    shapes = [start[k].shape[1:] for k in names]
-    sizes = [shape.numel() for shape in shapes]
-    flat = torch.cat([start[k].reshape(s, -1).T for k in names]).reshape(-1)
-    flat = flat.to(dev, torch.float32)
 
-    def by_name(buffer: Tensor) -> Params:
-        """Each parameter's [*shape, S] view of a flat buffer."""
-        views, offset = {}, 0
-        for k, shape, size in zip(names, shapes, sizes, strict=True):
-            views[k] = buffer[offset : offset + size * s].view(*shape, s)
-            offset += size * s
-        return views
+@dataclass(frozen=True)
+class _Hooks:
+    """What `fit` is given to call: the accuracy rule, the callbacks, the stop request and
+    the checkpoint."""
 
-    last = by_name(flat)  # seeds last, [*shape, S]
-    update = _Update(cfg, flat)
-    net = backprop.Net(arch, last, cfg.loss)
+    correct: Callable[[Tensor, Tensor], Tensor] | None
+    callbacks: Sequence[Callback]
+    should_stop: Callable[[], bool]
+    checkpoint: Checkpoint | None
 
-    def per_seed(buffer: Tensor) -> Tensor:
-        """[S, P]: each seed's parameters (or gradients) in `parameters()` order, a copy."""
-        return buffer.view(-1, s).T.clone(memory_format=torch.contiguous_format)
 
-    xd, yd = x.to(dev), y.to(dev)
-    xt, yt = xd.T.unsqueeze(-1), yd.T.unsqueeze(-1)  # [in, n, 1], [out, n, 1]
-    gens = [] if full_batch else [torch.Generator().manual_seed(k) for k in seeds]
+class _Progress:
+    """What changes from one epoch to the next, all of it in a checkpoint (`snapshot`,
+    `restore`): the parameters and their last finite copy, the optimizer's state, the
+    batch-order generators, which seeds are alive, their epochs and divergence losses."""
 
-    last_good = flat.clone()
-    status: Literal["completed", "interrupted"] = "completed"
-    if t.epochs > 0:
-        pred0, _ = net.forward(xt)
-    else:  # a hardwired net's one forward, maybe over 2^24 inputs: on bmm, in chunks, each
-        # after asking should_stop (seconds at 2^24)
-        seed_first = {k: v.movedim(-1, 0) for k, v in last.items()}  # [S, *shape]
-        parts = []
-        for lo in range(0, n, FORWARD_CHUNK):
-            if should_stop():
-                status = "interrupted"
-                break
-            part = xd[lo : lo + FORWARD_CHUNK].T.unsqueeze(0)
-            parts.append(models.batched_forward(arch, seed_first, part)[0])
-        pred0 = torch.cat(parts, dim=2).permute(1, 2, 0) if parts else xt
-    alive = torch.ones(s, dtype=torch.bool, device=dev)
-    epochs_done = torch.zeros(s, dtype=torch.long)
-    diverged_at = torch.full((s,), math.nan)
-    first = 1
-    if resume is not None:
-        flat.copy_(resume["flat"])
-        last_good = resume["last_good"].to(dev).clone()
-        update.m.copy_(resume["m"])
-        update.v.copy_(resume["v"])
-        update.step = int(resume["step"])
-        for g, state in zip(gens, resume["gens"], strict=True):
-            g.set_state(state)
-        alive = resume["alive"].to(dev).clone()
-        epochs_done = resume["epochs_done"].clone()
-        diverged_at = resume["diverged_at"].clone()
-        first = int(resume["epoch"]) + 1
+    def __init__(
+        self, cfg: ExperimentConfig, seeds: list[int], flat: Tensor, gens: list[torch.Generator]
+    ) -> None:
+        s, dev = len(seeds), flat.device
+        self.seeds, self.flat, self.gens = seeds, flat, gens
+        self.update = optim.Update(cfg, flat)
+        self.last_good = flat.clone()
+        self.alive = torch.ones(s, dtype=torch.bool, device=dev)
+        self.epochs_done = torch.zeros(s, dtype=torch.long)
+        self.diverged_at = torch.full((s,), math.nan)
 
-    def snapshot(epoch: int) -> State:
+    def snapshot(self, epoch: int) -> State:
+        """The whole training state after `epoch` epochs, on the CPU (what `state_problem`
+        checks)."""
         return {
             "engine": ENGINE,
             "epoch": epoch,
-            "seeds": list(seeds),
-            "size": flat.numel(),
-            "flat": flat.detach().cpu().clone(),
-            "last_good": last_good.cpu().clone(),
-            "m": update.m.cpu().clone(),
-            "v": update.v.cpu().clone(),
-            "step": update.step,
-            "gens": [g.get_state() for g in gens],
-            "alive": alive.cpu().clone(),
-            "epochs_done": epochs_done.clone(),
-            "diverged_at": diverged_at.clone(),
+            "seeds": list(self.seeds),
+            "size": self.flat.numel(),
+            "flat": self.flat.detach().cpu().clone(),
+            "last_good": self.last_good.cpu().clone(),
+            "m": self.update.m.cpu().clone(),
+            "v": self.update.v.cpu().clone(),
+            "step": self.update.step,
+            "gens": [g.get_state() for g in self.gens],
+            "alive": self.alive.cpu().clone(),
+            "epochs_done": self.epochs_done.clone(),
+            "diverged_at": self.diverged_at.clone(),
         }
 
-    def emit(epoch: int, loss: Tensor, acc: Tensor | None, grads: Tensor | None) -> None:
-        if not callbacks:
+    def restore(self, state: State) -> int:
+        """Continue from a `snapshot` (checked by `state_problem`); the next epoch."""
+        dev = self.flat.device
+        self.flat.copy_(state["flat"])
+        self.last_good = state["last_good"].to(dev).clone()
+        self.update.m.copy_(state["m"])
+        self.update.v.copy_(state["v"])
+        self.update.step = int(state["step"])
+        for g, gen_state in zip(self.gens, state["gens"], strict=True):
+            g.set_state(gen_state)
+        self.alive = state["alive"].to(dev).clone()
+        self.epochs_done = state["epochs_done"].clone()
+        self.diverged_at = state["diverged_at"].clone()
+        return int(state["epoch"]) + 1
+
+    def settle(self, epoch_loss: Tensor) -> None:
+        """After an epoch: a seed whose loss or parameters stopped being finite is no longer
+        alive, keeps its last finite parameters and records the loss it diverged at."""
+        s = len(self.seeds)
+        ok = self.alive & epoch_loss.isfinite()
+        # A finite sum: every parameter is finite (cheaper than isfinite over all of them).
+        if not bool(self.flat.sum().isfinite()):  # rare: find whose parameters broke
+            # finite * 0 is 0, inf * 0 and nan * 0 are nan: one reduction per seed
+            ok &= self.flat.view(-1, s).mul(0.0).sum(dim=0).eq(0.0)
+        if bool(ok.all()):
+            self.last_good.copy_(self.flat)
+        else:
+            newly = self.alive & ~ok
+            self.diverged_at[newly.cpu()] = epoch_loss[newly].cpu()
+            good = torch.where(ok, self.flat.view(-1, s), self.last_good.view(-1, s))
+            self.last_good = good.view(-1)
+        self.epochs_done += ok.cpu()
+        self.alive = ok
+
+
+Batch = tuple[Tensor, Tensor, int]  # x [inputs, size, S or 1], y [outputs, size, S or 1], size
+
+
+class _Training:
+    """One `fit`: set up in `__init__` (the seeds' line-up, the flat buffer, the net, the
+    data, the progress), then its stages in order: `initial_forward`, `report_start`,
+    `run_epochs` (each epoch `train_epoch`, then `_Progress.settle`, the callbacks and the
+    checkpoint), `result`."""
+
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        seeds: Sequence[int],
+        x: Tensor,
+        y: Tensor,
+        params: Params | None,
+        dev: torch.device,
+        hooks: _Hooks,
+    ) -> None:
+        self.cfg, self.hooks, self.dev = cfg, hooks, dev
+        self.s_real = len(seeds)
+        lined = lineup(cfg, seeds)
+        start = initial_params(cfg, lined) if params is None else params
+        if len(lined) > self.s_real and params is not None:  # the twin of a given seed
+            start = {k: v.expand(2, *v.shape[1:]) for k, v in start.items()}
+        self.n, self.s = len(x), len(lined)
+        self.full_batch = _full_batch(cfg, self.n)
+        self.layout = buffer.Layout(start, self.s)
+        flat = self.layout.pack(start).to(dev, torch.float32)
+        self.params = self.layout.views(flat)  # seeds last, [*shape, S]
+        self.net = backprop.Net(cfg.arch, self.params, cfg.loss)
+        self.xd, self.yd = x.to(dev), y.to(dev)
+        self.xt, self.yt = self.xd.T.unsqueeze(-1), self.yd.T.unsqueeze(-1)  # [features, n, 1]
+        gens = [] if self.full_batch else [torch.Generator().manual_seed(k) for k in lined]
+        self.state = _Progress(cfg, lined, flat, gens)
+
+    def initial_forward(self) -> Tensor | None:
+        """The initial parameters' outputs [outputs, n, S]; None if asked to stop first.
+
+        A net that does not train (a hardwired one) has only this forward, maybe over 2^24
+        inputs: on bmm, in chunks, each after asking should_stop (seconds at 2^24)."""
+        if self.cfg.train.epochs > 0:
+            return self.net.forward(self.xt)[0]
+        seed_first = {k: v.movedim(-1, 0) for k, v in self.params.items()}  # [S, *shape]
+        parts = []
+        for lo in range(0, self.n, FORWARD_CHUNK):
+            if self.hooks.should_stop():
+                return None
+            part = self.xd[lo : lo + FORWARD_CHUNK].T.unsqueeze(0)
+            parts.append(models.batched_forward(self.cfg.arch, seed_first, part)[0])
+        return torch.cat(parts, dim=2).permute(1, 2, 0) if parts else self.xt
+
+    def report_start(self, pred: Tensor) -> None:
+        """Epoch 0 for the callbacks: the initial parameters' loss and accuracy."""
+        loss, _ = backprop.loss_and_grad(self.cfg.loss, pred.contiguous(), self.yt)
+        correct = self.hooks.correct
+        accuracy = correct(pred, self.yt).float().mean(dim=(0, 1)) if correct is not None else None
+        self.report(0, loss, accuracy, None)
+
+    def run_epochs(self, first: int) -> Literal["completed", "interrupted"]:
+        """Epochs `first`, ... to the config's last, unless asked to stop or every seed
+        diverged."""
+        state, checkpoint = self.state, self.hooks.checkpoint
+        for epoch in range(first, self.cfg.train.epochs + 1):
+            if self.hooks.should_stop():
+                if checkpoint is not None:  # stopped between epochs: an exact point to resume
+                    checkpoint(epoch - 1, functools.partial(state.snapshot, epoch - 1), True)
+                return "interrupted"
+            trained = self.train_epoch()
+            if trained is None:
+                return "interrupted"
+            loss, hits, grad = trained
+            state.settle(loss)
+            if not bool(state.alive[: self.s_real].any()):
+                break  # every seed diverged: nothing left to train or to report
+            self.report(epoch, loss, hits / self.n if hits is not None else None, grad)
+            if checkpoint is not None:
+                checkpoint(epoch, functools.partial(state.snapshot, epoch), False)
+        return "completed"
+
+    def batches(self) -> list[Batch]:
+        """One epoch's batches: the whole data, or each seed's own shuffled mini-batches."""
+        if self.full_batch:
+            return [(self.xt, self.yt, self.n)]
+        gens = self.state.gens  # [n, S]: each seed's own order
+        perm = torch.stack([torch.randperm(self.n, generator=g) for g in gens], dim=1)
+        return [
+            (self.xd.T[:, idx].contiguous(), self.yd.T[:, idx].contiguous(), len(idx))
+            for idx in perm.to(self.dev).split(self.cfg.train.batch_size or self.n)
+        ]
+
+    def train_epoch(self) -> tuple[Tensor, Tensor | None, Tensor | None] | None:
+        """A step of every seed on each batch: the epoch's mean loss [S], correct outputs
+        [S] (classification) and the last batch's gradient [P * S]; None if asked to stop
+        between batches (the epoch then does not count)."""
+        state, correct = self.state, self.hooks.correct
+        total = torch.zeros(self.s, device=self.dev)
+        hits = torch.zeros(self.s, device=self.dev) if correct is not None else None
+        grad = None
+        for i, (xb, yb, size) in enumerate(self.batches()):
+            if i and self.hooks.should_stop():
+                return None
+            pred, losses, grad_ps = self.net.step(xb, yb, state.alive)
+            grad = grad_ps.reshape(-1)
+            state.update(state.flat, grad)
+            total = losses if size == self.n else total + losses * size
+            if hits is not None and correct is not None:
+                hits += correct(pred, yb).sum(dim=(0, 1))
+        return (total if self.full_batch else total / self.n), hits, grad
+
+    def report(
+        self, epoch: int, loss: Tensor, accuracy: Tensor | None, grads: Tensor | None
+    ) -> None:
+        """The epoch for the callbacks, of the seeds asked for (not a twin)."""
+        if not self.hooks.callbacks:
             return
-        keep = slice(0, s_real)
+        keep, state, layout = slice(0, self.s_real), self.state, self.layout
         info = Epoch(
             epoch,
             loss[keep].cpu(),
-            acc[keep].cpu() if acc is not None else None,
-            alive[keep].cpu(),
-            lambda: per_seed(last_good)[keep].cpu(),
-            lambda: per_seed(grads)[keep].cpu() if grads is not None else None,
+            accuracy[keep].cpu() if accuracy is not None else None,
+            state.alive[keep].cpu(),
+            lambda: layout.per_seed(state.last_good)[keep].cpu(),
+            lambda: layout.per_seed(grads)[keep].cpu() if grads is not None else None,
         )
-        for cb in callbacks:
+        for cb in self.hooks.callbacks:
             cb(info)
 
-    if resume is None and status == "completed":
-        loss0, _ = backprop.loss_and_grad(cfg.loss, pred0.contiguous(), yt)
-        acc0 = correct(pred0, yt).float().mean(dim=(0, 1)) if correct is not None else None
-        emit(0, loss0, acc0, None)
-    for epoch in range(first, t.epochs + 1):
-        if should_stop():
-            status = "interrupted"
-            if checkpoint is not None:  # stopped between epochs: an exact point to resume
-                checkpoint(epoch - 1, functools.partial(snapshot, epoch - 1), True)
-            break
-        if full_batch:
-            batches: list[tuple[Tensor, Tensor, int]] = [(xt, yt, n)]
-        else:
-            # [n, S]: each seed's own order; a batch is [features, size, S]
-            perm = torch.stack([torch.randperm(n, generator=g) for g in gens], dim=1).to(dev)
-            batches = [
-                (xd.T[:, idx].contiguous(), yd.T[:, idx].contiguous(), len(idx))
-                for idx in perm.split(t.batch_size or n)
-            ]
-        total = torch.zeros(s, device=dev)
-        hits = torch.zeros(s, device=dev) if correct is not None else None
-        stopped = False
-        for i, (xb, yb, size) in enumerate(batches):
-            if i and should_stop():
-                stopped = True
-                break
-            pred, losses, grad_ps = net.step(xb, yb, alive)
-            grad = grad_ps.reshape(-1)
-            update(flat, grad)
-            total = losses if size == n else total + losses * size
-            if hits is not None and correct is not None:
-                hits += correct(pred, yb).sum(dim=(0, 1))
-        if stopped:
-            status = "interrupted"
-            break
-        epoch_loss = total if full_batch else total / n
-        ok = alive & epoch_loss.isfinite()
-        # A finite sum: every parameter is finite (cheaper than isfinite over all of them).
-        if not bool(flat.sum().isfinite()):  # rare: find whose parameters broke
-            # finite * 0 is 0, inf * 0 and nan * 0 are nan: one reduction per seed
-            ok &= flat.view(-1, s).mul(0.0).sum(dim=0).eq(0.0)
-        if bool(ok.all()):
-            last_good.copy_(flat)
-        else:
-            newly = alive & ~ok
-            diverged_at[newly.cpu()] = epoch_loss[newly].cpu()
-            last_good = torch.where(ok, flat.view(-1, s), last_good.view(-1, s)).view(-1)
-        epochs_done += ok.cpu()
-        alive = ok
-        if not bool(alive[:s_real].any()):
-            break  # every seed diverged: nothing left to train or to report
-        emit(epoch, epoch_loss, hits / n if hits is not None else None, grad)
-        if checkpoint is not None:
-            checkpoint(epoch, functools.partial(snapshot, epoch), False)
-
-    final = {
-        k: v.movedim(-1, 0)[:s_real].cpu().clone(memory_format=torch.contiguous_format)
-        for k, v in by_name(last_good).items()
-    }
-    return Result(
-        status,
-        final,
-        epochs_done[:s_real],
-        ~alive[:s_real].cpu(),
-        diverged_at[:s_real],
-    )
+    def result(self, status: Literal["completed", "interrupted"]) -> Result:
+        state, keep = self.state, self.s_real
+        return Result(
+            status,
+            self.layout.seeds_first(state.last_good, keep),
+            state.epochs_done[:keep],
+            ~state.alive[:keep].cpu(),
+            state.diverged_at[:keep],
+        )

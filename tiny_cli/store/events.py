@@ -1,0 +1,254 @@
+"""TensorBoard event files: the only module that knows their format.
+
+`SummaryWriter.add_scalar` writes one Event and computes a pure-Python CRC per value, which
+made logging every parameter slower than training the net (bench/bench_logging.py). Here each
+logged epoch is one Event holding all its scalars: its `Summary`, one `Summary.Value(tag,
+simple_value)` per tag, is built once per run (`ScalarEvent`) and each epoch only its values
+are set in place before it is serialized; records are checksummed with the C crc32c and
+written in blocks. The files are ordinary TFRecord event files: TensorBoard and
+`EventAccumulator` read them.
+
+Besides the writer, the summaries of TensorBoard's plugins that need no TensorFlow: images,
+the CUSTOM SCALARS layout, HISTOGRAMS (`histogram_value`: the sweep's final losses), TEXT;
+`write_solutions` puts a sweep's solutions (TEXT and an alpha histogram) in an event file of
+its own. The HPARAMS summaries are in hparams.py, what a run logs in tracking.py.
+
+Start-up: TensorBoard's `tensor_util` (behind its summary helpers) imports its TensorFlow stub
+and absl, a cost every run's start would pay (bench/bench_claims.py). So the string tensor of
+the layout is built here from the protos, as TensorBoard's helpers build it (a test holds it
+byte for byte to TensorBoard's own); the histogram and text helpers are imported by sweeps
+only.
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import os
+import socket
+import struct
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import google_crc32c
+import torch
+from tensorboard.compat.proto import types_pb2
+from tensorboard.compat.proto.event_pb2 import Event
+from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.compat.proto.tensor_pb2 import TensorProto
+from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
+from tensorboard.plugins.custom_scalar import layout_pb2
+from tensorboard.plugins.custom_scalar import metadata as custom_scalars_metadata
+from torch import Tensor
+
+
+def _masked_crc(data: bytes) -> int:
+    crc = int(google_crc32c.value(data))
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+class ScalarEvent:
+    """An `Event` of one `Summary.Value(tag, simple_value)` per tag, for tags fixed once per
+    run: the protos are built once and `fill` only sets the step, the time and the values.
+
+    Building the Summary afresh every epoch costs several times more than setting its values
+    in place (bench/bench_claims.py).
+    """
+
+    def __init__(self, tags: Iterable[str]) -> None:
+        self.event = Event(
+            summary=Summary(value=[Summary.Value(tag=t, simple_value=0.0) for t in tags])
+        )
+        self._values = list(self.event.summary.value)
+
+    def fill(self, step: int, values: Iterable[float]) -> Event:
+        self.event.wall_time = time.time()
+        self.event.step = step
+        # Through float32 first: a double too large for a float becomes inf, not an error.
+        for value, v in zip(self._values, array.array("f", values).tolist(), strict=True):
+            value.simple_value = v
+        return self.event
+
+
+class EventWriter:
+    """One append-only event file in `log_dir`; buffered, flushed every `flush_secs`.
+
+    `close()` flushes and fsyncs; it is safe to call twice, so every exit path can call it.
+    """
+
+    def __init__(self, log_dir: Path, flush_secs: float = 2.0, suffix: str = "tiny") -> None:
+        """`suffix` ends the file's name: files of one kind can be told apart and replaced."""
+        stamp = f"{int(time.time())}.{socket.gethostname()}.{os.getpid()}"
+        name = f"events.out.tfevents.{stamp}.{suffix}"
+        self.path = log_dir / name
+        self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 (closed in close())
+        self._buf = bytearray()
+        self._flush_secs = flush_secs
+        self._last_flush = time.monotonic()
+        self.write(Event(wall_time=time.time(), file_version="brain.Event:2"))
+        self.flush()
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
+    def write_record(self, data: bytes) -> None:
+        header = struct.pack("<Q", len(data))
+        self._buf += header
+        self._buf += struct.pack("<I", _masked_crc(header))
+        self._buf += data
+        self._buf += struct.pack("<I", _masked_crc(data))
+        if time.monotonic() - self._last_flush > self._flush_secs:
+            self.flush()
+
+    def write(self, event: Event) -> None:
+        self.write_record(event.SerializeToString())
+
+    def summary(self, step: int, summary: Summary) -> None:
+        self.write(Event(wall_time=time.time(), step=step, summary=summary))
+
+    def scalars(self, step: int, values: Iterable[tuple[str, float]]) -> None:
+        """One Event of these (tag, value) scalars, for a one-off set of tags."""
+        pairs = list(values)
+        self.write(ScalarEvent(t for t, _ in pairs).fill(step, (v for _, v in pairs)))
+
+    def flush(self) -> None:
+        """Write the buffered records; if that fails (a full disk), cut the file back to its
+        last whole record, drop the buffer and re-raise: the file stays readable."""
+        if self._buf:
+            size = self._file.tell()
+            data = memoryview(bytes(self._buf))
+            self._buf.clear()
+            try:
+                while data:  # a raw write may write part of it (a disk filling up)
+                    data = data[self._file.write(data) or 0 :]
+            except OSError:
+                with contextlib.suppress(OSError):
+                    self._file.truncate(size)
+                    self._file.seek(size)
+                raise
+        self._last_flush = time.monotonic()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            try:
+                self.flush()
+                os.fsync(self._file.fileno())
+            finally:
+                self._file.close()
+
+
+# --- summaries for the plugins ----------------------------------------------------------
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) of a PNG, from its header (the IHDR chunk comes first)."""
+    width, height = struct.unpack(">II", png[16:24])
+    return width, height
+
+
+def image_summary(tag: str, png: bytes, width: int, height: int) -> Summary:
+    image = Summary.Image(height=height, width=width, colorspace=4, encoded_image_string=png)
+    return Summary(value=[Summary.Value(tag=tag, image=image)])
+
+
+def string_tensor(data: bytes) -> TensorProto:
+    """A scalar string tensor: `tensor_util.make_tensor_proto(data, dtype=DT_STRING)`."""
+    return TensorProto(
+        dtype=types_pb2.DT_STRING, tensor_shape=TensorShapeProto(), string_val=[data]
+    )
+
+
+def layout_summary(charts: Mapping[str, Mapping[str, Sequence[str]]]) -> Summary:
+    """The CUSTOM SCALARS tab: {category: {chart title: [tag regexes on one chart]}}.
+
+    The Summary `tensorboard.plugins.custom_scalar.summary.pb(layout)` makes, built here
+    because `pb` imports TensorFlow (ModuleNotFoundError without it, TensorBoard 2.21).
+    """
+    layout = layout_pb2.Layout(
+        category=[
+            layout_pb2.Category(
+                title=category,
+                chart=[
+                    layout_pb2.Chart(
+                        title=title, multiline=layout_pb2.MultilineChartContent(tag=list(tags))
+                    )
+                    for title, tags in chart_map.items()
+                ],
+            )
+            for category, chart_map in charts.items()
+        ]
+    )
+    tensor = string_tensor(layout.SerializeToString())
+    meta = custom_scalars_metadata.create_summary_metadata()
+    tag = custom_scalars_metadata.CONFIG_SUMMARY_TAG
+    return Summary(value=[Summary.Value(tag=tag, tensor=tensor, metadata=meta)])
+
+
+def histogram_value(tag: str, values: Tensor, buckets: int = 30) -> Summary.Value:
+    """A HISTOGRAMS entry of the finite `values` in `buckets` equal-width buckets.
+
+    Made by TensorBoard's own `histogram_pb` (no TensorFlow needed): the format TF2 writes, a
+    tensor of one [left edge, right edge, count] row a bucket, read back by
+    `EventAccumulator.Tensors` (not `.Histograms`, which holds the older `histo` protos).
+    With no finite value every bucket is [0, 0, 0]; with one distinct value every bucket's
+    edges are that value and the last bucket holds the count.
+    """
+    flat = values.detach().reshape(-1)
+    finite = flat[flat.isfinite()].to("cpu", torch.float64).numpy()
+    from tensorboard.plugins.histogram import summary_v2 as histogram_summary
+
+    value: Summary.Value = histogram_summary.histogram_pb(tag, finite, buckets=buckets).value[0]
+    return value
+
+
+def text_summary(tag: str, markdown: str) -> Summary:
+    """A TEXT entry (markdown, tables included), made by TensorBoard's own `text_pb`."""
+    from tensorboard.plugins.text import summary_v2 as text
+
+    summary: Summary = text.text_pb(tag, markdown)
+    return summary
+
+
+def write_sweep(log_dir: Path, points: Sequence[tuple[Mapping[str, int], Tensor]]) -> Path:
+    """A sweep's event file: step i is grid point i, given as (its outcome counts, its seeds'
+    final losses): the counts as scalars `outcomes/<name>`, the losses as histograms
+    (`final_loss`, and `final_log10_loss` of the positive ones)."""
+    writer = EventWriter(log_dir)
+    try:
+        for i, (counts, loss) in enumerate(points):
+            scalars = [
+                (f"outcomes/{name.replace(' ', '_')}", float(c)) for name, c in counts.items()
+            ]
+            writer.scalars(i, scalars)
+            values = [histogram_value("final_loss", loss)]
+            positive = loss[loss > 0]
+            if len(positive):
+                values.append(histogram_value("final_log10_loss", positive.log10()))
+            writer.summary(i, Summary(value=values))
+    finally:
+        writer.close()
+    return writer.path
+
+
+SOLUTIONS_SUFFIX = "tiny-solutions"
+
+
+def write_solutions(log_dir: Path, steps: Sequence[tuple[str, Tensor | None]]) -> Path:
+    """A sweep's solutions (`tiny inspect SWEEP --solutions`) as one event file of its own:
+    per grid point (step i, as the sweep's outcome counts) the markdown under TEXT
+    `solutions` and, given alphas, their histogram under `solutions/alpha`. An older
+    solutions file in the directory is removed first, so TensorBoard never shows two."""
+    for old in log_dir.glob(f"events.out.tfevents.*.{SOLUTIONS_SUFFIX}"):
+        old.unlink(missing_ok=True)
+    writer = EventWriter(log_dir, suffix=SOLUTIONS_SUFFIX)
+    try:
+        for step, (markdown, alphas) in enumerate(steps):
+            writer.summary(step, text_summary("solutions", markdown))
+            if alphas is not None and len(alphas):
+                value = histogram_value("solutions/alpha", alphas)
+                writer.summary(step, Summary(value=[value]))
+    finally:
+        writer.close()
+    return writer.path
