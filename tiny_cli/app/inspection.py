@@ -1,0 +1,116 @@
+"""What `tiny inspect`, `tiny export` and `tiny compare` read from stored runs beyond one
+record: a run's details and read-out, a sweep seed's results, a sweep's grouped solutions,
+the net to export, and the nets of runs to compare. What cannot be read is one line naming
+the run (a `RunProblem` or `TinyError`), or a list of such lines where the rest can be shown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tiny_cli.errors import TinyError
+
+if TYPE_CHECKING:
+    from tiny_cli.read.readout import Readout
+    from tiny_cli.store.runs import Details, RunRecord, SeedResult, Solutions
+
+
+def run_details(record: RunRecord) -> tuple[Details, tuple[Readout, tuple[str, ...]] | None]:
+    """A run's details, and its read-out with its input names where it has a net to read."""
+    from tiny_cli.read import stored as reading
+    from tiny_cli.store import runs
+
+    info = runs.details(record)
+    has_net = info.params is not None and info.config is not None
+    return info, reading.stored_readout(record.run, record) if has_net else None
+
+
+def seed_results(record: RunRecord, seed: int) -> list[SeedResult]:
+    """One seed of a sweep at each of its grid points (`tiny inspect SWEEP --seed N`)."""
+    from tiny_cli.store import runs
+
+    run = record.run
+    if record.problem:
+        raise runs.RunProblem(f"sweep {run.id}: {record.problem}")
+    try:
+        arrays = runs.read_sweep_arrays(run, record.meta.n_seeds)
+    except runs.RunProblem as exc:
+        raise runs.RunProblem(f"sweep {run.id}: {exc}") from None
+    if seed not in arrays.seeds:
+        first, last = (arrays.seeds[0], arrays.seeds[-1]) if arrays.seeds else ("?", "?")
+        raise TinyError(f"--seed {seed}: not in sweep {run.id} (seeds {first}-{last})")
+    return arrays.at(seed)
+
+
+def solutions(record: RunRecord) -> tuple[Solutions, str | None]:
+    """A completed sweep's solved seeds grouped by canonical form: computed once, then read
+    from solutions.json; and why they could not be stored, if they could not."""
+    from tiny_cli.app import solutions as grouping
+    from tiny_cli.store import runs
+
+    run = record.run
+    if record.problem:
+        raise runs.RunProblem(f"sweep {run.id}: {record.problem}")
+    if record.meta.status != "completed":
+        raise runs.RunProblem(
+            f"sweep {run.id}: {record.status}, not completed: no solutions to group yet"
+        )
+    try:
+        return grouping.solutions(run, record.meta.n_seeds)
+    except runs.RunProblem as exc:
+        raise runs.RunProblem(f"sweep {run.id}: {exc}") from None
+
+
+def export_readout(record: RunRecord) -> tuple[Readout, tuple[str, ...]]:
+    """The read-out of a run's final net, and its input names (`tiny export`)."""
+    from tiny_cli.read import stored as reading
+    from tiny_cli.store import runs
+
+    run = record.run
+    if record.meta.kind == "sweep":
+        raise TinyError(f"export {run.id}: a sweep; export one of its kept runs")
+    if not (run.path / runs.CHECKPOINT).exists():
+        raise TinyError(f"export {run.id}: no {runs.CHECKPOINT} (see tiny inspect {run.id})")
+    read = reading.stored_readout(run, record)
+    if read is None:
+        raise TinyError(f"export {run.id}: its {runs.CONFIG} no longer loads")
+    return read
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Runs side by side: each run's record and details, its net against the first's
+    (`readout.Compared.as_dict`), and what could not be read, one line a problem."""
+
+    records: list[RunRecord]
+    infos: list[Details]
+    canonical: list[dict[str, Any]]
+    problems: list[str]
+
+
+def compare(runs_dir: Path | None, refs: list[str]) -> Comparison:
+    """`tiny compare`: two or more runs read as far as they can be, their nets compared."""
+    from tiny_cli.read import readout
+    from tiny_cli.read import stored as reading
+    from tiny_cli.store import runs
+
+    if len(refs) < 2:
+        raise TinyError("compare: give at least two runs")
+    root = runs.root(runs_dir)
+    records = [runs.read(runs.find(root, ref)) for ref in refs]
+    infos = [runs.details(r) for r in records]
+    problems = [
+        f"run {r.run.id}: {p}" for r, i in zip(records, infos, strict=True) for p in i.problems
+    ]
+    nets: list[readout.NetSpec | None] = []
+    for record, info in zip(records, infos, strict=True):
+        stored = None
+        if info.params is not None and info.config is not None:
+            try:
+                stored = reading.stored_net(record.run)
+            except runs.RunProblem as exc:
+                problems.append(str(exc))
+        nets.append((stored[0].arch, stored[1], stored[0].task) if stored else None)
+    compared = [c.as_dict() for c in readout.compare(nets)]
+    return Comparison(records, infos, compared, problems)

@@ -1,0 +1,261 @@
+"""`tiny inspect`, `tiny export` and `tiny compare`: stored runs read back (`app.inspection`)
+and shown as tables or printed as JSON. Each JSON document is assembled in one `_*_json`
+function."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.text import Text
+
+from tiny_cli.app import inspection
+from tiny_cli.cli.options import Json, MetricsPrecision, RunsDir
+from tiny_cli.cli.output import STALE, console, dump, fail
+from tiny_cli.errors import TinyError, one_line
+
+if TYPE_CHECKING:
+    from tiny_cli.read.readout import Readout
+    from tiny_cli.store.runs import Details, RunRecord, SeedResult
+
+RunOrSweep = Annotated[
+    str,
+    typer.Argument(
+        metavar="RUN", help="A run or sweep id, its short id, a unique prefix, or latest."
+    ),
+]
+SweepSeed = Annotated[
+    int | None, typer.Option("--seed", metavar="N", help="Sweeps: show this seed's parameters.")
+]
+Solutions = Annotated[
+    bool,
+    typer.Option(
+        "--solutions",
+        help="Sweeps: the solved seeds grouped by canonical form, with a formula per group.",
+    ),
+]
+
+
+def inspect(
+    run_ref: RunOrSweep,
+    as_json: Json = False,
+    runs_dir: RunsDir = None,
+    precision: MetricsPrecision = None,
+    seed: SweepSeed = None,
+    solutions: Solutions = False,
+) -> None:
+    """Show a run: config, status, metrics and learned parameters; or a sweep's outcomes.
+
+    A run that cannot be read whole is shown as far as it can be, with the problem on stderr
+    and exit code 1.
+    """
+    from tiny_cli.show import render
+    from tiny_cli.store import runs
+
+    if solutions and seed is not None:
+        raise TinyError(f"--solutions and --seed {seed}: give one")
+    run = runs.find(runs.root(runs_dir), run_ref)
+    record = runs.read(run)
+    if record.meta.is_sweep:
+        if solutions:
+            _inspect_solutions(record, as_json)
+        elif seed is not None:
+            _inspect_seed(record, seed, as_json, precision)
+        else:
+            _inspect_sweep(record, as_json)
+        return
+    if seed is not None:
+        raise TinyError(f"--seed {seed}: run {run.id} is not a sweep")
+    if solutions:
+        raise TinyError(f"--solutions: run {run.id} is not a sweep (see tiny runs)")
+    info, read = inspection.run_details(record)
+    if as_json:
+        dump(_run_json(record, info, read[0] if read else None))
+    else:
+        params, metrics = _precisions(precision)
+        console.print(render.run_view(record, info, params, metrics))
+        if read:
+            console.print(render.readout_view(read[0].as_dict()))
+    stale = [STALE.format(id=run.id)] if record.status == "stale" else []
+    fail([f"run {run.id}: {p}" for p in info.problems] + stale)
+
+
+def _precisions(precision: int | None) -> tuple[int, int]:
+    """Decimals for parameters and for metrics: `--precision` for both, else 2 and 4."""
+    return (2, 4) if precision is None else (precision, precision)
+
+
+def _run_json(record: RunRecord, info: Details, read: Readout | None) -> dict[str, Any]:
+    """`tiny inspect RUN --json`."""
+    return {
+        "id": record.run.id,
+        "path": str(record.run.path),
+        "status": record.status,
+        "meta": record.meta.to_json(),
+        "config": info.config,
+        "metrics": record.metrics,
+        "parameters": info.params,
+        "readout": read.as_dict() if read else None,
+        "problem": "; ".join(info.problems) or None,
+    }
+
+
+def _inspect_sweep(record: RunRecord, as_json: bool) -> None:
+    """`tiny inspect SWEEP`: its metrics, grid and outcome table."""
+    from tiny_cli.show import render
+    from tiny_cli.store import runs
+
+    run = record.run
+    info = runs.details(record)
+    problems = [f"sweep {run.id}: {p}" for p in info.problems]
+    if as_json:
+        dump(_sweep_json(record, info))
+    else:
+        console.print(render.sweep_view(record, info))
+    if record.status == "stale":
+        problems = [*problems, STALE.format(id=run.id).replace("train", "sweep")]
+    fail(problems)
+
+
+def _sweep_json(record: RunRecord, info: Details) -> dict[str, Any]:
+    """`tiny inspect SWEEP --json`."""
+    return {
+        "id": record.run.id,
+        "path": str(record.run.path),
+        "status": record.status,
+        "meta": record.meta.to_json(),
+        "config": info.config,
+        "metrics": record.metrics,
+        "grid": info.grid.model_dump(mode="json") if info.grid else None,
+        "summary": [p.model_dump(mode="json") for p in info.summary or []] or None,
+        "problem": "; ".join(info.problems) or None,
+    }
+
+
+def _inspect_seed(record: RunRecord, seed: int, as_json: bool, precision: int | None) -> None:
+    """`tiny inspect SWEEP --seed N`: how that seed ended at each grid point, its parameters."""
+    from tiny_cli.show import render
+
+    results = inspection.seed_results(record, seed)
+    if as_json:
+        dump(_seed_json(record.run.id, seed, results))
+        return
+    console.print(render.seed_tables(seed, results, 2 if precision is None else precision))
+
+
+def _seed_json(run_id: str, seed: int, results: list[SeedResult]) -> dict[str, Any]:
+    """`tiny inspect SWEEP --seed N --json`."""
+    return {"id": run_id, "seed": seed, "points": [dataclasses.asdict(r) for r in results]}
+
+
+def _inspect_solutions(record: RunRecord, as_json: bool) -> None:
+    """`tiny inspect SWEEP --solutions`: computed once, then read from solutions.json."""
+    from tiny_cli.show import render
+
+    found, unstored = inspection.solutions(record)
+    if unstored:
+        sys.stderr.write(f"warning: {one_line(unstored)}\n")
+    if as_json:
+        dump(found.model_dump(mode="json"))
+    elif not any(p.solved_seeds for p in found.points):
+        seeds = found.points[0].seeds if found.points else 0
+        where = f" at each of {len(found.points)} grid points" if len(found.points) > 1 else ""
+        console.print(Text(f"sweep {record.run.id}: no solved seeds (of {seeds}{where})"))
+    else:
+        console.print(render.solutions_view(found))
+
+
+class ExportFormat(str, Enum):
+    json = "json"
+    formula = "formula"
+
+
+def export(
+    run_ref: Annotated[
+        str, typer.Argument(metavar="RUN", help="A run id, a unique prefix of one, or latest.")
+    ],
+    fmt: Annotated[
+        ExportFormat,
+        typer.Option("--format", help="json: the canonical net; formula: text, then LaTeX."),
+    ] = ExportFormat.json,
+    runs_dir: RunsDir = None,
+) -> None:
+    """Export what a run's net computes: its canonical form as JSON, or its formula.
+
+    Example: tiny export latest --format formula
+    """
+    from tiny_cli.store import runs
+
+    run = runs.find(runs.root(runs_dir), run_ref)
+    result, names = inspection.export_readout(runs.read(run))
+    if fmt == ExportFormat.formula:
+        sys.stdout.write(f"{result.formula}\n{result.latex}\n")
+        return
+    dump(_export_json(result, names))
+
+
+def _export_json(result: Readout, names: tuple[str, ...]) -> dict[str, Any]:
+    """`tiny export RUN`: the canonical net."""
+    from tiny_cli.read import readout
+
+    return readout.export(result, names)
+
+
+def compare(
+    run_refs: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="RUN RUN...", help="Two or more runs: ids, short ids, prefixes, latest."
+        ),
+    ],
+    as_json: Json = False,
+    runs_dir: RunsDir = None,
+    precision: MetricsPrecision = None,
+) -> None:
+    """Show runs side by side: metrics, canonical forms, and each run against the first
+    (max difference on its domain, same function or not, canonical distance).
+
+    A run that cannot be read whole shows "-" where it lacks something; the problem is one
+    line on stderr and the exit code is 1.
+    """
+    from tiny_cli.show import render
+
+    found = inspection.compare(runs_dir, run_refs)
+    if as_json:
+        dump(_compare_json(found))
+    else:
+        params, metrics = _precisions(precision)
+        console.print(
+            render.compare_view(
+                found.records,
+                [i.config for i in found.infos],
+                [i.params for i in found.infos],
+                params,
+                metrics,
+                canonical=found.canonical,
+            )
+        )
+    fail(found.problems)
+
+
+def _compare_json(found: inspection.Comparison) -> dict[str, Any]:
+    """`tiny compare --json`."""
+    against = ("max_abs_difference", "same_function", "tolerance", "parameters")
+    return {
+        "runs": [
+            {
+                "id": r.run.id,
+                "status": r.status,
+                "meta": r.meta.to_json(),
+                "metrics": r.metrics,
+                "parameters": i.params,
+                "canonical": {k: c[k] for k in ("layers", "skip_input", "aligned")},
+                "against_first": {k: c[k] for k in against},
+            }
+            for r, i, c in zip(found.records, found.infos, found.canonical, strict=True)
+        ],
+        "problem": "; ".join(found.problems) or None,
+    }

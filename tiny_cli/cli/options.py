@@ -1,0 +1,91 @@
+"""What the command families share on the way in: the help format (`Command`) and the
+`Annotated` options that more than one command takes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tiny_cli.errors import TinyError
+
+
+class Command(typer.core.TyperCommand):
+    """Help without typer's type tags: no `<bool>` after a flag, no `<str>` or `<list[str]>`
+    after an argument, and a usage line of plain metavars (`RUN RUN...`, not `{RUN...}...`)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params: list[Any] = super().get_params(ctx)
+        for param in params:
+            if isinstance(param, typer.core.TyperArgument):
+                param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+            elif getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, typer.core.TyperArgument):
+                name = param.metavar or (param.name or "").upper()
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+
+def _runs_dir(value: str) -> Path:
+    """`--runs-dir` (or $TINY_RUNS_DIR): `~` expands; an empty path is a mistake, not `.`."""
+    if not value.strip():
+        raise TinyError(f"--runs-dir {value!r}: an empty path; give a directory (default ./runs)")
+    return Path(value).expanduser()
+
+
+RunsDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--runs-dir",
+        metavar="DIR",
+        envvar="TINY_RUNS_DIR",
+        parser=_runs_dir,
+        help="Where runs are stored (default: ./runs).",
+        show_default=False,
+    ),
+]
+Precision = Annotated[
+    int,
+    typer.Option(
+        "--precision", metavar="N", min=0, max=17, help="Decimals shown for parameters (8 = full)."
+    ),
+]
+MetricsPrecision = Annotated[
+    int | None,
+    typer.Option(
+        "--precision",
+        metavar="N",
+        min=0,
+        max=17,
+        help="Decimals shown for parameters (default 2) and metrics (default 4); 8 = full.",
+        show_default=False,
+    ),
+]
+Sets = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", "-s", metavar="KEY.PATH=VALUE", help="Override any config key (repeatable)."
+    ),
+]
+Device = Annotated[
+    str,
+    typer.Option(
+        "--device", metavar="DEVICE", help="auto (a GPU if present, else CPU), cpu, cuda, cuda:N."
+    ),
+]
+Epochs = Annotated[int | None, typer.Option(metavar="N", help="Override train.epochs.")]
+Lr = Annotated[float | None, typer.Option(metavar="LR", help="Override train.lr.")]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+_CONFIG_HELP = "A shipped config (lt10, min, is_even, ...: see tiny tasks) or a YAML file."
+ConfigArg = Annotated[str, typer.Argument(metavar="NAME|PATH", help=_CONFIG_HELP)]
+# train and sweep: a config, or --from / --resume instead
+OptionalConfigArg = Annotated[
+    str | None, typer.Argument(metavar="NAME|PATH", help=_CONFIG_HELP, show_default=False)
+]

@@ -1,0 +1,121 @@
+"""`tiny train` and `tiny hardwire`: one run each (`app.launch`), then what it learned."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from tiny_cli.app import launch
+from tiny_cli.cli.options import (
+    ConfigArg,
+    Device,
+    Epochs,
+    Lr,
+    OptionalConfigArg,
+    Precision,
+    RunsDir,
+    Sets,
+)
+from tiny_cli.cli.output import ProgressBar, console, saved
+from tiny_cli.errors import one_line
+
+if TYPE_CHECKING:
+    from tiny_cli.app.experiment import Outcome
+
+FromRun = Annotated[
+    str | None,
+    typer.Option("--from", metavar="RUN", help="Repeat a stored run from its resolved config."),
+]
+ResumeRun = Annotated[
+    str | None,
+    typer.Option(
+        "--resume",
+        metavar="RUN",
+        help="Continue an interrupted, failed or stale run from its last checkpoint.",
+    ),
+]
+Seed = Annotated[int | None, typer.Option(metavar="N", help="Override seed.")]
+Bits = Annotated[
+    int | None,
+    typer.Option(metavar="N", help="task.bits: is_even on [0, 2^bits) (1 to 24), mod, parity."),
+]
+Scale = Annotated[
+    float | None,
+    typer.Option(metavar="S", help="lt: Sigmoid(scale * (t - x)); 1 or 100 in the article."),
+]
+
+
+def train(
+    config_ref: OptionalConfigArg = None,
+    from_run: FromRun = None,
+    resume: ResumeRun = None,
+    epochs: Epochs = None,
+    seed: Seed = None,
+    lr: Lr = None,
+    sets: Sets = None,
+    runs_dir: RunsDir = None,
+    device: Device = "auto",
+    precision: Precision = 2,
+) -> None:
+    """Train a net from a YAML config; log to TensorBoard; print what it learned.
+
+    Example: tiny train lt10 --epochs 500 --set init.mode=hardwired+noise
+    """
+    outcome = launch.train(
+        config_ref, from_run=from_run, resume=resume, epochs=epochs, seed=seed, lr=lr,
+        sets=sets, runs_dir=runs_dir, device=device, display=ProgressBar,
+    )  # fmt: skip
+    _report(outcome, precision)
+
+
+def hardwire(
+    config_ref: ConfigArg,
+    bits: Bits = None,
+    scale: Scale = None,
+    sets: Sets = None,
+    runs_dir: RunsDir = None,
+    device: Device = "auto",
+    precision: Precision = 2,
+) -> None:
+    """Build the article's hand-made weights, evaluate them on and beyond the domain, store them.
+
+    Example: tiny hardwire is_even --bits 4
+    """
+    outcome = launch.hardwire(
+        config_ref, bits=bits, scale=scale, sets=sets, runs_dir=runs_dir, device=device,
+        display=ProgressBar,
+    )  # fmt: skip
+    _report(outcome, precision)
+
+
+def _report(outcome: Outcome, precision: int) -> None:
+    """Print what the run learned; exit 1 if it diverged, 130 if it was interrupted."""
+    from tiny_cli.show import render
+
+    console.print(render.parameters_table(outcome.params, precision))
+    console.print(render.metrics_table(outcome.metrics))
+    wrong = outcome.metrics.get("wrong_at")
+    interval = outcome.metrics.get("correct_interval")
+    if interval and not outcome.readout:  # (the read-out says it otherwise)
+        below, above = wrong or (None, None)
+        where = " and ".join(str(w) for w in (below, above) if w is not None)
+        console.print(
+            f"right on every integer in [{interval[0]}, {interval[1]}]"
+            + (f", wrong at {where}" if where else "")
+        )
+    if outcome.readout:
+        console.print(render.readout_view(outcome.readout))
+    elif outcome.readout_problem:
+        sys.stderr.write(f"warning: {one_line(outcome.readout_problem)}\n")
+    if outcome.picture:
+        console.print(f"prediction picture: {outcome.picture}", soft_wrap=True, markup=False)
+    if outcome.units:
+        console.print(f"units picture: {outcome.units}", soft_wrap=True, markup=False)
+    console.print(saved("run", outcome.run.id, outcome.run.path))
+    status = outcome.result.status
+    if status != "completed":
+        shown = "failed" if status == "diverged" else status
+        sys.stderr.write(f"run {outcome.run.id} {shown}: {outcome.result.reason}\n")
+        raise typer.Exit(1 if status == "diverged" else 130)
