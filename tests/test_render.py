@@ -148,14 +148,14 @@ def test_compare_three_runs_says_which_is_which(width: int) -> None:
 @pytest.mark.parametrize("width", [60, 80, 120])
 def test_compare_in_canonical_form_fits_with_a_dash_where_nothing_compares(width: int) -> None:
     from tiny_cli import config
-    from tiny_cli.read import readout
+    from tiny_cli.read import match
 
     cfg = config.load("min", [])[0]
     state = cfg.task.constructions(cfg.init)[0].weights()
     swapped = {**state, "fc1.weight": state["fc2.weight"] * 2, "fc2.weight": state["fc1.weight"]}
     swapped |= {"fc1.bias": state["fc2.bias"], "fc2.bias": state["fc1.bias"]}  # not min any more
     nets = [(cfg.arch, state, cfg.task), (cfg.arch, swapped, cfg.task), None]
-    forms = [c.as_dict() for c in readout.compare(nets)]
+    forms = [c.as_dict() for c in match.compare(nets)]
     chosen = [RECORDS[1], RECORDS[0], RECORDS[3]]
     out = text_of(render.compare_view(chosen, [None] * 3, [None] * 3, canonical=forms), width)
     assert_whole(out, width)

@@ -1,7 +1,7 @@
 """A sweep's solved seeds grouped by canonical form: `tiny inspect SWEEP --solutions`.
 
 Per grid point, the seeds whose outcome is `solved` are put in canonical form
-(`readout.canonical_many`: dead units out, ReLU units rescaled to incoming max-abs 1, equal
+(`canonical.canonical_many`: dead units out, ReLU units rescaled to incoming max-abs 1, equal
 units merged, units sorted), then taken to the grouping tolerance SOLUTION_TOL (5%) by
 `mechanism`: hidden layer by hidden layer, on the domain,
 
@@ -50,18 +50,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from tiny_cli import config
 from tiny_cli.read import readout
-from tiny_cli.read.readout import Dense, Net
+from tiny_cli.read.arrays import Dense, Net, activate, domain, from_state
+from tiny_cli.read.canonical import canonical_many
 from tiny_cli.spec import activations
 from tiny_cli.store import runs
-
-if TYPE_CHECKING:
-    pass
 
 SOLUTION_TOL = 0.05
 MAX_FORMULAS = 5  # per grid point: formulas of the largest groups only
@@ -99,7 +97,7 @@ def mechanism(net: Net, x: np.ndarray, tol: float = SOLUTION_TOL) -> Mechanism:
     for i in range(len(layers) - 1):
         layer, nxt = layers[i], layers[i + 1]
         z = layer.weight @ h + layer.bias[:, None]
-        top = np.abs(readout.activate(layer.activation, z.copy())).max(axis=1, initial=0.0)
+        top = np.abs(activate(layer.activation, z.copy())).max(axis=1, initial=0.0)
         off = net.reads_inputs(i + 1)
         terms = np.abs(nxt.weight) * np.concatenate((reach_in[:off], top))
         big = np.maximum(terms.max(axis=1, initial=0.0), np.abs(nxt.bias))
@@ -131,7 +129,7 @@ def mechanism(net: Net, x: np.ndarray, tol: float = SOLUTION_TOL) -> Mechanism:
         sign = np.where(z > band, 1, np.where(z < -band, -1, 0)).astype(np.int8)
         linear = activations.get(layer.activation).linear
         regions.append(np.zeros_like(sign) if linear else sign)
-        h = readout.activate(layer.activation, z)
+        h = activate(layer.activation, z)
     return Mechanism(Net(net.inputs, tuple(layers), net.skip), tuple(regions))
 
 
@@ -225,18 +223,18 @@ def point(
     form, then the lowest seed); the formula (sympy: up to a second for a deep net) is made
     for the representatives of the MAX_FORMULAS largest groups only."""
     arch, task = cfg.arch, cfg.task
-    x, y = readout.domain(task)
+    x, y = domain(task)
     mine = {k: v.detach().cpu().double().numpy()[list(solved)] for k, v in params.items()}
-    nets = readout.canonical_many(arch, mine, x)
+    nets = canonical_many(arch, mine, x)
     found = sorted(group([mechanism(net, x) for net in nets]), key=lambda g: (-len(g), g[0]))
     alpha: list[float | None] | None = [] if solved else None
-    for k in range(len(solved)):  # min/max with the MinModel shape: where in the family
-        raw = readout.from_state(arch, {name: v[k] for name, v in mine.items()})
-        meaning = readout.family_meaning(raw, x, y[:, 0])
-        if not meaning or alpha is None:
+    for k in range(len(solved)):  # the task's alpha (min/max: where in the family), if any
+        raw = from_state(arch, {name: v[k] for name, v in mine.items()})
+        meaning = task.meaning(raw, x, y, {})
+        if "alpha" not in meaning or alpha is None:
             alpha = None
             break
-        alpha.append(_finite(meaning["alpha"]) if meaning["in_family"] else None)
+        alpha.append(_finite(meaning["alpha"]) if meaning.get("in_family", True) else None)
     groups = []
     for n, members in enumerate(found):
         rep = min(members, key=lambda k: (sum(la.width for la in nets[k].layers), k))
