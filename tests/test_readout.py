@@ -17,7 +17,8 @@ from sympy.parsing.sympy_parser import parse_expr
 from tests.conftest import CLI, Make
 from tiny_cli import config
 from tiny_cli.read import arrays, diagnose, formula, match, readout
-from tiny_cli.show import render
+from tiny_cli.show.compare_view import compare_view
+from tiny_cli.show.readout_view import readout_view
 from tiny_cli.spec import models
 from tiny_cli.spec.models import Arch, Layer
 from tiny_cli.store import tracking
@@ -356,7 +357,7 @@ def test_readout_view_renders_every_part() -> None:
         construction.arch, construction.weights(), cfg.task, losses=[1 / (k + 1) for k in range(50)]
     )
     console = Console(width=100, color_system=None, record=True)
-    console.print(render.readout_view(result.as_dict()))
+    console.print(readout_view(result.as_dict()))
     text = console.export_text()
     assert "formula: 1/(exp(x - 10) + 1)" in text
     assert "exact" in text and "t = 10" in text and "between 9 and 10" in text
@@ -447,7 +448,7 @@ def test_compare_hardwired_and_trained_min_by_the_cli_and_at_80_columns(
     infos = [runs.details(r) for r in records]
     nets = [(cfg.arch, runs.Run(p).load_state(), cfg.task) for p in (hard, trained)]
     forms = [c.as_dict() for c in match.compare(nets)]
-    view = render.compare_view(
+    view = compare_view(
         records, [i.config for i in infos], [i.params for i in infos], canonical=forms
     )
     out = text_of(view, 80)

@@ -25,7 +25,7 @@ from tiny_cli.app import solutions as stored_solutions
 from tiny_cli.app import sweep
 from tiny_cli.read import canonical, solutions
 from tiny_cli.read.arrays import domain, from_state
-from tiny_cli.show import render
+from tiny_cli.show.solutions_view import seed_ranges, solutions_view
 from tiny_cli.spec import models
 from tiny_cli.store import runs
 from tiny_cli.tasks.integers import is_even_widths
@@ -217,10 +217,10 @@ def shown_seeds(line: str) -> tuple[list[int], int]:
 
 
 def test_seed_ranges_compress_and_cut_to_the_width() -> None:
-    assert render.seed_ranges([12, 3, 4, 5, 9]) == "3-5, 9, 12"
+    assert seed_ranges([12, 3, 4, 5, 9]) == "3-5, 9, 12"
     seeds = [0, 1, 2, 4, 6, 7, 8, 9, 11, 13, 20, 21]
     for width in (8, 12, 20, 30, 100):
-        text = render.seed_ranges(seeds, width)
+        text = seed_ranges(seeds, width)
         shown, more = shown_seeds("seeds " + text)
         assert len(text) <= max(width, len(f"… {len(seeds)} more")), text
         assert shown == seeds[: len(shown)] and len(shown) + more == len(seeds), text
@@ -228,7 +228,7 @@ def test_seed_ranges_compress_and_cut_to_the_width() -> None:
 
 def test_solutions_view_fits_80_columns_with_every_group(min_sweep: runs.Run) -> None:
     found, _ = stored_solutions.solutions(min_sweep)
-    out = text_of(render.solutions_view(found), 80)
+    out = text_of(solutions_view(found), 80)
     assert max(len(line.rstrip()) for line in out.splitlines()) <= 80, out
     heads = [out.index(f"{p.label}: {len(p.solved_seeds)} of {SEEDS} seeds") for p in found.points]
     for point, start, end in zip(found.points, heads, [*heads[1:], len(out)], strict=True):

@@ -34,7 +34,9 @@ from typing import Any
 import yaml
 
 from tiny_cli.errors import TinyError
-from tiny_cli.show.render import Line, format_values, init_label, readout_lines, seed_label
+from tiny_cli.show.readout_view import Line, readout_lines
+from tiny_cli.show.run_views import init_label, seed_label
+from tiny_cli.show.tables import format_values
 from tiny_cli.store import runs
 from tiny_cli.store.runs import MetricValue, Nested, Run, RunProblem, RunRecord, SweepPoint
 

@@ -136,17 +136,31 @@ class Task(Section):
         read-out adds to its own keys (`tiny inspect --json`'s `readout`), so a key must not
         be one of the read-out's (`formula`, `exact`, `outcome`, ...). `x` [n, inputs] and
         `y` [n, outputs] are the domain as numpy (`read.arrays.domain`); `metrics` the run's
-        final metrics, {} when there are none (a sweep's seed). A number a sweep's solutions
-        histogram is its `alpha` (None: not in the family). Default: nothing."""
-        return {}
+        final metrics, {} when there are none (a sweep's seed). A sweep's solutions
+        histogram the meaning's `alpha` (a number; `in_family` false: counted apart).
+        Default: the interval where the net is right, when the metrics measured one
+        (`correct_interval`); else nothing. A task that adds its own keys puts them first:
+        `{**mine, **super().meaning(net, x, y, metrics)}`."""
+        return {k: metrics[k] for k in ("correct_interval", "wrong_at") if k in metrics}
 
     @classmethod
     def meaning_lines(cls, meaning: Mapping[str, Any]) -> list[str]:
         """How a meaning is shown: one line of text each, in the read-out of `tiny inspect`,
         `tiny train` and `tiny report`. `meaning` may be a whole read-out as stored (plain
         data from disk: anything), so read only this task's keys, and check them. Default:
-        none."""
-        return []
+        the correct interval's line; a task's own lines go before it:
+        `[*mine, *super().meaning_lines(meaning)]`. A classmethod: a read-out as plain data
+        is shown without its task (`tiny_cli.tasks.meaning_lines`)."""
+        interval = meaning.get("correct_interval")
+        if not interval:
+            return []
+        lo, hi = interval
+        wrong = meaning.get("wrong_at")
+        wrong = wrong if isinstance(wrong, list) else []  # (from disk: anything)
+        where = " and ".join(str(w) for w in wrong if w is not None)
+        return [
+            f"right on every integer in [{lo}, {hi}]" + (f", wrong at {where}" if where else "")
+        ]
 
     def derived(self, arch: Arch, flat: Sequence[float]) -> dict[str, float]:
         """Scalars that explain the mechanism, from a net's flat parameters (plain floats,

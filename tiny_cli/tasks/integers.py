@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, StrictInt
@@ -13,9 +12,7 @@ from tiny_cli.spec.schema import Bound
 from tiny_cli.tasks.base import (
     Construction,
     Kind,
-    Meaning,
     Metrics,
-    NetArrays,
     Predict,
     StateDict,
     Task,
@@ -26,7 +23,6 @@ from tiny_cli.tasks.base import (
 from tiny_cli.tasks.threshold import IntegerRange
 
 if TYPE_CHECKING:
-    import numpy as np
     from torch import Tensor
 
     from tiny_cli.spec.sections import InitConfig
@@ -67,8 +63,8 @@ def is_even_widths(bits: int) -> list[int]:
 
 
 class _PowerOfTwo(Task):
-    """The integers [0, 2^bits). The meaning: the interval where the net is right
-    (`correct_interval`, measured with the final metrics: the read-out has no torch)."""
+    """The integers [0, 2^bits). The meaning: the interval where the net is right, which
+    the final metrics measure (`correct_interval`) and `Task.meaning` reads from them."""
 
     bits: StrictInt = Field(4, ge=1, le=MAX_BITS)
 
@@ -93,24 +89,6 @@ class _PowerOfTwo(Task):
             "accuracy": self.correct(pred, y.reshape(-1)).float().mean().item(),
             **correct_interval(self, f, 0, 2**self.bits - 1),
         }
-
-    def meaning(
-        self, net: NetArrays, x: np.ndarray, y: np.ndarray, metrics: Mapping[str, Any]
-    ) -> Meaning:
-        return {k: metrics[k] for k in ("correct_interval", "wrong_at") if k in metrics}
-
-    @classmethod
-    def meaning_lines(cls, meaning: Mapping[str, Any]) -> list[str]:
-        interval = meaning.get("correct_interval")
-        if not interval:
-            return []
-        lo, hi = interval
-        wrong = meaning.get("wrong_at")
-        wrong = wrong if isinstance(wrong, list) else []  # (from disk: anything)
-        where = " and ".join(str(w) for w in wrong if w is not None)
-        return [
-            f"right on every integer in [{lo}, {hi}]" + (f", wrong at {where}" if where else "")
-        ]
 
 
 class IsEven(_PowerOfTwo):

@@ -160,12 +160,13 @@ class _Pairs(IntegerRange):
 
     @classmethod
     def meaning_lines(cls, meaning: Mapping[str, Any]) -> list[str]:
+        common = super().meaning_lines(meaning)
         if "alpha" not in meaning:
-            return []
+            return common
         residual = f"(residual {brief(meaning.get('family_residual'), 2)} of std)"
         if meaning.get("in_family"):
-            return [f"family {FAMILY}: alpha = {brief(meaning['alpha'], 3)} {residual}"]
-        return [f"not in the family {FAMILY} {residual}"]
+            return [f"family {FAMILY}: alpha = {brief(meaning['alpha'], 3)} {residual}", *common]
+        return [f"not in the family {FAMILY} {residual}", *common]
 
 
 class Min(_Pairs):
@@ -178,7 +179,7 @@ class Min(_Pairs):
     def meaning(
         self, net: NetArrays, x: np.ndarray, y: np.ndarray, metrics: Mapping[str, Any]
     ) -> Meaning:
-        return family_meaning(net, x, y[:, 0], _min_base)
+        return {**family_meaning(net, x, y[:, 0], _min_base), **super().meaning(net, x, y, metrics)}
 
     def constructions(self, init: InitConfig) -> list[Construction]:
         return [
@@ -201,7 +202,7 @@ class Max(_Pairs):
     def meaning(
         self, net: NetArrays, x: np.ndarray, y: np.ndarray, metrics: Mapping[str, Any]
     ) -> Meaning:
-        return family_meaning(net, x, y[:, 0], _max_base)
+        return {**family_meaning(net, x, y[:, 0], _max_base), **super().meaning(net, x, y, metrics)}
 
     def constructions(self, init: InitConfig) -> list[Construction]:
         return [

@@ -159,18 +159,20 @@ class Lt(IntegerRange):
         self, net: NetArrays, x: np.ndarray, y: np.ndarray, metrics: Mapping[str, Any]
     ) -> Meaning:
         """The threshold neuron's t and M (`threshold_meaning`); nothing for another net."""
+        common = super().meaning(net, x, y, metrics)
         if net.inputs != 1 or len(net.layers) != 1:
-            return {}
+            return common
         layer = net.layers[0]
         if len(layer.bias) != 1 or layer.activation != "sigmoid":
-            return {}
+            return common
         w, b = float(layer.weight[0, 0]), float(layer.bias[0])
-        return threshold_meaning(w, b, x[:, 0], y[:, 0])
+        return {**threshold_meaning(w, b, x[:, 0], y[:, 0]), **common}
 
     @classmethod
     def meaning_lines(cls, meaning: Mapping[str, Any]) -> list[str]:
+        common = super().meaning_lines(meaning)
         if meaning.get("threshold") is None:
-            return []
+            return common
         lo, hi = meaning.get("threshold_between") or ("?", "?")
         line = (
             f"threshold neuron: Sigmoid(M (t - x)), t = {brief(meaning['threshold'])}, "
@@ -178,7 +180,7 @@ class Lt(IntegerRange):
         )
         if meaning.get("margin_midpoint") is not None:
             line += f" (max-margin midpoint {brief(meaning['margin_midpoint'])})"
-        return [line]
+        return [line, *common]
 
     def derived(self, arch: Arch, flat: Sequence[float]) -> dict[str, float]:
         """A threshold neuron: Sigmoid(w x + b) = Sigmoid(|w| (-b/w - x)) when w < 0, so the
