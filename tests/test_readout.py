@@ -418,6 +418,19 @@ def test_compare_a_permuted_rescaled_copy_is_the_same_function_at_distance_0() -
     assert missing.net is None and missing.as_dict()["layers"] is None
 
 
+def test_comparison_to_json_is_the_document_tiny_compare_json_prints(
+    cli: CLI, runs_dir: Path, make: Make
+) -> None:
+    from tiny_cli.read import stored
+    from tiny_cli.store import runs
+
+    hard, trained = make("hardwire", "min"), make("train", "min", epochs=2)
+    proc = cli("compare", hard.name, trained.name, "--json")
+    assert proc.returncode == 0, proc.stderr
+    comparison = stored.compare_runs([runs.read(runs.Run(p)) for p in (hard, trained)])
+    assert json.loads(json.dumps(comparison.to_json())) == json.loads(proc.stdout)
+
+
 def test_compare_hardwired_and_trained_min_by_the_cli_and_at_80_columns(
     cli: CLI, runs_dir: Path, make: Make
 ) -> None:
