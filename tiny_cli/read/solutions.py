@@ -21,23 +21,22 @@ layers have the same number of units and, in every hidden layer, the units can b
 (units in canonical order, else any pairing: a bipartite matching) so that no input of the
 domain is clearly on for one unit of a pair and clearly off for the other. A group is shown
 by its simplest member (fewest units in canonical form, then the lowest seed) and that seed's
-`readout.read` formula, for the MAX_FORMULAS largest groups of a grid point only (sympy can
-take a second on a deep net; the others have their seeds, and no formula).
+`readout.read` formula, for the MAX_FORMULAS largest groups of a grid point only (sympy is
+slow on a deep net; the others have their seeds, and no formula).
 
 Why this rule, and not a distance between canonical parameters. Every seed grouped is solved,
 so all compute the target on the domain; what can differ is how. Two solved nets whose units
 carve the same regions compute the same function with the same pieces: one mechanism, even
 where their coefficients differ. A parameter tolerance splits what gradient descent leaves
 unsettled: min's alpha family is a continuum (any tolerance cuts it into arbitrary slices),
-and a unit the net does not need points anywhere. Measured on 1000-seed sweeps, a 5% bound
-on every canonical parameter (relative to its layer's largest) made 438 groups of min's 919
-solved seeds and 622 of is_even's 684 (hardwired+noise, noise 0.1); regions make 5 for min
-(two-unit mixtures 367, a - ReLU(a - b) 278, b - ReLU(b - a) 270, two of 2) with the alpha
-histogram showing where the seeds sit in the family, and 170 for is_even, whose noisy chains
-really do put their breakpoints at different integers (the largest group has 154 seeds). The
-5% band keeps inputs where a unit is nearly 0 (the diagonal a = b for min's units) from
-splitting groups over rounding. The rule is not transitive: the members of a group each
-match its first seed, not always each other.
+and a unit the net does not need points anywhere. On sweeps of many seeds, a 5% bound on
+every canonical parameter (relative to its layer's largest) puts about every other solved
+seed of min in a group of its own; regions make a handful of groups for min (its two-unit
+mixtures, a - ReLU(a - b), b - ReLU(b - a)), with the alpha histogram showing where the
+seeds sit in the family, and many for a noisy is_even, whose chains really do put their
+breakpoints at different integers. The 5% band keeps inputs where a unit is nearly 0 (the
+diagonal a = b for min's units) from splitting groups over rounding. The rule is not
+transitive: the members of a group each match its first seed, not always each other.
 
 Computed when first asked for and stored in the sweep directory: `solutions.json` (the same
 data as `--json`) and a TensorBoard event file of its own (TEXT `solutions`, HISTOGRAMS
@@ -220,7 +219,7 @@ def point(
 ) -> runs.SolutionPoint:  # fmt: skip
     """One grid point: `params` [S, *shape] of every seed, `solved` the indices of the
     solved ones. Each group is shown by its simplest member (fewest units in canonical
-    form, then the lowest seed); the formula (sympy: up to a second for a deep net) is made
+    form, then the lowest seed); the formula (sympy: slow on a deep net) is made
     for the representatives of the MAX_FORMULAS largest groups only."""
     arch, task = cfg.arch, cfg.task
     x, y = domain(task)

@@ -172,7 +172,7 @@ def draw(data: UnitData) -> bytes:
 def figure(data: UnitData) -> Figure:
     """The picture of `data`, drawn on an Agg canvas (`draw` encodes it).
 
-    Speed (~100 ms for is_even's 5 panels): text is most of a matplotlib draw, so the panels
+    Speed: text is most of a matplotlib draw, so the panels
     have few ticks, titles at a fixed height (an automatic one measures the ticks above
     it), no axis labels of their own (the figure's say what the axes are) and one legend
     for the figure: unit j has colour Cj in every panel.

@@ -458,7 +458,8 @@ class Tracker:
             "gradients": {"gradient norm per layer": [r"^grad_norm/"]},
         }
         if self._derived_tags:
-            charts["mechanism"] = {"threshold and steepness": [r"^mechanism/"]}
+            names = " and ".join(tag.partition("/")[2] for tag in self._derived_tags)
+            charts["mechanism"] = {names: [r"^mechanism/"]}  # lt: "threshold and steepness"
         return charts
 
     def _scalar_event(self, has_accuracy: bool, has_grads: bool) -> ScalarEvent:
