@@ -96,6 +96,11 @@ def _shape(values: Nested) -> tuple[int, ...]:
     return tuple(shape)
 
 
+def shape_text(values: Nested) -> str:
+    """A parameter's shape as the tables show it: `1x2`, or `scalar`."""
+    return "x".join(map(str, _shape(values))) or "scalar"
+
+
 def parameters_table(
     params: Mapping[str, Nested], precision: int = 2, title: str = "Parameters"
 ) -> Table:
@@ -104,8 +109,7 @@ def parameters_table(
     table.add_column("shape", no_wrap=True)
     table.add_column(f"value (rounded to {precision} decimals)", overflow="fold")
     for name, values in params.items():
-        shape = "x".join(map(str, _shape(values))) or "scalar"
-        table.add_row(Text(name), shape, Text(format_values(values, precision)))
+        table.add_row(Text(name), shape_text(values), Text(format_values(values, precision)))
     return table
 
 
