@@ -75,6 +75,7 @@ def train_once(name: str, variant: str) -> float:
                 model,
                 cfg.arch,
                 every=1,
+                task=cfg.task,
                 picture=picture,
                 images_every=cfg.log.image_interval(cfg.train.epochs),
             )

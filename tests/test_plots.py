@@ -13,7 +13,7 @@ import torch
 
 from tests.conftest import REPO
 from tiny_cli import config
-from tiny_cli.read import readout
+from tiny_cli.read import arrays
 from tiny_cli.show import plots, unitplot
 from tiny_cli.store import events
 from tiny_cli.tasks.base import correct_interval, predict_fn
@@ -80,7 +80,7 @@ def test_mins_error_panel_uses_the_training_points_and_their_max_error() -> None
 
 def units_of(cfg: config.ExperimentConfig, state: dict[str, torch.Tensor]) -> unitplot.UnitData:
     x, _ = cfg.task.data()
-    net = readout.from_state(cfg.arch, state)
+    net = arrays.from_state(cfg.arch, state)
     data = unitplot.unit_data(net, x.numpy(), cfg.task.input_names(), cfg.task.name)
     assert data is not None
     return data

@@ -61,6 +61,32 @@ def test_hardwire_is_exact_on_and_beyond_the_domain(cli: CLI, runs_dir: Path, si
     assert metrics["max_abs_error"] == 0 and metrics["max_abs_error_beyond"] == 0
 
 
+def test_the_plugins_meaning_is_in_the_read_out(cli: CLI, runs_dir: Path, site: Path) -> None:
+    """Clamp's own meaning (where the net bends) in `tiny hardwire`'s and `tiny inspect`'s
+    read-out, and in its JSON: a plugin task's meaning needs nothing outside the plugin."""
+    proc = cli("hardwire", CLAMP, path=[site])
+    assert proc.returncode == 0, proc.stderr
+    line = "kinks at x = -3, 4 (clamp bends at -3, 4)"
+    assert line in proc.stdout
+    shown = cli("inspect", "latest", path=[site])
+    assert shown.returncode == 0, shown.stderr
+    assert line in shown.stdout.splitlines()
+    readout = json.loads(cli("inspect", "latest", "--json", path=[site]).stdout)["readout"]
+    assert readout["kinks"] == [-3.0, 4.0] and readout["clamp_kinks"] == [-3, 4]
+
+
+def test_the_plugins_meaning_read_from_a_net(example: ModuleType) -> None:
+    from tiny_cli.read import readout
+    from tiny_cli.show.readout_view import readout_lines
+
+    task = example.Clamp.model_validate({"name": "clamp", "lo": 0, "hi": 6, "low": -4, "high": 12})
+    (built,) = task.constructions(config.InitConfig())
+    read = readout.read(built.arch, built.weights(), task)
+    assert read.meaning == {"kinks": [0.0, 6.0], "clamp_kinks": [0, 6]}
+    lines = ["".join(text for text, _ in line) for line in readout_lines(read.as_dict(), task=task)]
+    assert "kinks at x = 0, 6 (clamp bends at 0, 6)" in lines
+
+
 @pytest.mark.parametrize("command", ["train", "sweep"])
 def test_train_and_sweep_store_a_run(cli: CLI, runs_dir: Path, site: Path, command: str) -> None:
     seeds = ["--seeds", "3"] if command == "sweep" else []

@@ -16,8 +16,9 @@ from sympy.parsing.sympy_parser import parse_expr
 
 from tests.conftest import CLI, Make
 from tiny_cli import config
-from tiny_cli.read import readout
-from tiny_cli.show import render
+from tiny_cli.read import arrays, diagnose, formula, match, readout
+from tiny_cli.show.compare_view import compare_view
+from tiny_cli.show.readout_view import readout_view
 from tiny_cli.spec import models
 from tiny_cli.spec.models import Arch, Layer
 from tiny_cli.store import events, tracking
@@ -111,7 +112,7 @@ def permuted_and_rescaled(
     """Hidden units shuffled and each ReLU unit scaled by a random positive factor (its
     outgoing weights divided by it): the same function."""
     gen = torch.Generator().manual_seed(seed)
-    net = readout.from_state(arch, state)
+    net = arrays.from_state(arch, state)
     layers = [(la.weight.copy(), la.bias.copy()) for la in net.layers]
     for i in range(len(layers) - 1):
         off = net.reads_inputs(i + 1)
@@ -150,7 +151,7 @@ def test_permuted_and_rescaled_nets_read_back_identically(name: str, arch: Arch,
     assert np.allclose(a.canonical.net.params(), b.canonical.net.params(), atol=1e-9)
     assert a.formula == b.formula
     dist = readout.distance(
-        readout.from_state(arch, state), readout.from_state(arch, other), readout.domain(task)[0]
+        arrays.from_state(arch, state), arrays.from_state(arch, other), arrays.domain(task)[0]
     )
     assert dist["parameters"] == pytest.approx(0, abs=1e-9) and dist["same_function"]
 
@@ -212,7 +213,7 @@ def test_hardwired_min_reads_back_as_min_and_equation_1_simplifies_to_it() -> No
     # Equation 1, 0.5 (a + b - ReLU(b - a) - ReLU(a - b)), folds to Min(a, b)
     relu = [sympy.Max(0, a - b, evaluate=False), sympy.Max(0, b - a, evaluate=False)]
     equation1 = (a + b) / 2 - relu[0] / 2 - relu[1] / 2
-    assert readout.fold_min_max(readout.fold_pairs(equation1)) == sympy.Min(a, b)
+    assert formula.fold_min_max(formula.fold_pairs(equation1)) == sympy.Min(a, b)
 
 
 def test_the_articles_trained_min_is_in_the_family_with_alpha_1() -> None:
@@ -305,9 +306,9 @@ def test_a_dead_is_even_net_reads_back_as_a_constant_with_outcome_dead() -> None
 
 
 def test_not_converged_looks_at_the_last_tenth() -> None:
-    assert readout.not_converged([1.0 / (k + 1) for k in range(100)]) is True
-    assert readout.not_converged([1.0] * 50 + [0.5] * 50) is False
-    assert readout.not_converged([1.0, 0.5]) is None
+    assert diagnose.not_converged([1.0 / (k + 1) for k in range(100)]) is True
+    assert diagnose.not_converged([1.0] * 50 + [0.5] * 50) is False
+    assert diagnose.not_converged([1.0, 0.5]) is None
 
 
 def test_diagnosis_uses_init_state_and_losses() -> None:
@@ -330,10 +331,10 @@ def test_distance_to_a_construction_of_a_perturbed_net() -> None:
     construction = cfg.task.constructions(cfg.init)[0]
     state = construction.weights()
     noisy = {k: v + 0.01 for k, v in state.items()}
-    x, _ = readout.domain(cfg.task)
+    x, _ = arrays.domain(cfg.task)
     dist = readout.distance(
-        readout.from_state(construction.arch, noisy),
-        readout.from_state(construction.arch, state),
+        arrays.from_state(construction.arch, noisy),
+        arrays.from_state(construction.arch, state),
         x,
     )
     assert 0 < dist["parameters"] < 0.2
@@ -356,7 +357,7 @@ def test_readout_view_renders_every_part() -> None:
         construction.arch, construction.weights(), cfg.task, losses=[1 / (k + 1) for k in range(50)]
     )
     console = Console(width=100, color_system=None, record=True)
-    console.print(render.readout_view(result.as_dict()))
+    console.print(readout_view(result.as_dict()))
     text = console.export_text()
     assert "formula: 1/(exp(x - 10) + 1)" in text
     assert "exact" in text and "t = 10" in text and "between 9 and 10" in text
@@ -399,7 +400,7 @@ def test_compare_a_permuted_rescaled_copy_is_the_same_function_at_distance_0() -
     two_inputs = config.load("min", [])[0]
     alien = (two_inputs.arch, two_inputs.task.constructions(two_inputs.init)[0].weights(),
              two_inputs.task)  # fmt: skip
-    first, copy, threshold, pair, missing = readout.compare(
+    first, copy, threshold, pair, missing = match.compare(
         [(arch, state, task), (arch, permuted_and_rescaled(arch, state, 5), task), other, alien,
          None]
     )  # fmt: skip
@@ -415,6 +416,19 @@ def test_compare_a_permuted_rescaled_copy_is_the_same_function_at_distance_0() -
     assert threshold.parameters is None and not threshold.aligned
     assert pair.net is not None and pair.max_abs_difference is None and pair.same_function is None
     assert missing.net is None and missing.as_dict()["layers"] is None
+
+
+def test_comparison_to_json_is_the_document_tiny_compare_json_prints(
+    cli: CLI, runs_dir: Path, make: Make
+) -> None:
+    from tiny_cli.read import stored
+    from tiny_cli.store import runs
+
+    hard, trained = make("hardwire", "min"), make("train", "min", epochs=2)
+    proc = cli("compare", hard.name, trained.name, "--json")
+    assert proc.returncode == 0, proc.stderr
+    comparison = stored.compare_runs([runs.read(runs.Run(p)) for p in (hard, trained)])
+    assert json.loads(json.dumps(comparison.to_json())) == json.loads(proc.stdout)
 
 
 def test_compare_hardwired_and_trained_min_by_the_cli_and_at_80_columns(
@@ -435,7 +449,7 @@ def test_compare_hardwired_and_trained_min_by_the_cli_and_at_80_columns(
     versus = second["against_first"]
     assert versus["max_abs_difference"] == pytest.approx(np.abs(outputs[1] - outputs[0]).max())
     assert versus["same_function"] == (versus["max_abs_difference"] <= versus["tolerance"])
-    tolerance = readout.TOL_REL * max(1.0, np.abs(outputs[0]).max())  # the first run's scale
+    tolerance = arrays.TOL_REL * max(1.0, np.abs(outputs[0]).max())  # the first run's scale
     assert versus["tolerance"] == pytest.approx(tolerance)
     hidden = first["canonical"]["layers"][0]  # Equation 1: ReLU(b - a), ReLU(a - b), sorted
     assert (
@@ -446,8 +460,8 @@ def test_compare_hardwired_and_trained_min_by_the_cli_and_at_80_columns(
     records = [runs.read(runs.Run(p)) for p in (hard, trained)]
     infos = [runs.details(r) for r in records]
     nets = [(cfg.arch, runs.Run(p).load_state(), cfg.task) for p in (hard, trained)]
-    forms = [c.as_dict() for c in readout.compare(nets)]
-    view = render.compare_view(
+    forms = [c.as_dict() for c in match.compare(nets)]
+    view = compare_view(
         records, [i.config for i in infos], [i.params for i in infos], canonical=forms
     )
     out = text_of(view, 80)

@@ -9,7 +9,11 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from tiny_cli.show import render
+from tiny_cli.show.compare_view import compare_view
+from tiny_cli.show.readout_view import FORMULA_CHARS, readout_lines
+from tiny_cli.show.run_views import run_view, runs_table
+from tiny_cli.show.sweep_views import sweep_table, sweep_view
+from tiny_cli.show.tables import format_values, parameters_table
 from tiny_cli.store.runs import Details, Run, RunMeta, RunRecord, SweepPoint
 
 
@@ -21,18 +25,18 @@ def text_of(renderable: object, width: int = 100, crop: bool = True) -> str:
 
 def test_values_print_like_the_article() -> None:
     # The article prints numpy-rounded arrays: `fc2.weight : [[ 0.71 -0.71]]`.
-    assert render.format_values([[0.7071, -0.7071]]) == "[[ 0.71 -0.71]]"
-    assert render.format_values([1.0, 0.0, 0.0, -1.41]) == "[ 1.00  0.00  0.00 -1.41]"
-    assert render.format_values([-0.001]) == "[0.00]"  # no "-0.00"
-    assert render.format_values([[-1.0], [1.0]]) == "[[-1.00]\n [ 1.00]]"
+    assert format_values([[0.7071, -0.7071]]) == "[[ 0.71 -0.71]]"
+    assert format_values([1.0, 0.0, 0.0, -1.41]) == "[ 1.00  0.00  0.00 -1.41]"
+    assert format_values([-0.001]) == "[0.00]"  # no "-0.00"
+    assert format_values([[-1.0], [1.0]]) == "[[-1.00]\n [ 1.00]]"
 
 
 def test_precision_shows_more_decimals() -> None:
-    assert render.format_values([0.123456789], precision=6) == "[0.123457]"
+    assert format_values([0.123456789], precision=6) == "[0.123457]"
 
 
 def test_parameter_table_has_every_parameter_and_shape() -> None:
-    out = text_of(render.parameters_table({"0.weight": [[-1.0]], "0.bias": [10.0]}))
+    out = text_of(parameters_table({"0.weight": [[-1.0]], "0.bias": [10.0]}))
     assert "0.weight" in out and "1x1" in out and "[[-1.00]]" in out and "[10.00]" in out
 
 
@@ -71,7 +75,7 @@ def assert_whole(out: str, width: int) -> None:
 
 @pytest.mark.parametrize("width", [60, 80, 120])
 def test_runs_table_fits_and_keeps_every_cell_whole(width: int) -> None:
-    out = text_of(render.runs_table(RECORDS), width)
+    out = text_of(runs_table(RECORDS), width)
     assert_whole(out, width)
     assert out.startswith("6 runs")
     for needle in ["run id", "task", "status", "1122-044543", "is_even", "expr", "completed",
@@ -88,13 +92,13 @@ def test_runs_table_fits_and_keeps_every_cell_whole(width: int) -> None:
 
 
 def test_runs_table_wide_has_full_ids_and_every_column() -> None:
-    out = text_of(render.runs_table(RECORDS, wide=True), 60, crop=False)
+    out = text_of(runs_table(RECORDS, wide=True), 60, crop=False)
     assert "20261122-044553-864-is_even-sweep" in out and "started" in out and "from" in out
     assert "…" not in out
 
 
 def test_one_run_is_singular() -> None:
-    assert text_of(render.runs_table(RECORDS[:1])).splitlines()[0].strip() == "1 run"
+    assert text_of(runs_table(RECORDS[:1])).splitlines()[0].strip() == "1 run"
 
 
 SUMMARY = [
@@ -111,7 +115,7 @@ SUMMARY = [
 
 @pytest.mark.parametrize("width", [60, 80, 120])
 def test_sweep_table_fits_and_shows_null(width: int) -> None:
-    out = text_of(render.sweep_table(SUMMARY), width)
+    out = text_of(sweep_table(SUMMARY), width)
     assert_whole(out, width)
     assert "null" in out and "None" not in out and "hardwired+noise" in out
     assert "12.5%" in out and "stuck" in out and "diver-" in out
@@ -121,7 +125,7 @@ def test_sweep_view_shows_grid_values_and_kept_runs() -> None:
     kept = [{"point": 1, "seed": 3, "why": "best", "run": RECORDS[3].run.id}]
     sweep = RunMeta.model_validate({**RECORDS[2].meta.model_dump(), "kept": kept})
     rec = RunRecord(RECORDS[2].run, sweep, {}, "", "completed")
-    out = text_of(render.sweep_view(rec, Details(summary=SUMMARY)), 80)
+    out = text_of(sweep_view(rec, Details(summary=SUMMARY)), 80)
     assert "init random,hardwired+noise" in out
     assert "grid: init.mode=random,hardwired+noise  train.batch_size=32,null" in out
     assert "kept seed 3 (best, grid point 1)" in out
@@ -136,7 +140,7 @@ def test_compare_three_runs_says_which_is_which(width: int) -> None:
         {"output_layer.weight": [[0.25, 0.5, -0.75, -0.5]]},
         None,
     ]
-    out = text_of(render.compare_view(chosen, configs, params), width)
+    out = text_of(compare_view(chosen, configs, params), width)
     assert_whole(out, width)
     for needle in ["1122-044549", "1122-044543", "1122-044555", "hardwire", "train",
                    "init hardwired", "seed 17", "lr 0.01", "lr 0.1", "output_layer.weight",
@@ -148,16 +152,16 @@ def test_compare_three_runs_says_which_is_which(width: int) -> None:
 @pytest.mark.parametrize("width", [60, 80, 120])
 def test_compare_in_canonical_form_fits_with_a_dash_where_nothing_compares(width: int) -> None:
     from tiny_cli import config
-    from tiny_cli.read import readout
+    from tiny_cli.read import match
 
     cfg = config.load("min", [])[0]
     state = cfg.task.constructions(cfg.init)[0].weights()
     swapped = {**state, "fc1.weight": state["fc2.weight"] * 2, "fc2.weight": state["fc1.weight"]}
     swapped |= {"fc1.bias": state["fc2.bias"], "fc2.bias": state["fc1.bias"]}  # not min any more
     nets = [(cfg.arch, state, cfg.task), (cfg.arch, swapped, cfg.task), None]
-    forms = [c.as_dict() for c in readout.compare(nets)]
+    forms = [c.as_dict() for c in match.compare(nets)]
     chosen = [RECORDS[1], RECORDS[0], RECORDS[3]]
-    out = text_of(render.compare_view(chosen, [None] * 3, [None] * 3, canonical=forms), width)
+    out = text_of(compare_view(chosen, [None] * 3, [None] * 3, canonical=forms), width)
     assert_whole(out, width)
     for needle in ["Canonical form", "1 relu weight", "[[-1.00  1.00]", "Against 1122-044549",
                    "max |difference|", "same function", "no", "canonical distance"]:  # fmt: skip
@@ -168,19 +172,19 @@ def test_compare_in_canonical_form_fits_with_a_dash_where_nothing_compares(width
 def test_text_from_disk_is_never_markup() -> None:
     evil = record("20261122-044543-803-x", {"[bold]loss[/]": 1.0, "[/]": 2.0}, task="[red]t[/]",
                   init="[/]", kind="train", reason="[link=http://x]y[/link]")  # fmt: skip
-    out = text_of(render.runs_table([evil]), 120)
+    out = text_of(runs_table([evil]), 120)
     assert "[red]t[/]" in out and "[/]" in out
     info = Details(config={"task": {"name": "[bold]"}}, params={"[b]": [1.0]})
-    view = render.run_view(evil, info)
+    view = run_view(evil, info)
     out = text_of(view, 120)
     for needle in ["[bold]loss[/]", "[/]", "[link=http://x]y[/link]", "[bold]", "[b]"]:
         assert needle in out, (needle, out)
-    out = text_of(render.sweep_table([SUMMARY[0].model_copy(update={"grid": {"[i]k": "[/]"}})]))
+    out = text_of(sweep_table([SUMMARY[0].model_copy(update={"grid": {"[i]k": "[/]"}})]))
     assert "[i]k=[/]" in out
 
 
 def test_precision_applies_to_metrics() -> None:
-    view = render.run_view(RECORDS[0], Details(), metrics_precision=7)
+    view = run_view(RECORDS[0], Details(), metrics_precision=7)
     assert "0.2500000" in text_of(view)
 
 
@@ -189,9 +193,9 @@ def test_a_long_formula_is_cut_in_the_terminal_and_says_where_it_is_whole() -> N
     start and the length, the report (no limit) all of it."""
     formula = " + ".join(f"{k}*Max(0, x - {k})" for k in range(2000))
     readout = {"formula": formula, "exact": True, "max_error": 0.0, "tolerance": 1e-3}
-    shown = render.readout_lines(readout, render.FORMULA_CHARS)[0]
+    shown = readout_lines(readout, FORMULA_CHARS)[0]
     text = "".join(part for part, _ in shown)
-    assert len(text) < render.FORMULA_CHARS + 120
+    assert len(text) < FORMULA_CHARS + 120
     assert f"{len(formula):,} characters" in text and "tiny export" in text
-    whole = "".join(part for part, _ in render.readout_lines(readout)[0])
+    whole = "".join(part for part, _ in readout_lines(readout)[0])
     assert formula in whole

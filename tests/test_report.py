@@ -160,7 +160,7 @@ def test_a_run_report_has_the_read_out_of_tiny_inspect_and_both_pictures(
     from rich.console import Console
 
     from tiny_cli.read import stored as reading
-    from tiny_cli.show import render
+    from tiny_cli.show.readout_view import readout_view
 
     run = runs.Run(make("hardwire", "min"))
     # a hostile value from disk that the read-out shows: the interval an integer task is right on
@@ -183,5 +183,5 @@ def test_a_run_report_has_the_read_out_of_tiny_inspect_and_both_pictures(
     read = reading.stored_readout(run, record)
     assert read is not None
     console = Console(width=1000, color_system=None, record=True, file=io.StringIO())
-    console.print(render.readout_view(read[0].as_dict()))
+    console.print(readout_view(read[0].as_dict()))
     assert shown == [line.strip() for line in console.export_text().splitlines()[1:]]

@@ -23,8 +23,9 @@ from tests.test_render import text_of
 from tiny_cli import cli, config
 from tiny_cli.app import solutions as stored_solutions
 from tiny_cli.app import sweep
-from tiny_cli.read import readout, solutions
-from tiny_cli.show import render
+from tiny_cli.read import canonical, solutions
+from tiny_cli.read.arrays import domain, from_state
+from tiny_cli.show.solutions_view import seed_ranges, solutions_view
 from tiny_cli.spec import models
 from tiny_cli.store import runs
 from tiny_cli.tasks.integers import is_even_widths
@@ -72,11 +73,11 @@ def test_groups_partition_the_solved_seeds_and_formulas_read_back_as_their_nets(
         grouped = [s for g in point.groups for s in g.seeds]
         assert sorted(grouped) == solved and len(set(grouped)) == len(grouped)
         assert sum(g.count for g in point.groups) == len(solved)
-        x, y = readout.domain(cfg.task)
+        x, y = domain(cfg.task)
         assert point.alpha is not None
         for seed, alpha in zip(solved, point.alpha, strict=True):
             state = {k: v[arrays.seeds.index(seed)] for k, v in stored["params"].items()}
-            meaning = readout.family_meaning(readout.from_state(cfg.arch, state), x, y[:, 0])
+            meaning = cfg.task.meaning(from_state(cfg.arch, state), x, y, {})
             assert alpha == (pytest.approx(meaning["alpha"]) if meaning["in_family"] else None)
         for g in point.groups:
             assert g.representative in g.seeds and g.formula is not None
@@ -131,9 +132,9 @@ def test_the_rule_finds_mins_three_mechanisms() -> None:
         permuted_and_rescaled(arch, alpha1, 4),  # 8
     ]
     stacked = {k: torch.stack([n[k].double() for n in nets]) for k in nets[0]}
-    x, _ = readout.domain(cfg.task)
+    x, _ = domain(cfg.task)
     found = solutions.group(
-        [solutions.mechanism(n, x) for n in readout.canonical_many(arch, stacked, x)]
+        [solutions.mechanism(n, x) for n in canonical.canonical_many(arch, stacked, x)]
     )
     assert found == [[0, 3, 7], [1, 4, 5, 6, 8], [2]]
 
@@ -162,9 +163,9 @@ def test_canonical_many_is_canonical_seed_by_seed(arch: models.Arch) -> None:
         twin[f"{first}.bias"][1] = twin[f"{first}.bias"][0] * 3
     states.append(twin)
     stacked = {k: torch.stack([s[k] for s in states]) for k in states[0]}
-    x, _ = readout.domain(cfg.task)
-    for state, many in zip(states, readout.canonical_many(arch, stacked, x), strict=True):
-        one = readout.canonical(readout.from_state(arch, state), x).net
+    x, _ = domain(cfg.task)
+    for state, many in zip(states, canonical.canonical_many(arch, stacked, x), strict=True):
+        one = canonical.canonical(from_state(arch, state), x).net
         assert [la.origin for la in many.layers] == [la.origin for la in one.layers]
         np.testing.assert_allclose(many.params(), one.params(), atol=1e-12)
 
@@ -216,10 +217,10 @@ def shown_seeds(line: str) -> tuple[list[int], int]:
 
 
 def test_seed_ranges_compress_and_cut_to_the_width() -> None:
-    assert render.seed_ranges([12, 3, 4, 5, 9]) == "3-5, 9, 12"
+    assert seed_ranges([12, 3, 4, 5, 9]) == "3-5, 9, 12"
     seeds = [0, 1, 2, 4, 6, 7, 8, 9, 11, 13, 20, 21]
     for width in (8, 12, 20, 30, 100):
-        text = render.seed_ranges(seeds, width)
+        text = seed_ranges(seeds, width)
         shown, more = shown_seeds("seeds " + text)
         assert len(text) <= max(width, len(f"… {len(seeds)} more")), text
         assert shown == seeds[: len(shown)] and len(shown) + more == len(seeds), text
@@ -227,7 +228,7 @@ def test_seed_ranges_compress_and_cut_to_the_width() -> None:
 
 def test_solutions_view_fits_80_columns_with_every_group(min_sweep: runs.Run) -> None:
     found, _ = stored_solutions.solutions(min_sweep)
-    out = text_of(render.solutions_view(found), 80)
+    out = text_of(solutions_view(found), 80)
     assert max(len(line.rstrip()) for line in out.splitlines()) <= 80, out
     heads = [out.index(f"{p.label}: {len(p.solved_seeds)} of {SEEDS} seeds") for p in found.points]
     for point, start, end in zip(found.points, heads, [*heads[1:], len(out)], strict=True):

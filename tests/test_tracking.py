@@ -77,7 +77,9 @@ def test_every_scalar_of_every_epoch_reads_back_and_a_float32_overflow_is_inf(
 ) -> None:
     cfg, _ = config.load("lt10")
     model = inits.build(cfg)
-    tracker = tracking.Tracker(events.EventWriter(tmp_path), model, cfg.arch, every=1)
+    tracker = tracking.Tracker(
+        events.EventWriter(tmp_path), model, cfg.arch, every=1, task=cfg.task
+    )
     tracker.begin({"train.lr": 0.1}, {"train.lr": "number"}, ["final/loss"], group="g")
     losses = [0.5, 0.25, 1e39, math.nan]  # 1e39 is too large for a float32
     logged = []

@@ -83,7 +83,7 @@ def evaluate(
     pred = f(x)
     metrics: dict[str, Any] = {"loss": LOSSES[cfg.loss](pred.reshape(y.shape), y).item()}
     metrics.update(cfg.task.metrics(f, x, y, pred))
-    metrics.update(models.derived(cfg.arch, models.flat_parameters(model).tolist()))
+    metrics.update(cfg.task.derived(cfg.arch, models.flat_parameters(model).tolist()))
     return metrics
 
 
@@ -236,6 +236,7 @@ class _EpochLog:
             built.model,
             cfg.arch,
             cfg.log.every,
+            task=cfg.task,
             picture=built.picture,
             images_every=cfg.log.image_interval(cfg.train.epochs),
             painter=painter,
@@ -354,16 +355,16 @@ def _read(
     """Start, in the sidecar, the drawing of `units.png` (None for a net without hidden
     units) and the read-out of the trained net (`readout.read`). What needs torch is done
     here: the read-out's verdict (the one outcome rule shared with sweeps)."""
-    from tiny_cli.read import readout
+    from tiny_cli.read import arrays, diagnose
     from tiny_cli.show import unitplot
 
     arch, task = cfg.arch, cfg.task
     state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
     data = (x.cpu().numpy(), y.cpu().numpy().reshape(len(x), -1))
-    net = readout.from_state(arch, state)
+    net = arrays.from_state(arch, state)
     diverged = result.status == "diverged"
-    run = readout.forward(net, data[0])  # once, for the verdict and the units' liveness
-    verdict = readout.outcome(task, run, *data, net, diverged)
+    run = arrays.forward(net, data[0])  # once, for the verdict and the units' liveness
+    verdict = diagnose.outcome(task, run, *data, net, diverged)
     when = "hardwired" if kind == "hardwire" else f"epoch {result.epochs}"
     units = unitplot.unit_data(net, data[0], task.input_names(), f"{task.name}, {when}", run)
     drawing = painter.call("units", units) if units is not None else None

@@ -1,7 +1,7 @@
 """A sweep's solved seeds grouped by canonical form: `tiny inspect SWEEP --solutions`.
 
 Per grid point, the seeds whose outcome is `solved` are put in canonical form
-(`readout.canonical_many`: dead units out, ReLU units rescaled to incoming max-abs 1, equal
+(`canonical.canonical_many`: dead units out, ReLU units rescaled to incoming max-abs 1, equal
 units merged, units sorted), then taken to the grouping tolerance SOLUTION_TOL (5%) by
 `mechanism`: hidden layer by hidden layer, on the domain,
 
@@ -21,23 +21,22 @@ layers have the same number of units and, in every hidden layer, the units can b
 (units in canonical order, else any pairing: a bipartite matching) so that no input of the
 domain is clearly on for one unit of a pair and clearly off for the other. A group is shown
 by its simplest member (fewest units in canonical form, then the lowest seed) and that seed's
-`readout.read` formula, for the MAX_FORMULAS largest groups of a grid point only (sympy can
-take a second on a deep net; the others have their seeds, and no formula).
+`readout.read` formula, for the MAX_FORMULAS largest groups of a grid point only (sympy is
+slow on a deep net; the others have their seeds, and no formula).
 
 Why this rule, and not a distance between canonical parameters. Every seed grouped is solved,
 so all compute the target on the domain; what can differ is how. Two solved nets whose units
 carve the same regions compute the same function with the same pieces: one mechanism, even
 where their coefficients differ. A parameter tolerance splits what gradient descent leaves
 unsettled: min's alpha family is a continuum (any tolerance cuts it into arbitrary slices),
-and a unit the net does not need points anywhere. Measured on 1000-seed sweeps, a 5% bound
-on every canonical parameter (relative to its layer's largest) made 438 groups of min's 919
-solved seeds and 622 of is_even's 684 (hardwired+noise, noise 0.1); regions make 5 for min
-(two-unit mixtures 367, a - ReLU(a - b) 278, b - ReLU(b - a) 270, two of 2) with the alpha
-histogram showing where the seeds sit in the family, and 170 for is_even, whose noisy chains
-really do put their breakpoints at different integers (the largest group has 154 seeds). The
-5% band keeps inputs where a unit is nearly 0 (the diagonal a = b for min's units) from
-splitting groups over rounding. The rule is not transitive: the members of a group each
-match its first seed, not always each other.
+and a unit the net does not need points anywhere. On sweeps of many seeds, a 5% bound on
+every canonical parameter (relative to its layer's largest) puts about every other solved
+seed of min in a group of its own; regions make a handful of groups for min (its two-unit
+mixtures, a - ReLU(a - b), b - ReLU(b - a)), with the alpha histogram showing where the
+seeds sit in the family, and many for a noisy is_even, whose chains really do put their
+breakpoints at different integers. The 5% band keeps inputs where a unit is nearly 0 (the
+diagonal a = b for min's units) from splitting groups over rounding. The rule is not
+transitive: the members of a group each match its first seed, not always each other.
 
 Computed when first asked for and stored in the sweep directory: `solutions.json` (the same
 data as `--json`) and a TensorBoard event file of its own (TEXT `solutions`, HISTOGRAMS
@@ -50,18 +49,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from tiny_cli import config
 from tiny_cli.read import readout
-from tiny_cli.read.readout import Dense, Net
+from tiny_cli.read.arrays import Dense, Net, activate, domain, from_state
+from tiny_cli.read.canonical import canonical_many
 from tiny_cli.spec import activations
 from tiny_cli.store import runs
-
-if TYPE_CHECKING:
-    pass
 
 SOLUTION_TOL = 0.05
 MAX_FORMULAS = 5  # per grid point: formulas of the largest groups only
@@ -99,7 +96,7 @@ def mechanism(net: Net, x: np.ndarray, tol: float = SOLUTION_TOL) -> Mechanism:
     for i in range(len(layers) - 1):
         layer, nxt = layers[i], layers[i + 1]
         z = layer.weight @ h + layer.bias[:, None]
-        top = np.abs(readout.activate(layer.activation, z.copy())).max(axis=1, initial=0.0)
+        top = np.abs(activate(layer.activation, z.copy())).max(axis=1, initial=0.0)
         off = net.reads_inputs(i + 1)
         terms = np.abs(nxt.weight) * np.concatenate((reach_in[:off], top))
         big = np.maximum(terms.max(axis=1, initial=0.0), np.abs(nxt.bias))
@@ -131,7 +128,7 @@ def mechanism(net: Net, x: np.ndarray, tol: float = SOLUTION_TOL) -> Mechanism:
         sign = np.where(z > band, 1, np.where(z < -band, -1, 0)).astype(np.int8)
         linear = activations.get(layer.activation).linear
         regions.append(np.zeros_like(sign) if linear else sign)
-        h = readout.activate(layer.activation, z)
+        h = activate(layer.activation, z)
     return Mechanism(Net(net.inputs, tuple(layers), net.skip), tuple(regions))
 
 
@@ -222,21 +219,21 @@ def point(
 ) -> runs.SolutionPoint:  # fmt: skip
     """One grid point: `params` [S, *shape] of every seed, `solved` the indices of the
     solved ones. Each group is shown by its simplest member (fewest units in canonical
-    form, then the lowest seed); the formula (sympy: up to a second for a deep net) is made
+    form, then the lowest seed); the formula (sympy: slow on a deep net) is made
     for the representatives of the MAX_FORMULAS largest groups only."""
     arch, task = cfg.arch, cfg.task
-    x, y = readout.domain(task)
+    x, y = domain(task)
     mine = {k: v.detach().cpu().double().numpy()[list(solved)] for k, v in params.items()}
-    nets = readout.canonical_many(arch, mine, x)
+    nets = canonical_many(arch, mine, x)
     found = sorted(group([mechanism(net, x) for net in nets]), key=lambda g: (-len(g), g[0]))
     alpha: list[float | None] | None = [] if solved else None
-    for k in range(len(solved)):  # min/max with the MinModel shape: where in the family
-        raw = readout.from_state(arch, {name: v[k] for name, v in mine.items()})
-        meaning = readout.family_meaning(raw, x, y[:, 0])
-        if not meaning or alpha is None:
+    for k in range(len(solved)):  # the task's alpha (min/max: where in the family), if any
+        raw = from_state(arch, {name: v[k] for name, v in mine.items()})
+        meaning = task.meaning(raw, x, y, {})
+        if "alpha" not in meaning or alpha is None:
             alpha = None
             break
-        alpha.append(_finite(meaning["alpha"]) if meaning["in_family"] else None)
+        alpha.append(_finite(meaning["alpha"]) if meaning.get("in_family", True) else None)
     groups = []
     for n, members in enumerate(found):
         rep = min(members, key=lambda k: (sum(la.width for la in nets[k].layers), k))

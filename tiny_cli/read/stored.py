@@ -1,13 +1,17 @@
-"""A stored run read back into what its net computes: `tiny inspect`'s Read-out section,
-`tiny export` and `tiny report` share it."""
+"""Stored runs read back into what their nets compute: `tiny inspect`'s Read-out section,
+`tiny export` and `tiny report` share `stored_readout`; `tiny compare` is `compare_runs`,
+its `--json` document `Comparison.to_json()`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from tiny_cli import config
 from tiny_cli.errors import TinyError
 from tiny_cli.read import readout
+from tiny_cli.read.match import Compared, NetSpec, compare
 from tiny_cli.store import runs, tracking
 from tiny_cli.train import inits
 
@@ -57,3 +61,57 @@ def stored_readout(
         construction=(arch, hand.weights()) if hand else None,
     )
     return result, task.input_names()
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """`tiny compare`: the runs, their stored details, each one's net against the first
+    run's (`match.compare`; in the order of `records`), and every problem met reading them
+    (one line each)."""
+
+    records: list[runs.RunRecord]
+    infos: list[runs.Details]
+    compared: list[Compared]
+    problems: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        """The document `tiny compare --json` prints."""
+        return {
+            "runs": [
+                {
+                    "id": r.run.id,
+                    "status": r.status,
+                    "meta": r.meta.to_json(),
+                    "metrics": r.metrics,
+                    "parameters": i.params,
+                    "canonical": {k: c[k] for k in ("layers", "skip_input", "aligned")},
+                    "against_first": {
+                        k: c[k]
+                        for k in ("max_abs_difference", "same_function", "tolerance", "parameters")
+                    },
+                }
+                for r, i, c in zip(
+                    self.records, self.infos, (c.as_dict() for c in self.compared), strict=True
+                )
+            ],
+            "problem": "; ".join(self.problems) or None,
+        }
+
+
+def compare_runs(records: Sequence[runs.RunRecord]) -> Comparison:
+    """Every run's net against the first's (`match.compare`). A run whose details or net
+    cannot be read compares as nothing, and says why in `problems`."""
+    infos = [runs.details(r) for r in records]
+    problems = [
+        f"run {r.run.id}: {p}" for r, i in zip(records, infos, strict=True) for p in i.problems
+    ]
+    nets: list[NetSpec | None] = []
+    for record, info in zip(records, infos, strict=True):
+        stored = None
+        if info.params is not None and info.config is not None:
+            try:
+                stored = stored_net(record.run)
+            except runs.RunProblem as exc:
+                problems.append(str(exc))
+        nets.append((stored[0].arch, stored[1], stored[0].task) if stored else None)
+    return Comparison(list(records), infos, compare(nets), problems)

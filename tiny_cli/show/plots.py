@@ -9,12 +9,12 @@ picture's numbers, a `Frame`; `render(layout, frame)` (numpy and matplotlib only
 them. matplotlib's Agg backend and object API only (no pyplot, no display), imported only
 when a picture is drawn.
 
-Speed: a full matplotlib draw is ~40 ms, mostly text (ticks, labels, legend) that is the same
-on every picture of a run. So the figure of a layout is drawn once without the parts that
-change (the model's curve or heat maps, the titles); each picture restores that background
-and draws only those ("blitting"), then encodes the PNG at a low compression level: a few
-ms a picture. The axes are fixed over a run, so pictures of one run compare frame by frame
-in TensorBoard.
+Speed: a full matplotlib draw is mostly text (ticks, labels, legend), the same on every
+picture of a run. So the figure of a layout is drawn once without the parts that change
+(the model's curve or heat maps, the titles); each picture restores that background and
+draws only those ("blitting"), then encodes the PNG at a low compression level: a small
+part of a full draw. The axes are fixed over a run, so pictures of one run compare frame by
+frame in TensorBoard.
 """
 
 from __future__ import annotations

@@ -34,7 +34,9 @@ from typing import Any
 import yaml
 
 from tiny_cli.errors import TinyError
-from tiny_cli.show.render import Line, format_values, init_label, readout_lines, seed_label
+from tiny_cli.show.readout_view import Line, readout_lines
+from tiny_cli.show.run_views import init_label, seed_label
+from tiny_cli.show.tables import format_values, shape_text
 from tiny_cli.store import runs
 from tiny_cli.store.runs import MetricValue, Nested, Run, RunProblem, RunRecord, SweepPoint
 
@@ -266,14 +268,6 @@ def _metric(value: MetricValue) -> str:
     return "-" if value is None else str(value)
 
 
-def _shape(values: Nested) -> str:
-    shape = []
-    while isinstance(values, list):
-        shape.append(len(values))
-        values = values[0] if values else 0.0
-    return "x".join(map(str, shape)) or "scalar"
-
-
 def _table(headers: Sequence[str] | None, rows: Iterable[Sequence[str]], numeric: int = 1) -> str:
     """`rows` are already escaped HTML; columns from `numeric` on are right-aligned."""
     cells = "".join(f"<th>{esc(h)}</th>" for h in headers or [])
@@ -430,7 +424,11 @@ def to_html(c: Contents, precision: int = 4) -> str:
         parts.append(_section("Kept runs", _table(["point", "seed", "why", "run"], rows, 9)))
     if c.params is not None:
         rows = [
-            (esc(name), esc(_shape(values)), f"<pre>{esc(format_values(values, precision))}</pre>")
+            (
+                esc(name),
+                esc(shape_text(values)),
+                f"<pre>{esc(format_values(values, precision))}</pre>",
+            )
             for name, values in c.params.items()
         ]
         title = f"Parameters (rounded to {precision} decimals)"

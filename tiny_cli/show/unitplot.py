@@ -14,7 +14,7 @@ domain) as a picklable `UnitData`; `draw` turns that, and nothing else, into PNG
 
 At most MAX_UNITS units are drawn, from at most MAX_LAYERS layers (the first ones, and the
 first units of each: the same number per layer); the title says when some are left out. A
-ReLU unit never > 0 on the whole domain (`readout.dead_units`) is labelled dead.
+ReLU unit never > 0 on the whole domain (`canonical.dead_units`) is labelled dead.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from tiny_cli.read import readout
+from tiny_cli.read.arrays import Net, Pass, forward, hidden_activations
+from tiny_cli.read.canonical import dead_units
 from tiny_cli.show.plots import ordinal
 from tiny_cli.spec import activations
 
@@ -47,7 +48,7 @@ DEAD = "0.6"  # a dead unit's colour
 @dataclass(frozen=True)
 class Unit:
     layer: int  # hidden layer, from 0
-    index: int  # the unit's index in its layer (as in `readout.dead_units`)
+    index: int  # the unit's index in its layer (as in `canonical.dead_units`)
     activation: str
     values: np.ndarray  # its activation at `UnitData.points` ("heat": [rows, columns])
     dead: bool  # a ReLU unit never > 0 on the whole domain
@@ -82,22 +83,22 @@ def _every(n: int) -> int:
 
 
 def unit_data(
-    net: readout.Net,
+    net: Net,
     x: np.ndarray,
     names: Sequence[str],
     title: str,
-    run: readout.Pass | None = None,
+    run: Pass | None = None,
 ) -> UnitData | None:
     """The activations to draw for a net on its domain `x` [n, inputs] (None: the net has
-    no hidden unit). `run`: the net's `readout.forward` over all of `x`, if the caller has it
+    no hidden unit). `run`: the net's `arrays.forward` over all of `x`, if the caller has it
     (dead units are judged on the whole domain, in chunks; the activations are computed only
     at the points drawn)."""
     hidden = net.layers[:-1]
     widths = [layer.width for layer in hidden]
     if not sum(widths) or not len(x):
         return None
-    run = run or readout.forward(net, x)
-    dead = {(i, j) for i, units in enumerate(readout.dead_units(net, run)) for j in units}
+    run = run or forward(net, x)
+    dead = {(i, j) for i, units in enumerate(dead_units(net, run)) for j in units}
     picks = chosen(widths)
     n = len(x)
     notes = []
@@ -129,7 +130,7 @@ def unit_data(
         ys = np.zeros(0)
         what = "inputs" if x.shape[1] == 1 else "samples"
         notes.append(f"every {ordinal(stride)} of the {n} {what}" if thinned else f"all {n} {what}")
-    acts = readout.hidden_activations(net, points)
+    acts = hidden_activations(net, points)
     units = tuple(
         Unit(
             i,
@@ -171,7 +172,7 @@ def draw(data: UnitData) -> bytes:
 def figure(data: UnitData) -> Figure:
     """The picture of `data`, drawn on an Agg canvas (`draw` encodes it).
 
-    Speed (~100 ms for is_even's 5 panels): text is most of a matplotlib draw, so the panels
+    Speed: text is most of a matplotlib draw, so the panels
     have few ticks, titles at a fixed height (an automatic one measures the ticks above
     it), no axis labels of their own (the figure's say what the axes are) and one legend
     for the figure: unit j has colour Cj in every panel.

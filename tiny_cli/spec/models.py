@@ -212,25 +212,6 @@ def flat_parameters(model: nn.Module) -> Tensor:
     return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
 
 
-def is_threshold_neuron(arch: Arch) -> bool:
-    """One input, one sigmoid unit: Sigmoid(w x + b), a soft step at -b/w."""
-    return arch.inputs == 1 and arch.layers == (Layer(1, "sigmoid"),)
-
-
-def derived_names(arch: Arch) -> tuple[str, ...]:
-    return ("threshold", "steepness") if is_threshold_neuron(arch) else ()
-
-
-def derived(arch: Arch, flat: Sequence[float]) -> dict[str, float]:
-    """Quantities that explain the mechanism, from the flat parameters (plain floats, cheap
-    enough for every epoch). A threshold neuron: Sigmoid(w x + b) = Sigmoid(|w| (-b/w - x))
-    when w < 0, so the learned threshold is -b/w and the steepness (the article's M) |w|."""
-    if not is_threshold_neuron(arch):
-        return {}
-    w, b = flat
-    return {"threshold": -b / w if w != 0 else float("nan"), "steepness": abs(w)}
-
-
 # --- S nets at once ---------------------------------------------------------------------
 
 Params = dict[str, "Tensor"]  # state_dict names -> [S, *shape]

@@ -27,6 +27,7 @@ from tiny_cli import sidecar
 from tiny_cli.spec import models
 from tiny_cli.store.events import EventWriter, ScalarEvent, image_summary, layout_summary, png_size
 from tiny_cli.store.hparams import hparams_summaries, session_end_summary
+from tiny_cli.tasks import Task
 
 IMAGE_TAG = "prediction"
 UNITS_TAG = "units"
@@ -88,6 +89,7 @@ class Tracker:
         arch: models.Arch,
         every: int,
         *,
+        task: Task | None = None,
         picture: Picture | None = None,
         images_every: int = 0,
         painter: sidecar.Sidecar | None = None,
@@ -112,7 +114,10 @@ class Tracker:
             bounds[1] = offset
         self._grad_slices = [slice(lo, hi) for lo, hi in groups.values()]
         self._grad_tags = [f"grad_norm/{module}" for module in groups]
-        self._derived_tags = [f"mechanism/{k}" for k in models.derived_names(arch)]
+        # The task's mechanism scalars (`Task.derived`), their names from the initial weights.
+        self.task = task
+        flat = models.flat_parameters(model).tolist()
+        self._derived_tags = [f"mechanism/{k}" for k in self._derived(flat)]
         self._events: dict[tuple[bool, bool], ScalarEvent] = {}
         self._pending: EpochStats | None = None
         self._last: EpochStats | None = None
@@ -145,7 +150,8 @@ class Tracker:
             "gradients": {"gradient norm per layer": [r"^grad_norm/"]},
         }
         if self._derived_tags:
-            charts["mechanism"] = {"threshold and steepness": [r"^mechanism/"]}
+            names = " and ".join(tag.partition("/")[2] for tag in self._derived_tags)
+            charts["mechanism"] = {names: [r"^mechanism/"]}  # lt: "threshold and steepness"
         return charts
 
     def _scalar_event(self, has_accuracy: bool, has_grads: bool) -> ScalarEvent:
@@ -157,6 +163,9 @@ class Tracker:
             tags += self.param_tags + self._derived_tags + (self._grad_tags if has_grads else [])
             self._events[key] = ScalarEvent(tags)
         return self._events[key]
+
+    def _derived(self, params: Sequence[float]) -> dict[str, float]:
+        return self.task.derived(self.arch, params) if self.task is not None else {}
 
     def _grad_norms(self, grads: Tensor | None) -> list[float]:
         if grads is None:
@@ -170,7 +179,7 @@ class Tracker:
         params = stats.params.tolist()
         values = [stats.loss] + ([stats.accuracy] if stats.accuracy is not None else [])
         values += params
-        values += models.derived(self.arch, params).values()
+        values += self._derived(params).values()
         norms = self._grad_norms(stats.grads)
         values += norms
         event = self._scalar_event(stats.accuracy is not None, bool(norms))

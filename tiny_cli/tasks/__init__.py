@@ -9,16 +9,30 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Mapping
 from importlib.metadata import entry_points
+from typing import Any
 
-from tiny_cli.tasks.base import Construction, Kind, Metrics, Predict, Task, predict_fn
+from tiny_cli.tasks.base import (
+    Construction,
+    Kind,
+    Meaning,
+    Metrics,
+    NetArrays,
+    Predict,
+    Task,
+    predict_fn,
+)
 from tiny_cli.tasks.bits import Parity, Xor
 from tiny_cli.tasks.expr import Expr
 from tiny_cli.tasks.integers import Abs, IsEven, Mod
 from tiny_cli.tasks.pairs import Max, Min
 from tiny_cli.tasks.threshold import Lt
 
-__all__ = ["Construction", "Kind", "Metrics", "Predict", "Task", "predict_fn", "registry"]
+__all__ = [
+    "Construction", "Kind", "Meaning", "Metrics", "NetArrays", "Predict", "Task", "meaning_lines",
+    "predict_fn", "registry",
+]  # fmt: skip
 
 BUILTIN: tuple[type[Task], ...] = (Lt, Min, Max, Abs, Xor, IsEven, Mod, Parity, Expr)
 ENTRY_POINT_GROUP = "tiny.tasks"
@@ -60,3 +74,16 @@ def registry() -> dict[str, type[Task]]:
 def names() -> list[str]:
     """The tasks' own names (no aliases), in registry order."""
     return [cls.names()[0] for cls in classes()]
+
+
+def meaning_lines(meaning: Mapping[str, Any]) -> list[str]:
+    """How a meaning is shown when its task is not at hand (a read-out as plain data): the
+    lines of every task class's `Task.meaning_lines`, in registry order, each line once and
+    the lines every task shows (`Task.meaning_lines` itself: the correct interval) last, as
+    each task puts them. Each task shows only its own keys, so a meaning gets its task's
+    lines."""
+    common = Task.meaning_lines(meaning)
+    lines: list[str] = []
+    for cls in classes():
+        lines += [line for line in cls.meaning_lines(meaning) if line not in common + lines]
+    return lines + common

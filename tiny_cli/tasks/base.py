@@ -2,30 +2,64 @@
 
 A task is a pydantic config section (`task:` in YAML) whose class carries the rest: its data
 (domain and truth), its kind and rule for a right answer, its metrics, its default
-architecture and loss, and its constructions. Adding a task is one such class, registered
-in `tiny_cli.tasks` or through the `tiny.tasks` entry-point group from any package.
+architecture and loss, its constructions, and its meaning: what a net's weights say about
+the task (`meaning`, shown by `meaning_lines`: lt's threshold, min's alpha), and the
+scalars TensorBoard logs for it every epoch (`derived`). Adding a task is one such class,
+registered in `tiny_cli.tasks` or through the `tiny.tasks` entry-point group from any
+package.
 
-Methods import torch when they run, so validating a config never imports it.
+Methods import torch when they run, so validating a config never imports it; `meaning`,
+`meaning_lines` and `derived` never import it (the read-out runs where torch is not).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from tiny_cli.spec.models import Arch
 from tiny_cli.spec.schema import Section
 
 if TYPE_CHECKING:
+    import numpy as np
     from torch import Tensor
 
     from tiny_cli.spec.sections import InitConfig
 
 Kind = Literal["classification", "regression"]
 Metrics = dict[str, Any]
+Meaning = dict[str, Any]  # plain data (JSON): keys the read-out adds to its own
 Predict = Callable[["Tensor"], "Tensor"]  # inputs [n, in] -> outputs, flat [n]
 StateDict = dict[str, "Tensor"]
+
+
+class LayerArrays(Protocol):
+    """One layer of a net as a meaning reads it (`read.arrays.Dense`, float64)."""
+
+    @property
+    def weight(self) -> np.ndarray: ...  # [units, fan_in]
+
+    @property
+    def bias(self) -> np.ndarray: ...  # [units]
+
+    @property
+    def activation(self) -> str: ...  # a name of the table, `spec.activations`
+
+
+class NetArrays(Protocol):
+    """A net as a meaning reads it (`read.arrays.Net`): its layers in order, the read-out
+    last; with `skip`, the read-out reads `[inputs, last hidden layer]`
+    (`spec.models.skip_columns`)."""
+
+    @property
+    def inputs(self) -> int: ...
+
+    @property
+    def skip(self) -> bool: ...
+
+    @property
+    def layers(self) -> Sequence[LayerArrays]: ...
 
 
 @dataclass(frozen=True)
@@ -95,6 +129,46 @@ class Task(Section):
         err = (pred - y.reshape(-1)).abs()
         return {"mae": err.mean().item(), "max_abs_error": err.max().item()}
 
+    def meaning(
+        self, net: NetArrays, x: np.ndarray, y: np.ndarray, metrics: Mapping[str, Any]
+    ) -> Meaning:
+        """What `net` means for this task, read from its weights: plain data that the
+        read-out adds to its own keys (`tiny inspect --json`'s `readout`), so a key must not
+        be one of the read-out's (`formula`, `exact`, `outcome`, ...). `x` [n, inputs] and
+        `y` [n, outputs] are the domain as numpy (`read.arrays.domain`); `metrics` the run's
+        final metrics, {} when there are none (a sweep's seed). A sweep's solutions
+        histogram the meaning's `alpha` (a number; `in_family` false: counted apart).
+        Default: the interval where the net is right, when the metrics measured one
+        (`correct_interval`); else nothing. A task that adds its own keys puts them first:
+        `{**mine, **super().meaning(net, x, y, metrics)}`."""
+        return {k: metrics[k] for k in ("correct_interval", "wrong_at") if k in metrics}
+
+    @classmethod
+    def meaning_lines(cls, meaning: Mapping[str, Any]) -> list[str]:
+        """How a meaning is shown: one line of text each, in the read-out of `tiny inspect`,
+        `tiny train` and `tiny report`. `meaning` may be a whole read-out as stored (plain
+        data from disk: anything), so read only this task's keys, and check them. Default:
+        the correct interval's line; a task's own lines go before it:
+        `[*mine, *super().meaning_lines(meaning)]`. A classmethod: a read-out as plain data
+        is shown without its task (`tiny_cli.tasks.meaning_lines`)."""
+        interval = meaning.get("correct_interval")
+        if not interval:
+            return []
+        lo, hi = interval
+        wrong = meaning.get("wrong_at")
+        wrong = wrong if isinstance(wrong, list) else []  # (from disk: anything)
+        where = " and ".join(str(w) for w in wrong if w is not None)
+        return [
+            f"right on every integer in [{lo}, {hi}]" + (f", wrong at {where}" if where else "")
+        ]
+
+    def derived(self, arch: Arch, flat: Sequence[float]) -> dict[str, float]:
+        """Scalars that explain the mechanism, from a net's flat parameters (plain floats,
+        in `parameters()` order): TensorBoard logs them every logged epoch as `mechanism/*`
+        and the final metrics keep them, so they must be cheap, and have the same keys for
+        every parameter vector of `arch`. Default: none."""
+        return {}
+
     @classmethod
     def names(cls) -> tuple[str, ...]:
         """The values `name` accepts: the task's name, then its aliases."""
@@ -114,6 +188,11 @@ REQUIRED = "(required)"
 
 
 # --- shared pieces ----------------------------------------------------------------------
+
+
+def brief(value: Any, digits: int = 4) -> str:
+    """A number of a meaning line to `digits` significant digits; anything else as "-"."""
+    return f"{value:.{digits}g}" if isinstance(value, int | float) else "-"
 
 
 def rounds_right(pred: Tensor, y: Tensor) -> Tensor:

@@ -63,7 +63,8 @@ def is_even_widths(bits: int) -> list[int]:
 
 
 class _PowerOfTwo(Task):
-    """The integers [0, 2^bits)."""
+    """The integers [0, 2^bits). The meaning: the interval where the net is right, which
+    the final metrics measure (`correct_interval`) and `Task.meaning` reads from them."""
 
     bits: StrictInt = Field(4, ge=1, le=MAX_BITS)
 

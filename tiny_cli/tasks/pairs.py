@@ -1,18 +1,35 @@
-"""min(a, b) and max(a, b) on seeded random integer pairs, with the article's MinModel."""
+"""min(a, b) and max(a, b) on seeded random integer pairs, with the article's MinModel.
+
+Their meaning is where a MinModel-shaped net sits in the family of nets that compute them
+(`family_meaning`: alpha, which a sweep's solutions histogram).
+"""
 
 from __future__ import annotations
 
+import math
 import random
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, StrictInt
 
-from tiny_cli.spec import models
+from tiny_cli.spec import activations, models
 from tiny_cli.spec.schema import Bound
-from tiny_cli.tasks.base import Construction, Kind, Metrics, Predict, StateDict, tensor
+from tiny_cli.tasks.base import (
+    Construction,
+    Kind,
+    Meaning,
+    Metrics,
+    NetArrays,
+    Predict,
+    StateDict,
+    brief,
+    tensor,
+)
 from tiny_cli.tasks.threshold import IntegerRange
 
 if TYPE_CHECKING:
+    import numpy as np
     from torch import Tensor
 
     from tiny_cli.spec.sections import InitConfig
@@ -51,6 +68,60 @@ def _pair_net(relu_weight: float) -> StateDict:
     }
 
 
+FAMILY_TOL = 0.05  # min/max: in the family when the residual is under 5% of std(target)
+FAMILY = "alpha (a - ReLU(a - b)) + (1 - alpha) (b - ReLU(b - a))"
+
+
+def family_meaning(
+    net: NetArrays,
+    x: np.ndarray,
+    y: np.ndarray,
+    base: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> Meaning:
+    """min / max with the MinModel shape: where the net sits in the family
+        alpha (a - ReLU(a - b)) + (1 - alpha) (b - ReLU(b - a))
+    (max: alpha (a + ReLU(b - a)) + (1 - alpha) (b + ReLU(a - b))). Every member computes
+    min (max), so alpha is read from the net's parts: the read-out's linear part (skip
+    weights and bias) should be b + alpha (a - b), its ReLU part -ReLU(b - a) - alpha (a - b)
+    (max: ReLU(a - b) - alpha (a - b)): `base(a, b)` is that part's alpha-free term,
+    -ReLU(b - a) for min, ReLU(a - b) for max. One least-squares alpha over both parts on the
+    domain (`x` [n, 2], `y` the targets, flat); "not in the family" when the residual RMS is
+    over FAMILY_TOL of std(target)."""
+    if not (
+        net.skip and net.inputs == 2 and len(net.layers) == 2 and len(net.layers[-1].bias) == 1
+    ):
+        return {}
+    import numpy as np
+
+    a, b = x[:, 0], x[:, 1]
+    first, out = net.layers
+    h = activations.get(first.activation).numpy(x @ first.weight.T + first.bias, 0.0)
+    lin = x @ out.weight[0, :2] + out.bias[0]
+    relu = h @ out.weight[0, 2:]
+    d = a - b
+    p, q = lin - b, relu - base(a, b)  # want p = alpha d and q = -alpha d
+    alpha = float(d @ (p - q) / (2 * d @ d)) if d @ d > 0 else float("nan")
+    residual = math.sqrt(float(np.mean((p - alpha * d) ** 2 + (q + alpha * d) ** 2)))
+    scale = float(np.std(y)) or 1.0
+    return {
+        "alpha": alpha,
+        "family_residual": residual / scale,
+        "in_family": residual <= FAMILY_TOL * scale,
+    }
+
+
+def _min_base(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    return -np.maximum(b - a, 0)  # type: ignore[no-any-return]
+
+
+def _max_base(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    return np.maximum(a - b, 0)  # type: ignore[no-any-return]
+
+
 class _Pairs(IntegerRange):
     """A function of two integers, trained on `n_samples` seeded random pairs in [low, high)."""
 
@@ -87,6 +158,16 @@ class _Pairs(IntegerRange):
             "max_abs_error_beyond": err_far.max().item(),
         }
 
+    @classmethod
+    def meaning_lines(cls, meaning: Mapping[str, Any]) -> list[str]:
+        common = super().meaning_lines(meaning)
+        if "alpha" not in meaning:
+            return common
+        residual = f"(residual {brief(meaning.get('family_residual'), 2)} of std)"
+        if meaning.get("in_family"):
+            return [f"family {FAMILY}: alpha = {brief(meaning['alpha'], 3)} {residual}", *common]
+        return [f"not in the family {FAMILY} {residual}", *common]
+
 
 class Min(_Pairs):
     name: Literal["min"]
@@ -94,6 +175,11 @@ class Min(_Pairs):
 
     def truth(self, x: Tensor) -> Tensor:
         return x.min(dim=1, keepdim=True).values
+
+    def meaning(
+        self, net: NetArrays, x: np.ndarray, y: np.ndarray, metrics: Mapping[str, Any]
+    ) -> Meaning:
+        return {**family_meaning(net, x, y[:, 0], _min_base), **super().meaning(net, x, y, metrics)}
 
     def constructions(self, init: InitConfig) -> list[Construction]:
         return [
@@ -112,6 +198,11 @@ class Max(_Pairs):
 
     def truth(self, x: Tensor) -> Tensor:
         return x.max(dim=1, keepdim=True).values
+
+    def meaning(
+        self, net: NetArrays, x: np.ndarray, y: np.ndarray, metrics: Mapping[str, Any]
+    ) -> Meaning:
+        return {**family_meaning(net, x, y[:, 0], _max_base), **super().meaning(net, x, y, metrics)}
 
     def constructions(self, init: InitConfig) -> list[Construction]:
         return [

@@ -1,16 +1,35 @@
-"""x < t on the integers [low, high): the article's one sigmoid neuron (`lt10` is t = 10)."""
+"""x < t on the integers [low, high): the article's one sigmoid neuron (`lt10` is t = 10).
+
+Its meaning is the neuron's threshold and steepness, read from its two weights: in the
+read-out (`Lt.meaning`) and every epoch in TensorBoard (`Lt.derived`).
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import model_validator
 
 from tiny_cli.spec import models
+from tiny_cli.spec.models import Arch, Layer
 from tiny_cli.spec.schema import Bound, Float
-from tiny_cli.tasks.base import Construction, Kind, Metrics, Predict, StateDict, Task, tensor
+from tiny_cli.tasks.base import (
+    Construction,
+    Kind,
+    Meaning,
+    Metrics,
+    NetArrays,
+    Predict,
+    StateDict,
+    Task,
+    brief,
+    tensor,
+)
 
 if TYPE_CHECKING:
+    import numpy as np
     from torch import Tensor
 
     from tiny_cli.spec.sections import InitConfig
@@ -24,6 +43,39 @@ def step_neuron(threshold: float = 10.0, scale: float = 1.0) -> StateDict:
     exactly when x < t); a larger s only pushes the outputs towards 0 and 1.
     """
     return {"0.weight": tensor([[-scale]]), "0.bias": tensor([scale * threshold])}
+
+
+def is_threshold_neuron(arch: Arch) -> bool:
+    """One input, one sigmoid unit: Sigmoid(w x + b), a soft step at -b/w."""
+    return arch.inputs == 1 and arch.layers == (Layer(1, "sigmoid"),)
+
+
+def threshold_meaning(w: float, b: float, x: np.ndarray, y: np.ndarray) -> Meaning:
+    """Sigmoid(w x + b) = Sigmoid(M (t - x)) with t = -b/w, M = |w| (w < 0: "x < t").
+
+    `threshold_between`: the last integer answered yes and the first answered no (F > 0.5 is
+    yes, so an integer t itself is a no). `margin_midpoint`: halfway between the data's last
+    positive and first negative, where a max-margin classifier puts t (lt10: 9.5).
+    `x`, `y`: the domain's inputs and targets, flat.
+    """
+    if w == 0:
+        return {"threshold": None, "steepness": 0.0}
+    t = -b / w
+    below = w < 0  # high output below t
+    hi = math.ceil(t) if below else math.floor(t) + 1
+    doc: Meaning = {
+        "threshold": t,
+        "steepness": abs(w),
+        "direction": "x < t" if below else "x > t",
+        "threshold_between": [hi - 1, hi],
+    }
+    pos, neg = x[y > 0.5], x[y <= 0.5]
+    if len(pos) and len(neg):
+        if pos.max() < neg.min():
+            doc["margin_midpoint"] = float(pos.max() + neg.min()) / 2
+        elif neg.max() < pos.min():
+            doc["margin_midpoint"] = float(neg.max() + pos.min()) / 2
+    return doc
 
 
 def above_half_right(pred: Tensor, y: Tensor) -> Tensor:
@@ -102,3 +154,38 @@ class Lt(IntegerRange):
             f"F({probe:g})": f(torch.tensor([[probe]])).item(),
             "accuracy_beyond": beyond.float().mean().item(),
         }
+
+    def meaning(
+        self, net: NetArrays, x: np.ndarray, y: np.ndarray, metrics: Mapping[str, Any]
+    ) -> Meaning:
+        """The threshold neuron's t and M (`threshold_meaning`); nothing for another net."""
+        common = super().meaning(net, x, y, metrics)
+        if net.inputs != 1 or len(net.layers) != 1:
+            return common
+        layer = net.layers[0]
+        if len(layer.bias) != 1 or layer.activation != "sigmoid":
+            return common
+        w, b = float(layer.weight[0, 0]), float(layer.bias[0])
+        return {**threshold_meaning(w, b, x[:, 0], y[:, 0]), **common}
+
+    @classmethod
+    def meaning_lines(cls, meaning: Mapping[str, Any]) -> list[str]:
+        common = super().meaning_lines(meaning)
+        if meaning.get("threshold") is None:
+            return common
+        lo, hi = meaning.get("threshold_between") or ("?", "?")
+        line = (
+            f"threshold neuron: Sigmoid(M (t - x)), t = {brief(meaning['threshold'])}, "
+            f"M = {brief(meaning.get('steepness'))}; t lies between {lo} and {hi}"
+        )
+        if meaning.get("margin_midpoint") is not None:
+            line += f" (max-margin midpoint {brief(meaning['margin_midpoint'])})"
+        return [line, *common]
+
+    def derived(self, arch: Arch, flat: Sequence[float]) -> dict[str, float]:
+        """A threshold neuron: Sigmoid(w x + b) = Sigmoid(|w| (-b/w - x)) when w < 0, so the
+        learned threshold is -b/w and the steepness (the article's M) |w|."""
+        if not is_threshold_neuron(arch):
+            return {}
+        w, b = flat
+        return {"threshold": -b / w if w != 0 else float("nan"), "steepness": abs(w)}

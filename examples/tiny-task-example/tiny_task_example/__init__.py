@@ -16,21 +16,23 @@ so reading a config never imports it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import model_validator
 
 from tiny_cli.spec.models import Arch, Layer
 from tiny_cli.spec.schema import Bound
-from tiny_cli.tasks import Construction, Kind, Metrics, Predict, Task
-from tiny_cli.tasks.base import StateDict, layers, tensor
+from tiny_cli.tasks import Construction, Kind, Meaning, Metrics, NetArrays, Predict, Task
+from tiny_cli.tasks.base import StateDict, brief, layers, tensor
 
 if TYPE_CHECKING:
+    import numpy as np
     from torch import Tensor
 
     from tiny_cli.spec.sections import InitConfig
 
-__all__ = ["Clamp", "clamp_net"]
+__all__ = ["Clamp", "clamp_net", "kinks"]
 
 
 def clamp_net(lo: int, hi: int) -> StateDict:
@@ -52,6 +54,20 @@ def clamp_net(lo: int, hi: int) -> StateDict:
         "2.weight": tensor([[1.0, -1.0]]),
         "2.bias": tensor([float(lo)]),
     }
+
+
+def kinks(net: NetArrays) -> list[float] | None:
+    """Where a one-input net of one hidden ReLU layer bends: unit j, ReLU(w_j x + b_j),
+    turns on or off at x = -b_j / w_j, and bends the output there when its read-out weight
+    is not 0. Sorted; None for another net. clamp_net's are lo and hi."""
+    if net.inputs != 1 or net.skip or len(net.layers) != 2 or net.layers[0].activation != "relu":
+        return None
+    hidden, out = net.layers
+    return sorted(
+        -float(b) / float(w[0])
+        for w, b, v in zip(hidden.weight, hidden.bias, out.weight[0], strict=True)
+        if w[0] != 0 and v != 0
+    )
 
 
 def _plus(c: int) -> str:
@@ -115,3 +131,28 @@ class Clamp(Task):
             "max_abs_error": err.max().item(),
             "max_abs_error_beyond": err_far.max().item(),
         }
+
+    def meaning(
+        self, net: NetArrays, x: np.ndarray, y: np.ndarray, metrics: Mapping[str, Any]
+    ) -> Meaning:
+        """Where the net bends (`kinks`), beside where clamp does (lo and hi): plain data,
+        added to the read-out (`tiny inspect`, and its `--json`)."""
+        found = kinks(net)
+        if found is None:
+            return super().meaning(net, x, y, metrics)
+        return {
+            "kinks": found,
+            "clamp_kinks": [self.lo, self.hi],
+            **super().meaning(net, x, y, metrics),
+        }
+
+    @classmethod
+    def meaning_lines(cls, meaning: Mapping[str, Any]) -> list[str]:
+        """The read-out's line for the kinks (read only our own keys: `meaning` is plain
+        data, maybe from disk)."""
+        found, want = meaning.get("kinks"), meaning.get("clamp_kinks")
+        if not isinstance(found, list) or not isinstance(want, list):
+            return super().meaning_lines(meaning)
+        where = ", ".join(brief(k) for k in found) or "nowhere"
+        line = f"kinks at x = {where} (clamp bends at {', '.join(brief(k) for k in want)})"
+        return [line, *super().meaning_lines(meaning)]

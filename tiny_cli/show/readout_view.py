@@ -1,0 +1,115 @@
+"""The read-out as lines: formula, exactness, the task's meaning, diagnosis, construction.
+
+`readout_lines` turns a read-out (`read.readout.Readout.as_dict()`, plain data, maybe from
+disk) into lines of styled plain text; `tiny inspect` and `tiny train` print them
+(`readout_view`), `tiny report` writes them as HTML. The meaning's lines are the task's
+(`Task.meaning_lines`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Group
+from rich.text import Text
+
+from tiny_cli import tasks
+from tiny_cli.show.tables import OUTCOME_STYLES
+from tiny_cli.tasks.base import brief
+
+if TYPE_CHECKING:
+    from tiny_cli.tasks import Task
+
+Line = list[tuple[str, str]]  # (text, rich style) segments; "" is no style
+FORMULA_CHARS = 400  # of a formula in the terminal: five lines at 80 columns
+
+
+def readout_lines(
+    readout: Mapping[str, Any], formula_chars: int | None = None, task: Task | None = None
+) -> list[Line]:
+    """The read-out as lines of styled plain text: formula, exactness, meaning, diagnosis.
+    `readout` is `readout.Readout.as_dict()` (plain data). A formula longer than
+    `formula_chars` is cut, and says where it is whole. The meaning is shown by `task`;
+    without it (a read-out as plain data, its task not at hand) by every registered task,
+    each of which shows only its own keys (`tasks.meaning_lines`)."""
+    shown = task.meaning_lines(readout) if task is not None else tasks.meaning_lines(readout)
+    return [
+        *_formula_lines(readout, formula_chars),
+        *([(text, "")] for text in shown),
+        _diagnosis_line(readout),
+        *_construction_lines(readout),
+    ]
+
+
+def _formula_lines(readout: Mapping[str, Any], formula_chars: int | None) -> list[Line]:
+    exact = readout.get("exact")
+    label = ("exact", "green") if exact else ("approximate", "yellow")
+    formula = str(readout.get("formula"))
+    cut: list[tuple[str, str]] = []
+    if formula_chars is not None and len(formula) > formula_chars:
+        cut = [(f" … ({len(formula):,} characters; tiny export RUN --format formula "
+                "prints it whole)", "")]  # fmt: skip
+        formula = formula[:formula_chars]
+    lines: list[Line] = [
+        [("formula: ", ""), (formula, "bold"), *cut],
+        [
+            ("  ", ""), label,
+            (f" on the domain: max error {brief(readout.get('max_error'), 3)}"
+             f" (tolerance {brief(readout.get('tolerance'), 3)},"
+             f" {readout.get('digits', '-')} significant digits)", ""),
+        ],
+    ]  # fmt: skip
+    approx = readout.get("approximation")
+    if approx:
+        lines.append(
+            [
+                (
+                    f"  ~ {approx.get('formula')} with {approx.get('digits')} digits "
+                    f"(max error {brief(approx.get('max_error'), 3)})",
+                    "",
+                )
+            ]
+        )
+    return lines
+
+
+def _diagnosis_line(readout: Mapping[str, Any]) -> Line:
+    outcome = str(readout.get("outcome", "?"))
+    diag: Line = [("diagnosis: ", ""), (outcome, OUTCOME_STYLES.get(outcome, ""))]
+    dead = readout.get("dead_units") or []
+    dead_text = ", ".join(f"layer {i + 1}: {len(d)}" for i, d in enumerate(dead) if d)
+    diag.append((f"; dead units at the end: {dead_text or 'none'}", ""))
+    at_init = readout.get("dead_units_at_init")
+    if at_init is not None:
+        init_text = ", ".join(f"layer {i + 1}: {len(d)}" for i, d in enumerate(at_init) if d)
+        diag.append((f"; at init: {init_text or 'none'}", ""))
+    if readout.get("not_converged"):
+        diag.append(
+            ("; not converged (the loss still falls over the last tenth of the epochs)", "")
+        )
+    return diag
+
+
+def _construction_lines(readout: Mapping[str, Any]) -> list[Line]:
+    dist = readout.get("distance_to_construction")
+    if not dist:
+        return []
+    same = "the same function" if dist.get("same_function") else "a different function"
+    return [
+        [
+            (
+                f"construction: canonical distance {brief(dist.get('parameters'), 3)}, "
+                f"{same} on the domain (max difference "
+                f"{brief(dist.get('max_abs_difference'), 3)})",
+                "",
+            )
+        ]
+    ]
+
+
+def readout_view(readout: Mapping[str, Any], task: Task | None = None) -> Group:
+    """The `Read-out` section of `tiny inspect` (`readout_lines`, the formula cut at
+    FORMULA_CHARS)."""
+    lines = [Text.assemble(*line) for line in readout_lines(readout, FORMULA_CHARS, task)]
+    return Group(Text("Read-out", style="bold"), *lines)

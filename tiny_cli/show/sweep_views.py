@@ -1,0 +1,110 @@
+"""Sweeps: outcomes per grid point (`tiny sweep`, `tiny inspect SWEEP`) and one seed's
+parameters at every grid point (`--seed`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from tiny_cli.show.run_views import epochs_label, header, seed_label
+from tiny_cli.show.tables import (
+    GAP,
+    OUTCOME_STYLES,
+    Column,
+    Fitted,
+    fit,
+    floor_width,
+    parameters_table,
+)
+from tiny_cli.store.runs import Details, GridValue, RunRecord, SeedResult, SweepPoint, show_value
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f} s" if value < 600 else f"{value / 60:.1f} min"
+
+
+def _short(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def _grid_lines(grid: Mapping[str, GridValue], split: bool) -> list[str]:
+    """`key=value` per line; `split` puts a long value under its key."""
+    out = []
+    for k, v in grid.items():
+        out.extend([f"{k}=", f"  {show_value(v)}"] if split else [f"{k}={show_value(v)}"])
+    return out
+
+
+def sweep_table(
+    summary: Sequence[SweepPoint] | Sequence[Mapping[str, Any]], title: str = "Outcomes"
+) -> Fitted:
+    """One row per grid point: count and fraction per outcome, final-loss quantiles; time taken
+    and seed-epochs per second under the grid point."""
+    points = [p if isinstance(p, SweepPoint) else SweepPoint.model_validate(p) for p in summary]
+    outcomes = list(points[0].counts) if points else list(OUTCOME_STYLES)
+    seeds = points[0].seeds if points else 0
+    heading = Text(f"{title} of {seeds} seeds per grid point")
+
+    def build(width: int) -> Table:
+        def label_column(split: bool) -> Column:
+            cells = []
+            for p in points:
+                label = "\n".join(_grid_lines(p.grid, split)) or "base config"
+                speed = p.seed_epochs_per_second
+                rate = f", {speed:,.0f} seed-epochs/s" if speed is not None else ""
+                cells.append(Text.assemble(label, "\n", (f"{_seconds(p.seconds)}{rate}", "dim")))
+            return Column("grid point, time, speed", cells, wrap=True)
+
+        columns = [label_column(split=False)]
+        for name in outcomes:
+            header = name.replace(" at mean", "\nat mean").replace("diverged", "diver-\nged")
+            cells = [Text(f"{p.counts[name]}\n{p.fractions[name]:.1%}") for p in points]
+            columns.append(
+                Column(header, cells, justify="right", style=OUTCOME_STYLES.get(name, ""))
+            )
+        quantiles = [
+            Text("\n".join(_short(p.loss.get(q)) for q in ("q10", "q50", "q90"))) for p in points
+        ]
+        columns.append(Column("loss\nq10,50,90", quantiles, justify="right", keep=1))
+        if sum(floor_width(c) for c in columns) + GAP * (len(columns) - 1) > width:
+            columns[0] = label_column(split=True)
+        return fit(columns, width, heading)
+
+    return Fitted(build)
+
+
+def sweep_view(record: RunRecord, info: Details) -> Group:
+    meta = record.meta
+    detail = f"seeds {seed_label(meta)}, {epochs_label(meta)} epochs"
+    parts = header("sweep", record, detail, info.config, "; ".join(info.problems))
+    if meta.grid:
+        grid = "  ".join(
+            f"{k}={','.join(show_value(v) for v in values)}" for k, values in meta.grid.items()
+        )
+        parts.append(Text(f"grid: {grid}"))
+    if info.summary:
+        parts.append(sweep_table(info.summary))
+    for kept in meta.kept or []:
+        parts.append(
+            Text(f"kept seed {kept.seed} ({kept.why}, grid point {kept.point}): run {kept.run}")
+        )
+    return Group(*parts)
+
+
+def seed_tables(seed: int, results: Iterable[SeedResult], precision: int = 2) -> Group:
+    """`tiny inspect SWEEP --seed N`: the seed's parameters at every grid point."""
+    tables = []
+    for r in results:
+        accuracy = f", accuracy {r.accuracy:.4f}" if r.accuracy is not None else ""
+        title = (
+            f"seed {seed}, {r.label}: {r.outcome} "
+            f"(loss {r.loss:.4g}{accuracy}, {r.epochs_done} epochs)"
+        )
+        tables.append(parameters_table(r.parameters, precision, title=title))
+    return Group(*tables)
