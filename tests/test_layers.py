@@ -18,7 +18,7 @@ import torch
 
 from tests.conftest import REPO
 from tiny_cli import tasks
-from tiny_cli.read import readout
+from tiny_cli.read import arrays
 from tiny_cli.spec import activations, models
 from tiny_cli.train import backprop
 
@@ -101,7 +101,7 @@ def test_every_consumer_computes_the_same_activation(name: str) -> None:
     as_function = sympy.lambdify(x, entry.sympy(x), "numpy")
     sampled = [float(as_function(float(v))) for v in z[::8]]
     assert np.allclose(sampled, h[::8].numpy(), atol=1e-12)
-    assert np.allclose(readout.activate(name, z.numpy().copy()), h.numpy(), atol=1e-12)
+    assert np.allclose(arrays.activate(name, z.numpy().copy()), h.numpy(), atol=1e-12)
     # the engine's gradient, from h alone, is autograd's
     leaf = z.clone().requires_grad_()
     upstream = torch.cos(z)
