@@ -5,15 +5,16 @@ the run (a `RunProblem` or `TinyError`), or a list of such lines where the rest 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tiny_cli.errors import TinyError
 
 if TYPE_CHECKING:
     from tiny_cli.read.readout import Readout
-    from tiny_cli.store.runs import Details, RunRecord, SeedResult, Solutions
+    from tiny_cli.read.stored import Comparison
+    from tiny_cli.store.runs import Details, RunRecord, Solutions
+    from tiny_cli.store.views import SeedResults
 
 
 def run_details(record: RunRecord) -> tuple[Details, tuple[Readout, tuple[str, ...]] | None]:
@@ -26,9 +27,10 @@ def run_details(record: RunRecord) -> tuple[Details, tuple[Readout, tuple[str, .
     return info, reading.stored_readout(record.run, record) if has_net else None
 
 
-def seed_results(record: RunRecord, seed: int) -> list[SeedResult]:
+def seed_results(record: RunRecord, seed: int) -> SeedResults:
     """One seed of a sweep at each of its grid points (`tiny inspect SWEEP --seed N`)."""
     from tiny_cli.store import runs
+    from tiny_cli.store.views import SeedResults
 
     run = record.run
     if record.problem:
@@ -40,7 +42,7 @@ def seed_results(record: RunRecord, seed: int) -> list[SeedResult]:
     if seed not in arrays.seeds:
         first, last = (arrays.seeds[0], arrays.seeds[-1]) if arrays.seeds else ("?", "?")
         raise TinyError(f"--seed {seed}: not in sweep {run.id} (seeds {first}-{last})")
-    return arrays.at(seed)
+    return SeedResults(run.id, seed, arrays.at(seed))
 
 
 def solutions(record: RunRecord) -> tuple[Solutions, str | None]:
@@ -78,39 +80,12 @@ def export_readout(record: RunRecord) -> tuple[Readout, tuple[str, ...]]:
     return read
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """Runs side by side: each run's record and details, its net against the first's
-    (`readout.Compared.as_dict`), and what could not be read, one line a problem."""
-
-    records: list[RunRecord]
-    infos: list[Details]
-    canonical: list[dict[str, Any]]
-    problems: list[str]
-
-
 def compare(runs_dir: Path | None, refs: list[str]) -> Comparison:
     """`tiny compare`: two or more runs read as far as they can be, their nets compared."""
-    from tiny_cli.read import readout
     from tiny_cli.read import stored as reading
     from tiny_cli.store import runs
 
     if len(refs) < 2:
         raise TinyError("compare: give at least two runs")
     root = runs.root(runs_dir)
-    records = [runs.read(runs.find(root, ref)) for ref in refs]
-    infos = [runs.details(r) for r in records]
-    problems = [
-        f"run {r.run.id}: {p}" for r, i in zip(records, infos, strict=True) for p in i.problems
-    ]
-    nets: list[readout.NetSpec | None] = []
-    for record, info in zip(records, infos, strict=True):
-        stored = None
-        if info.params is not None and info.config is not None:
-            try:
-                stored = reading.stored_net(record.run)
-            except runs.RunProblem as exc:
-                problems.append(str(exc))
-        nets.append((stored[0].arch, stored[1], stored[0].task) if stored else None)
-    compared = [c.as_dict() for c in readout.compare(nets)]
-    return Comparison(records, infos, compared, problems)
+    return reading.compare_runs([runs.read(runs.find(root, ref)) for ref in refs])

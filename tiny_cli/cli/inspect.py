@@ -4,10 +4,9 @@ function."""
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
@@ -18,8 +17,7 @@ from tiny_cli.cli.output import STALE, console, dump, fail
 from tiny_cli.errors import TinyError, one_line
 
 if TYPE_CHECKING:
-    from tiny_cli.read.readout import Readout
-    from tiny_cli.store.runs import Details, RunRecord, SeedResult
+    from tiny_cli.store.runs import RunRecord
 
 RunOrSweep = Annotated[
     str,
@@ -73,7 +71,7 @@ def inspect(
         raise TinyError(f"--solutions: run {run.id} is not a sweep (see tiny runs)")
     info, read = inspection.run_details(record)
     if as_json:
-        dump(_run_json(record, info, read[0] if read else None))
+        dump(info.to_json(record, read[0].as_dict() if read else None))
     else:
         params, metrics = _precisions(precision)
         console.print(render.run_view(record, info, params, metrics))
@@ -88,21 +86,6 @@ def _precisions(precision: int | None) -> tuple[int, int]:
     return (2, 4) if precision is None else (precision, precision)
 
 
-def _run_json(record: RunRecord, info: Details, read: Readout | None) -> dict[str, Any]:
-    """`tiny inspect RUN --json`."""
-    return {
-        "id": record.run.id,
-        "path": str(record.run.path),
-        "status": record.status,
-        "meta": record.meta.to_json(),
-        "config": info.config,
-        "metrics": record.metrics,
-        "parameters": info.params,
-        "readout": read.as_dict() if read else None,
-        "problem": "; ".join(info.problems) or None,
-    }
-
-
 def _inspect_sweep(record: RunRecord, as_json: bool) -> None:
     """`tiny inspect SWEEP`: its metrics, grid and outcome table."""
     from tiny_cli.show import render
@@ -112,7 +95,7 @@ def _inspect_sweep(record: RunRecord, as_json: bool) -> None:
     info = runs.details(record)
     problems = [f"sweep {run.id}: {p}" for p in info.problems]
     if as_json:
-        dump(_sweep_json(record, info))
+        dump(info.to_json(record))
     else:
         console.print(render.sweep_view(record, info))
     if record.status == "stale":
@@ -120,35 +103,15 @@ def _inspect_sweep(record: RunRecord, as_json: bool) -> None:
     fail(problems)
 
 
-def _sweep_json(record: RunRecord, info: Details) -> dict[str, Any]:
-    """`tiny inspect SWEEP --json`."""
-    return {
-        "id": record.run.id,
-        "path": str(record.run.path),
-        "status": record.status,
-        "meta": record.meta.to_json(),
-        "config": info.config,
-        "metrics": record.metrics,
-        "grid": info.grid.model_dump(mode="json") if info.grid else None,
-        "summary": [p.model_dump(mode="json") for p in info.summary or []] or None,
-        "problem": "; ".join(info.problems) or None,
-    }
-
-
 def _inspect_seed(record: RunRecord, seed: int, as_json: bool, precision: int | None) -> None:
     """`tiny inspect SWEEP --seed N`: how that seed ended at each grid point, its parameters."""
     from tiny_cli.show import render
 
-    results = inspection.seed_results(record, seed)
+    found = inspection.seed_results(record, seed)
     if as_json:
-        dump(_seed_json(record.run.id, seed, results))
+        dump(found.to_json())
         return
-    console.print(render.seed_tables(seed, results, 2 if precision is None else precision))
-
-
-def _seed_json(run_id: str, seed: int, results: list[SeedResult]) -> dict[str, Any]:
-    """`tiny inspect SWEEP --seed N --json`."""
-    return {"id": run_id, "seed": seed, "points": [dataclasses.asdict(r) for r in results]}
+    console.print(render.seed_tables(seed, found.points, 2 if precision is None else precision))
 
 
 def _inspect_solutions(record: RunRecord, as_json: bool) -> None:
@@ -194,14 +157,7 @@ def export(
     if fmt == ExportFormat.formula:
         sys.stdout.write(f"{result.formula}\n{result.latex}\n")
         return
-    dump(_export_json(result, names))
-
-
-def _export_json(result: Readout, names: tuple[str, ...]) -> dict[str, Any]:
-    """`tiny export RUN`: the canonical net."""
-    from tiny_cli.read import readout
-
-    return readout.export(result, names)
+    dump(result.to_json(names))
 
 
 def compare(
@@ -225,7 +181,7 @@ def compare(
 
     found = inspection.compare(runs_dir, run_refs)
     if as_json:
-        dump(_compare_json(found))
+        dump(found.to_json())
     else:
         params, metrics = _precisions(precision)
         console.print(
@@ -235,27 +191,7 @@ def compare(
                 [i.params for i in found.infos],
                 params,
                 metrics,
-                canonical=found.canonical,
+                canonical=[c.as_dict() for c in found.compared],
             )
         )
     fail(found.problems)
-
-
-def _compare_json(found: inspection.Comparison) -> dict[str, Any]:
-    """`tiny compare --json`."""
-    against = ("max_abs_difference", "same_function", "tolerance", "parameters")
-    return {
-        "runs": [
-            {
-                "id": r.run.id,
-                "status": r.status,
-                "meta": r.meta.to_json(),
-                "metrics": r.metrics,
-                "parameters": i.params,
-                "canonical": {k: c[k] for k in ("layers", "skip_input", "aligned")},
-                "against_first": {k: c[k] for k in against},
-            }
-            for r, i, c in zip(found.records, found.infos, found.canonical, strict=True)
-        ],
-        "problem": "; ".join(found.problems) or None,
-    }

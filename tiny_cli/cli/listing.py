@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
@@ -14,7 +14,7 @@ from tiny_cli.cli.options import Json, Precision, RunsDir
 from tiny_cli.cli.output import console, dump, fail
 
 if TYPE_CHECKING:
-    from tiny_cli.store.runs import RunRecord
+    pass
 
 Wide = Annotated[bool, typer.Option("--wide", help="Full run ids and every column, however wide.")]
 Port = Annotated[
@@ -64,26 +64,12 @@ def list_runs(runs_dir: RunsDir = None, as_json: Json = False, wide: Wide = Fals
     root = runs.root(runs_dir)
     records = runs.list_records(root)
     if as_json:
-        dump(_runs_json(records))
+        dump([r.to_json() for r in records])
         return
     if not records:
         console.print(Text(f"no runs in {root}"))
         return
     console.print(render.runs_table(records, wide=wide), crop=not wide)
-
-
-def _runs_json(records: list[RunRecord]) -> list[dict[str, Any]]:
-    """`tiny runs --json`."""
-    return [
-        {
-            "id": r.run.id,
-            "status": r.status,
-            "meta": r.meta.to_json(),
-            "metrics": r.metrics,
-            "problem": r.problem or None,
-        }
-        for r in records
-    ]
 
 
 def board(runs_dir: RunsDir = None, port: Port = 6006) -> None:

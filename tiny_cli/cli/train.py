@@ -92,19 +92,14 @@ def hardwire(
 
 def _report(outcome: Outcome, precision: int) -> None:
     """Print what the run learned; exit 1 if it diverged, 130 if it was interrupted."""
+    from tiny_cli import tasks
     from tiny_cli.show import render
 
     console.print(render.parameters_table(outcome.params, precision))
     console.print(render.metrics_table(outcome.metrics))
-    wrong = outcome.metrics.get("wrong_at")
-    interval = outcome.metrics.get("correct_interval")
-    if interval and not outcome.readout:  # (the read-out says it otherwise)
-        below, above = wrong or (None, None)
-        where = " and ".join(str(w) for w in (below, above) if w is not None)
-        console.print(
-            f"right on every integer in [{interval[0]}, {interval[1]}]"
-            + (f", wrong at {where}" if where else "")
-        )
+    if not outcome.readout:  # what the task's metrics mean (the read-out says it otherwise)
+        for line in tasks.meaning_lines(outcome.metrics):
+            console.print(line, markup=False, highlight=False)
     if outcome.readout:
         console.print(render.readout_view(outcome.readout))
     elif outcome.readout_problem:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tiny_cli.read.arrays import TOL_REL, Net, Pass, domain, forward, from_state, tolerance_of
+from tiny_cli.read.arrays import Net, Pass, domain, forward, from_state, tolerance_of
 from tiny_cli.read.canonical import MERGE_TOL, Canonical, canonical, dead_units
 from tiny_cli.read.diagnose import not_converged, outcome
 from tiny_cli.read.formula import (
@@ -34,19 +34,17 @@ from tiny_cli.read.formula import (
     latex,
     rounded,
 )
-from tiny_cli.read.match import NetSpec, compare, parameter_distance
+from tiny_cli.read.match import parameter_distance
 from tiny_cli.spec.models import Arch
 
 if TYPE_CHECKING:
     from tiny_cli.tasks import Task
 
-# NetSpec and compare live in read.match; they are named here too for `tiny compare`
-# (tiny_cli/cli), which imports them from this module.
-__all__ = ["TOL_REL", "NetSpec", "Readout", "compare", "distance", "export", "read", "read_dict"]
-
 
 @dataclass
 class Readout:
+    """Everything about one net: canonical form, formula, diagnosis, meaning."""
+
     canonical: Canonical
     expressions: list[Any]  # sympy expressions, one per output
     formula: str
@@ -60,6 +58,10 @@ class Readout:
     approximation: dict[str, Any] | None = None
     meaning: dict[str, Any] = field(default_factory=dict)  # the task's (`Task.meaning`)
     diagnosis: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self, names: Sequence[str]) -> dict[str, Any]:
+        """`tiny export RUN`: the canonical net (`export`), its inputs named `names`."""
+        return export(self, names)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON of `tiny inspect --json`'s `readout`."""

@@ -288,6 +288,18 @@ class SeedResult:
 
 
 @dataclass(frozen=True)
+class SeedResults:
+    """One seed of a sweep at every grid point (`tiny inspect SWEEP --seed N`)."""
+
+    run_id: str
+    seed: int
+    points: list[SeedResult]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.run_id, "seed": self.seed, "points": [asdict(r) for r in self.points]}
+
+
+@dataclass(frozen=True)
 class SweepArrays:
     """sweep.pt, checked: every per-seed tensor has the seeds count as its first dimension."""
 
@@ -297,11 +309,7 @@ class SweepArrays:
 
     def seed_json(self, run_id: str, seed: int) -> dict[str, Any]:
         """`tiny inspect SWEEP --seed N --json`: the seed at every grid point."""
-        return {
-            "id": run_id,
-            "seed": seed,
-            "points": [asdict(r) for r in self.at(seed)],
-        }
+        return SeedResults(run_id, seed, self.at(seed)).to_json()
 
     def at(self, seed: int) -> list[SeedResult]:
         i = self.seeds.index(seed)
