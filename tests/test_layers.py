@@ -143,3 +143,16 @@ def test_no_task_is_named_outside_tasks() -> None:
             if isinstance(node, ast.Constant) and node.value in names:
                 found.append(f"{path.relative_to(REPO)}:{node.lineno} {node.value!r}")
     assert found == []
+
+
+def test_a_plugin_written_for_the_flat_package_still_imports() -> None:
+    """Plugins of before the layers import `tiny_cli.models`, `tiny_cli.schema` and
+    `tiny_cli.config.InitConfig`; the plugin API is now `tiny_cli.tasks`: the same classes."""
+    from tiny_cli import config
+    from tiny_cli import models as old_models
+    from tiny_cli import schema as old_schema
+    from tiny_cli.spec import schema, sections
+
+    assert old_models.Arch is tasks.Arch is models.Arch and old_models.Layer is models.Layer
+    assert old_schema.Bound is tasks.Bound is schema.Bound
+    assert config.InitConfig is tasks.InitConfig is sections.InitConfig

@@ -13,6 +13,9 @@ from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
+from tiny_cli.spec.models import Arch, Layer
+from tiny_cli.spec.schema import Bound, Section
+from tiny_cli.spec.sections import InitConfig
 from tiny_cli.tasks.base import (
     Construction,
     Kind,
@@ -29,9 +32,10 @@ from tiny_cli.tasks.integers import Abs, IsEven, Mod
 from tiny_cli.tasks.pairs import Max, Min
 from tiny_cli.tasks.threshold import Lt
 
+# The plugin API: what a task class needs, from one place.
 __all__ = [
-    "Construction", "Kind", "Meaning", "Metrics", "NetArrays", "Predict", "Task", "meaning_lines",
-    "predict_fn", "registry",
+    "Arch", "Bound", "Construction", "InitConfig", "Kind", "Layer", "Meaning", "Metrics",
+    "NetArrays", "Predict", "Section", "Task", "meaning_lines", "predict_fn", "registry",
 ]  # fmt: skip
 
 BUILTIN: tuple[type[Task], ...] = (Lt, Min, Max, Abs, Xor, IsEven, Mod, Parity, Expr)

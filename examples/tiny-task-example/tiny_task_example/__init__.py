@@ -21,16 +21,25 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import model_validator
 
-from tiny_cli.spec.models import Arch, Layer
-from tiny_cli.spec.schema import Bound
-from tiny_cli.tasks import Construction, Kind, Meaning, Metrics, NetArrays, Predict, Task
+from tiny_cli.tasks import (
+    Arch,
+    Bound,
+    Construction,
+    Kind,
+    Layer,
+    Meaning,
+    Metrics,
+    NetArrays,
+    Predict,
+    Task,
+)
 from tiny_cli.tasks.base import StateDict, brief, layers, tensor
 
 if TYPE_CHECKING:
     import numpy as np
     from torch import Tensor
 
-    from tiny_cli.spec.sections import InitConfig
+    from tiny_cli.tasks import InitConfig
 
 __all__ = ["Clamp", "clamp_net", "kinks"]
 
