@@ -249,6 +249,20 @@ def parse(source: str, names: Sequence[str]) -> Expression:
     def fail(detail: str) -> ExpressionError:
         return ExpressionError(f"expression {_echo(source)}: {detail}")
 
+    _check_names(names, fail)
+    if len(source) > MAX_LENGTH:
+        raise fail(f"longer than {MAX_LENGTH} characters ({len(source)})")
+    text = source.strip()
+    tree = _syntax_tree(text, fail)
+    _Checker(text, tuple(names), fail).check(tree, 1)
+    return Expression(source, tuple(names), tree)
+
+
+Fail = Callable[[str], ExpressionError]
+
+
+def _check_names(names: Sequence[str], fail: Fail) -> None:
+    """The declared input names: identifiers, not functions, NFKC-normal, distinct."""
     if isinstance(names, str) or not names:
         raise fail("declare the input names as a non-empty list")
     for name in names:
@@ -260,10 +274,10 @@ def parse(source: str, names: Sequence[str]) -> Expression:
             raise fail(f"input name {_echo(name, 40)} is not NFKC-normalised")
     if len(set(names)) != len(names):
         raise fail(f"input names repeat: {', '.join(names)}")
-    declared = ", ".join(names)
-    if len(source) > MAX_LENGTH:
-        raise fail(f"longer than {MAX_LENGTH} characters ({len(source)})")
-    text = source.strip()
+
+
+def _syntax_tree(text: str, fail: Fail) -> ast.expr:
+    """Python's parse of `text` as one expression, its brackets' depth bounded first."""
     if not text:
         raise fail("is empty")
     level = deepest = 0
@@ -273,7 +287,7 @@ def parse(source: str, names: Sequence[str]) -> Expression:
     if deepest > MAX_DEPTH:
         raise fail(f"brackets nested deeper than {MAX_DEPTH} levels")
     try:
-        tree = ast.parse(text, mode="eval").body
+        return ast.parse(text, mode="eval").body
     except SyntaxError as exc:
         line = exc.text.splitlines()[0] if exc.text and exc.text.strip() else ""
         near = line[max((exc.offset or 1) - 1, 0) :].strip() or line.strip()
@@ -283,59 +297,79 @@ def parse(source: str, names: Sequence[str]) -> Expression:
     except (ValueError, RecursionError, MemoryError):
         raise fail("cannot be parsed (too complex or invalid characters)") from None
 
-    def segment(node: ast.AST) -> str:
-        return _echo(ast.get_source_segment(text, node) or _words(node), 40)
 
-    def check(node: ast.AST, depth: int) -> None:
+class _Checker:
+    """Every node of a parsed expression against the grammar, depth bounded."""
+
+    def __init__(self, text: str, names: tuple[str, ...], fail: Fail) -> None:
+        self.text, self.names, self.fail = text, names, fail
+
+    def segment(self, node: ast.AST) -> str:
+        return _echo(ast.get_source_segment(self.text, node) or _words(node), 40)
+
+    def check(self, node: ast.AST, depth: int) -> None:
         if depth > MAX_DEPTH:
-            raise fail(f"nested deeper than {MAX_DEPTH} levels")
-        children: list[ast.expr] = []
+            raise self.fail(f"nested deeper than {MAX_DEPTH} levels")
+        for child in self.children(node):
+            self.check(child, depth + 1)
+
+    def children(self, node: ast.AST) -> list[ast.expr]:
+        """The node's operands, once the node itself is allowed."""
+        fail, segment = self.fail, self.segment
         if isinstance(node, ast.Constant):
-            if type(node.value) not in (int, float):
-                what = "string" if isinstance(node.value, str) else "constant"
-                raise fail(f"{what} {segment(node)} is not allowed (numbers: int or float only)")
-            try:
-                finite = math.isfinite(_number(node))
-            except OverflowError:
-                finite = False
-            if not finite:
-                raise fail(f"number {segment(node)} is out of range")
-        elif isinstance(node, ast.Name):
-            if node.id in FUNCTIONS:
-                raise fail(f"{node.id!r} is a function: call it, as in {node.id}(x)")
-            if node.id not in names:
-                hint = did_you_mean(node.id, names)
-                raise fail(f"unknown name {node.id!r}{hint} (declared inputs: {declared})")
-        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, _UNARY):
-            children = [node.operand]
-        elif isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-            children = [node.left, node.right]
-        elif isinstance(node, ast.Compare):
+            self.constant(node)
+            return []
+        if isinstance(node, ast.Name):
+            self.name(node)
+            return []
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, _UNARY):
+            return [node.operand]
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+            return [node.left, node.right]
+        if isinstance(node, ast.Compare):
             if any(type(op) not in _CMPOPS for op in node.ops):
                 raise fail(f"the operator in {segment(node)} is not allowed (is, in, ...)")
-            children = [node.left, *node.comparators]
-        elif isinstance(node, ast.BoolOp):
-            children = node.values
-        elif isinstance(node, ast.IfExp):
-            children = [node.test, node.body, node.orelse]
-        elif isinstance(node, ast.Call):
-            func = node.func
-            if not isinstance(func, ast.Name) or func.id not in FUNCTIONS:
-                raise fail(f"calling {segment(func)} is not allowed {_FUNCS}")
-            if node.keywords:
-                raise fail(f"keyword arguments in {segment(node)} are not allowed")
-            count = len(node.args)
-            if func.id == "abs" and count != 1:
-                raise fail(f"{segment(node)}: abs takes exactly 1 argument, got {count}")
-            if func.id != "abs" and count < 2:
-                raise fail(f"{segment(node)}: {func.id} takes 2 or more arguments, got {count}")
-            children = node.args
-        elif isinstance(node, (ast.UnaryOp, ast.BinOp)):
+            return [node.left, *node.comparators]
+        if isinstance(node, ast.BoolOp):
+            return node.values
+        if isinstance(node, ast.IfExp):
+            return [node.test, node.body, node.orelse]
+        if isinstance(node, ast.Call):
+            return self.call(node)
+        if isinstance(node, (ast.UnaryOp, ast.BinOp)):
             raise fail(f"the operator in {segment(node)} is not allowed (@, <<, |, ~, ...)")
-        else:
-            raise fail(f"{_words(node)} {segment(node)} is not allowed")
-        for child in children:
-            check(child, depth + 1)
+        raise fail(f"{_words(node)} {segment(node)} is not allowed")
 
-    check(tree, 1)
-    return Expression(source, tuple(names), tree)
+    def constant(self, node: ast.Constant) -> None:
+        if type(node.value) not in (int, float):
+            what = "string" if isinstance(node.value, str) else "constant"
+            raise self.fail(
+                f"{what} {self.segment(node)} is not allowed (numbers: int or float only)"
+            )
+        try:
+            finite = math.isfinite(_number(node))
+        except OverflowError:
+            finite = False
+        if not finite:
+            raise self.fail(f"number {self.segment(node)} is out of range")
+
+    def name(self, node: ast.Name) -> None:
+        if node.id in FUNCTIONS:
+            raise self.fail(f"{node.id!r} is a function: call it, as in {node.id}(x)")
+        if node.id not in self.names:
+            hint = did_you_mean(node.id, self.names)
+            declared = ", ".join(self.names)
+            raise self.fail(f"unknown name {node.id!r}{hint} (declared inputs: {declared})")
+
+    def call(self, node: ast.Call) -> list[ast.expr]:
+        fail, segment, func = self.fail, self.segment, node.func
+        if not isinstance(func, ast.Name) or func.id not in FUNCTIONS:
+            raise fail(f"calling {segment(func)} is not allowed {_FUNCS}")
+        if node.keywords:
+            raise fail(f"keyword arguments in {segment(node)} are not allowed")
+        count = len(node.args)
+        if func.id == "abs" and count != 1:
+            raise fail(f"{segment(node)}: abs takes exactly 1 argument, got {count}")
+        if func.id != "abs" and count < 2:
+            raise fail(f"{segment(node)}: {func.id} takes 2 or more arguments, got {count}")
+        return node.args
