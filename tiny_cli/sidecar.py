@@ -1,7 +1,8 @@
 """A helper process for the work of a run that needs no torch: pictures and the read-out.
 
-`tiny train` and `tiny hardwire` spend most of a short run importing torch (1.5-2 s here)
-on one core while the other idles; matplotlib (~0.5 s) and sympy (~0.4 s) would come on top.
+`tiny train` and `tiny hardwire` spend most of a short run importing torch on one core
+while the other idles, and importing matplotlib and sympy would come on top (the README's
+"A sidecar process" has the figures).
 So before the CLI imports torch it starts this process (a `python -c` running `_serve`),
 which imports them on the second core, then draws each picture and builds the read-out
 while the run goes on: a picture costs training nothing, and `tiny hardwire lt10` costs
