@@ -139,7 +139,7 @@ def scalar_event() -> None:
 
 def autograd_epoch() -> None:
     """backprop.py: a 1000-seed is_even epoch by autograd (a baddbmm per layer, per-seed BLAS
-    calls forward and backward) against backprop.Net written out. Measured before: the
+    calls forward and backward) against backprop.SeedNets written out. Measured before: the
     BLAS calls were 60% of the autograd epoch (torch 2.13, one thread)."""
     import torch
 
@@ -162,12 +162,12 @@ def autograd_epoch() -> None:
         loss = ((h.squeeze(1) - y.T) ** 2).mean(dim=1).sum()
         loss.backward()
 
-    net = backprop.Net(cfg.arch, {k: v.movedim(0, -1).contiguous() for k, v in start.items()})
+    net = backprop.SeedNets(cfg.arch, {k: v.movedim(0, -1).contiguous() for k, v in start.items()})
     xt, yt = x.T.unsqueeze(-1), y.T.unsqueeze(-1)
     alive = torch.ones(len(seeds), dtype=torch.bool)
     a = _best(by_autograd, 20)
     b = _best(lambda: net.step(xt, yt, alive), 20)
-    print(f"a 1000-seed is_even epoch: autograd {a * 1e3:.2f} ms, backprop.Net {b * 1e3:.2f} ms "
+    print(f"a 1000-seed is_even epoch: autograd {a * 1e3:.2f} ms, SeedNets {b * 1e3:.2f} ms "
           f"({a / b:.1f}x)")  # fmt: skip
 
 

@@ -36,7 +36,7 @@ def seeds_last(params: models.Params) -> models.Params:
 
 def run(arch: Arch, loss: str, params: models.Params, x: torch.Tensor, y: torch.Tensor):
     """Outputs, per-seed losses and [P, S] gradients for data x [n, in], y [n, 1]."""
-    net = backprop.Net(arch, seeds_last(params), loss)
+    net = backprop.SeedNets(arch, seeds_last(params), loss)
     alive = torch.ones(len(next(iter(params.values()))), dtype=torch.bool)
     return net.step(x.T.unsqueeze(-1), y.T.unsqueeze(-1), alive)
 

@@ -126,7 +126,7 @@ def test_a_layer_of_every_activation_trains_through_the_one_table() -> None:
         module = arch.module()
         params = {k: v.detach().unsqueeze(-1) for k, v in module.state_dict().items()}
         x = torch.randn(5, 2)
-        net = backprop.Net(arch, params)
+        net = backprop.SeedNets(arch, params)
         out, _ = net.forward(x.T.unsqueeze(-1))
         assert torch.allclose(out[0, :, 0], module(x)[:, 0], atol=1e-6), name
 

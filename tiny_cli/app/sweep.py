@@ -77,7 +77,7 @@ def chunk_size(cfg: ExperimentConfig, n_samples: int) -> int:
     widths = [arch.inputs] + [la.width for la in arch.layers]
     batch = min(cfg.train.batch_size or n_samples, n_samples)
     # per sample: each layer's input and output (and a transient copy), and every
-    # parameter's product (backprop.Net's segments, then their first halving)
+    # parameter's product (backprop.SeedNets's segments, then their first halving)
     per_seed = batch * (3 * (sum(widths) + arch.inputs) + 2 * arch.n_parameters)
     per_seed += 8 * arch.n_parameters  # the flat buffers: parameters, moments, gradients
     return max(1, min(MAX_CHUNK, CHUNK_FLOATS // per_seed))

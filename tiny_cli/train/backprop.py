@@ -131,7 +131,7 @@ class _Buffers:
     loss: Tensor  # [outputs, n, S]
 
 
-class Net:
+class SeedNets:
     """An architecture's forward and backward for S seeds at once, seeds last: each
     parameter is [*shape, S] (the model's own state_dict names), data and activations
     [features, n, S or 1]. Seeds last, every op runs along S: contiguous and vectorised.

@@ -1,7 +1,7 @@
 """The engine's flat parameter buffer: S seeds' parameters in one tensor, seeds last.
 
 [P, S]: each seed a column, its parameters in `parameters()` order, so each parameter is a
-contiguous [*shape, S] view (what `backprop.Net` computes with, under the model's own
+contiguous [*shape, S] view (what `backprop.SeedNets` computes with, under the model's own
 state_dict names) and the optimizer update is one pass over the buffer.
 """
 

@@ -1,7 +1,7 @@
 """The one training engine: S seeds of one config trained at once. `tiny train` is S = 1.
 
 All seeds' parameters live in one flat buffer, seeds last ([P, S]: each parameter a
-[*shape, S] view, the model's own state_dict names). `backprop.Net` computes every seed's
+[*shape, S] view, the model's own state_dict names). `backprop.SeedNets` computes every seed's
 forward, mean loss and gradient by hand, all seeds in each elementwise op (no autograd, no
 per-seed BLAS calls); the update is one pass over the buffer.
 
@@ -337,7 +337,7 @@ class _Training:
         self.layout = buffer.Layout(start, self.s)
         flat = self.layout.pack(start).to(dev, torch.float32)
         self.params = self.layout.views(flat)  # seeds last, [*shape, S]
-        self.net = backprop.Net(cfg.arch, self.params, cfg.loss)
+        self.net = backprop.SeedNets(cfg.arch, self.params, cfg.loss)
         self.xd, self.yd = x.to(dev), y.to(dev)
         self.xt, self.yt = self.xd.T.unsqueeze(-1), self.yd.T.unsqueeze(-1)  # [features, n, 1]
         gens = [] if self.full_batch else [torch.Generator().manual_seed(k) for k in lined]
