@@ -6,7 +6,7 @@
       metrics.json        final metrics
       model.pt            final state_dict (torch.load(..., weights_only=True))
       prediction.png      the final picture of the model against the truth
-      events.out.tfevents.*   TensorBoard scalars, layout, pictures, hparams (tracking.py)
+      events.out.tfevents.*   TensorBoard scalars, layout, pictures, hparams (events.py, hparams.py)
 
 A sweep (`tiny sweep`) is a directory of the same kind, with `kind: sweep` in its run.json:
 
@@ -28,7 +28,7 @@ never get the same directory (the second gets a `-002` suffix).
 Only the store reads or writes these directories, one job per module: files.py (the names
 above, atomic writes, bounded reads, `Run`), views.py (typed views of the files and their
 JSON), records.py (a run's record and liveness, `details`), this module (ids, creating,
-listing, finding), tracking.py (the event files). This module re-exports the names of the
+listing, finding), events.py (the event files). This module re-exports the names of the
 first three, so callers write `runs.NAME` whichever module holds it.
 """
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -222,11 +222,19 @@ def check_metrics(value: dict[str, Any], name: str = METRICS) -> dict[str, Metri
     return value
 
 
-def read_meta(run: Run) -> RunMeta:
+_V = TypeVar("_V", bound=BaseModel)
+
+
+def _read_view(run: Run, name: str, view: type[_V]) -> _V:
+    """A JSON object of the run directory, validated into its view (or one problem line)."""
     try:
-        return RunMeta.model_validate(read_json_object(run.path, META))
+        return view.model_validate(read_json_object(run.path, name))
     except ValidationError as exc:
-        raise invalid(META, exc) from None
+        raise invalid(name, exc) from None
+
+
+def read_meta(run: Run) -> RunMeta:
+    return _read_view(run, META, RunMeta)
 
 
 def read_metrics(run: Run) -> dict[str, MetricValue]:
@@ -241,17 +249,11 @@ def read_summary(run: Run) -> list[SweepPoint]:
 
 
 def read_grid(run: Run) -> Grid:
-    try:
-        return Grid.model_validate(read_json_object(run.path, GRID))
-    except ValidationError as exc:
-        raise invalid(GRID, exc) from None
+    return _read_view(run, GRID, Grid)
 
 
 def read_solutions(run: Run) -> Solutions:
-    try:
-        return Solutions.model_validate(read_json_object(run.path, SOLUTIONS))
-    except ValidationError as exc:
-        raise invalid(SOLUTIONS, exc) from None
+    return _read_view(run, SOLUTIONS, Solutions)
 
 
 def read_config(run: Run) -> dict[str, Any]:
