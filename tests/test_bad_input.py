@@ -130,6 +130,7 @@ CASES: list[tuple[str | None, list[str], list[str]]] = [
     (BASE, ["--set", "no_equals_sign"], ["--set", "key.path=value"]),
     (BASE, ["--set", "=3"], ["--set", "key.path=value"]),
     (BASE, ["--set", "train..lr=3"], ["--set", "key.path=value"]),
+    (BASE, ["--set", ".".join(["a"] * 3000) + "=1"], ["--set", "a key path of 3000 parts"]),
     (BASE, ["--set", "train.lr={a: 1}"], ["--set", "valid number"]),
     (None, ["--epochs", "-3"], ["--epochs -3", "train.epochs"]),
     (None, ["--epochs", "abc"], ["--epochs", "integer"]),
@@ -312,6 +313,10 @@ COMMAND_CASES: list[tuple[list[str], list[str]]] = [
     (
         ["sweep", "lt10", "--seeds", "2", "--grid", "tr ain=1,2"],
         ["--grid tr ain=1,2", "not a key.path"],
+    ),
+    (
+        ["sweep", "lt10", "--seeds", "2", "--grid", ".".join(["a"] * 3000) + "=1,2"],
+        ["--grid a.a.a", "a key path of 3000 parts"],
     ),
     (
         [

@@ -141,8 +141,9 @@ def test_construction_is_clamp_on_the_whole_domain(
     [
         ("import tiny_missing_dependency\n", "ModuleNotFoundError: No module named"),
         ("class Broken:\n    pass\n", "TypeError: tiny_broken_plugin:Broken is not a"),
+        ("import sys\nsys.exit(3)\n", "SystemExit: 3"),
     ],
-    ids=["import-error", "not-a-task"],
+    ids=["import-error", "not-a-task", "sys-exit"],
 )
 def test_a_broken_plugin_is_one_warning(cli: CLI, tmp_path: Path, module: str, reason: str) -> None:
     site = tmp_path / "broken-site"

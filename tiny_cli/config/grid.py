@@ -16,7 +16,7 @@ from typing import Any
 
 from tiny_cli.config.load import read, validated
 from tiny_cli.config.messages import echo_label
-from tiny_cli.config.parse import Override, yaml_value
+from tiny_cli.config.parse import Override, is_key_path, yaml_value
 from tiny_cli.config.schema import ExperimentConfig
 from tiny_cli.errors import TinyError, echo
 
@@ -95,7 +95,7 @@ def parse_grid(items: Sequence[str]) -> list[GridAxis]:
         key = key.strip()
         if not sep or not key or not raw.strip():
             raise TinyError(f"{label}: expected key.path=v1,v2,..., e.g. train.lr=0.01,0.1")
-        if not all(p.isidentifier() for p in key.split(".")):
+        if not is_key_path(key, label):
             raise TinyError(f"{label}: {echo(key)} is not a key.path such as train.lr")
         if key == "seed":
             raise TinyError(f"{label}: seed: sweep seeds with --seeds, not --grid")

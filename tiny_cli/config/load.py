@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from tiny_cli import tasks
 from tiny_cli.config.messages import describe, echo_label, prefix_for
-from tiny_cli.config.parse import Override, Refused, parse_yaml, yaml_value
+from tiny_cli.config.parse import Override, Refused, is_key_path, parse_yaml, yaml_value
 from tiny_cli.config.resolve import KeyProblem, resolve
 from tiny_cli.config.schema import ExperimentConfig
 from tiny_cli.errors import TinyError, did_you_mean, echo, echo_key, echo_path
@@ -73,8 +73,7 @@ def parse_override(item: str) -> Override:
     or flow lists and mappings such as `[1, 2, 1]`), read with the config's bounds."""
     key, sep, raw = item.partition("=")
     key = key.strip()
-    parts = key.split(".")
-    if not sep or not key or not all(p.isidentifier() for p in parts):
+    if not sep or not is_key_path(key, f"--set {echo(item)}"):
         raise TinyError(f"--set {echo(item)}: expected key.path=value, e.g. --set train.lr=0.1")
     label = f"--set {item}"
     return key, yaml_value(raw, echo_label(label)), label

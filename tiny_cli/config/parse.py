@@ -19,6 +19,15 @@ MAX_NODES = 100_000  # YAML values, counted with every alias expanded (a "billio
 Override = tuple[str, Any, str]
 
 
+def is_key_path(key: str, label: str) -> bool:
+    """Whether `key` is a dotted key path (`train.lr`). Its depth is bounded as a YAML
+    file's is (a path of thousands of parts would nest as deep): one line naming `label`."""
+    parts = key.split(".")
+    if len(parts) > MAX_DEPTH:
+        raise TinyError(f"{label}: a key path of {len(parts)} parts (at most {MAX_DEPTH})")
+    return bool(key) and all(p.isidentifier() for p in parts)
+
+
 class Refused(yaml.MarkedYAMLError):
     """A YAML document beyond what a config may be: too deep, too big, a key given twice."""
 

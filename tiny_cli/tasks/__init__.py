@@ -52,7 +52,7 @@ def _plugins(taken: set[str]) -> list[type[Task]]:
             clash = set(cls.names()) & taken
             if clash:
                 raise ValueError(f"task name {sorted(clash)[0]!r} is already taken")
-        except Exception as exc:  # any plugin bug: name it, keep the others working
+        except (Exception, SystemExit) as exc:  # any plugin bug: name it, keep the rest working
             reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
             sys.stderr.write(
                 f"warning: task plugin {ep.name!r} ({ep.value}) not loaded: {reason}\n"
