@@ -251,3 +251,15 @@ def test_the_local_sweep_does_not_import_dask(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_refused_address_is_refused_at_once(runs_dir: Path, tmp_path: Path) -> None:
+    """Nothing listens there: known at once, not after Dask's connect timeout (a minute
+    here, longer than this test waits), and the line says it was refused."""
+    timeout = {"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "60s"}
+    env = {**ENV, "TINY_RUNS_DIR": str(runs_dir), **timeout}
+    args = ["sweep", "is_even", "--seeds", "4", "--cluster", "tcp://127.0.0.1:1"]
+    proc = subprocess.run([sys.executable, "-m", "tiny_cli", *args], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert_one_line_error(proc, "--cluster tcp://127.0.0.1:1", "connection refused")
+    assert not runs_dir.exists() or not list(runs_dir.iterdir())

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import threading
 import time
 import uuid
@@ -35,6 +36,37 @@ CONNECT_TIMEOUT = "distributed.comm.timeouts.connect"
 POLL = 0.2  # seconds between looks at the stop flag (futures wake the loop at once)
 STATUS_EVERY = 1.0  # seconds between asking the scheduler how many workers it has
 CUDA_SHARE = 0.5  # of a GPU's free memory a chunk may use (activations, saved copies)
+
+
+REFUSED_WITHIN = 1.0  # seconds: a refused connection, or an unknown host, is known at once
+
+
+def refuse_fast(address: str) -> None:
+    """Fail in a second when a tcp address refuses the connection or names no host, before
+    Dask's connect timeout (meant for a scheduler that is slow to answer) is waited out.
+    A host that does not answer in that second is left to Dask's timeout."""
+    from urllib.parse import urlsplit
+
+    where = urlsplit(address if "://" in address else f"tcp://{address}")
+    try:
+        host, port = where.hostname, where.port
+    except ValueError:  # a port that is not a number: Dask says what is wrong with it
+        return
+    if where.scheme != "tcp" or not host or port is None:
+        return
+    try:
+        socket.create_connection((host, port), timeout=REFUSED_WITHIN).close()
+    except ConnectionRefusedError:
+        raise TinyError(
+            f"--cluster {address}: cannot reach a scheduler: connection refused "
+            f"(nothing listens on {host}:{port})"
+        ) from None
+    except socket.gaierror as exc:
+        raise TinyError(
+            f"--cluster {address}: cannot reach a scheduler: unknown host {host!r} ({exc.strerror})"
+        ) from None
+    except OSError:  # no answer yet (a timeout), unreachable network, ...: Dask's timeout
+        return
 
 
 def require() -> None:
@@ -117,11 +149,15 @@ class Cluster:
         self._known: dict[str, int] = {}
         _quiet()
         if address is not None:
+            refuse_fast(address)
             try:
                 self.client = Client(address, timeout=self.timeout, set_as_default=False)
             except (OSError, TimeoutError, ValueError) as exc:
                 first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise TinyError(f"--cluster {address}: cannot reach a scheduler: {first}") from None
+                raise TinyError(
+                    f"--cluster {address}: cannot reach a scheduler (no answer within "
+                    f"{self.timeout:g} s, {CONNECT_TIMEOUT}): {first}"
+                ) from None
         else:
             self.local = LocalCluster(
                 n_workers=workers,

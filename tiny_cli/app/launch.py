@@ -234,6 +234,8 @@ def _check_sweep(cluster: str | None, workers: int | None, device: str, threads:
         from tiny_cli.app import cluster as dask  # no torch, no Dask at import
 
         dask.require()  # before torch: a missing extra is one quick line
+        if cluster is not None:
+            dask.refuse_fast(cluster)  # a refused address is known at once, before torch
         if device != "cpu" and device.partition(":")[0] != "cuda":
             raise TinyError(f"--device {device}: on a cluster, use cpu, cuda or cuda:N")
     from tiny_cli import config
