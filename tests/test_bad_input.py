@@ -314,6 +314,11 @@ COMMAND_CASES: list[tuple[list[str], list[str]]] = [
         ["sweep", "lt10", "--seeds", "2", "--grid", "tr ain=1,2"],
         ["--grid tr ain=1,2", "not a key.path"],
     ),
+    (["runs", "--runs-dir", "/dev/null"], ["runs directory /dev/null", "not a directory"]),
+    (
+        ["inspect", "latest", "--runs-dir", "/dev/null"],
+        ["runs directory /dev/null", "not a directory"],
+    ),
     (
         ["sweep", "lt10", "--seeds", "2", "--grid", ".".join(["a"] * 3000) + "=1,2"],
         ["--grid a.a.a", "a key path of 3000 parts"],

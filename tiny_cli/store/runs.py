@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from tiny_cli.errors import TinyError, did_you_mean
+from tiny_cli.errors import TinyError, did_you_mean, echo_path
 from tiny_cli.store.files import (
     CHECKPOINT,
     CHECKPOINT_STATE,
@@ -241,8 +241,10 @@ def all_ids(runs_root: Path) -> list[str]:
     """Run directories, sorted; symlinks are skipped (a run is never read through one)."""
     try:
         entries = list(os.scandir(runs_root))
-    except (FileNotFoundError, NotADirectoryError):
+    except FileNotFoundError:
         return []
+    except NotADirectoryError:  # a file is no runs directory, not an empty one
+        raise TinyError(f"runs directory {echo_path(runs_root)}: not a directory") from None
     except OSError as exc:
         raise TinyError(f"runs directory {runs_root}: cannot be listed ({exc.strerror})") from None
     return sorted(
