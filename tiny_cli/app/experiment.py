@@ -26,6 +26,7 @@ from tiny_cli.errors import RunFailed
 from tiny_cli.show import plots
 from tiny_cli.spec import models
 from tiny_cli.store import events, runs, tracking
+from tiny_cli.tasks import Task
 from tiny_cli.train import engine, inits, stopping
 from tiny_cli.train.engine import LOSSES
 
@@ -49,6 +50,7 @@ class Outcome:
     units: Path | None = None  # the hidden units' activations (none without hidden units)
     readout: dict[str, Any] | None = None  # `readout.Readout.as_dict()` of the final net
     readout_problem: str = ""  # why there is no read-out (a bug of ours: the run is fine)
+    task: Task | None = None  # the run's task: how its meaning reads
 
 
 FINAL_STATUS = {"completed": "completed", "diverged": "failed", "interrupted": "interrupted"}
@@ -159,7 +161,7 @@ def run_experiment(
             png, units = _store(run, built.model, log.tracker, result, metrics, drawing)
         except BaseException as exc:
             raise _store_failure(run, built.model, log.tracker, log.last, exc) from exc
-    return _finish(run, result, metrics, built.model, png, units, reading)
+    return _finish(run, result, metrics, built.model, png, units, reading, cfg.task)
 
 
 @dataclass
@@ -324,6 +326,7 @@ def _finish(
     png: Path | None,
     units: Path | None,
     reading: sidecar.Pending,
+    task: Task,
 ) -> Outcome:
     """Mark the run finished in run.json; its outcome, with the read-out once it is made."""
     run.update_meta(
@@ -337,7 +340,7 @@ def _finish(
         found, problem = reading.result(), ""
     except Exception as exc:  # the run is stored whole; only its read-out is missing
         found, problem = None, f"no read-out ({type(exc).__name__}: {str(exc).splitlines()[0]})"
-    return Outcome(run, result, metrics, params, png, units, found, problem)
+    return Outcome(run, result, metrics, params, png, units, found, problem, task)
 
 
 def _read(

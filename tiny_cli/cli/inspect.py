@@ -76,7 +76,7 @@ def inspect(
         params, metrics = _precisions(precision)
         console.print(render.run_view(record, info, params, metrics))
         if read:
-            console.print(render.readout_view(read[0].as_dict()))
+            console.print(render.readout_view(read[0].as_dict(), read[0].task))
     stale = [STALE.format(id=run.id)] if record.status == "stale" else []
     fail([f"run {run.id}: {p}" for p in info.problems] + stale)
 

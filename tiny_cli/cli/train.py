@@ -98,10 +98,11 @@ def _report(outcome: Outcome, precision: int) -> None:
     console.print(render.parameters_table(outcome.params, precision))
     console.print(render.metrics_table(outcome.metrics))
     if not outcome.readout:  # what the task's metrics mean (the read-out says it otherwise)
-        for line in tasks.meaning_lines(outcome.metrics):
+        lines_of = outcome.task.meaning_lines if outcome.task else tasks.meaning_lines
+        for line in lines_of(outcome.metrics):
             console.print(line, markup=False, highlight=False)
     if outcome.readout:
-        console.print(render.readout_view(outcome.readout))
+        console.print(render.readout_view(outcome.readout, outcome.task))
     elif outcome.readout_problem:
         sys.stderr.write(f"warning: {one_line(outcome.readout_problem)}\n")
     if outcome.picture:

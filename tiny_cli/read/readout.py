@@ -58,6 +58,7 @@ class Readout:
     approximation: dict[str, Any] | None = None
     meaning: dict[str, Any] = field(default_factory=dict)  # the task's (`Task.meaning`)
     diagnosis: dict[str, Any] = field(default_factory=dict)
+    task: Task | None = None  # whose meaning it is: it says how its lines read (not stored)
 
     def to_json(self, names: Sequence[str]) -> dict[str, Any]:
         """`tiny export RUN`: the canonical net (`export`), its inputs named `names`."""
@@ -165,6 +166,7 @@ def read(
         fit.approximation,
         meaning,
         diagnosis,
+        task,
     )
 
 

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -39,6 +39,9 @@ from tiny_cli.show.run_views import init_label, seed_label
 from tiny_cli.show.tables import format_values, shape_text
 from tiny_cli.store import runs
 from tiny_cli.store.runs import MetricValue, Nested, Run, RunProblem, RunRecord, SweepPoint
+
+if TYPE_CHECKING:
+    from tiny_cli.tasks import Task
 
 FILENAME = "report.html"
 EVENTS_PREFIX = "events.out.tfevents."
@@ -330,8 +333,8 @@ def _segment(text: str, style: str) -> str:
     return esc(text)
 
 
-def _readout_html(readout: Mapping[str, Any]) -> str:
-    lines: list[Line] = readout_lines(readout)
+def _readout_html(readout: Mapping[str, Any], task: Task | None) -> str:
+    lines: list[Line] = readout_lines(readout, task=task)
     body = "".join(
         "<div>" + "".join(_segment(text, style) for text, style in line) + "</div>\n"
         for line in lines
@@ -386,6 +389,7 @@ class Contents:
     picture: bytes | None = None
     units: bytes | None = None  # units.png
     readout: dict[str, Any] | None = None  # readout.Readout.as_dict()
+    task: Task | None = None  # the run's task: how the read-out's meaning reads
     charts: list[Chart] = field(default_factory=list)
     summary: list[SweepPoint] | None = None
     histogram: Chart | None = None
@@ -408,7 +412,7 @@ def to_html(c: Contents, precision: int = 4) -> str:
         rows: list[Sequence[str]] = [(esc(k), esc(_metric(v))) for k, v in record.metrics.items()]
         parts.append(_section("Metrics", _table(["metric", "value"], rows)))
     if c.readout is not None:
-        parts.append(_section("Read-out", _readout_html(c.readout)))
+        parts.append(_section("Read-out", _readout_html(c.readout, c.task)))
     if meta.grid:
         rows = [
             (esc(k), esc(", ".join(runs.show_value(v) for v in values)))
@@ -490,6 +494,7 @@ def gather(record: RunRecord) -> Contents:
 
         read = attempt(lambda: reading.stored_readout(run, record))
         c.readout = read[0].as_dict() if read else None
+        c.task = read[0].task if read else None
     scalars = attempt(lambda: read_scalars(run))
     c.charts = trajectory_charts(scalars) if scalars else []
     return c
