@@ -14,6 +14,7 @@ import io
 import json
 import os
 import stat
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,7 +161,9 @@ def load_tensors(directory: Path, name: str) -> dict[str, Any]:
 
     data = read_file(directory, name, TENSOR_CAP)
     try:
-        value = torch.load(io.BytesIO(data), weights_only=True)
+        with warnings.catch_warnings():  # a foreign file's warnings are not ours to print
+            warnings.simplefilter("ignore")
+            value = torch.load(io.BytesIO(data), weights_only=True)
     except Exception as exc:  # corrupt or hostile: torch raises many kinds
         raise RunProblem(f"{name} is unreadable ({type(exc).__name__})") from None
     if not isinstance(value, dict):
