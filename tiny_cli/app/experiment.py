@@ -21,11 +21,12 @@ from torch import nn
 from torch.nn.utils import vector_to_parameters
 
 from tiny_cli import __version__, config, sidecar, tasks
+from tiny_cli.app import resume as resuming
 from tiny_cli.config import ExperimentConfig
 from tiny_cli.errors import RunFailed
 from tiny_cli.show import plots
 from tiny_cli.spec import models
-from tiny_cli.store import events, runs, tracking
+from tiny_cli.store import events, locks, runs, tracking
 from tiny_cli.tasks import Task
 from tiny_cli.train import engine, inits, stopping
 from tiny_cli.train.engine import LOSSES
@@ -143,25 +144,32 @@ def run_experiment(
     """
     flag = stopping.StopFlag()
     painter = painter or sidecar.local()
-    with stopping.catch_signals(flag):
-        state = _checkpoint_state(cfg, resume)
-        built = _build(cfg, kind)
-        run = _open(cfg, kind, runs_root, source, device, origin, extra_meta, resume)
-        log = _EpochLog(run, cfg, built, painter, progress)
-        try:
+    with contextlib.ExitStack() as held:  # the run locked until its record says how it ended
+        with stopping.catch_signals(flag):
+            if resume is not None:  # one process at a time: the lock first, then the checks
+                held.enter_context(locks.hold(resume))
+            state = resuming.checkpoint_state(cfg, resume) if resume is not None else None
+            built = _build(cfg, kind)
+            run, events_file = _open(
+                cfg, kind, runs_root, source, device, origin, extra_meta, resume, state
+            )
             if resume is None:
-                log.begin(cfg, run.id)
-            result = _train(run, cfg, built, log, flag, device, state)
-            metrics = evaluate(cfg, built.model, built.x, built.y, flag)
-            history = log.history(run, resumed=resume is not None)
-            drawing, reading = _read(
-                painter, cfg, built.model, built.x, built.y, metrics, built.init_state, history,
-                result, kind,
-            )  # fmt: skip
-            png, units = _store(run, built.model, log.tracker, result, metrics, drawing)
-        except BaseException as exc:
-            raise _store_failure(run, built.model, log.tracker, log.last, exc) from exc
-    return _finish(run, result, metrics, built.model, png, units, reading, cfg.task)
+                held.enter_context(locks.hold(run))
+            log = _EpochLog(run, cfg, built, painter, progress, events_file)
+            try:
+                if resume is None:
+                    log.begin(cfg, run.id)
+                result = _train(run, cfg, built, log, flag, device, state)
+                metrics = evaluate(cfg, built.model, built.x, built.y, flag)
+                history = log.history(run, resumed=resume is not None)
+                drawing, reading = _read(
+                    painter, cfg, built.model, built.x, built.y, metrics, built.init_state, history,
+                    result, kind,
+                )  # fmt: skip
+                png, units = _store(run, built.model, log.tracker, result, metrics, drawing)
+            except BaseException as exc:
+                raise _store_failure(run, built.model, log.tracker, log.last, exc) from exc
+        return _finish(run, result, metrics, built.model, png, units, reading, cfg.task)
 
 
 @dataclass
@@ -174,17 +182,6 @@ class _Built:
     model: nn.Module
     init_state: dict[str, Any]
     picture: plots.PredictionPlot
-
-
-def _checkpoint_state(cfg: ExperimentConfig, resume: runs.Run | None) -> engine.State | None:
-    """The training state a stopped run resumes from (None for a new run), checked whole
-    (`engine.state_problem`) before anything is touched."""
-    if resume is None:
-        return None
-    state = runs.load_tensors(resume.path, runs.CHECKPOINT_STATE)
-    if (problem := engine.state_problem(cfg, [cfg.seed], state)) is not None:
-        raise runs.RunProblem(f"{runs.CHECKPOINT_STATE}: {problem}")
-    return state
 
 
 def _build(cfg: ExperimentConfig, kind: str) -> _Built:
@@ -204,20 +201,17 @@ def _open(
     origin: str | None,
     extra_meta: dict[str, Any] | None,
     resume: runs.Run | None,
-) -> runs.Run:
+    state: engine.State | None,
+) -> tuple[runs.Run, Path | None]:
     """The run's directory: a new one with its config and run.json, or the stopped run
-    `resume`, marked running again."""
-    if resume is None:
+    `resume`, marked running again (`resume.reopen`); and the event file to go on with."""
+    if resume is None or state is None:
         run = runs.create(runs_root, cfg.task.name)
         run.write_text(runs.CONFIG, config.dump_yaml(cfg))
         meta = run_meta(run, cfg, kind, source, device, from_run=origin, **(extra_meta or {}))
         run.write_json(runs.META, meta)
-        return run
-    resume.update_meta(
-        status="running", reason="", resumed=time.time(), heartbeat=time.time(),
-        **runs.process_identity(),
-    )  # fmt: skip
-    return resume
+        return run, None
+    return resume, resuming.reopen(resume, state)
 
 
 class _EpochLog:
@@ -232,9 +226,10 @@ class _EpochLog:
         built: _Built,
         painter: sidecar.Sidecar,
         progress: Callable[[tracking.EpochStats], None] | None,
+        events_file: Path | None = None,
     ) -> None:
         self.tracker = tracking.Tracker(
-            events.EventWriter(run.path),
+            events.EventWriter(run.path, append=events_file),
             built.model,
             cfg.arch,
             cfg.log.every,
@@ -268,7 +263,10 @@ class _EpochLog:
         logged); a resumed run's from its event file, which holds the epochs before too."""
         if self.last is not None and self.last.epoch % self.every:
             self.losses.append(self.last.loss)
-        return self.losses if not resumed else tracking.scalar_history(run.path)
+        if not resumed:
+            return self.losses
+        self.tracker.writer.flush()  # what this process logged, too
+        return tracking.scalar_history(run.path)
 
 
 def _train(
@@ -285,7 +283,7 @@ def _train(
     correct = task.correct if task.kind == "classification" else None
     fitted = engine.fit(
         cfg, [cfg.seed], built.x, built.y, correct=correct, callbacks=[log], should_stop=flag,
-        device=device, checkpoint=_Checkpointer(run), resume=state,
+        device=device, checkpoint=_Checkpointer(run, config.fingerprint(cfg)), resume=state,
     )  # fmt: skip
     result = _result(fitted)
     built.model.load_state_dict({k: v[0] for k, v in fitted.params.items()})
@@ -396,14 +394,16 @@ class _Checkpointer:
     """The engine's checkpoint callback: the training state into `checkpoint.pt` every
     CHECKPOINT_EPOCHS epochs, at least every CHECKPOINT_SECONDS, and when forced."""
 
-    def __init__(self, run: runs.Run) -> None:
+    def __init__(self, run: runs.Run, made: str) -> None:
         self.run = run
+        self.made = made  # the config's fingerprint, checked by a resume
         self._due = time.monotonic() + CHECKPOINT_SECONDS
 
     def __call__(self, epoch: int, snapshot: Callable[[], engine.State], force: bool) -> None:
         now = time.monotonic()
         if force or epoch % CHECKPOINT_EPOCHS == 0 or now >= self._due:
-            self.run.save_tensors(runs.CHECKPOINT_STATE, snapshot())
+            state = {**snapshot(), resuming.FINGERPRINT: self.made}
+            self.run.save_tensors(runs.CHECKPOINT_STATE, state)
             self._due = now + CHECKPOINT_SECONDS
 
 

@@ -1,6 +1,9 @@
 """Whether a stopped run or sweep can continue, checked before anything is trained:
 `--resume` goes on with the stored config alone, a run needs a checkpoint to continue from,
-and a sweep's progress bar counts the seed-epochs its files describe."""
+and a sweep's progress bar counts the seed-epochs its files describe. Once the run is locked
+(`store.locks`), what it continues from is checked to be its own and unchanged: the
+checkpoint (`checkpoint_state`) and a sweep's chunks (`chunk_problem`); `reopen` marks it
+running again with its one event file cut back to the checkpoint."""
 
 from __future__ import annotations
 
@@ -12,6 +15,9 @@ from tiny_cli.errors import TinyError
 if TYPE_CHECKING:
     from tiny_cli.config import ExperimentConfig
     from tiny_cli.store.runs import Run
+    from tiny_cli.train.engine import State
+
+FINGERPRINT = "config"  # the key of the config's fingerprint in a checkpoint or a chunk
 
 
 def refuse_changes(resume: str, what: str, others: dict[str, Any]) -> None:
@@ -53,3 +59,72 @@ def sweep_total(run: Run) -> int:
         return 0
     points = max(1, len(runs.read_grid(run).points))
     return (meta.seeds[1] - meta.seeds[0] + 1) * meta.epochs * points
+
+
+def changed(run: Run, what: str) -> TinyError:
+    """The run's config.yaml is not the config it was trained with: one line (exit 2)."""
+    from tiny_cli.store import runs
+
+    anew = f"tiny train --from {run.id} trains it anew" if what == "run" else "start it anew"
+    return TinyError(f"--resume {run.id}: {runs.CONFIG} changed since the {what} started; {anew}")
+
+
+def checkpoint_state(cfg: ExperimentConfig, run: Run) -> State:
+    """The training state a locked, stopped run resumes from, checked whole before anything
+    is touched: still not complete (another resume may have finished it), the checkpoint
+    made with this config (its fingerprint; a checkpoint from before fingerprints is taken
+    as it is) and usable (`engine.state_problem`: shapes, seeds, finite weights)."""
+    from tiny_cli import config
+    from tiny_cli.store import runs
+    from tiny_cli.train import engine
+
+    if runs.read(run).status == "completed":
+        raise TinyError(f"--resume {run.id}: the run is complete")
+    state = runs.load_tensors(run.path, runs.CHECKPOINT_STATE)
+    made = state.get(FINGERPRINT)
+    if made is not None and made != config.fingerprint(cfg):
+        raise changed(run, "run")
+    if (problem := engine.state_problem(cfg, [cfg.seed], state)) is not None:
+        raise runs.RunProblem(f"--resume {run.id}: {runs.CHECKPOINT_STATE}: {problem}")
+    return state
+
+
+def reopen(run: Run, state: State) -> Path | None:
+    """Mark a stopped run running again, its event file first cut back to the checkpoint's
+    epoch (`tracking.rewind`); the event file to go on writing (None: start one)."""
+    import time
+
+    from tiny_cli.store import runs, tracking
+
+    try:
+        kept = tracking.rewind(run.path, int(state["epoch"]))
+    except OSError as exc:
+        raise runs.RunProblem(
+            f"run {run.id}: its event file cannot be rewritten for the resume ({exc.strerror})"
+        ) from None
+    run.update_meta(
+        status="running", reason="", resumed=time.time(), heartbeat=time.time(),
+        **runs.process_identity(),
+    )  # fmt: skip
+    return kept
+
+
+def chunk_problem(part: dict[str, Any], seeds: tuple[int, ...], made: str) -> str | None:
+    """Why a stored chunk is not this sweep's chunk of `seeds` trained with the config of
+    fingerprint `made` (None: it is); a chunk from before fingerprints is judged by its
+    seeds alone."""
+    import torch
+
+    stored = part.get("seeds")
+    if not isinstance(stored, torch.Tensor) or stored.tolist() != list(seeds):
+        return f"is not this sweep's (its seeds are not {_span(seeds)})"
+    if part.get(FINGERPRINT, made) != made:
+        return "is not this sweep's (trained with another config)"
+    for key in ("params", "loss", "epochs", "outcome", "seconds"):
+        if key not in part:
+            return f"has no {key}"
+    return None
+
+
+def _span(seeds: tuple[int, ...]) -> str:
+    return f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 1 else str(seeds[0])

@@ -21,10 +21,11 @@ import torch
 from torch import Tensor
 
 from tiny_cli import config
+from tiny_cli.app import resume as resuming
 from tiny_cli.config import ExperimentConfig, GridAxis, GridPoint
 from tiny_cli.errors import RunFailed, TinyError
 from tiny_cli.spec import models
-from tiny_cli.store import events, runs
+from tiny_cli.store import events, locks, runs
 from tiny_cli.train import engine, stopping
 from tiny_cli.train.outcomes import OUTCOMES, classify, evaluate, pick_seeds
 
@@ -151,6 +152,7 @@ def train_chunk(
         "epochs": fitted.epochs,
         "outcome": outcome,
         "seconds": time.perf_counter() - start,
+        resuming.FINGERPRINT: config.fingerprint(cfg),  # what a resume checks
     }
 
 
@@ -289,7 +291,10 @@ def run_sweep(
     run = _create(base, points, axes, seeds, runs_root, source, device, chunk, slots, keep)
     runner = runner or local_runner(threads, device)
     work = plan(points, seeds, chunk, slots)
-    return _Sweep(run, points, seeds, work, runner, on_epoch, runs_root, source, keep).complete()
+    with locks.hold(run, "sweep"):  # one process at a time: see resume_sweep
+        return _Sweep(
+            run, points, seeds, work, runner, on_epoch, runs_root, source, keep
+        ).complete()
 
 
 def _check_data(points: Sequence[GridPoint]) -> None:
@@ -323,6 +328,7 @@ def _create(
         run, base, "sweep", source, device, init=modes, seed=None,
         seeds=[seeds.start, seeds.stop - 1], n_seeds=len(seeds), grid=grid["axes"],
         epochs=max(p.cfg.train.epochs for p in points), chunk=chunk, slots=slots, keep=keep,
+        config_hash=config.fingerprint(base),
     )  # fmt: skip
     run.write_json(runs.META, meta)
     return run
@@ -338,7 +344,21 @@ def resume_sweep(
     device: str = "cpu",
 ) -> SweepOutcome:
     """Finish an interrupted, failed or stale sweep: train only the chunks it has not stored,
-    then store it as an uninterrupted sweep would have been (the same results, bit for bit)."""
+    then store it as an uninterrupted sweep would have been (the same results, bit for bit).
+    The sweep is locked first (a second resume, or the sweep still training, is one line),
+    then checked: its config unchanged, every stored chunk its own (`_check_chunks`)."""
+    with locks.hold(run, "sweep"):
+        return _resume(run, runs_root, on_epoch, threads, runner, device)
+
+
+def _resume(
+    run: runs.Run,
+    runs_root: Path,
+    on_epoch: Callable[[int], None] | None,
+    threads: int,
+    runner: Runner | None,
+    device: str,
+) -> SweepOutcome:
     record = runs.read(run)
     meta = record.meta
     if meta.kind != "sweep":
@@ -359,13 +379,40 @@ def resume_sweep(
     points = config.grid_points(str(run.path / runs.CONFIG), [], axes)
     seeds = range(meta.seeds[0], meta.seeds[1] + 1)
     raw = run.read_json(runs.META)
+    made = raw.get("config_hash")  # (none in a sweep stored before fingerprints)
+    if made is not None and made != _base_fingerprint(run):
+        raise resuming.changed(run, "sweep")
     chunk = raw.get("chunk") if isinstance(raw.get("chunk"), int) else None
     slots = raw.get("slots") if isinstance(raw.get("slots"), int) else 1
     keep = raw.get("keep") if isinstance(raw.get("keep"), int) else 0
     runner = runner or local_runner(threads, device)
     work = plan(points, seeds, chunk, max(1, slots))  # the sweep's own plan, whoever trains it
+    _check_chunks(run, work, points)
     source = meta.source or ""
     return _Sweep(run, points, seeds, work, runner, on_epoch, runs_root, source, keep).complete()
+
+
+def _base_fingerprint(run: runs.Run) -> str:
+    return config.fingerprint(config.load(str(run.path / runs.CONFIG))[0])
+
+
+def _check_chunks(run: runs.Run, work: Sequence[Chunk], points: Sequence[GridPoint]) -> None:
+    """Every chunk stored in the sweep's `chunks/` is readable and its own, trained with its
+    point's config (`resume.chunk_problem`): checked before anything is trained or marked."""
+    made = [config.fingerprint(p.cfg) for p in points]
+    for c in work:
+        name = f"{CHUNKS}/{c.file}"
+        if not (run.path / name).is_file():
+            continue
+        try:
+            part = runs.load_tensors(run.path, name)
+            problem = resuming.chunk_problem(part, c.seeds, made[c.point])
+        except runs.RunProblem as exc:
+            problem = str(exc).removeprefix(f"{name} ")
+        if problem is not None:
+            raise runs.RunProblem(
+                f"--resume {run.id}: {name} {problem}; without it, --resume trains it again"
+            )
 
 
 def total_seed_epochs(points: Sequence[GridPoint], seeds: Sequence[int]) -> int:

@@ -18,7 +18,7 @@ Callers use the names below as `config.NAME`.
 
 from __future__ import annotations
 
-from tiny_cli.config.flat import dump_yaml, flat_keys, flatten, to_dict
+from tiny_cli.config.flat import dump_yaml, fingerprint, flat_keys, flatten, to_dict
 from tiny_cli.config.grid import (
     MAX_GRID_POINTS,
     MAX_GRID_VALUES,
@@ -88,6 +88,7 @@ __all__ = [
     "check_sweep_size",
     "check_threads",
     "dump_yaml",
+    "fingerprint",
     "flat_keys",
     "flatten",
     "grid_points",

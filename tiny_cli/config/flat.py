@@ -1,7 +1,9 @@
-"""A resolved config as plain data: a dict, dotted keys (TensorBoard's hparams), YAML text."""
+"""A resolved config as plain data: a dict, dotted keys (TensorBoard's hparams), YAML text,
+a fingerprint."""
 
 from __future__ import annotations
 
+import hashlib
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -57,3 +59,9 @@ def flatten(cfg: ExperimentConfig) -> dict[str, Any]:
 
 def dump_yaml(cfg: ExperimentConfig) -> str:
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def fingerprint(cfg: ExperimentConfig) -> str:
+    """A hash of the resolved config (its YAML text): what a checkpoint or a sweep's chunk
+    records of the config it was trained with, so a resume can tell that it changed."""
+    return hashlib.sha256(dump_yaml(cfg).encode()).hexdigest()[:16]

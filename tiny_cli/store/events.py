@@ -28,7 +28,7 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import google_crc32c
@@ -71,23 +71,72 @@ class ScalarEvent:
         return self.event
 
 
+PREFIX = "events.out.tfevents."
+FILE_VERSION = "brain.Event:2"
+
+
+def read_records(path: Path) -> Iterator[bytes]:
+    """The whole records of an event file in order, read a record at a time; it ends at
+    the first record that is cut short or fails its checksum (a run killed mid-write)."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        while True:
+            header = f.read(12)
+            if len(header) < 12 or struct.unpack("<I", header[8:])[0] != _masked_crc(header[:8]):
+                return
+            (length,) = struct.unpack("<Q", header[:8])
+            if length > size - f.tell():
+                return
+            data = f.read(length)
+            crc = f.read(4)
+            if len(data) < length or len(crc) < 4:
+                return
+            if struct.unpack("<I", crc)[0] != _masked_crc(data):
+                return
+            yield data
+
+
+def run_files(log_dir: Path) -> list[Path]:
+    """A directory's own event files, oldest first: regular files (no symlinks), the
+    solutions' file of a sweep left out."""
+    try:
+        entries = list(os.scandir(log_dir))
+    except OSError:
+        return []
+    return sorted(
+        Path(e.path)
+        for e in entries
+        if e.name.startswith(PREFIX)
+        and not e.name.endswith(f".{SOLUTIONS_SUFFIX}")
+        and e.is_file(follow_symlinks=False)
+    )
+
+
 class EventWriter:
     """One append-only event file in `log_dir`; buffered, flushed every `flush_secs`.
 
     `close()` flushes and fsyncs; it is safe to call twice, so every exit path can call it.
     """
 
-    def __init__(self, log_dir: Path, flush_secs: float = 2.0, suffix: str = "tiny") -> None:
-        """`suffix` ends the file's name: files of one kind can be told apart and replaced."""
+    def __init__(
+        self,
+        log_dir: Path,
+        flush_secs: float = 2.0,
+        suffix: str = "tiny",
+        append: Path | None = None,
+    ) -> None:
+        """`suffix` ends the file's name: files of one kind can be told apart and replaced.
+        `append`: an event file of this writer's to go on with (a resumed run's), else a new
+        file is started."""
         stamp = f"{int(time.time())}.{socket.gethostname()}.{os.getpid()}"
-        name = f"events.out.tfevents.{stamp}.{suffix}"
-        self.path = log_dir / name
+        self.path = append or log_dir / f"{PREFIX}{stamp}.{suffix}"
         self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 (closed in close())
         self._buf = bytearray()
         self._flush_secs = flush_secs
         self._last_flush = time.monotonic()
-        self.write(Event(wall_time=time.time(), file_version="brain.Event:2"))
-        self.flush()
+        if append is None:
+            self.write(Event(wall_time=time.time(), file_version=FILE_VERSION))
+            self.flush()
 
     @property
     def closed(self) -> bool:

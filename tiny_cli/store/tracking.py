@@ -13,8 +13,9 @@ run directory is one TensorBoard run (`add_hparams` would make a timestamped sub
 from __future__ import annotations
 
 import math
+import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,8 +26,9 @@ from torch.nn.utils import vector_to_parameters
 
 from tiny_cli import sidecar
 from tiny_cli.spec import models
+from tiny_cli.store import events
 from tiny_cli.store.events import EventWriter, ScalarEvent, image_summary, layout_summary, png_size
-from tiny_cli.store.hparams import hparams_summaries, session_end_summary
+from tiny_cli.store.hparams import SESSION_END_INFO_TAG, hparams_summaries, session_end_summary
 from tiny_cli.tasks import Task
 
 IMAGE_TAG = "prediction"
@@ -262,3 +264,65 @@ def scalar_history(log_dir: Path, tag: str = "metrics/loss") -> list[float]:
     if tag not in acc.Tags().get("scalars", []):
         return []
     return [e.value for e in sorted(acc.Scalars(tag), key=lambda e: e.step)]
+
+
+# --- a resumed run's one event file -----------------------------------------------------
+
+
+def rewind(log_dir: Path, epoch: int) -> Path | None:
+    """A stopped run's event file, cut back to `epoch` (the checkpoint it resumes from) for
+    the resumed run to go on writing: what was logged after that epoch (a killed run's last
+    seconds) and what marked the end (the final metrics, the units picture, the session's
+    status) are left out, so TensorBoard sees each step once, and the run keeps one file (one
+    left by an earlier tiny's resume is merged in and removed). Written to a temporary name
+    and renamed over the first file: the old file stays whole whatever fails (`OSError`).
+    None: the run has no event file."""
+    files = events.run_files(log_dir)
+    if not files:
+        return None
+    tmp = log_dir / f".resume-events.{os.getpid()}.tmp"  # not a name TensorBoard reads
+    tmp.unlink(missing_ok=True)
+    writer = EventWriter(log_dir, append=tmp)
+    try:
+        try:
+            for data in _kept_records(files, epoch):
+                writer.write_record(data)
+        finally:
+            writer.close()
+        os.replace(tmp, files[0])
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    for other in files[1:]:
+        other.unlink(missing_ok=True)
+    return files[0]
+
+
+_END_TAGS = {UNITS_TAG, SESSION_END_INFO_TAG}
+
+
+def _kept_records(files: Sequence[Path], epoch: int) -> Iterator[bytes]:
+    """The records of `files` in order that a run resumed after `epoch` keeps: the first
+    file's version record, then each event up to `epoch` that does not mark the run's end,
+    once (events of the same step and tags in a later file are the same epoch again)."""
+    from google.protobuf.message import DecodeError
+    from tensorboard.compat.proto.event_pb2 import Event
+
+    seen: set[tuple[int, str, int]] = set()
+    for i, path in enumerate(files):
+        for data in events.read_records(path):
+            try:
+                event = Event.FromString(data)
+            except DecodeError:
+                break
+            if event.HasField("file_version"):
+                if i == 0:
+                    yield data
+                continue
+            tags = [v.tag for v in event.summary.value]
+            if event.step > epoch or any(t in _END_TAGS or t.startswith("final/") for t in tags):
+                continue
+            key = (event.step, tags[0] if tags else "", len(tags))
+            if key not in seen:
+                seen.add(key)
+                yield data

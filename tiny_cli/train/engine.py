@@ -172,6 +172,10 @@ def state_problem(cfg: ExperimentConfig, seeds: Sequence[int], state: Any) -> st
             return f"{key} is missing or not a {dtype} tensor of shape {list(shape)}"
     if state.get("seeds") != lined or state.get("size") != size:
         return "of other seeds or another architecture"
+    # what training keeps finite: every seed's last finite weights, a live seed's weights
+    live = state["flat"].view(-1, s)[:, state["alive"]]
+    if not (bool(state["last_good"].isfinite().all()) and bool(live.isfinite().all())):
+        return "its weights hold NaN or infinite values"
     epoch, step = state.get("epoch"), state.get("step")
     if not isinstance(epoch, int) or not 0 <= epoch <= cfg.train.epochs:
         return f"epoch is not an integer in [0, {cfg.train.epochs}]"
