@@ -196,6 +196,10 @@ def test_a_malicious_checkpoint_is_not_executed(
     shown = cli("inspect", run.name)
     assert shown.returncode == 1 and "model.pt is unreadable" in shown.stdout
     assert not (tmp_path / "work" / "pwned").exists()
+    # a pickle of another protocol than torch's: tiny's one line, not torch's warning too
+    for command in ("inspect", "export"):
+        shown = cli(command, run.name)
+        assert shown.returncode == 1 and len(shown.stderr.strip().splitlines()) == 1, shown.stderr
 
 
 def test_a_bad_device_is_one_line(cli: CLI) -> None:
@@ -261,8 +265,9 @@ def test_a_sweep_stopped_by_sigterm_keeps_its_chunks_and_resume_finishes_it_bit_
 
 def test_a_run_killed_with_sigkill_is_stale_and_resumes_bit_identical(tmp_path: Path) -> None:
     """SIGKILL leaves `running` in run.json: `tiny runs` and `inspect` say stale (exit 1);
-    `tiny train --resume` continues from the last checkpoint and ends with the weights of a
-    run that never stopped."""
+    `tiny train --resume` continues from the last checkpoint (the killed process's lock
+    died with it) and ends with the weights of a run that never stopped, and one event file
+    with each epoch once (what the killed run logged after its checkpoint is not repeated)."""
     from tiny_cli import config
     from tiny_cli.app import experiment
     from tiny_cli.train import engine
@@ -285,6 +290,7 @@ def test_a_run_killed_with_sigkill_is_stale_and_resumes_bit_identical(tmp_path: 
             proc.kill()
     (run,) = runs_dir.iterdir()
     assert json.loads((run / "run.json").read_text())["status"] == "running"
+    assert (run / ".lock").is_file()  # held by the killed process: released by its death
     meta_before = (run / "run.json").read_bytes()
     saved = (run / "checkpoint.pt").read_bytes()
 
@@ -312,8 +318,12 @@ def test_a_run_killed_with_sigkill_is_stale_and_resumes_bit_identical(tmp_path: 
     resumed = tiny("train", "--resume", run.name)
     assert resumed.returncode == 0, resumed.stderr
     meta = json.loads((run / "run.json").read_text())
-    assert meta["status"] == "completed" and meta["epochs_done"] == 1500
+    assert meta["status"] == "completed" and meta["epochs_done"] == 1500 and meta["reason"] == ""
     assert not (run / "checkpoint.pt").exists()
+    (events,) = run.glob("events.out.tfevents.*")
+    acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("metrics/loss")] == list(range(1501))
     overrides = [("train.epochs", 1500, "t"), ("train.batch_size", 4, "t"), ("task.bits", 3, "t")]
     cfg, _ = config.load("is_even", overrides)
     x, y = cfg.task.data()

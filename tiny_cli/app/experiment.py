@@ -281,9 +281,10 @@ def _train(
     """`engine.fit` with the run's one seed; the parameters it ends with go into the model."""
     task = cfg.task
     correct = task.correct if task.kind == "classification" else None
+    saver = _Checkpointer(run, config.fingerprint(cfg), log.tracker.writer.flush)
     fitted = engine.fit(
         cfg, [cfg.seed], built.x, built.y, correct=correct, callbacks=[log], should_stop=flag,
-        device=device, checkpoint=_Checkpointer(run, config.fingerprint(cfg)), resume=state,
+        device=device, checkpoint=saver, resume=state,
     )  # fmt: skip
     result = _result(fitted)
     built.model.load_state_dict({k: v[0] for k, v in fitted.params.items()})
@@ -394,14 +395,16 @@ class _Checkpointer:
     """The engine's checkpoint callback: the training state into `checkpoint.pt` every
     CHECKPOINT_EPOCHS epochs, at least every CHECKPOINT_SECONDS, and when forced."""
 
-    def __init__(self, run: runs.Run, made: str) -> None:
+    def __init__(self, run: runs.Run, made: str, flush: Callable[[], None]) -> None:
         self.run = run
         self.made = made  # the config's fingerprint, checked by a resume
+        self.flush = flush  # the event file's: it holds every epoch up to the checkpoint
         self._due = time.monotonic() + CHECKPOINT_SECONDS
 
     def __call__(self, epoch: int, snapshot: Callable[[], engine.State], force: bool) -> None:
         now = time.monotonic()
         if force or epoch % CHECKPOINT_EPOCHS == 0 or now >= self._due:
+            self.flush()  # first: a resume goes on from the checkpoint, in the event file too
             state = {**snapshot(), resuming.FINGERPRINT: self.made}
             self.run.save_tensors(runs.CHECKPOINT_STATE, state)
             self._due = now + CHECKPOINT_SECONDS
