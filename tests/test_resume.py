@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.compat.proto.event_pb2 import Event
 
 from tests.conftest import REPO, assert_one_line_error
 from tiny_cli import config
@@ -211,3 +212,30 @@ def pickle_bytes(data: dict[str, object]) -> bytes:
     buf = io.BytesIO()
     torch.save(data, buf)
     return buf.getvalue()
+
+
+def test_an_earlier_resumes_two_event_files_become_one_with_each_step_once(
+    tmp_path: Path,
+) -> None:
+    """A run resumed by an earlier tiny has two event files: the first ran past its
+    checkpoint (epoch 3) to 5 before it stopped, the second resumed at 4 and stopped at 8.
+    Resumed again from epoch 6, it keeps one file: steps 0-6 once, no end-of-run marks."""
+    from tiny_cli.store import events, hparams, tracking
+
+    def stopped_file(name: str, steps: range) -> None:
+        writer = events.EventWriter(tmp_path, append=tmp_path / name)
+        writer.write(Event(wall_time=0.0, file_version=events.FILE_VERSION))
+        for step in steps:
+            writer.scalars(step, [("metrics/loss", float(step))])
+        writer.scalars(steps[-1], [("final/loss", 0.0)])
+        writer.summary(steps[-1], hparams.session_end_summary("interrupted"))
+        writer.close()
+
+    stopped_file("events.out.tfevents.1.host.1.tiny", range(6))
+    stopped_file("events.out.tfevents.2.host.2.tiny", range(4, 9))
+    kept = tracking.rewind(tmp_path, 6)
+    assert kept is not None and events.run_files(tmp_path) == [kept]
+    acc = EventAccumulator(str(kept), size_guidance={"scalars": 0, "tensors": 0})
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("metrics/loss")] == list(range(7))
+    assert acc.Tags()["scalars"] == ["metrics/loss"] and acc.Tags()["tensors"] == []

@@ -46,9 +46,12 @@ def hold(run: Run, what: str = "run") -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise Busy(f"{what} {run.id}: being trained by another process{_holder(fd)}") from None
-        with contextlib.suppress(OSError):  # who holds it, for the message above
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:  # a file system without locks (some network ones): as without fcntl
+            pass
+        else:
+            with contextlib.suppress(OSError):  # who holds it, for the message above
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)  # releases the lock

@@ -7,6 +7,7 @@
       model.pt            final state_dict (torch.load(..., weights_only=True))
       prediction.png      the final picture of the model against the truth
       events.out.tfevents.*   TensorBoard scalars, layout, pictures, hparams (events.py, hparams.py)
+      .lock               locked while a process trains or resumes it (locks.py)
 
 A sweep (`tiny sweep`) is a directory of the same kind, with `kind: sweep` in its run.json:
 
