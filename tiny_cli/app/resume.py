@@ -1,12 +1,14 @@
 """Whether a stopped run or sweep can continue, checked before anything is trained:
 `--resume` goes on with the stored config alone, a run needs a checkpoint to continue from,
 and a sweep's progress bar counts the seed-epochs its files describe. Once the run is locked
-(`store.locks`), what it continues from is checked to be its own and unchanged: the
-checkpoint (`checkpoint_state`) and a sweep's chunks (`chunk_problem`); `reopen` marks it
-running again with its one event file cut back to the checkpoint."""
+(`store.locks`), what it continues from is checked to be its own and unchanged: a run's
+checkpoint (`checkpoint_state`), a sweep's config and chunks (`check_sweep_config`,
+`check_chunks`); `reopen` marks a run running again, its one event file cut back to its
+checkpoint."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -107,6 +109,35 @@ def reopen(run: Run, state: State) -> Path | None:
         **runs.process_identity(),
     )  # fmt: skip
     return kept
+
+
+def check_sweep_config(run: Run, made: Any) -> None:
+    """The sweep's config.yaml is the one it started with (`made`: the fingerprint its
+    run.json recorded; None for a sweep stored before fingerprints)."""
+    from tiny_cli import config
+    from tiny_cli.store import runs
+
+    if made is not None and made != config.fingerprint(config.load(str(run.path / runs.CONFIG))[0]):
+        raise changed(run, "sweep")
+
+
+def check_chunks(run: Run, chunks: Sequence[tuple[str, tuple[int, ...], str]]) -> None:
+    """Every stored chunk of a sweep (its file, seeds and its point's config fingerprint) is
+    readable and its own (`chunk_problem`): checked before anything is trained or marked;
+    else one line naming it (exit 1)."""
+    from tiny_cli.store import runs
+
+    for name, seeds, made in chunks:
+        if not (run.path / name).is_file():
+            continue
+        try:
+            problem = chunk_problem(runs.load_tensors(run.path, name), seeds, made)
+        except runs.RunProblem as exc:
+            problem = str(exc).removeprefix(f"{name} ")
+        if problem is not None:
+            raise runs.RunProblem(
+                f"--resume {run.id}: {name} {problem}; without it, --resume trains it again"
+            )
 
 
 def chunk_problem(part: dict[str, Any], seeds: tuple[int, ...], made: str) -> str | None:

@@ -346,7 +346,7 @@ def resume_sweep(
     """Finish an interrupted, failed or stale sweep: train only the chunks it has not stored,
     then store it as an uninterrupted sweep would have been (the same results, bit for bit).
     The sweep is locked first (a second resume, or the sweep still training, is one line),
-    then checked: its config unchanged, every stored chunk its own (`_check_chunks`)."""
+    then checked: its config unchanged, every stored chunk its own (`resume.check_chunks`)."""
     with locks.hold(run, "sweep"):
         return _resume(run, runs_root, on_epoch, threads, runner, device)
 
@@ -379,40 +379,16 @@ def _resume(
     points = config.grid_points(str(run.path / runs.CONFIG), [], axes)
     seeds = range(meta.seeds[0], meta.seeds[1] + 1)
     raw = run.read_json(runs.META)
-    made = raw.get("config_hash")  # (none in a sweep stored before fingerprints)
-    if made is not None and made != _base_fingerprint(run):
-        raise resuming.changed(run, "sweep")
+    resuming.check_sweep_config(run, raw.get("config_hash"))
     chunk = raw.get("chunk") if isinstance(raw.get("chunk"), int) else None
     slots = raw.get("slots") if isinstance(raw.get("slots"), int) else 1
     keep = raw.get("keep") if isinstance(raw.get("keep"), int) else 0
     runner = runner or local_runner(threads, device)
     work = plan(points, seeds, chunk, max(1, slots))  # the sweep's own plan, whoever trains it
-    _check_chunks(run, work, points)
+    made = [config.fingerprint(p.cfg) for p in points]  # each chunk's its own, unchanged
+    resuming.check_chunks(run, [(f"{CHUNKS}/{c.file}", c.seeds, made[c.point]) for c in work])
     source = meta.source or ""
     return _Sweep(run, points, seeds, work, runner, on_epoch, runs_root, source, keep).complete()
-
-
-def _base_fingerprint(run: runs.Run) -> str:
-    return config.fingerprint(config.load(str(run.path / runs.CONFIG))[0])
-
-
-def _check_chunks(run: runs.Run, work: Sequence[Chunk], points: Sequence[GridPoint]) -> None:
-    """Every chunk stored in the sweep's `chunks/` is readable and its own, trained with its
-    point's config (`resume.chunk_problem`): checked before anything is trained or marked."""
-    made = [config.fingerprint(p.cfg) for p in points]
-    for c in work:
-        name = f"{CHUNKS}/{c.file}"
-        if not (run.path / name).is_file():
-            continue
-        try:
-            part = runs.load_tensors(run.path, name)
-            problem = resuming.chunk_problem(part, c.seeds, made[c.point])
-        except runs.RunProblem as exc:
-            problem = str(exc).removeprefix(f"{name} ")
-        if problem is not None:
-            raise runs.RunProblem(
-                f"--resume {run.id}: {name} {problem}; without it, --resume trains it again"
-            )
 
 
 def total_seed_epochs(points: Sequence[GridPoint], seeds: Sequence[int]) -> int:
