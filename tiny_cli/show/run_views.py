@@ -11,6 +11,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from tiny_cli.errors import printable
 from tiny_cli.show.tables import (
     Column,
     Fitted,
@@ -19,6 +20,7 @@ from tiny_cli.show.tables import (
     metric_text,
     metrics_table,
     parameters_table,
+    safe_text,
 )
 from tiny_cli.store.runs import Details, RunMeta, RunRecord, short_ids, show_value
 
@@ -134,10 +136,10 @@ def header(
     parts: list[RenderableType] = [
         Text.assemble(
             (f"{what} ", "bold"),
-            (record.run.id, "bold cyan"),
+            (printable(record.run.id), "bold cyan"),
             "  ",
-            (record.status, status_style(record.status)),
-            f"  ({detail})",
+            (printable(record.status), status_style(record.status)),
+            printable(f"  ({detail})"),
         )
     ]
     facts = [
@@ -154,11 +156,11 @@ def header(
     ]
     line = "  ".join(f"{k} {v}" for k, v in facts if v)
     if line:
-        parts.append(Text(line, style="dim"))
+        parts.append(safe_text(line, style="dim"))
     if meta.reason:
-        parts.append(Text(f"reason: {meta.reason}", style="yellow"))
+        parts.append(safe_text(f"reason: {meta.reason}", style="yellow"))
     if problem:
-        parts.append(Text(f"problem: {problem}", style="red"))
+        parts.append(safe_text(f"problem: {problem}", style="red"))
     if config is not None:
         parts.append(config_view(config))
     return parts

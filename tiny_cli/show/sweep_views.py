@@ -19,6 +19,7 @@ from tiny_cli.show.tables import (
     fit,
     floor_width,
     parameters_table,
+    safe_text,
 )
 from tiny_cli.store.runs import Details, GridValue, RunRecord, SeedResult, SweepPoint, show_value
 
@@ -87,12 +88,14 @@ def sweep_view(record: RunRecord, info: Details) -> Group:
         grid = "  ".join(
             f"{k}={','.join(show_value(v) for v in values)}" for k, values in meta.grid.items()
         )
-        parts.append(Text(f"grid: {grid}"))
+        parts.append(safe_text(f"grid: {grid}"))
     if info.summary:
         parts.append(sweep_table(info.summary))
     for kept in meta.kept or []:
         parts.append(
-            Text(f"kept seed {kept.seed} ({kept.why}, grid point {kept.point}): run {kept.run}")
+            safe_text(
+                f"kept seed {kept.seed} ({kept.why}, grid point {kept.point}): run {kept.run}"
+            )
         )
     return Group(*parts)
 
