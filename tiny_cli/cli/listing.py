@@ -12,7 +12,7 @@ from rich.text import Text
 
 from tiny_cli.cli.options import Json, Precision, RunsDir, output_file
 from tiny_cli.cli.output import console, dump, fail
-from tiny_cli.errors import printable
+from tiny_cli.errors import one_line
 
 if TYPE_CHECKING:
     pass
@@ -72,7 +72,7 @@ def list_runs(runs_dir: RunsDir = None, as_json: Json = False, wide: Wide = Fals
         dump([r.to_json() for r in records])
         return
     if not records:
-        console.print(Text(printable(f"no runs in {root}")))
+        console.print(Text(one_line(f"no runs in {root}")))
         return
     console.print(render.runs_table(records, wide=wide))
 
@@ -87,7 +87,7 @@ def board(runs_dir: RunsDir = None, port: Port = 6006) -> None:
     def announce(url: str) -> None:
         console.print(
             Text.assemble(
-                "TensorBoard for ", printable(str(root)), " at ", (url, "bold"), " (Ctrl-C to stop)"
+                "TensorBoard for ", one_line(str(root)), " at ", (url, "bold"), " (Ctrl-C to stop)"
             )
         )
 
@@ -114,5 +114,5 @@ def report(
 
     run = runs.find(runs.root(runs_dir), run_ref)
     path, problems = reporting.write(runs.read(run), output, precision)
-    sys.stdout.write(f"{printable(str(path))}\n")
+    sys.stdout.write(f"{one_line(str(path))}\n")
     fail([f"run {run.id}: {p}" for p in problems])

@@ -138,9 +138,7 @@ class ProgressBar:
 
 def saved(what: str, run_id: str, path: Path) -> Text:
     """`run <id> saved in <path>`: the path as text, never as markup."""
-    return Text.assemble(
-        f"{what} ", (printable(run_id), "bold cyan"), printable(f" saved in {path}")
-    )
+    return Text.assemble(f"{what} ", (one_line(run_id), "bold cyan"), one_line(f" saved in {path}"))
 
 
 def dump(doc: Any) -> None:

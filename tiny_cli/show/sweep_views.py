@@ -10,6 +10,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from tiny_cli.errors import one_line
 from tiny_cli.show.run_views import epochs_label, header, seed_label
 from tiny_cli.show.tables import (
     GAP,
@@ -38,7 +39,8 @@ def _grid_lines(grid: Mapping[str, GridValue], split: bool) -> list[str]:
     """`key=value` per line; `split` puts a long value under its key."""
     out = []
     for k, v in grid.items():
-        out.extend([f"{k}=", f"  {show_value(v)}"] if split else [f"{k}={show_value(v)}"])
+        value = one_line(show_value(v))
+        out.extend([one_line(f"{k}="), f"  {value}"] if split else [one_line(f"{k}={value}")])
     return out
 
 
