@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from rich.console import Console
+from rich.text import Text
 
 from tiny_cli.show.compare_view import compare_view
 from tiny_cli.show.readout_view import FORMULA_CHARS, readout_lines
@@ -181,6 +182,36 @@ def test_text_from_disk_is_never_markup() -> None:
         assert needle in out, (needle, out)
     out = text_of(sweep_table([SUMMARY[0].model_copy(update={"grid": {"[i]k": "[/]"}})]))
     assert "[i]k=[/]" in out
+
+
+ESC = "\x1b]0;title\x07\x1b[2J\n\x9b\u202e"  # set the title, clear, break the line, C1, bidi
+
+
+def test_text_from_disk_is_never_a_terminal_escape() -> None:
+    """Run ids (directory names), run.json fields, metric and parameter names, grid values:
+    shown with their control characters escaped, each id on one line, widths still right."""
+    evil = record(f"20261122-044543-803-x{ESC}", {f"loss{ESC}": 1.0}, task=f"t{ESC}",
+                  init=f"i{ESC}", kind="train", reason=f"r{ESC}")  # fmt: skip
+    info = Details(config={"task": {"name": ESC}}, params={f"w{ESC}": [1.0]})
+    grid = SUMMARY[0].model_copy(update={"grid": {f"k{ESC}": ESC}})
+    views = [runs_table([evil, RECORDS[0]]), runs_table([evil], wide=True), run_view(evil, info),
+             compare_view([evil, RECORDS[0]], [None] * 2, [info.params, None]),
+             sweep_table([grid])]  # fmt: skip
+    for view in views:
+        out = text_of(view, 80, crop=False)
+        assert not [c for c in out if c in "\x1b\x07\x9b\u202e"], out
+        assert "\\x1b]0;title" in out, out  # shown, as text
+    table = text_of(runs_table([evil, RECORDS[0]]), 80, crop=False)
+    assert "20261122-044543-803-x\\x1b]0;title\\x07\\x1b[2J\\n\\x9b\\u202e" in table  # whole
+    assert len(table.splitlines()) == 5  # title, header, rule, one line per run
+
+
+def test_the_console_escapes_what_a_view_did_not() -> None:
+    from tiny_cli.cli.output import SafeConsole
+
+    console = SafeConsole(width=40, color_system=None, file=io.StringIO(), record=True)
+    console.print(Text.assemble("raw \x1b[2J here", ("\x9b", "bold")))
+    assert console.export_text() == "raw \\x1b[2J here\\x9b\n"
 
 
 def test_precision_applies_to_metrics() -> None:

@@ -112,10 +112,13 @@ def test_trajectories_are_the_event_file_s_scalars(lt10: Path) -> None:
 def test_a_sweep_report_has_its_outcome_table_and_loss_histogram(
     sweep: Path, tmp_path: Path
 ) -> None:
-    out = tmp_path / "sweep.html"
-    proc = run_cli("report", sweep.name, "-o", str(out), runs_dir=sweep.parent, cwd=tmp_path)
+    out = tmp_path.resolve() / "sweep\x1b[2J.html"  # written through a link; named as data
+    link = tmp_path / "link.html"
+    link.symlink_to(out)
+    proc = run_cli("report", sweep.name, "-o", str(link), runs_dir=sweep.parent, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == f"{out}\n"
+    assert proc.stdout == f"{out.parent}/sweep\\x1b[2J.html\n"
+    assert link.is_symlink() and link.resolve() == out
     page = assert_self_contained(out.read_text())
     table = Page(out.read_text().split("<h2>Outcomes</h2>")[1].split("</table>")[0])
     text = "|".join(s.strip() for s in table.text if s.strip())

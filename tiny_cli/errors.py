@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -71,24 +72,33 @@ class RunFailed(TinyError):
 
 
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# What a terminal would act on rather than show: C0 and C1 controls (ESC, BEL, CSI, ...),
+# DEL, line separators and bidi overrides.
+_SPECIALS = "\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_CONTROL = re.compile(f"[\x00-\x1f{_SPECIALS}]")
+_CONTROL_BUT_NEWLINE = re.compile(f"[\x00-\x09\x0b-\x1f{_SPECIALS}]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    ch = match.group()
+    code = ord(ch)
+    if ch in _ESCAPES:
+        return _ESCAPES[ch]
+    return f"\\x{code:02x}" if code < 0xA0 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """Text from disk, a config or a plugin as data for a terminal: every control character
+    (escape sequences, BEL, carriage returns, bidi overrides) shown as a visible escape
+    (`\\x1b`), newlines kept. The one rule every output point applies to untrusted text."""
+    return _CONTROL_BUT_NEWLINE.sub(_visible, text)
 
 
 def one_line(text: str, limit: int = 500) -> str:
     """`text` safe to print as one line of a terminal: newlines, carriage returns, escape
     sequences and other control characters become visible escapes (`\\n`, `\\x1b`), and an
     absurdly long message (an echoed argument, a file's content) is cut at `limit`."""
-    out = []
-    for ch in text:
-        code = ord(ch)
-        if ch in _ESCAPES:
-            out.append(_ESCAPES[ch])
-        elif code < 0x20 or 0x7F <= code < 0xA0:
-            out.append(f"\\x{code:02x}")
-        elif code in (0x2028, 0x2029) or 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069:
-            out.append(f"\\u{code:04x}")  # line separators and bidi overrides
-        else:
-            out.append(ch)
-    line = "".join(out)
+    line = _CONTROL.sub(_visible, text)
     if len(line) > limit:
         line = f"{line[: limit - 30]}... ({len(line) - limit + 30} more characters)"
     return line

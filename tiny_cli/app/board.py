@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tiny_cli.errors import TinyError
+from tiny_cli.errors import TinyError, printable
 
 HOST = "127.0.0.1"
 
@@ -145,5 +145,5 @@ def serve(logdir: Path, port: int, announce: Callable[[str], None]) -> int:
 
 
 def _write_stderr(line: str) -> None:
-    sys.stderr.write(line)
+    sys.stderr.write(printable(line))
     sys.stderr.flush()

@@ -18,10 +18,10 @@ import typer
 
 from tiny_cli import __version__
 from tiny_cli.app import painter
-from tiny_cli.cli import inspect, listing, sweep, train
+from tiny_cli.cli import inspect, listing, output, sweep, train
 from tiny_cli.cli.options import Command
 from tiny_cli.cli.output import console
-from tiny_cli.errors import TinyError, one_line
+from tiny_cli.errors import TinyError
 
 app = typer.Typer(
     name="tiny",
@@ -66,31 +66,45 @@ def _root(
 
 
 def main() -> None:
-    """Entry point: user mistakes become one line on stderr and exit code 2."""
+    """Entry point: user mistakes become one line on stderr and exit code 2; output that
+    cannot be written is one line (a closed pipe, none) and exit code 1."""
+    if not output.guard_streams():
+        output.say("error: stdout is closed; tiny writes its results there (>/dev/null drops them)")
+        sys.exit(1)
+    try:
+        code = _dispatch()
+    finally:
+        painter.close()  # (a second `main` in this process starts its own sidecar)
+    sys.exit(code)
+
+
+def _dispatch() -> int:
+    """The command's exit code, what went wrong said in one line."""
     command = typer.main.get_command(app)
     try:
         code = command.main(args=sys.argv[1:], prog_name="tiny", standalone_mode=False)
+        sys.stdout.flush()
+    except output.OutputFailed as exc:
+        return output.output_failed(exc)
     except TinyError as exc:
-        sys.stderr.write(f"error: {one_line(str(exc))}\n")
-        sys.exit(exc.exit_code)
+        output.say(f"error: {exc}")
+        return exc.exit_code
     except typer.TyperException as exc:  # usage errors from the parser
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-        sys.stderr.write(f"error: {one_line(' '.join(message.split()))}\n")
-        sys.exit(getattr(exc, "exit_code", 2))
+        output.say(f"error: {' '.join(message.split())}")
+        return int(getattr(exc, "exit_code", 2))
     except (KeyboardInterrupt, typer.Abort):
-        sys.stderr.write("aborted\n")
-        sys.exit(130)
+        output.say("aborted")
+        return 130
     except Exception as exc:  # a bug of ours: one line, the traceback only on request
         if os.environ.get("TINY_DEBUG"):
             raise
-        first = one_line(str(exc).splitlines()[0] if str(exc) else "")
-        sys.stderr.write(
-            f"internal error: {type(exc).__name__}: {first} (TINY_DEBUG=1 shows the traceback)\n"
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        output.say(
+            f"internal error: {type(exc).__name__}: {first} (TINY_DEBUG=1 shows the traceback)"
         )
-        sys.exit(1)
-    finally:
-        painter.close()  # (a second `main` in this process starts its own sidecar)
-    sys.exit(code if isinstance(code, int) else 0)
+        return 1
+    return code if isinstance(code, int) else 0
 
 
 def run() -> None:
@@ -111,8 +125,9 @@ def run() -> None:
             sys.stderr.write(f"{code}\n")
         code = 0 if code is None else 1
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (OSError, ValueError):  # a closed pipe: nothing more can be said
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except (OSError, ValueError, output.OutputFailed):  # nothing more can be said
         code = code or 1
     os._exit(code)

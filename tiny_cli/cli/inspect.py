@@ -13,8 +13,8 @@ from rich.text import Text
 
 from tiny_cli.app import inspection
 from tiny_cli.cli.options import Json, MetricsPrecision, RunsDir
-from tiny_cli.cli.output import STALE, console, dump, fail
-from tiny_cli.errors import TinyError, one_line
+from tiny_cli.cli.output import STALE, console, dump, fail, say
+from tiny_cli.errors import TinyError, printable
 
 if TYPE_CHECKING:
     from tiny_cli.store.runs import RunRecord
@@ -120,7 +120,7 @@ def _inspect_solutions(record: RunRecord, as_json: bool) -> None:
 
     found, unstored = inspection.solutions(record)
     if unstored:
-        sys.stderr.write(f"warning: {one_line(unstored)}\n")
+        say(f"warning: {unstored}")
     if as_json:
         dump(found.model_dump(mode="json"))
     elif not any(p.solved_seeds for p in found.points):
@@ -155,7 +155,7 @@ def export(
     run = runs.find(runs.root(runs_dir), run_ref)
     result, names = inspection.export_readout(runs.read(run))
     if fmt == ExportFormat.formula:
-        sys.stdout.write(f"{result.formula}\n{result.latex}\n")
+        sys.stdout.write(printable(f"{result.formula}\n{result.latex}\n"))
         return
     dump(result.to_json(names))
 

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.text import Text
 
-from tiny_cli.cli.options import Json, Precision, RunsDir
+from tiny_cli.cli.options import Json, Precision, RunsDir, output_file
 from tiny_cli.cli.output import console, dump, fail
+from tiny_cli.errors import one_line
 
 if TYPE_CHECKING:
     pass
@@ -36,7 +37,11 @@ ReportRef = Annotated[
 Output = Annotated[
     Path | None,
     typer.Option(
-        "--output", "-o", metavar="FILE", help="Where to write it (default: RUN/report.html)."
+        "--output",
+        "-o",
+        metavar="FILE",
+        parser=output_file,
+        help="Where to write it (default: RUN/report.html); a link is written through.",
     ),
 ]
 
@@ -67,9 +72,9 @@ def list_runs(runs_dir: RunsDir = None, as_json: Json = False, wide: Wide = Fals
         dump([r.to_json() for r in records])
         return
     if not records:
-        console.print(Text(f"no runs in {root}"))
+        console.print(Text(one_line(f"no runs in {root}")))
         return
-    console.print(render.runs_table(records, wide=wide), crop=not wide)
+    console.print(render.runs_table(records, wide=wide))
 
 
 def board(runs_dir: RunsDir = None, port: Port = 6006) -> None:
@@ -81,7 +86,9 @@ def board(runs_dir: RunsDir = None, port: Port = 6006) -> None:
 
     def announce(url: str) -> None:
         console.print(
-            Text.assemble("TensorBoard for ", str(root), " at ", (url, "bold"), " (Ctrl-C to stop)")
+            Text.assemble(
+                "TensorBoard for ", one_line(str(root)), " at ", (url, "bold"), " (Ctrl-C to stop)"
+            )
         )
 
     code = serve(root, port, announce)
@@ -107,5 +114,5 @@ def report(
 
     run = runs.find(runs.root(runs_dir), run_ref)
     path, problems = reporting.write(runs.read(run), output, precision)
-    sys.stdout.write(f"{path}\n")
+    sys.stdout.write(f"{one_line(str(path))}\n")
     fail([f"run {run.id}: {p}" for p in problems])

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from tiny_cli.errors import TinyError
+from tiny_cli.errors import TinyError, echo_path
 
 
 class Command(typer.core.TyperCommand):
@@ -38,6 +40,40 @@ def _runs_dir(value: str) -> Path:
     if not value.strip():
         raise TinyError(f"--runs-dir {value!r}: an empty path; give a directory (default ./runs)")
     return Path(value).expanduser()
+
+
+_KINDS = [
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+]
+
+
+def output_file(value: str) -> Path:
+    """An output file (`report -o`): the file it names, through symbolic links, so a link
+    stays a link and its target gets the new content; a directory, a device, a FIFO or a
+    socket (as root, `-o /dev/stdout` would be replaced by a file), an empty path or a
+    missing directory is one line and exit 2."""
+    shown = f"--output {echo_path(value)}"
+    if not value.strip():
+        raise TinyError(f"--output {value!r}: an empty path; give a file name")
+    path = Path(value).expanduser()
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        info = None
+    except OSError as exc:
+        raise TinyError(f"{shown}: cannot be used ({exc.strerror})") from None
+    if info is not None and stat.S_ISDIR(info.st_mode):
+        raise TinyError(f"{shown}: a directory; give a file name in it")
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        kind = next((k for test, k in _KINDS if test(info.st_mode)), "not a regular file")
+        raise TinyError(f"{shown}: {kind}, not a regular file; give a file name")
+    target = Path(os.path.realpath(path))
+    if not target.parent.is_dir():
+        raise TinyError(f"{shown}: no directory {echo_path(target.parent)} to write it in")
+    return target
 
 
 RunsDir = Annotated[

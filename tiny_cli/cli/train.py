@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -18,8 +17,7 @@ from tiny_cli.cli.options import (
     RunsDir,
     Sets,
 )
-from tiny_cli.cli.output import ProgressBar, console, saved
-from tiny_cli.errors import one_line
+from tiny_cli.cli.output import ProgressBar, console, saved, say
 
 if TYPE_CHECKING:
     from tiny_cli.app.experiment import Outcome
@@ -104,7 +102,7 @@ def _report(outcome: Outcome, precision: int) -> None:
     if outcome.readout:
         console.print(render.readout_view(outcome.readout, outcome.task))
     elif outcome.readout_problem:
-        sys.stderr.write(f"warning: {one_line(outcome.readout_problem)}\n")
+        say(f"warning: {outcome.readout_problem}")
     if outcome.picture:
         console.print(f"prediction picture: {outcome.picture}", soft_wrap=True, markup=False)
     if outcome.units:
@@ -113,5 +111,5 @@ def _report(outcome: Outcome, precision: int) -> None:
     status = outcome.result.status
     if status != "completed":
         shown = "failed" if status == "diverged" else status
-        sys.stderr.write(f"run {outcome.run.id} {shown}: {outcome.result.reason}\n")
+        say(f"run {outcome.run.id} {shown}: {outcome.result.reason}")
         raise typer.Exit(1 if status == "diverged" else 130)

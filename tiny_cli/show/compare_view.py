@@ -11,6 +11,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from tiny_cli.errors import one_line
 from tiny_cli.show.run_views import init_label, seed_label
 from tiny_cli.show.tables import Column, Fitted, fit, format_values, metric_text, need_width
 from tiny_cli.store.runs import Nested, RunMeta, RunRecord, short_ids, show_value
@@ -40,7 +41,7 @@ def _run_label(record: RunRecord, short: str, config: Mapping[str, Any] | None) 
         lines.append(f"seed {seed_label(meta)}")
     if (lr := _lr(config)) is not None:
         lines.append(f"lr {lr}")
-    return "\n".join(lines)
+    return "\n".join(map(one_line, lines))
 
 
 def _canonical_rows(canonical: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -127,7 +128,7 @@ def compare_view(
     its runs one under the other."""
     shorts = short_ids([r.run.id for r in records])
     labels = [_run_label(r, shorts[r.run.id], c) for r, c in zip(records, configs, strict=True)]
-    stacked = [f"{shorts[r.run.id]} {_kind(r.meta, full=False)}" for r in records]
+    stacked = [one_line(f"{shorts[r.run.id]} {_kind(r.meta, full=False)}") for r in records]
     names = list(dict.fromkeys(k for r in records for k in r.metrics))
     keys = list(dict.fromkeys(k for p in params if p for k in p))
     forms = list(canonical or [])

@@ -11,6 +11,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from tiny_cli.errors import one_line
 from tiny_cli.show.tables import (
     Column,
     Fitted,
@@ -19,6 +20,7 @@ from tiny_cli.show.tables import (
     metric_text,
     metrics_table,
     parameters_table,
+    safe_text,
 )
 from tiny_cli.store.runs import Details, RunMeta, RunRecord, short_ids, show_value
 
@@ -88,8 +90,8 @@ def _origin(meta: RunMeta, shorts: Mapping[str, str]) -> str:
 
 def _status_cell(r: RunRecord) -> Text:
     if r.problem:
-        return Text(f"broken: {r.problem}", style="red")
-    return Text(r.status, style=status_style(r.status))
+        return Text(one_line(f"broken: {r.problem}"), style="red")
+    return Text(one_line(r.status), style=status_style(r.status))
 
 
 def runs_table(records: Sequence[RunRecord], wide: bool = False) -> Fitted:
@@ -100,7 +102,7 @@ def runs_table(records: Sequence[RunRecord], wide: bool = False) -> Fitted:
     show_origin = any(r.meta.sweep or r.meta.from_run for r in records)
 
     def col(header: str, cell: Callable[[RunRecord], Text | str], **kw: Any) -> Column:
-        cells = [c if isinstance(c, Text) else Text(c) for c in map(cell, records)]
+        cells = [c if isinstance(c, Text) else Text(one_line(c)) for c in map(cell, records)]
         return Column(header, cells, **kw)
 
     def build(width: int) -> Table:
@@ -134,10 +136,10 @@ def header(
     parts: list[RenderableType] = [
         Text.assemble(
             (f"{what} ", "bold"),
-            (record.run.id, "bold cyan"),
+            (one_line(record.run.id), "bold cyan"),
             "  ",
-            (record.status, status_style(record.status)),
-            f"  ({detail})",
+            (one_line(record.status), status_style(record.status)),
+            one_line(f"  ({detail})"),
         )
     ]
     facts = [
@@ -154,11 +156,11 @@ def header(
     ]
     line = "  ".join(f"{k} {v}" for k, v in facts if v)
     if line:
-        parts.append(Text(line, style="dim"))
+        parts.append(safe_text(line, style="dim"))
     if meta.reason:
-        parts.append(Text(f"reason: {meta.reason}", style="yellow"))
+        parts.append(safe_text(f"reason: {meta.reason}", style="yellow"))
     if problem:
-        parts.append(Text(f"problem: {problem}", style="red"))
+        parts.append(safe_text(f"problem: {problem}", style="red"))
     if config is not None:
         parts.append(config_view(config))
     return parts

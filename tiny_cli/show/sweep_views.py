@@ -10,6 +10,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from tiny_cli.errors import one_line
 from tiny_cli.show.run_views import epochs_label, header, seed_label
 from tiny_cli.show.tables import (
     GAP,
@@ -19,6 +20,7 @@ from tiny_cli.show.tables import (
     fit,
     floor_width,
     parameters_table,
+    safe_text,
 )
 from tiny_cli.store.runs import Details, GridValue, RunRecord, SeedResult, SweepPoint, show_value
 
@@ -37,7 +39,8 @@ def _grid_lines(grid: Mapping[str, GridValue], split: bool) -> list[str]:
     """`key=value` per line; `split` puts a long value under its key."""
     out = []
     for k, v in grid.items():
-        out.extend([f"{k}=", f"  {show_value(v)}"] if split else [f"{k}={show_value(v)}"])
+        value = one_line(show_value(v))
+        out.extend([one_line(f"{k}="), f"  {value}"] if split else [one_line(f"{k}={value}")])
     return out
 
 
@@ -87,12 +90,14 @@ def sweep_view(record: RunRecord, info: Details) -> Group:
         grid = "  ".join(
             f"{k}={','.join(show_value(v) for v in values)}" for k, values in meta.grid.items()
         )
-        parts.append(Text(f"grid: {grid}"))
+        parts.append(safe_text(f"grid: {grid}"))
     if info.summary:
         parts.append(sweep_table(info.summary))
     for kept in meta.kept or []:
         parts.append(
-            Text(f"kept seed {kept.seed} ({kept.why}, grid point {kept.point}): run {kept.run}")
+            safe_text(
+                f"kept seed {kept.seed} ({kept.why}, grid point {kept.point}): run {kept.run}"
+            )
         )
     return Group(*parts)
 

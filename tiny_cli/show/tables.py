@@ -23,9 +23,21 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
+from tiny_cli.errors import printable
 from tiny_cli.store.runs import MetricValue, Nested
 
 GAP = 2  # columns between two table columns (padding 1 + an invisible rule)
+
+
+def safe_text(value: object, style: str = "") -> Text:
+    """Text from disk, a config, an argument or a plugin as a view shows it: never markup,
+    its control characters (escape sequences, BEL) visible as `\\x1b` (`errors.printable`)."""
+    return Text(printable(str(value)), style=style)
+
+
+def _safe_cell(cell: Text) -> Text:
+    shown = printable(cell.plain)
+    return cell if shown == cell.plain else Text(shown, style=cell.style, justify=cell.justify)
 
 
 def decimals(value: float, precision: int) -> str:
@@ -104,12 +116,12 @@ def shape_text(values: Nested) -> str:
 def parameters_table(
     params: Mapping[str, Nested], precision: int = 2, title: str = "Parameters"
 ) -> Table:
-    table = Table(title=Text(title), title_justify="left")
+    table = Table(title=safe_text(title), title_justify="left")
     table.add_column("parameter", style="bold", no_wrap=True)
     table.add_column("shape", no_wrap=True)
     table.add_column(f"value (rounded to {precision} decimals)", overflow="fold")
     for name, values in params.items():
-        table.add_row(Text(name), shape_text(values), Text(format_values(values, precision)))
+        table.add_row(safe_text(name), shape_text(values), Text(format_values(values, precision)))
     return table
 
 
@@ -129,11 +141,11 @@ def metric_text(value: Any, precision: int = 4) -> str:
 def metrics_table(
     metrics: Mapping[str, MetricValue], precision: int = 4, title: str = "Metrics"
 ) -> Table:
-    table = Table(title=Text(title), title_justify="left")
+    table = Table(title=safe_text(title), title_justify="left")
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
     for name, value in metrics.items():
-        table.add_row(Text(name), Text(metric_text(value, precision)))
+        table.add_row(safe_text(name), safe_text(metric_text(value, precision)))
     return table
 
 
@@ -161,6 +173,11 @@ class Column:
     wrap: bool = False
     keep: int = 0
     style: str = ""
+
+    def __post_init__(self) -> None:
+        """Names from disk are data: escaped before the widths are measured."""
+        self.header = printable(self.header)
+        self.cells = [_safe_cell(c) for c in self.cells]
 
 
 def _lines(text: Text | str) -> list[str]:

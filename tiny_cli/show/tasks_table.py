@@ -10,6 +10,8 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from tiny_cli.errors import one_line, printable
+
 
 def tasks_table(entries: Sequence[Any]) -> Table:
     """`entries` are catalog.TaskEntry: one row per task; wraps to fit 80 columns."""
@@ -25,22 +27,22 @@ def tasks_table(entries: Sequence[Any]) -> Table:
     table.add_column("parameters (default)", overflow="fold", ratio=2)
     table.add_column("default net; constructions (neurons)", overflow="fold", ratio=3)
     for e in entries:
-        name = Text(e.name)
+        name = Text(one_line(e.name))
         if e.aliases:
-            name.append("\n" + ", ".join(e.aliases), style="dim")
-        name.append(f"\n{e.kind[:14]}", style="dim")
+            name.append("\n" + one_line(", ".join(e.aliases)), style="dim")
+        name.append(f"\n{one_line(e.kind[:14])}", style="dim")
         params = "\n".join(
             f"{k}: {v if v == tasks_required else _plain(v)}" for k, v in e.parameters.items()
         )
-        net = Text(e.summary + "\n", style="italic")
-        net.append(f"net: {e.default_model}")
+        net = Text(printable(e.summary) + "\n", style="italic")
+        net.append(one_line(f"net: {e.default_model}"))
         for c in e.constructions:
-            net.append(f"\nhardwired {c.name} ({c.units}): {c.summary}")
+            net.append("\n" + one_line(f"hardwired {c.name} ({c.units}): {c.summary}"))
         if not e.constructions:
             net.append("\nno construction", style="dim")
         if e.origin != "built in":
-            net.append(f"\nplugin: {e.origin}", style="dim")
-        table.add_row(name, Text(params or "-"), net)
+            net.append("\n" + one_line(f"plugin: {e.origin}"), style="dim")
+        table.add_row(name, Text(printable(params or "-")), net)
     return table
 
 

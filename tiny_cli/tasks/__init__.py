@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
+from tiny_cli.errors import one_line
 from tiny_cli.spec.models import Arch, Layer
 from tiny_cli.spec.schema import Bound, Section
 from tiny_cli.spec.sections import InitConfig
@@ -54,9 +55,8 @@ def _plugins(taken: set[str]) -> list[type[Task]]:
                 raise ValueError(f"task name {sorted(clash)[0]!r} is already taken")
         except (Exception, SystemExit) as exc:  # any plugin bug: name it, keep the rest working
             reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
-            sys.stderr.write(
-                f"warning: task plugin {ep.name!r} ({ep.value}) not loaded: {reason}\n"
-            )
+            line = f"warning: task plugin {ep.name!r} ({ep.value}) not loaded: {reason}"
+            sys.stderr.write(f"{one_line(line)}\n")
             continue
         taken.update(cls.names())
         found.append(cls)
