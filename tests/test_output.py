@@ -174,3 +174,18 @@ def test_an_ascii_only_terminal_gets_ascii(scene: tuple[Path, str]) -> None:
         shown.append(proc.stdout.decode("ascii"))  # every byte ASCII
     assert "sum of +-2 ReLU" in shown[0]  # the parity construction's "±", substituted
     assert "x\\udce2\\udc80\\udcae" in shown[1]  # a name's undecodable bytes, escaped
+
+
+def test_a_run_directory_whose_name_is_not_utf8_reads_whole(scene: tuple[Path, str]) -> None:
+    """Bytes that are not UTF-8 in a directory name (Python keeps them as surrogates, which
+    TensorBoard's event reader and an HTML page cannot encode): inspect reads its events,
+    report writes its page, both exit 0."""
+    runs_dir, hostile = scene
+    source = runs_dir / hostile.split("\x1b")[0]
+    foreign = os.fsdecode(os.fsencode(source.name) + b"-\xff")
+    shutil.copytree(source, runs_dir / foreign)
+    for args in (["inspect", foreign], ["report", foreign]):
+        proc = tiny(runs_dir, *args)
+        assert proc.returncode == 0, (args, proc.stderr)
+        assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+    assert (runs_dir / foreign / "report.html").is_file()

@@ -38,6 +38,7 @@ from tiny_cli.show.readout_view import Line, readout_lines
 from tiny_cli.show.run_views import init_label, seed_label
 from tiny_cli.show.tables import format_values, shape_text
 from tiny_cli.store import runs
+from tiny_cli.store.events import readable
 from tiny_cli.store.runs import MetricValue, Nested, Run, RunProblem, RunRecord, SweepPoint
 
 if TYPE_CHECKING:
@@ -92,11 +93,14 @@ def read_scalars(run: Run) -> dict[str, Series]:
         if not stat.S_ISREG(info.st_mode) or info.st_size > runs.TENSOR_CAP:
             raise RunProblem(f"{path.name} is not a regular file of at most 256 MiB")
         keep_none = {ea.IMAGES: 1, ea.AUDIO: 1, ea.HISTOGRAMS: 1, ea.TENSORS: 1}
-        accumulator = ea.EventAccumulator(str(path), size_guidance={ea.SCALARS: 0, **keep_none})
         try:
-            accumulator.Reload()
+            with readable(path) as name:
+                accumulator = ea.EventAccumulator(name, size_guidance={ea.SCALARS: 0, **keep_none})
+                accumulator.Reload()
             tags = accumulator.Tags()[ea.SCALARS]
             events = {tag: accumulator.Scalars(tag) for tag in tags}
+        except RunProblem:
+            raise
         except Exception as exc:  # a corrupt file: TensorBoard raises many kinds
             raise RunProblem(f"{path.name} is unreadable ({type(exc).__name__})") from None
         for tag, points in events.items():
@@ -507,7 +511,7 @@ def write(
     contents = gather(record)
     path = output or record.run.path / FILENAME
     try:
-        runs.atomic_write(path, to_html(contents, precision).encode("utf-8"))
+        runs.atomic_write(path, to_html(contents, precision).encode("utf-8", "backslashreplace"))
     except OSError as exc:
         raise TinyError(f"report {path}: cannot be written ({exc.strerror})") from None
     return path, contents.problems

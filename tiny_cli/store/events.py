@@ -42,6 +42,8 @@ from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.custom_scalar import metadata as custom_scalars_metadata
 from torch import Tensor
 
+from tiny_cli.store.files import RunProblem
+
 
 def _masked_crc(data: bytes) -> int:
     crc = int(google_crc32c.value(data))
@@ -94,6 +96,35 @@ def read_records(path: Path) -> Iterator[bytes]:
             if struct.unpack("<I", crc)[0] != _masked_crc(data):
                 return
             yield data
+
+
+@contextlib.contextmanager
+def readable(path: Path) -> Iterator[str]:
+    """`path` (a run directory or an event file in one) as a string TensorBoard's readers
+    take. They encode paths as UTF-8, which a name holding bytes that are not UTF-8 (a
+    foreign or hostile run directory; Python keeps them as surrogates) cannot be: such a
+    directory is reached through a descriptor of it (`/proc/self/fd`, Linux), and where there
+    is none, it is a RunProblem line, not a UnicodeEncodeError."""
+    text = str(path)
+    if _utf8(text):
+        yield text
+        return
+    folder, name = (path, "") if path.is_dir() else (path.parent, path.name)
+    if not _utf8(name) or not os.path.isdir("/proc/self/fd"):
+        raise RunProblem(f"{path.name!a}: TensorBoard cannot read a path that is not UTF-8")
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        yield os.path.join(f"/proc/self/fd/{fd}", name) if name else f"/proc/self/fd/{fd}"
+    finally:
+        os.close(fd)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def run_files(log_dir: Path) -> list[Path]:

@@ -259,8 +259,9 @@ def scalar_history(log_dir: Path, tag: str = "metrics/loss") -> list[float]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     guidance = {"scalars": 0, "images": 1, "tensors": 1, "histograms": 1}
-    acc = EventAccumulator(str(log_dir), size_guidance=guidance)
-    acc.Reload()
+    with events.readable(log_dir) as path:
+        acc = EventAccumulator(path, size_guidance=guidance)
+        acc.Reload()
     if tag not in acc.Tags().get("scalars", []):
         return []
     return [e.value for e in sorted(acc.Scalars(tag), key=lambda e: e.step)]
