@@ -70,6 +70,25 @@ def _pair_net(relu_weight: float) -> StateDict:
 
 FAMILY_TOL = 0.05  # min/max: in the family when the residual is under 5% of std(target)
 FAMILY = "alpha (a - ReLU(a - b)) + (1 - alpha) (b - ReLU(b - a))"
+ALPHA_TOL = 0.01  # alpha this close to 0, 1/2 or 1 is that member of the family
+
+
+def alpha_line(alpha: float, members: tuple[str, str], article: str, halves: str) -> str:
+    """Which member of the family alpha is, from the weights: alpha = 1 is `members[0]`
+    (the article's, for min), 0 its mirror `members[1]`, 1/2 `halves` (Equation 1);
+    anything else a blend of the two. `article`: "the article's " or ""."""
+    one, zero = members
+    for value, text in (
+        (0, f"{zero}, the mirror of {article}{one}"),
+        (1, f"{article}{one}"),
+        (0.5, halves),
+    ):
+        if abs(alpha - value) <= ALPHA_TOL:
+            return f"alpha = {value:g}: {text}"
+    return (
+        f"alpha = {alpha:.3g}: a blend of {article}{one} (alpha = 1) and its mirror {zero} "
+        "(alpha = 0)"
+    )
 
 
 def family_meaning(
@@ -132,6 +151,10 @@ class _Pairs(IntegerRange):
 
     kind: ClassVar[Kind] = "regression"
     summary_metrics: ClassVar[tuple[str, ...]] = ("mae", "max_abs_error", "max_abs_error_beyond")
+    # The family's members at alpha = 1 and 0, whose is the first, and alpha = 1/2.
+    members: ClassVar[tuple[str, str]] = ("a - ReLU(a - b)", "b - ReLU(b - a)")
+    article: ClassVar[str] = "the article's "
+    halves: ClassVar[str] = "Equation 1, 0.5 (a + b - ReLU(b - a) - ReLU(a - b))"
 
     def input_names(self) -> tuple[str, ...]:
         return ("a", "b")
@@ -142,6 +165,9 @@ class _Pairs(IntegerRange):
     def data(self) -> tuple[Tensor, Tensor]:
         x = tensor(random_pairs(self.low, self.high, self.n_samples, self.data_seed))
         return x, self.truth(x)
+
+    def domain_text(self) -> str:
+        return f"the {self.n_samples:,} training samples"
 
     def default_model(self) -> dict[str, Any]:
         return {"arch": "min_model"}
@@ -164,9 +190,16 @@ class _Pairs(IntegerRange):
         if "alpha" not in meaning:
             return common
         residual = f"(residual {brief(meaning.get('family_residual'), 2)} of std)"
-        if meaning.get("in_family"):
-            return [f"family {FAMILY}: alpha = {brief(meaning['alpha'], 3)} {residual}", *common]
-        return [f"not in the family {FAMILY} {residual}", *common]
+        one, zero = cls.members
+        family = f"alpha ({one}) + (1 - alpha) ({zero})"
+        alpha = meaning["alpha"]
+        if meaning.get("in_family") and isinstance(alpha, int | float):
+            return [
+                f"family {family}: alpha = {brief(alpha, 3)} {residual}",
+                alpha_line(alpha, cls.members, cls.article, cls.halves),
+                *common,
+            ]
+        return [f"not in the family {family} {residual}", *common]
 
 
 class Min(_Pairs):
@@ -195,6 +228,9 @@ class Min(_Pairs):
 class Max(_Pairs):
     name: Literal["max"]
     summary: ClassVar[str] = "max(a, b) on seeded random integer pairs; the MinModel shape"
+    members: ClassVar[tuple[str, str]] = ("a + ReLU(b - a)", "b + ReLU(a - b)")
+    article: ClassVar[str] = ""
+    halves: ClassVar[str] = "Equation 1 mirrored, 0.5 (a + b + ReLU(b - a) + ReLU(a - b))"
 
     def truth(self, x: Tensor) -> Tensor:
         return x.max(dim=1, keepdim=True).values
