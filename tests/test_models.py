@@ -135,7 +135,10 @@ def test_the_schemes_are_torchs_initialisers() -> None:
         params = inits.random_inits(arch, [0], InitConfig(mode=mode, std=std))
         return params["0.weight"][0], params["0.bias"][0]
 
-    for mode, bound in (("xavier_uniform", (6 / 320) ** 0.5), ("kaiming_uniform", (6 / 256) ** 0.5)):
+    for mode, bound in (
+        ("xavier_uniform", (6 / 320) ** 0.5),
+        ("kaiming_uniform", (6 / 256) ** 0.5),
+    ):
         w, b = first(mode)
         assert 0.9 * bound < float(w.abs().max()) <= bound and not b.any(), mode
     for mode, std in (("xavier_normal", (2 / 320) ** 0.5), ("kaiming_normal", (2 / 256) ** 0.5)):

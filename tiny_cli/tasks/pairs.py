@@ -69,7 +69,7 @@ def _pair_net(relu_weight: float) -> StateDict:
 
 
 FAMILY_TOL = 0.05  # min/max: in the family when the residual is under 5% of std(target)
-FAMILY = "alpha (a - ReLU(a - b)) + (1 - alpha) (b - ReLU(b - a))"
+FAMILY = "alpha (a - ReLU(a - b)) + (1 - alpha) (b - ReLU(b - a))"  # min's (`family_of`)
 ALPHA_TOL = 0.01  # alpha this close to 0, 1/2 or 1 is that member of the family
 
 
@@ -129,6 +129,11 @@ def family_meaning(
     }
 
 
+def family_of(members: tuple[str, str]) -> str:
+    """The family of nets whose members at alpha = 1 and 0 are `members`."""
+    return f"alpha ({members[0]}) + (1 - alpha) ({members[1]})"
+
+
 def _min_base(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     import numpy as np
 
@@ -184,14 +189,19 @@ class _Pairs(IntegerRange):
             "max_abs_error_beyond": err_far.max().item(),
         }
 
+    def _named(self, family: Meaning) -> Meaning:
+        """Whose family a meaning is: a read-out read without its task shows only its own."""
+        return {"family": family_of(self.members)} if family else {}
+
     @classmethod
     def meaning_lines(cls, meaning: Mapping[str, Any]) -> list[str]:
         common = super().meaning_lines(meaning)
         if "alpha" not in meaning:
             return common
         residual = f"(residual {brief(meaning.get('family_residual'), 2)} of std)"
-        one, zero = cls.members
-        family = f"alpha ({one}) + (1 - alpha) ({zero})"
+        family = family_of(cls.members)
+        if meaning.get("family", FAMILY) != family:  # max's, or min's (stored before it said)
+            return common
         alpha = meaning["alpha"]
         if meaning.get("in_family") and isinstance(alpha, int | float):
             return [
@@ -212,7 +222,8 @@ class Min(_Pairs):
     def meaning(
         self, net: NetArrays, x: np.ndarray, y: np.ndarray, metrics: Mapping[str, Any]
     ) -> Meaning:
-        return {**family_meaning(net, x, y[:, 0], _min_base), **super().meaning(net, x, y, metrics)}
+        family = family_meaning(net, x, y[:, 0], _min_base)
+        return {**family, **self._named(family), **super().meaning(net, x, y, metrics)}
 
     def constructions(self, init: InitConfig) -> list[Construction]:
         return [
@@ -238,7 +249,8 @@ class Max(_Pairs):
     def meaning(
         self, net: NetArrays, x: np.ndarray, y: np.ndarray, metrics: Mapping[str, Any]
     ) -> Meaning:
-        return {**family_meaning(net, x, y[:, 0], _max_base), **super().meaning(net, x, y, metrics)}
+        family = family_meaning(net, x, y[:, 0], _max_base)
+        return {**family, **self._named(family), **super().meaning(net, x, y, metrics)}
 
     def constructions(self, init: InitConfig) -> list[Construction]:
         return [
