@@ -107,6 +107,8 @@ CASES: list[tuple[str | None, list[str], list[str]]] = [
     ),
     (BASE + "  optimizer: adamm\n", [], ["train.optimizer", "'adamm'", "did you mean 'adam'"]),
     (BASE + "init:\n  mode: hardwire\n", [], ["init.mode", "did you mean 'hardwired'"]),
+    (BASE + "init:\n  mode: xavier\n", [], ["init.mode", "did you mean 'xavier_normal'"]),
+    (BASE + "init:\n  mode: normal\n  std: 0\n", [], ["init.std", "greater than 0"]),
     (BASE + "  loss: cross_entropy\n", [], ["train.loss", "'cross_entropy'"]),
     (BASE + "model:\n  arch: transformer\n", [], ["model.arch", "'transformer'"]),
     # combinations that cannot work

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 import torch
 from torch import nn
@@ -9,6 +11,7 @@ from torch import nn
 from tests.article import ArticleMinModel, create_sequential_model, lt10_model
 from tiny_cli.spec import models
 from tiny_cli.spec.models import Arch, Layer
+from tiny_cli.spec.sections import INIT_MODES, SCHEMES, InitConfig, InitMode
 from tiny_cli.train import inits
 
 MIXED = (
@@ -106,12 +109,41 @@ def test_a_skip_net_reads_the_inputs_and_the_last_hidden_layer() -> None:
 )  # fmt: skip
 def test_random_inits_are_the_modules_a_seed_builds(arch: Arch) -> None:
     """The engine's fast init of many seeds draws what `torch.manual_seed(k)` then
-    `arch.module()` draws, for every seed."""
+    `arch.module()` draws, for every seed; and so for every scheme, what `torch.manual_seed`,
+    `arch.module()` then torch.nn.init's initialiser on each Linear in turn draw."""
     seeds = [0, 1, 17, 4096]
-    many = inits.random_inits(arch, seeds)
-    for i, seed in enumerate(seeds):
-        torch.manual_seed(seed)
-        built = arch.module().state_dict()
-        assert list(many) == list(built)
-        for key, value in built.items():
-            assert torch.equal(many[key][i], value), (seed, key)
+    for mode in ("random", *SCHEMES):
+        init = InitConfig(mode=mode, std=0.3)
+        many = inits.random_inits(arch, seeds, init)
+        for i, seed in enumerate(seeds):
+            torch.manual_seed(seed)
+            module = arch.module()
+            inits.redraw([m for m in module.modules() if isinstance(m, nn.Linear)], init)
+            built = module.state_dict()
+            assert list(many) == list(built)
+            for key, value in built.items():
+                assert torch.equal(many[key][i], value), (mode, seed, key)
+
+
+def test_the_schemes_are_torchs_initialisers() -> None:
+    """Seed 0's 64 x 256 layer as torch.nn.init draws it: the bounds and spreads its
+    documentation gives (xavier: gain 1, fan_in + fan_out; kaiming for ReLU: sqrt(2 /
+    fan_in)), zero biases, and `normal` with the std asked for, biases too."""
+    arch = Arch(256, (Layer(64, "relu"), Layer(1, "identity")))
+
+    def first(mode: str, std: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+        params = inits.random_inits(arch, [0], InitConfig(mode=mode, std=std))
+        return params["0.weight"][0], params["0.bias"][0]
+
+    for mode, bound in (
+        ("xavier_uniform", (6 / 320) ** 0.5),
+        ("kaiming_uniform", (6 / 256) ** 0.5),
+    ):
+        w, b = first(mode)
+        assert 0.9 * bound < float(w.abs().max()) <= bound and not b.any(), mode
+    for mode, std in (("xavier_normal", (2 / 320) ** 0.5), ("kaiming_normal", (2 / 256) ** 0.5)):
+        w, b = first(mode)
+        assert abs(float(w.std()) / std - 1) < 0.05 and not b.any(), mode
+    w, b = first("normal", 2.5)
+    assert abs(float(w.std()) / 2.5 - 1) < 0.05 and 1.0 < float(b.std()) < 4.0
+    assert get_args(InitMode) == INIT_MODES  # the config's choices are the documented modes

@@ -472,3 +472,137 @@ def test_compare_hardwired_and_trained_min_by_the_cli_and_at_80_columns(
                    f"{versus['max_abs_difference']:.4f}"]:  # fmt: skip
         assert needle in out, (needle, out)
     assert f"same function (within {tolerance:.3g})" in out and "Parameters (as stored)" not in out
+
+
+# --- read-outs that read like the article (issue 23) ------------------------------------
+
+
+def view_text(read: dict[str, object], task: Task | None = None, width: int = 200) -> str:
+    console = Console(width=width, color_system=None, record=True)
+    console.print(readout_view(read, task))
+    return console.export_text()
+
+
+def test_the_shipped_min_seed_0_says_which_mechanism_its_min_is() -> None:
+    """`tiny train min` (seed 0: the engine with that one seed, as tiny train trains it)
+    reads Min(a, b) with alpha about 0: the net is the mirror b - ReLU(b - a) of the
+    article's a - ReLU(a - b), which the formula alone hides."""
+    from tiny_cli.train import engine
+
+    cfg = config.load("min", [])[0]
+    x, y = cfg.task.data()
+    state = {k: v[0] for k, v in engine.fit(cfg, [0], x, y).params.items()}
+    hand = cfg.task.constructions(cfg.init)[0]
+    read = readout.read(cfg.arch, state, cfg.task, construction=(hand.arch, hand.weights()))
+    text = view_text(read.as_dict(), cfg.task)
+    assert "formula: Min(a, b)\n  as the net computes it: b - ReLU(b - a)\n" in text
+    assert "alpha = 0: b - ReLU(b - a), the mirror of the article's a - ReLU(a - b)" in text
+    assert "exact on the 1,000 training samples: max error" in text
+    assert "construction: the same function on the 1,000 training samples" in text
+
+
+@pytest.mark.parametrize(
+    ("name", "formula", "mechanism", "family"),
+    [
+        ("min", "Min(a, b)", "a/2 + b/2 - ReLU(b - a)/2 - ReLU(a - b)/2",
+         "family alpha (a - ReLU(a - b)) + (1 - alpha) (b - ReLU(b - a)): alpha = 0.5"),
+        ("max", "Max(a, b)", "a/2 + b/2 + ReLU(b - a)/2 + ReLU(a - b)/2",
+         "family alpha (a + ReLU(b - a)) + (1 - alpha) (b + ReLU(a - b)): alpha = 0.5"),
+    ],
+)  # fmt: skip
+def test_equation_1_reads_as_itself_beside_its_min_or_max(
+    name: str, formula: str, mechanism: str, family: str
+) -> None:
+    cfg = config.load(name, [])[0]
+    construction = cfg.task.constructions(cfg.init)[0]
+    result = readout.read(construction.arch, construction.weights(), cfg.task)
+    assert result.formula == formula and result.mechanism == mechanism
+    for task in (cfg.task, None):  # its task at hand, or the read-out as plain data alone
+        text = view_text(result.as_dict(), task)
+        assert family in text and text.count("family") == 1
+        assert "alpha = 0.5: Equation 1" in text
+
+
+def test_a_dead_net_reads_0_not_a_nest_of_constants() -> None:
+    """Every unit's input is a number on the domain (the first layer's weight is pruned
+    beside its bias): Max(0, -0.285*Max(0, 0.427*Max(0, 1) + 1) - 0.276) is 0."""
+    arch = Arch(1, (Layer(1, "relu"), Layer(1, "relu"), Layer(1, "relu")))
+    state = {
+        "0.weight": torch.tensor([[1e-7]]), "0.bias": torch.tensor([1.0]),
+        "2.weight": torch.tensor([[0.427]]), "2.bias": torch.tensor([1.0]),
+        "4.weight": torch.tensor([[-0.285]]), "4.bias": torch.tensor([-0.276]),
+    }  # fmt: skip
+    result = check_formula(arch, state, task_of("is_even"))
+    assert result.formula == "0" and result.exact
+    state["4.bias"] = torch.tensor([0.5])  # alive: -0.285 * 1.427 + 0.5
+    assert check_formula(arch, state, task_of("is_even")).formula == "0.093305"
+
+
+def test_coefficients_are_one_style_without_float_artifacts() -> None:
+    """A unit at 5/32 beside decimals is 0.156, and its Max keeps its own coefficients
+    (not Max(0, 28.192*a - 32*b + 5)/32); products and sums of rounded coefficients print
+    as the decimals they are; a net of dyadics alone reads in fractions."""
+    arch = Arch(2, (Layer(2, "relu"), Layer(1, "identity")))
+    task = task_of("min")
+
+    def formula_of(w: list[list[float]], b: list[float], out: list[float]) -> str:
+        state = {"0.weight": torch.tensor(w, dtype=torch.float64),
+                 "0.bias": torch.tensor(b, dtype=torch.float64),
+                 "2.weight": torch.tensor([out], dtype=torch.float64),
+                 "2.bias": torch.tensor([0.0], dtype=torch.float64)}  # fmt: skip
+        return check_formula(arch, state, task).formula
+
+    mixed = formula_of([[0.881, -1.0], [1.0, 0.0]], [5 / 32, 0.0], [0.274, 0.5])
+    assert mixed == "0.5*Max(0, a) + 0.274*Max(0, 0.881*a - b + 0.156)"
+    # 0.3 ReLU(u) + 0.1 ReLU(-u) = 0.1 |u| + (0.3 - 0.1) ReLU(u): 0.2, not 0.19999999999999998
+    pair = formula_of([[1.0, -1.0], [-1.0, 1.0]], [0.0, 0.0], [0.3, 0.1])
+    assert "0.2*" in pair and "999" not in pair and "/" not in pair
+    assert formula_of([[1.0, -1.0], [1.0, 0.0]], [0.0, 0.0], [0.375, 0.5]) == (
+        "Max(0, a)/2 + 3*Max(0, a - b)/8"
+    )
+
+
+def test_a_long_formula_cuts_its_approximation_the_same_way() -> None:
+    read = {"formula": "a + " * 300 + "b", "exact": False, "max_error": 1.0, "tolerance": 0.1,
+            "digits": 6, "approximation": {"formula": "b + " * 300 + "a", "max_error": 2.0,
+                                           "digits": 3}}  # fmt: skip
+    text = view_text(read)
+    assert text.count("characters; tiny export RUN --format formula prints it whole") == 2
+    assert max(len(line) for line in text.splitlines()) < 500
+
+
+def test_a_right_net_unlike_its_construction_solves_the_task_by_another_mechanism() -> None:
+    """lt10's solved neuron Sigmoid(2.37 (9.47 - x)) is right on every input, as the step
+    neuron Sigmoid(10 - x) is, yet another function; a neuron at 30 is wrong: it differs."""
+    cfg = config.load("lt10", [])[0]
+    hand = cfg.task.constructions(cfg.init)[0]
+    lines = {}
+    for t in (9.47, 30.0):
+        state = {"0.weight": torch.tensor([[-2.37]]), "0.bias": torch.tensor([2.37 * t])}
+        result = readout.read(hand.arch, state, cfg.task, construction=(hand.arch, hand.weights()))
+        lines[t] = view_text(result.as_dict(), cfg.task).splitlines()[-1]
+    box = "on the whole input box (the 60 integers in [-20, 40))"
+    assert lines[9.47].startswith(f"construction: solves the task by another mechanism {box}")
+    assert lines[30.0].startswith(f"construction: differs {box}")
+
+
+def test_compare_says_two_right_nets_solve_the_task_by_different_mechanisms() -> None:
+    """Equation 1 against the article's trained MinModel (a - 1.001 ReLU(a - b), within
+    0.11 of min on the domain, more than the tolerance) and a net that is not min."""
+    cfg = config.load("min", [])[0]
+    eq1 = cfg.task.constructions(cfg.init)[0].weights()
+    article = {"fc1.weight": torch.tensor([[0.0, 0.0]]), "fc1.bias": torch.tensor([0.0]),
+               "fc2.weight": torch.tensor([[0.71, -0.71]]), "fc2.bias": torch.tensor([0.0]),
+               "output_layer.weight": torch.tensor([[1.0, 0.0, 0.0, -1.41]]),
+               "output_layer.bias": torch.tensor([0.0])}  # fmt: skip
+    wrong = {**eq1, "output_layer.weight": torch.tensor([[0.5, 0.5, 0.5, -0.5]])}
+    forms = match.compare([(cfg.arch, s, cfg.task) for s in (eq1, article, wrong)])
+    assert [f.solves_task for f in forms] == [True, True, False]
+    assert [f.same_function for f in forms[1:]] == [False, False]
+    from tests.test_render import RECORDS, text_of
+
+    out = text_of(compare_view(RECORDS[:3], [None] * 3, [None] * 3,
+                               canonical=[f.as_dict() for f in forms]), 120)  # fmt: skip
+    same = next(line for line in out.splitlines() if line.startswith("same function"))
+    assert "no: another mechanism" in same and same.endswith("no: differs")
+    assert "on the 1,000 training samples" in out

@@ -167,7 +167,13 @@ def test_compare_in_canonical_form_fits_with_a_dash_where_nothing_compares(width
     for needle in ["Canonical form", "1 relu weight", "[[-1.00  1.00]", "Against 1122-044549",
                    "max |difference|", "same function", "no", "canonical distance"]:  # fmt: skip
         assert needle in out, (needle, out)
-    assert "yes" not in out and "Parameters" not in out
+    # the swapped net is not min: not the same function, and wrong, so it "differs"; the
+    # first (Equation 1) solves the task
+    assert "no: differs" in out and "another mechanism" not in out and "Parameters" not in out
+    assert [line.split()[-3:] for line in out.splitlines() if "solves the task" in line] in (
+        [["yes", "no", "-"]],
+        [["solves", "the", "task"]],  # stacked: one run under the other, below
+    )
 
 
 def test_text_from_disk_is_never_markup() -> None:

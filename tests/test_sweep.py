@@ -53,6 +53,9 @@ EQUIVALENCE = [
     ("mod", ["train.epochs=8", "train.batch_size=7"], [0, 3, 4]),
     ("expr", ["train.epochs=30"], [1, 2]),
     ("parity", ["train.epochs=50", "train.optimizer=sgd", "train.lr=0.1"], [0, 5]),
+    ("min", ["train.epochs=5", "init.mode=xavier_uniform"], [0, 3]),  # torch.nn.init's
+    ("mod", ["train.epochs=8", "init.mode=kaiming_normal"], [1, 2]),
+    ("expr", ["train.epochs=10", "init.mode=normal", "init.std=0.5"], [0, 4]),
 ]  # fmt: skip
 
 

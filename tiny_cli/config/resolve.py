@@ -16,7 +16,7 @@ from tiny_cli.errors import echo, echo_key
 from tiny_cli.spec import activations, models
 from tiny_cli.spec.models import Arch
 from tiny_cli.spec.schema import FLOAT32_MAX
-from tiny_cli.spec.sections import ModelConfig, architecture
+from tiny_cli.spec.sections import HARDWIRED, ModelConfig, architecture
 from tiny_cli.tasks import Task
 
 INT64_MAX = 2**63 - 1
@@ -160,7 +160,7 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
     if loss == "bce" and not activations.get(arch.layers[-1].activation).probability:
         raise KeyProblem("train.loss", "bce needs outputs in (0, 1): a sigmoid read-out")
 
-    if cfg.init.mode != "random":
+    if cfg.init.mode in HARDWIRED:
         built = task.constructions(cfg.init)
         if not built:
             from tiny_cli.tasks import catalog

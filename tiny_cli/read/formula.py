@@ -14,6 +14,14 @@ their Max twins, kept only when they make the expression shorter (Equation 1 bec
 `Min(a, b)`). No general `simplify`: on nested Max it can take minutes. Which rounding is
 kept (the coarsest that is exact) is the read-out's choice (`read.readout`).
 
+One style per formula: every coefficient a dyadic fraction when each one snaps to a dyadic
+(`a/2 + b/2`), else every one a decimal to the digits asked (`0.5*a - 0.305*b`; whole
+numbers stay whole), never fractions beside decimals. A unit whose input is a number is that
+number (a dead net reads `0`), and products of coefficients lose float artifacts (0.044,
+not 0.0439999999999999). `expressions(..., fold=False)` is the net as it computes, before
+the rewrites (`b - ReLU(b - a)` where the formula reads `Min(a, b)`); `reading` prints it
+with `ReLU` and a leading positive term.
+
 sympy is imported inside the functions: a run's own process never imports it.
 """
 
@@ -21,8 +29,8 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -45,10 +53,10 @@ def _dyadics() -> np.ndarray:
     return np.arange(8, 16) / 8
 
 
-def round_coefficient(c: float, digits: int = DIGITS[0]) -> sympy.Expr:
+def round_coefficient(c: float, digits: int = DIGITS[0], dyadic: bool = True) -> sympy.Expr:
     """A dyadic number (m / 2^k, 4-bit mantissa) within SNAP_REL of c as an exact sympy
-    Rational, else c to `digits` significant digits (an Integer when that is whole). Each
-    digit beyond DIGITS[0] makes the snap ten times stricter."""
+    Rational, else (or without `dyadic`) c to `digits` significant digits (an Integer when
+    that is whole). Each digit beyond DIGITS[0] makes the snap ten times stricter."""
     import sympy
 
     if c == 0 or not math.isfinite(c):
@@ -56,12 +64,25 @@ def round_coefficient(c: float, digits: int = DIGITS[0]) -> sympy.Expr:
     exp = math.floor(math.log2(abs(c)))
     mant = abs(c) / 2.0**exp
     best = min(np.append(_dyadics(), 2.0), key=lambda m: abs(m - mant))
-    if abs(best - mant) <= SNAP_REL * 10.0 ** (DIGITS[0] - digits) * mant:
+    if dyadic and abs(best - mant) <= SNAP_REL * 10.0 ** (DIGITS[0] - digits) * mant:
         num = round(best * 8)
         value = sympy.Rational(num, 8) * sympy.Rational(2) ** exp
         return value if c > 0 else -value
-    rounded = float(f"{c:.{digits}g}")
-    return sympy.Integer(int(rounded)) if rounded.is_integer() else sympy.Float(rounded)
+    return _decimal(float(f"{c:.{digits}g}"))
+
+
+def _decimal(value: float) -> sympy.Expr:
+    import sympy
+
+    return sympy.Integer(int(value)) if value.is_integer() else sympy.Float(value)
+
+
+def _mixed(numbers: Iterable[sympy.Expr]) -> bool:
+    """Fractions beside decimals: some number a Rational that is not whole, another a Float."""
+    import sympy
+
+    kinds = {"float" if isinstance(c, sympy.Float) else c.is_Integer for c in numbers}
+    return "float" in kinds and False in kinds
 
 
 def _rounding_error(vec: np.ndarray) -> float:
@@ -101,7 +122,16 @@ def display_scaled(can: Canonical) -> Canonical:
 
 def rounded(can: Canonical, digits: int = DIGITS[0]) -> list[list[list[sympy.Expr]]]:
     """Per layer and unit, its rounded incoming coefficients (columns, then the bias), terms
-    under PRUNE_REL of the unit's largest contribution on the domain set to 0."""
+    under PRUNE_REL of the unit's largest contribution on the domain set to 0: dyadic
+    fractions where they snap, unless that would put fractions beside decimals; then every
+    coefficient a decimal (one style)."""
+    layers = _rounded(can, digits, dyadic=True)
+    if _mixed(c for rows in layers for row in rows for c in row):
+        return _rounded(can, digits, dyadic=False)
+    return layers
+
+
+def _rounded(can: Canonical, digits: int, dyadic: bool) -> list[list[list[sympy.Expr]]]:
     import sympy
 
     layers = []
@@ -114,7 +144,7 @@ def rounded(can: Canonical, digits: int = DIGITS[0]) -> list[list[list[sympy.Exp
             floor = PRUNE_REL * contrib.max(initial=0.0)
             rows.append(
                 [
-                    round_coefficient(float(v), digits)
+                    round_coefficient(float(v), digits, dyadic)
                     if c >= floor and c > 0
                     else sympy.Integer(0)
                     for v, c in zip(vec, contrib, strict=True)
@@ -220,9 +250,11 @@ def symbols(names: Sequence[str]) -> list[sympy.Symbol]:
 
 
 def expressions(
-    net: Net, coeffs: list[list[list[sympy.Expr]]], names: Sequence[str]
+    net: Net, coeffs: list[list[list[sympy.Expr]]], names: Sequence[str], fold: bool = True
 ) -> list[sympy.Expr]:
-    """The net's outputs as sympy expressions of the named (real) inputs."""
+    """The net's outputs as sympy expressions of the named (real) inputs: with `fold`, the
+    Abs and Min/Max rewrites (the formula), else the units as they compute (the mechanism).
+    A unit whose input is a number is a number (`_number`)."""
     import sympy
 
     xs = symbols(names)
@@ -232,20 +264,64 @@ def expressions(
         h = []
         for row in rows:
             z = sympy.Add(*(c * v for c, v in zip(row[:-1], inp, strict=True)), row[-1])
-            h.append(_unit(layer.activation, fold_pairs(z)))
-    return [_tidy(fold_min_max(fold_pairs(e))) for e in h]
+            unit = _unit(layer.activation, fold_pairs(z) if fold else z)
+            h.append(unit if unit.free_symbols else _number(unit))
+    if fold:
+        h = [fold_min_max(fold_pairs(e)) for e in h]
+    return [one_style(e) for e in h]
 
 
-def _tidy(expr: sympy.Expr) -> sympy.Expr:
-    """Floats that float arithmetic left a hair off an eighth (0.99999999 a) become exact."""
+def _number(unit: sympy.Expr) -> sympy.Expr:
+    """A unit of a number, as a number: exact where it is rational (ReLU of a Rational),
+    else to DIGITS[-1] significant digits (a sigmoid of a number)."""
     import sympy
 
-    swap = {}
+    value = unit.doit()
+    if isinstance(value, sympy.Rational):
+        return value
+    return _decimal(float(f"{float(value.evalf()):.{DIGITS[-1]}g}"))
+
+
+ARTIFACT_DIGITS = 12  # a product of rounded coefficients is exact to far fewer digits
+
+
+def one_style(expr: sympy.Expr) -> sympy.Expr:
+    """Float artifacts gone (a product of 0.11 and 0.4 is 0.044; 0.99999999 a is a) and,
+    when decimals remain, the fractions as decimals too (a dyadic's decimal is exact)."""
+    import sympy
+
+    swap: dict[sympy.Expr, sympy.Expr] = {}
     for f in expr.atoms(sympy.Float):
-        k = round(float(f) * 8)
-        if abs(float(f) - k / 8) <= 1e-9 * max(1.0, abs(float(f))):
-            swap[f] = sympy.Rational(k, 8)
-    return expr.xreplace(swap) if swap else expr
+        value = float(f)
+        k = round(value * 8)
+        if abs(value - k / 8) <= 1e-9 * max(1.0, abs(value)):
+            value = k / 8
+        new = _decimal(float(f"{value:.{ARTIFACT_DIGITS}g}"))
+        if new != f or isinstance(new, sympy.Integer):
+            swap[f] = new
+    expr = _replace(expr, swap) if swap else expr
+    if _mixed(expr.atoms(sympy.Number)):
+        fractions = [q for q in expr.atoms(sympy.Rational) if not q.is_Integer]
+        expr = _replace(expr, {q: sympy.Float(float(q)) for q in fractions})
+    return expr
+
+
+def _replace(expr: sympy.Expr, swap: dict[sympy.Expr, sympy.Expr]) -> sympy.Expr:
+    """`expr.xreplace(swap)`, keeping exp, Max and Min unevaluated as they were built (an
+    evaluated exp(2.369 x - 22.43) splits into 1.81457436385174e-10 exp(2.369 x); a deep
+    nest of Max is seconds of comparisons)."""
+    import sympy
+
+    if expr in swap:
+        return swap[expr]
+    if not expr.args:
+        return expr
+    args = [_replace(a, swap) for a in expr.args]
+    if all(a is b for a, b in zip(args, expr.args, strict=True)):
+        return expr
+    if isinstance(expr, sympy.exp | sympy.Max | sympy.Min):
+        return expr.func(*args, evaluate=False)
+    return expr.func(*args)
 
 
 def formula_text(exprs: Sequence[sympy.Expr]) -> str:
@@ -256,7 +332,38 @@ def formula_text(exprs: Sequence[sympy.Expr]) -> str:
     return texts[0] if len(texts) == 1 else "(" + ", ".join(texts) + ",)"
 
 
+def reading(exprs: Sequence[sympy.Expr]) -> str:
+    """Expressions as a person reads them: `Max(0, z)` as `ReLU(z)`, a positive term first
+    (`b - ReLU(b - a)`, not `-Max(0, -a + b) + b`). Not for parsing back."""
+    printer = _reading_printer()({"full_prec": False})
+    return ", ".join(printer.doprint(e) for e in exprs)
+
+
 def latex(exprs: Sequence[sympy.Expr]) -> str:
     import sympy
 
     return ", ".join(sympy.latex(e, full_prec=False) for e in exprs)
+
+
+@functools.cache
+def _reading_printer() -> Any:
+    """`reading`'s printer class (made on first use: sympy is imported only then)."""
+    import sympy
+    from sympy.printing.str import StrPrinter
+
+    class ReadingPrinter(StrPrinter):  # type: ignore[misc]
+        def _print_Max(self, expr: sympy.Expr) -> str:
+            if len(expr.args) == 2 and sympy.S.Zero in expr.args:
+                (z,) = (a for a in expr.args if a != 0)
+                return f"ReLU({self._print(z)})"
+            return str(super()._print_Function(expr))
+
+        def _as_ordered_terms(self, expr: sympy.Expr, order: Any = None) -> list[sympy.Expr]:
+            terms = list(super()._as_ordered_terms(expr, order=order))
+            positive = [t for t in terms if not t.could_extract_minus_sign()]
+            if terms and positive and terms[0].could_extract_minus_sign():
+                terms.remove(positive[0])
+                terms.insert(0, positive[0])
+            return terms
+
+    return ReadingPrinter

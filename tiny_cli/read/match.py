@@ -26,6 +26,7 @@ from tiny_cli.read.arrays import (
     tolerance_of,
 )
 from tiny_cli.read.canonical import canonical
+from tiny_cli.read.diagnose import outcome
 from tiny_cli.spec.models import Arch
 
 if TYPE_CHECKING:
@@ -123,6 +124,8 @@ class Compared:
     same_function: bool | None = None  # max_abs_difference <= tolerance
     tolerance: float | None = None  # TOL_REL * max(1, max |first net's output|)
     parameters: float | None = None  # canonical parameter distance (parameter_distance)
+    solves_task: bool | None = None  # right on the first net's domain (its task's outcome rule)
+    domain: str | None = None  # the first net's: which inputs (`Task.domain_text`)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for rendering and `tiny compare --json`."""
@@ -144,6 +147,8 @@ class Compared:
             "same_function": self.same_function,
             "tolerance": self.tolerance,
             "parameters": self.parameters,
+            "solves_task": self.solves_task,
+            "domain": self.domain,
         }
 
 
@@ -163,8 +168,10 @@ def compare(nets: Sequence[NetSpec | None]) -> list[Compared]:
     another number of inputs or outputs: on its own, and not compared), hidden units matched
     to the first's, the canonical parameter distance (`parameter_distance`), and the max
     |difference| of the outputs on that domain, the same function when it is within TOL_REL
-    of max(1, the first net's largest |output|) (`distance`'s rule). None (a run without a
-    readable net) compares as nothing."""
+    of max(1, the first net's largest |output|) (`distance`'s rule), and whether each net
+    solves the first's task there (the sweep's outcome rule): two nets that both do but are
+    not the same function solve it by different mechanisms. None (a run without a readable
+    net) compares as nothing."""
 
     def own(spec: NetSpec) -> Net:
         return canonical(from_state(spec[0], spec[1]), domain(spec[2])[0]).net
@@ -172,12 +179,14 @@ def compare(nets: Sequence[NetSpec | None]) -> list[Compared]:
     first = nets[0] if nets else None
     if first is None:
         return [Compared(own(spec) if spec else None) for spec in nets]
-    x = domain(first[2])[0]
+    task = first[2]
+    x, y = domain(task)
     ref = from_state(first[0], first[1])
     ref_run = forward(ref, x)
     ref_can = canonical(ref, x, ref_run).net
     tol = tolerance_of(ref_run.out)
-    out = [Compared(ref_can, aligned=True)]
+    solved = outcome(task, ref_run, x, y, ref, False) == "solved"
+    out = [Compared(ref_can, aligned=True, solves_task=solved, domain=task.domain_text())]
     for spec in nets[1:]:
         if spec is None:
             out.append(Compared(None))
@@ -201,6 +210,7 @@ def compare(nets: Sequence[NetSpec | None]) -> list[Compared]:
                 parameters=None
                 if matched is None
                 else float(np.linalg.norm(wide.params() - matched.params())),
+                solves_task=outcome(task, run, x, y, net, False) == "solved",
             )
         )
     return out

@@ -9,7 +9,15 @@ net as arrays, its forward pass), `read.canonical`, `read.formula`, `read.diagno
 The formula is labelled **exact** when it agrees with the net on the whole domain within
 `tolerance` = TOL_REL * max(1, max |net output|). When 3 digits are not exact, 4, 5 and 6
 are tried (each with a 10x stricter snap) and the first exact one is kept; if none is, the
-formula is approximate, at 6 digits, with its max error.
+formula is approximate, at 6 digits, with its max error. The claims hold on the task's
+training inputs, which `Task.domain_text` names (the 1,000 training samples, or the whole
+input box); the read-out keeps that text as `domain`.
+
+The **mechanism** is the net as it computes, before the Abs and Min/Max rewrites
+(`formula.expressions(..., fold=False)`, read with `ReLU`), kept when it reads otherwise
+than the formula and is short (at most MECHANISM_UNITS hidden units, MECHANISM_CHARS
+characters): min's `Min(a, b)` is `b - ReLU(b - a)` or `a - ReLU(a - b)`, which the formula
+alone cannot tell apart.
 
 `read_dict` is the sidecar's "readout" job (`tiny_cli.sidecar.JOBS`): it runs without torch.
 """
@@ -32,6 +40,7 @@ from tiny_cli.read.formula import (
     expressions,
     formula_text,
     latex,
+    reading,
     rounded,
 )
 from tiny_cli.read.match import parameter_distance
@@ -39,6 +48,9 @@ from tiny_cli.spec.models import Arch
 
 if TYPE_CHECKING:
     from tiny_cli.tasks import Task
+
+MECHANISM_UNITS = 16  # hidden units (canonical) of a net whose mechanism is shown
+MECHANISM_CHARS = 200  # the longest mechanism shown
 
 
 @dataclass
@@ -59,6 +71,8 @@ class Readout:
     meaning: dict[str, Any] = field(default_factory=dict)  # the task's (`Task.meaning`)
     diagnosis: dict[str, Any] = field(default_factory=dict)
     task: Task | None = None  # whose meaning it is: it says how its lines read (not stored)
+    mechanism: str | None = None  # the net before the rewrites, when that reads otherwise
+    domain: str = "the domain"  # which inputs the claims hold on (`Task.domain_text`)
 
     def to_json(self, names: Sequence[str]) -> dict[str, Any]:
         """`tiny export RUN`: the canonical net (`export`), its inputs named `names`."""
@@ -73,6 +87,8 @@ class Readout:
             "max_error": self.max_error,
             "tolerance": self.tolerance,
             "digits": self.digits,
+            "domain": self.domain,
+            **({"mechanism": self.mechanism} if self.mechanism else {}),
             **({"approximation": self.approximation} if self.approximation else {}),
             "dead_units": self.canonical.dead,
             **self.meaning,
@@ -167,7 +183,20 @@ def read(
         meaning,
         diagnosis,
         task,
+        _mechanism(shown, fit.coeffs, names, exprs),
+        task.domain_text(),
     )
+
+
+def _mechanism(
+    shown: Canonical, coeffs: list[list[list[Any]]], names: Sequence[str], exprs: list[Any]
+) -> str | None:
+    """The net as it computes, when that reads otherwise than the formula (module
+    docstring); None for a net too big or a mechanism too long to read in a line or two."""
+    if sum(layer.width for layer in shown.net.layers[:-1]) > MECHANISM_UNITS:
+        return None
+    text = reading(expressions(shown.net, coeffs, names, fold=False))
+    return text if text != reading(exprs) and len(text) <= MECHANISM_CHARS else None
 
 
 def read_dict(

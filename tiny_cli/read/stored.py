@@ -87,7 +87,13 @@ class Comparison:
                     "canonical": {k: c[k] for k in ("layers", "skip_input", "aligned")},
                     "against_first": {
                         k: c[k]
-                        for k in ("max_abs_difference", "same_function", "tolerance", "parameters")
+                        for k in (
+                            "max_abs_difference",
+                            "same_function",
+                            "tolerance",
+                            "parameters",
+                            "solves_task",
+                        )
                     },
                 }
                 for r, i, c in zip(

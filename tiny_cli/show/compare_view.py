@@ -68,7 +68,18 @@ def _yes_no(value: Any) -> str:
     return "-" if value is None else "yes" if value else "no"
 
 
+def _same(c: Mapping[str, Any], first: Mapping[str, Any]) -> str:
+    """The same function as the first run's net; if not, another mechanism when both solve
+    the task, else "differs" (one of them is wrong somewhere)."""
+    same = c.get("same_function")
+    if same is None or same:
+        return _yes_no(same)
+    both = c.get("solves_task") and first.get("solves_task")
+    return "no: another mechanism" if both else "no: differs"
+
+
 Cell = Callable[[int, str], str]  # (run index, row name) -> the cell's text
+SOLVES = "solves the task"  # the one row of "against the first" that the first has too
 
 
 def _table(
@@ -104,11 +115,11 @@ def _against(
 ) -> dict[str, Callable[[Mapping[str, Any]], str]]:
     """The rows of "against the first run": row name -> its cell of a run's comparison."""
     tol = next((c["tolerance"] for c in forms if c.get("tolerance")), None)
+    first = forms[0] if forms else {}
     return {
         "max |difference|": lambda c: metric_text(c["max_abs_difference"], metrics_precision),
-        "same function" + (f" (within {tol:.3g})" if tol else ""): lambda c: _yes_no(
-            c["same_function"]
-        ),
+        "same function" + (f" (within {tol:.3g})" if tol else ""): lambda c: _same(c, first),
+        SOLVES: lambda c: _yes_no(c.get("solves_task")),
         "canonical distance": lambda c: metric_text(c["parameters"], metrics_precision),
     }
 
@@ -145,7 +156,7 @@ def compare_view(
         return _canonical_value(forms[i], row, precision)
 
     def versus(i: int, row: str) -> str:
-        return against[row](forms[i]) if i else "-"
+        return against[row](forms[i]) if i or row == SOLVES else "-"
 
     def value(i: int, key: str) -> str:
         p = params[i]
@@ -159,7 +170,9 @@ def compare_view(
             title = "Canonical form (units matched to the first run)"
             parts.append(_table(width, title, "layer", form_rows, form, labels, stacked))
         if any(c.get("max_abs_difference") is not None for c in forms):
-            title = f"Against {shorts[records[0].run.id]}, on its task's domain"
+            domain = forms[0].get("domain") if forms else None
+            where = domain if isinstance(domain, str) else "its task's domain"
+            title = f"Against {shorts[records[0].run.id]}, on {where}"
             parts.append(_table(width, title, "", list(against), versus, labels, stacked, "right"))
         if raw:
             title = "Parameters (as stored)"

@@ -42,36 +42,50 @@ def readout_lines(
     ]
 
 
+def _cut(formula: str, chars: int | None) -> Line:
+    """A formula, bold, cut at `chars` with a note saying where it is whole."""
+    if chars is None or len(formula) <= chars:
+        return [(formula, "bold")]
+    note = f" … ({len(formula):,} characters; tiny export RUN --format formula prints it whole)"
+    return [(formula[:chars], "bold"), (note, "")]
+
+
 def _formula_lines(readout: Mapping[str, Any], formula_chars: int | None) -> list[Line]:
     exact = readout.get("exact")
     label = ("exact", "green") if exact else ("approximate", "yellow")
-    formula = str(readout.get("formula"))
-    cut: list[tuple[str, str]] = []
-    if formula_chars is not None and len(formula) > formula_chars:
-        cut = [(f" … ({len(formula):,} characters; tiny export RUN --format formula "
-                "prints it whole)", "")]  # fmt: skip
-        formula = formula[:formula_chars]
-    lines: list[Line] = [
-        [("formula: ", ""), (formula, "bold"), *cut],
+    lines: list[Line] = [[("formula: ", ""), *_cut(str(readout.get("formula")), formula_chars)]]
+    mechanism = readout.get("mechanism")
+    if isinstance(mechanism, str):
+        lines.append([("  as the net computes it: ", ""), *_cut(mechanism, formula_chars)])
+    lines.append(
         [
             ("  ", ""), label,
-            (f" on the domain: max error {brief(readout.get('max_error'), 3)}"
+            (f" on {domain_of(readout)}: max error {brief(readout.get('max_error'), 3)}"
              f" (tolerance {brief(readout.get('tolerance'), 3)},"
              f" {readout.get('digits', '-')} significant digits)", ""),
-        ],
-    ]  # fmt: skip
+        ]
+    )  # fmt: skip
     approx = readout.get("approximation")
-    if approx:
+    if isinstance(approx, Mapping):
         lines.append(
             [
+                ("  ~ ", ""),
+                *_cut(str(approx.get("formula")), formula_chars),
                 (
-                    f"  ~ {approx.get('formula')} with {approx.get('digits')} digits "
+                    f" with {approx.get('digits')} digits "
                     f"(max error {brief(approx.get('max_error'), 3)})",
                     "",
-                )
+                ),
             ]
         )
     return lines
+
+
+def domain_of(readout: Mapping[str, Any]) -> str:
+    """Which inputs the read-out's claims hold on (`Task.domain_text`; a read-out stored
+    before it said so: "the domain")."""
+    domain = readout.get("domain")
+    return domain if isinstance(domain, str) else "the domain"
 
 
 def _diagnosis_line(readout: Mapping[str, Any]) -> Line:
@@ -92,16 +106,23 @@ def _diagnosis_line(readout: Mapping[str, Any]) -> Line:
 
 
 def _construction_lines(readout: Mapping[str, Any]) -> list[Line]:
+    """The net against the task's construction: the same function; another mechanism when
+    the net is right on the domain too (the construction always is); else it differs."""
     dist = readout.get("distance_to_construction")
-    if not dist:
+    if not isinstance(dist, Mapping):
         return []
-    same = "the same function" if dist.get("same_function") else "a different function"
+    if dist.get("same_function"):
+        verdict = "the same function"
+    elif readout.get("outcome") == "solved":
+        verdict = "solves the task by another mechanism"
+    else:
+        verdict = "differs"
     return [
         [
             (
-                f"construction: canonical distance {brief(dist.get('parameters'), 3)}, "
-                f"{same} on the domain (max difference "
-                f"{brief(dist.get('max_abs_difference'), 3)})",
+                f"construction: {verdict} on {domain_of(readout)}: max difference "
+                f"{brief(dist.get('max_abs_difference'), 3)}, canonical distance "
+                f"{brief(dist.get('parameters'), 3)}",
                 "",
             )
         ]

@@ -92,15 +92,20 @@ def _relu_numpy(z: np.ndarray, zeros: Any = 0.0) -> np.ndarray:
 
 
 def _relu_sympy(z: sympy.Expr) -> sympy.Expr:
-    """Max(0, z) with a positive rational factor of z pulled out."""
+    """Max(0, z) with a positive rational factor of z pulled out when z's numbers are all
+    rational (pulled out of decimals, 1/32 would turn 0.881 a - b + 0.156 into
+    Max(0, 28.192 a - 32 b + 5)/32)."""
     import sympy
 
     # Unevaluated: Max compares its arguments pairwise, seconds on a deep nest of them.
-    content, prim = z.as_content_primitive()
-    if content.is_positive and (
-        isinstance(prim, sympy.Abs) or (isinstance(prim, sympy.Max) and 0 in prim.args)
+    factor, rest = z.as_coeff_Mul()
+    if factor.is_positive and (
+        isinstance(rest, sympy.Abs) or (isinstance(rest, sympy.Max) and 0 in rest.args)
     ):
         return z  # already >= 0: Max(0, c Max(0, u)) = c Max(0, u)
+    if z.atoms(sympy.Float):
+        return sympy.Max(0, z, evaluate=False)
+    content, prim = z.as_content_primitive()
     if content.is_positive and content != 1:
         return content * sympy.Max(0, prim, evaluate=False)
     return sympy.Max(0, z, evaluate=False)

@@ -15,7 +15,22 @@ from tiny_cli.spec import activations, models
 from tiny_cli.spec.schema import Float, Section
 
 MAX_EPOCHS = 10_000_000
-INIT_MODES = ("random", "hardwired", "hardwired+noise")
+# random: PyTorch's default for each Linear; the schemes: torch.nn.init's initialisers of
+# that name for each Linear's weight (biases zero; kaiming for ReLU), or normal: every
+# weight and bias drawn from N(0, init.std); hardwired: the task's construction (+ noise).
+SCHEMES = ("xavier_normal", "xavier_uniform", "kaiming_normal", "kaiming_uniform", "normal")
+INIT_MODES = ("random", *SCHEMES, "hardwired", "hardwired+noise")
+HARDWIRED = ("hardwired", "hardwired+noise")
+InitMode = Literal[
+    "random",
+    "xavier_normal",
+    "xavier_uniform",
+    "kaiming_normal",
+    "kaiming_uniform",
+    "normal",
+    "hardwired",
+    "hardwired+noise",
+]
 
 
 class LayerConfig(Section):
@@ -36,8 +51,9 @@ class ModelConfig(Section):
 
 
 class InitConfig(Section):
-    mode: Literal["random", "hardwired", "hardwired+noise"] = "random"
+    mode: InitMode = "random"
     noise: Float = Field(0.1, ge=0, le=1e6, description="std of Gaussian noise for hardwired+noise")
+    std: Float = Field(0.1, gt=0, le=1e6, description="std of every parameter for normal")
     scale: Float = Field(1.0, gt=0, le=1e6, description="lt: Sigmoid(scale * (t - x))")
 
 

@@ -97,6 +97,12 @@ class Task(Section):
         """Training inputs [n, inputs] and targets [n, 1], float32."""
         raise NotImplementedError
 
+    def domain_text(self) -> str:
+        """Which inputs `data` holds, in words: what a read-out's errors and "same function"
+        hold on. Default: "the N training inputs"; a task whose data is every input of its
+        box says so (`whole_box`)."""
+        return f"the {self.size():,} training inputs"
+
     def truth(self, x: Tensor) -> Tensor:
         """The target for any inputs [n, inputs] -> [n, 1] (pictures, beyond the domain)."""
         raise NotImplementedError
@@ -219,6 +225,12 @@ def predict_fn(
         return torch.cat(parts)
 
     return f
+
+
+def whole_box(points: int, what: str) -> str:
+    """`Task.domain_text` of a task trained on every input of its box: "the whole input
+    box (the 60 integers in [-20, 40))"."""
+    return f"the whole input box (the {points:,} {what})"
 
 
 def integer_grid(*ranges: tuple[int, int]) -> Tensor:

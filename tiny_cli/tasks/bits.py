@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field, StrictInt
 
 from tiny_cli.spec.models import Arch, Layer
-from tiny_cli.tasks.base import Construction, Kind, StateDict, Task, integer_grid, layers, tensor
+from tiny_cli.tasks.base import (
+    Construction,
+    Kind,
+    StateDict,
+    Task,
+    integer_grid,
+    layers,
+    tensor,
+    whole_box,
+)
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -63,6 +72,9 @@ class _Bits(Task):
     def data(self) -> tuple[Tensor, Tensor]:
         x = integer_grid(*[(0, 2)] * self.width())
         return x, self.truth(x)
+
+    def domain_text(self) -> str:
+        return whole_box(self.size(), f"patterns of {self.width()} bits")
 
     def truth(self, x: Tensor) -> Tensor:
         import torch

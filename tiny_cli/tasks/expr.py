@@ -19,7 +19,7 @@ from pydantic import Field, StrictInt, ValidationInfo, field_validator, model_va
 from tiny_cli.errors import TinyError
 from tiny_cli.spec.schema import Bound
 from tiny_cli.tasks import expression
-from tiny_cli.tasks.base import Task, layers
+from tiny_cli.tasks.base import Task, layers, whole_box
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -72,6 +72,12 @@ class Expr(Task):
         if self.samples is not None:
             return self.samples
         return math.prod(hi - lo + 1 for lo, hi in self.inputs.values())
+
+    def domain_text(self) -> str:
+        box = " x ".join(f"[{lo}, {hi}]" for lo, hi in self.inputs.values())
+        if self.samples is None:
+            return whole_box(self.size(), f"integer points of {box}")
+        return f"the {self.samples:,} training samples (integer points of {box})"
 
     def data(self) -> tuple[Tensor, Tensor]:
         import torch

@@ -19,6 +19,7 @@ from tiny_cli.tasks.base import (
     correct_interval,
     layers,
     tensor,
+    whole_box,
 )
 from tiny_cli.tasks.threshold import IntegerRange
 
@@ -83,6 +84,9 @@ class _PowerOfTwo(Task):
 
         x = torch.arange(0, 2**self.bits, dtype=torch.float32).unsqueeze(1)
         return x, self.truth(x)
+
+    def domain_text(self) -> str:
+        return whole_box(self.size(), f"integers in [0, 2^{self.bits})")
 
     def metrics(self, f: Predict, x: Tensor, y: Tensor, pred: Tensor) -> Metrics:
         return {

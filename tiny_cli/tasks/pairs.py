@@ -69,7 +69,26 @@ def _pair_net(relu_weight: float) -> StateDict:
 
 
 FAMILY_TOL = 0.05  # min/max: in the family when the residual is under 5% of std(target)
-FAMILY = "alpha (a - ReLU(a - b)) + (1 - alpha) (b - ReLU(b - a))"
+FAMILY = "alpha (a - ReLU(a - b)) + (1 - alpha) (b - ReLU(b - a))"  # min's (`family_of`)
+ALPHA_TOL = 0.01  # alpha this close to 0, 1/2 or 1 is that member of the family
+
+
+def alpha_line(alpha: float, members: tuple[str, str], article: str, halves: str) -> str:
+    """Which member of the family alpha is, from the weights: alpha = 1 is `members[0]`
+    (the article's, for min), 0 its mirror `members[1]`, 1/2 `halves` (Equation 1);
+    anything else a blend of the two. `article`: "the article's " or ""."""
+    one, zero = members
+    for value, text in (
+        (0, f"{zero}, the mirror of {article}{one}"),
+        (1, f"{article}{one}"),
+        (0.5, halves),
+    ):
+        if abs(alpha - value) <= ALPHA_TOL:
+            return f"alpha = {value:g}: {text}"
+    return (
+        f"alpha = {alpha:.3g}: a blend of {article}{one} (alpha = 1) and its mirror {zero} "
+        "(alpha = 0)"
+    )
 
 
 def family_meaning(
@@ -110,6 +129,11 @@ def family_meaning(
     }
 
 
+def family_of(members: tuple[str, str]) -> str:
+    """The family of nets whose members at alpha = 1 and 0 are `members`."""
+    return f"alpha ({members[0]}) + (1 - alpha) ({members[1]})"
+
+
 def _min_base(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     import numpy as np
 
@@ -132,6 +156,10 @@ class _Pairs(IntegerRange):
 
     kind: ClassVar[Kind] = "regression"
     summary_metrics: ClassVar[tuple[str, ...]] = ("mae", "max_abs_error", "max_abs_error_beyond")
+    # The family's members at alpha = 1 and 0, whose is the first, and alpha = 1/2.
+    members: ClassVar[tuple[str, str]] = ("a - ReLU(a - b)", "b - ReLU(b - a)")
+    article: ClassVar[str] = "the article's "
+    halves: ClassVar[str] = "Equation 1, 0.5 (a + b - ReLU(b - a) - ReLU(a - b))"
 
     def input_names(self) -> tuple[str, ...]:
         return ("a", "b")
@@ -142,6 +170,9 @@ class _Pairs(IntegerRange):
     def data(self) -> tuple[Tensor, Tensor]:
         x = tensor(random_pairs(self.low, self.high, self.n_samples, self.data_seed))
         return x, self.truth(x)
+
+    def domain_text(self) -> str:
+        return f"the {self.n_samples:,} training samples"
 
     def default_model(self) -> dict[str, Any]:
         return {"arch": "min_model"}
@@ -158,15 +189,27 @@ class _Pairs(IntegerRange):
             "max_abs_error_beyond": err_far.max().item(),
         }
 
+    def _named(self, family: Meaning) -> Meaning:
+        """Whose family a meaning is: a read-out read without its task shows only its own."""
+        return {"family": family_of(self.members)} if family else {}
+
     @classmethod
     def meaning_lines(cls, meaning: Mapping[str, Any]) -> list[str]:
         common = super().meaning_lines(meaning)
         if "alpha" not in meaning:
             return common
         residual = f"(residual {brief(meaning.get('family_residual'), 2)} of std)"
-        if meaning.get("in_family"):
-            return [f"family {FAMILY}: alpha = {brief(meaning['alpha'], 3)} {residual}", *common]
-        return [f"not in the family {FAMILY} {residual}", *common]
+        family = family_of(cls.members)
+        if meaning.get("family", FAMILY) != family:  # max's, or min's (stored before it said)
+            return common
+        alpha = meaning["alpha"]
+        if meaning.get("in_family") and isinstance(alpha, int | float):
+            return [
+                f"family {family}: alpha = {brief(alpha, 3)} {residual}",
+                alpha_line(alpha, cls.members, cls.article, cls.halves),
+                *common,
+            ]
+        return [f"not in the family {family} {residual}", *common]
 
 
 class Min(_Pairs):
@@ -179,7 +222,8 @@ class Min(_Pairs):
     def meaning(
         self, net: NetArrays, x: np.ndarray, y: np.ndarray, metrics: Mapping[str, Any]
     ) -> Meaning:
-        return {**family_meaning(net, x, y[:, 0], _min_base), **super().meaning(net, x, y, metrics)}
+        family = family_meaning(net, x, y[:, 0], _min_base)
+        return {**family, **self._named(family), **super().meaning(net, x, y, metrics)}
 
     def constructions(self, init: InitConfig) -> list[Construction]:
         return [
@@ -195,6 +239,9 @@ class Min(_Pairs):
 class Max(_Pairs):
     name: Literal["max"]
     summary: ClassVar[str] = "max(a, b) on seeded random integer pairs; the MinModel shape"
+    members: ClassVar[tuple[str, str]] = ("a + ReLU(b - a)", "b + ReLU(a - b)")
+    article: ClassVar[str] = ""
+    halves: ClassVar[str] = "Equation 1 mirrored, 0.5 (a + b + ReLU(b - a) + ReLU(a - b))"
 
     def truth(self, x: Tensor) -> Tensor:
         return x.max(dim=1, keepdim=True).values
@@ -202,7 +249,8 @@ class Max(_Pairs):
     def meaning(
         self, net: NetArrays, x: np.ndarray, y: np.ndarray, metrics: Mapping[str, Any]
     ) -> Meaning:
-        return {**family_meaning(net, x, y[:, 0], _max_base), **super().meaning(net, x, y, metrics)}
+        family = family_meaning(net, x, y[:, 0], _max_base)
+        return {**family, **self._named(family), **super().meaning(net, x, y, metrics)}
 
     def constructions(self, init: InitConfig) -> list[Construction]:
         return [

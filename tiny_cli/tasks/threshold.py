@@ -26,6 +26,7 @@ from tiny_cli.tasks.base import (
     Task,
     brief,
     tensor,
+    whole_box,
 )
 
 if TYPE_CHECKING:
@@ -103,6 +104,9 @@ class IntegerRange(Task):
 
         x = torch.arange(self.low, self.high, dtype=torch.float32).unsqueeze(1)
         return x, self.truth(x)
+
+    def domain_text(self) -> str:
+        return whole_box(self.size(), f"integers in [{self.low}, {self.high})")
 
 
 class Lt(IntegerRange):

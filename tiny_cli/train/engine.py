@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tiny_cli.spec import models
+from tiny_cli.spec.sections import HARDWIRED
 from tiny_cli.train import backprop, buffer, inits, optim
 
 if TYPE_CHECKING:
@@ -103,8 +104,8 @@ class Result:
 
 def initial_params(cfg: ExperimentConfig, seeds: Sequence[int]) -> Params:
     """Seed k's parameters exactly as `inits.build(cfg with seed=k)` makes them, stacked."""
-    if cfg.init.mode == "random":
-        return inits.random_inits(cfg.arch, seeds)
+    if cfg.init.mode not in HARDWIRED:
+        return inits.random_inits(cfg.arch, seeds, cfg.init)
     states = [inits.build(cfg.model_copy(update={"seed": s})).state_dict() for s in seeds]
     return {k: torch.stack([st[k] for st in states]) for k in states[0]}
 

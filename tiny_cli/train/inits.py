@@ -1,15 +1,21 @@
 """A net's starting parameters: one seed's module (`build`) or many seeds' at once.
 
-Random init is PyTorch's default for each layer, drawn after `torch.manual_seed(seed)`, so
-seed k gives the same starting weights in `tiny train`, in a sweep and in a notebook.
+Every init starts from `torch.manual_seed(seed)` and PyTorch's default for each layer
+(`random`), so seed k gives the same starting weights in `tiny train`, in a sweep and in a
+notebook. The schemes (`spec.sections.SCHEMES`) then draw each Linear's parameters again,
+in the order the Linears are made, from the same generator, with torch.nn.init's own
+initialisers: `xavier_normal` / `xavier_uniform` (Glorot) and `kaiming_normal` /
+`kaiming_uniform` (He, for ReLU: gain sqrt(2), fan_in) for the weight, the bias zero;
+`normal`: every weight and bias from N(0, init.std).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from tiny_cli.spec.models import Arch, Params
+from tiny_cli.spec.sections import HARDWIRED, SCHEMES, InitConfig
 
 if TYPE_CHECKING:
     from torch import nn
@@ -21,16 +27,18 @@ def build(cfg: ExperimentConfig) -> nn.Module:
     """The model for a resolved config, initialised as `cfg.init` says.
 
     Random init is PyTorch's default for each layer, drawn after `torch.manual_seed(seed)`,
-    so seed k gives the same starting weights here, in a sweep and in a notebook. Hardwired
-    weights are the task's construction for this architecture; hardwired noise is drawn from
-    a generator seeded with the same seed.
+    so seed k gives the same starting weights here, in a sweep and in a notebook; a scheme
+    draws each Linear again after that (`redraw`). Hardwired weights are the task's
+    construction for this architecture; hardwired noise is drawn from a generator seeded
+    with the same seed.
     """
     import torch
 
     torch.manual_seed(cfg.seed)
     arch = cfg.arch
     model = arch.module()
-    if cfg.init.mode in ("hardwired", "hardwired+noise"):
+    redraw(linears(model), cfg.init)
+    if cfg.init.mode in HARDWIRED:
         construction = cfg.task.construction_for(cfg.init, arch)
         if construction is None:  # (config.resolve refuses such a config)
             raise ValueError(f"task {cfg.task.name} has no construction of {arch.describe()}")
@@ -43,26 +51,58 @@ def build(cfg: ExperimentConfig) -> nn.Module:
     return model
 
 
-def random_inits(arch: Arch, seeds: Sequence[int]) -> Params:
-    """`build`'s random init for many seeds at once, [S, *shape] per parameter: one module,
-    re-initialised per seed. Making a module draws each Linear's weight then its bias, in
-    the order the Linears are made (= `modules()` order here), which is what
-    `reset_parameters` over them in that order draws again: the same numbers, without
-    making a thousand modules (and seeding only the CPU generator, which is all that
-    draws here; `torch.manual_seed` also formats a stack trace per device kind).
-    """
-    import torch
+def linears(model: nn.Module) -> list[nn.Linear]:
+    """The model's Linears in `modules()` order, which is the order they are made in."""
     from torch import nn
 
+    return [m for m in model.modules() if isinstance(m, nn.Linear)]
+
+
+def redraw(layers: Iterable[nn.Linear], init: InitConfig | None) -> None:
+    """Each Linear's weight and bias drawn again by `init.mode`'s scheme, in turn, from
+    torch's default generator; nothing for random or hardwired modes."""
+    if init is None or init.mode not in SCHEMES:
+        return
+    import torch
+    from torch.nn import init as nn_init
+
+    with torch.no_grad():
+        for m in layers:
+            if init.mode == "normal":
+                nn_init.normal_(m.weight, 0.0, init.std)
+                nn_init.normal_(m.bias, 0.0, init.std)
+                continue
+            if init.mode == "xavier_normal":
+                nn_init.xavier_normal_(m.weight)
+            elif init.mode == "xavier_uniform":
+                nn_init.xavier_uniform_(m.weight)
+            elif init.mode == "kaiming_normal":
+                nn_init.kaiming_normal_(m.weight, nonlinearity="relu")
+            else:
+                nn_init.kaiming_uniform_(m.weight, nonlinearity="relu")
+            nn_init.zeros_(m.bias)
+
+
+def random_inits(arch: Arch, seeds: Sequence[int], init: InitConfig | None = None) -> Params:
+    """`build`'s random init (or a scheme's: `init`) for many seeds at once, [S, *shape] per
+    parameter: one module, re-initialised per seed. Making a module draws each Linear's
+    weight then its bias, in the order the Linears are made (= `modules()` order here),
+    which is what `reset_parameters` over them in that order draws again: the same numbers,
+    without making a thousand modules (and seeding only the CPU generator, which is all
+    that draws here; `torch.manual_seed` also formats a stack trace per device kind).
+    """
+    import torch
+
     model = arch.module()
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    layers = linears(model)
     named = list(model.state_dict(keep_vars=True).items())
     out = {k: torch.empty(len(seeds), *v.shape) for k, v in named}
     with torch.no_grad():
         for i, seed in enumerate(seeds):
             torch.default_generator.manual_seed(seed)
-            for m in linears:
+            for m in layers:
                 m.reset_parameters()
+            redraw(layers, init)
             for k, v in named:
                 out[k][i] = v
     return out
