@@ -33,7 +33,6 @@ from tiny_cli.spec import models
 from tiny_cli.store import hparams
 from tiny_cli.train import inits
 
-
 LT10_EPOCHS = 1200  # more points per scalar than TensorBoard's default sample of 1,000
 
 

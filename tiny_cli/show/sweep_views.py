@@ -10,6 +10,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from tiny_cli.config.grid import words
 from tiny_cli.show.run_views import epochs_label, header, seed_label
 from tiny_cli.show.tables import (
     GAP,
@@ -20,7 +21,7 @@ from tiny_cli.show.tables import (
     floor_width,
     parameters_table,
 )
-from tiny_cli.store.runs import Details, GridValue, RunRecord, SeedResult, SweepPoint, show_value
+from tiny_cli.store.runs import Details, GridValue, RunRecord, SeedResult, SweepPoint
 
 
 def _seconds(value: float | None) -> str:
@@ -34,10 +35,11 @@ def _short(value: float | None) -> str:
 
 
 def _grid_lines(grid: Mapping[str, GridValue], split: bool) -> list[str]:
-    """`key=value` per line; `split` puts a long value under its key."""
+    """`key=value` per line, the value in words (`8 relu -> 1 identity`, not a Python
+    repr); `split` puts a long value under its key."""
     out = []
     for k, v in grid.items():
-        out.extend([f"{k}=", f"  {show_value(v)}"] if split else [f"{k}={show_value(v)}"])
+        out.extend([f"{k}=", f"  {words(v)}"] if split else [f"{k}={words(v)}"])
     return out
 
 
@@ -85,7 +87,7 @@ def sweep_view(record: RunRecord, info: Details) -> Group:
     parts = header("sweep", record, detail, info.config, "; ".join(info.problems))
     if meta.grid:
         grid = "  ".join(
-            f"{k}={','.join(show_value(v) for v in values)}" for k, values in meta.grid.items()
+            f"{k}={'; '.join(words(v) for v in values)}" for k, values in meta.grid.items()
         )
         parts.append(Text(f"grid: {grid}"))
     if info.summary:
