@@ -193,7 +193,7 @@ def test_a_two_input_classifier_shows_its_expression_and_its_decision_boundary()
     assert events.png_size(png)[0] >= 1000
     drawn = plots.canvas(picture.layout)
     assert drawn._title.get_text().startswith("a < b")
-    assert "decision boundary" in drawn._left.get_title()
+    assert "white line: output 0.5, the decision" in drawn._left.get_title()
     assert drawn._boundary is not None
     vertices = np.concatenate([p.vertices for p in drawn._boundary.get_paths()])
     assert len(vertices) and np.allclose(vertices[:, 0], vertices[:, 1], atol=1e-6)

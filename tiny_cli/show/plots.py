@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from tiny_cli.tasks import Task
 
 DPI = style.DPI
-FIGSIZE = (12.0, 6.0)  # 1200 x 600 pixels: for a projector (show/style.py)
+FIGSIZE = (10.4, 5.6)  # 1040 x 560 pixels: for a projector (show/style.py)
 SIZE = (round(FIGSIZE[0] * DPI), round(FIGSIZE[1] * DPI))  # (width, height) of a PNG
 CURVE_POINTS = 600  # the net between the integers, where is_even's hardwired net zigzags
 GRID_SIDE = 64  # at most this many points per axis for a 2-input task
@@ -300,7 +300,7 @@ class Canvas:
     def _curve_setup(self, d: dict[str, Any]) -> None:
         lo, hi = d["domain"]
         start, stop = d["range"]
-        self.figure.subplots_adjust(left=0.07, right=0.82, bottom=0.12, top=0.9)
+        self.figure.subplots_adjust(left=0.08, right=0.8, bottom=0.14, top=0.9)
         ax = self.figure.add_subplot()
         ax.axvspan(lo, hi, color="0.93", zorder=0, label="training\ndomain")
         for k, level in enumerate(d.get("levels", [])):
@@ -336,7 +336,7 @@ class Canvas:
         x = d["points"]
         t_lo, t_hi = d["clim"]
         a_name, b_name = d["names"]
-        self.figure.subplots_adjust(left=0.07, right=0.97, bottom=0.12, top=0.8, wspace=0.3)
+        self.figure.subplots_adjust(left=0.08, right=0.97, bottom=0.15, top=0.79, wspace=0.3)
         left, right = self.figure.subplots(1, 2)
         self._left = left
         common: dict[str, Any] = {"origin": "lower", "extent": _centred(d["axes"]),
@@ -356,7 +356,7 @@ class Canvas:
         model = f"model({a_name}, {b_name})"
         if d["levels"]:
             levels = " ".join(f"{v:g}" for v in d["levels"])
-            model += f"\nwhite line: decision boundary (output {levels})"
+            model += f"\nwhite line: output {levels}, the decision"
         left.set_title(model)
         self._err_title = right.set_title("")
         self._title = self.figure.suptitle("")
@@ -385,7 +385,7 @@ class Canvas:
             self._boundary.set_animated(True)
 
     def _samples_setup(self, d: dict[str, Any]) -> None:
-        self.figure.subplots_adjust(left=0.07, right=0.97, bottom=0.12, top=0.88)
+        self.figure.subplots_adjust(left=0.08, right=0.97, bottom=0.14, top=0.88)
         ax = self.figure.add_subplot()
         ax.plot(d["index"], d["truth"], "o", color="0.35", ms=7, mfc="none", label="truth")
         (self._samples,) = ax.plot(d["index"], np.zeros(len(d["index"])), "x", color="C0", ms=7)
