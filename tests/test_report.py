@@ -248,6 +248,17 @@ def test_a_sweep_over_nets_reports_each_point_s_net_and_outcomes_in_words_and_so
         )
         assert row in cells
     assert report.esc("2 -> 2 relu -> 1 identity; 2 -> 8 relu -> 1 identity") in text  # facts
+    # tiny inspect SWEEP says the same in the terminal
+    from rich.console import Console
+
+    from tiny_cli.show.sweep_views import sweep_view
+
+    record = runs.read(sweep)
+    console = Console(width=120, color_system=None, record=True, file=io.StringIO())
+    console.print(sweep_view(record, runs.details(record)))
+    shown = console.export_text()
+    assert "arch one per grid point" in shown and "{'width'" not in shown
+    assert "model.layers=8 relu -> 1 identity" in shown
     section = text.split("<h2>Solutions</h2>")[1].split("</section>")[0]
     for point in found.points:
         assert f"{len(point.solved_seeds)} of 6 seeds solved" in section

@@ -84,7 +84,10 @@ def sweep_table(
 def sweep_view(record: RunRecord, info: Details) -> Group:
     meta = record.meta
     detail = f"seeds {seed_label(meta)}, {epochs_label(meta)} epochs"
-    parts = header("sweep", record, detail, info.config, "; ".join(info.problems))
+    # A grid over the net (model.layers, model.widths, ...): each point has its own.
+    nets = any(k.startswith("model.") for k in meta.grid or {})
+    arch = "one per grid point (model.* in the grid)" if nets else None
+    parts = header("sweep", record, detail, info.config, "; ".join(info.problems), arch)
     if meta.grid:
         grid = "  ".join(
             f"{k}={'; '.join(words(v) for v in values)}" for k, values in meta.grid.items()
