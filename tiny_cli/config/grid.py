@@ -159,6 +159,13 @@ def words(value: Any) -> str:
     return str(value)
 
 
+def axis_words(values: Sequence[Any]) -> str:
+    """A grid key's values in words, separated as `--grid` takes them: `0.01,0.1`, and
+    `;` between lists or mappings (`2 relu -> 1 identity; 8 relu -> 1 identity`)."""
+    nested = any(isinstance(v, list | dict) for v in values)
+    return ("; " if nested else ",").join(words(v) for v in values)
+
+
 def _is_layer(value: Any) -> bool:
     return isinstance(value, dict) and set(value) == {"width", "activation"}
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from tiny_cli.config.grid import words
+from tiny_cli.config.grid import axis_words
 from tiny_cli.errors import TinyError
 from tiny_cli.show import sweep_report
 from tiny_cli.show.charts import Chart, Series, loss_histogram, trajectory_charts
@@ -218,9 +218,7 @@ def to_html(c: Contents, precision: int = 4) -> str:
     if c.readout is not None:
         parts.append(_section("Read-out", _readout_html(c.readout, c.task)))
     if meta.grid:
-        rows = [
-            (esc(k), esc("; ".join(words(v) for v in values))) for k, values in meta.grid.items()
-        ]
+        rows = [(esc(k), esc(axis_words(values))) for k, values in meta.grid.items()]
         parts.append(_section("Grid", table(["key", "values"], rows, numeric=2)))
     if c.summary:
         outcomes = sweep_report.outcome_table(c.summary, c.architectures)

@@ -10,7 +10,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from tiny_cli.config.grid import words
+from tiny_cli.config.grid import axis_words, words
 from tiny_cli.show.run_views import epochs_label, header, seed_label
 from tiny_cli.show.tables import (
     GAP,
@@ -89,9 +89,7 @@ def sweep_view(record: RunRecord, info: Details) -> Group:
     arch = "one per grid point (model.* in the grid)" if nets else None
     parts = header("sweep", record, detail, info.config, "; ".join(info.problems), arch)
     if meta.grid:
-        grid = "  ".join(
-            f"{k}={'; '.join(words(v) for v in values)}" for k, values in meta.grid.items()
-        )
+        grid = "  ".join(f"{k}={axis_words(values)}" for k, values in meta.grid.items())
         parts.append(Text(f"grid: {grid}"))
     if info.summary:
         parts.append(sweep_table(info.summary))
