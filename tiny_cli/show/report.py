@@ -9,12 +9,12 @@ the read-out of its net (formula, meaning, diagnosis: what `tiny inspect` shows)
 `prediction.png` and `units.png`, and its trajectories as static plots, read from the run's own
 event file with TensorBoard's `EventAccumulator` (what TensorBoard itself would show: loss and
 accuracy, every parameter element per layer, the mechanism, the gradient norms). A sweep's
-report: its facts, config, metrics, grid, outcome table (summary.json) and a histogram of the
-seeds' final losses (sweep.pt).
+report: its facts, config, metrics, grid, outcome table (summary.json), a histogram of the
+seeds' final losses (sweep.pt) and its solutions when stored (show/sweep_report.py).
 
 What is read from the run directory is untrusted, as everywhere in tiny: the files come
-through runs.py's checked readers and typed views, every string is HTML-escaped, and
-matplotlib is told not to parse `$...$` in tags and labels as mathtext.
+through runs.py's checked readers and typed views, every string is HTML-escaped, and the
+charts (show/charts.py) draw tags and labels as written, never as mathtext.
 """
 
 from __future__ import annotations
