@@ -33,6 +33,8 @@ from tiny_cli.spec import models
 from tiny_cli.store import hparams
 from tiny_cli.train import inits
 
+LT10_EPOCHS = 1200  # more points per scalar than TensorBoard's default sample of 1,000
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -62,10 +64,10 @@ class Board:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Three runs: lt10 trained with pictures every 10 epochs, min trained, is_even
-    hardwired."""
+    """Three runs: lt10 trained for more epochs than TensorBoard keeps points of a scalar by
+    default (1,000), with pictures every 500 epochs; min trained; is_even hardwired."""
     runs_dir = tmp_path_factory.mktemp("board") / "runs"
-    make_run(runs_dir, "train", "lt10", 25, sets=["log.images_every=10"])
+    make_run(runs_dir, "train", "lt10", LT10_EPOCHS, sets=["log.images_every=500"])
     make_run(runs_dir, "train", "min", 2)
     make_run(runs_dir, "hardwire", "is_even")
     return runs_dir
@@ -124,7 +126,7 @@ def test_scalars_served_match_the_checkpoint_and_metrics(server: Board, task: st
     flat = torch.cat([v.reshape(-1) for v in state.values()]).tolist()
     for tag, value in zip(param_tags, flat, strict=True):
         points = server.data("plugin/scalars/scalars", run=run.name, tag=tag)
-        assert [step for _, step, _ in points] == list(range(last_epoch + 1))
+        assert [step for _, step, _ in points] == list(range(last_epoch + 1))  # every one
         assert points[-1][2] == pytest.approx(value, rel=1e-6, abs=1e-7)
     final = server.data("plugin/scalars/scalars", run=run.name, tag="final/loss")
     assert final[-1][1:] == [last_epoch, pytest.approx(metrics["loss"], rel=1e-6, abs=1e-7)]
@@ -162,7 +164,7 @@ def test_pictures_are_served_at_start_every_k_and_end(server: Board) -> None:
         assert "prediction" in images[run.name]
     lt10 = run_named(server.runs, "lt10")
     served = server.data("plugin/images/images", run=lt10.name, tag="prediction", sample=0)
-    assert [item["step"] for item in served] == [0, 10, 20, 25]
+    assert [item["step"] for item in served] == [0, 500, 1000, LT10_EPOCHS]
     last = get(f"{server.url}plugin/images/individualImage?{served[-1]['query']}")
     assert last == (lt10 / "prediction.png").read_bytes()
     assert last.startswith(b"\x89PNG")

@@ -8,6 +8,7 @@ points of each drawn line.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -159,3 +160,59 @@ def test_a_report_renders_offline_from_a_file(lt10: Path, browser: Chromium) -> 
     assert not_blank(shot)
     with Image.open(io.BytesIO(shot)) as image:
         assert image.size[0] > 0
+
+
+def _dark_bands(grey: Any, axis: int, below: int = 80) -> list[tuple[int, int]]:
+    """Runs of rows (axis=1) or columns (axis=0) of a greyscale image holding dark pixels:
+    [start, stop) pairs; columns count only where a third of the height is dark (a spine)."""
+    import numpy as np
+
+    dark = np.asarray(grey) < below
+    hits = dark.any(axis=1) if axis == 1 else dark.mean(axis=0) > 0.33
+    bands, start = [], None
+    for i, hit in enumerate([*hits, False]):
+        if hit and start is None:
+            start = i
+        elif not hit and start is not None:
+            bands.append((start, i))
+            start = None
+    return bands
+
+
+def test_a_report_s_pictures_are_legible_at_1024_px_and_log_ticks_are_not_raw_tex(
+    browser: Chromium, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """In a 1024 px wide window: every picture is at least 1,000 px wide and shown at 900 or
+    more, its title's letters at least 12 screen pixels tall (measured in the PNG's pixels,
+    scaled as shown); the two-panel mechanism chart, whose steepness has a log axis, leaves
+    its log panel a narrow margin for tick labels, as `10^-1` needs, not raw TeX's 20
+    characters (`$\\mathdefault{10^{-1}}$`)."""
+    run = make_run(tmp_path_factory.mktemp("legible") / "runs", "train", "lt10", 300)
+    path, problems = report.write(runs.read(runs.Run(run)), run.parent.parent / "report.html")
+    assert problems == []
+    page = browser.page(offline=True)
+    browser.send("Emulation.setDeviceMetricsOverride", page.session, width=1024, height=800,
+                 deviceScaleFactor=1, mobile=False)  # fmt: skip
+    page.open(path.as_uri())
+    ready = "document.readyState === 'complete' && [...document.images].every(i => i.complete)"
+    assert page.wait_for(ready, bool) is True
+    shown = page.evaluate(
+        "[...document.images].map(i => [i.alt, i.naturalWidth, i.getBoundingClientRect().width,"
+        " i.src])"
+    )
+    assert len(shown) >= 5 and page.errors() == []
+    mechanism = None
+    for alt, natural, width, src in shown:
+        assert natural >= 1000 and width >= 900, (alt, natural, width)
+        png = base64.b64decode(src.partition(",")[2])
+        with Image.open(io.BytesIO(png)) as image:
+            grey = image.convert("L")
+        top, bottom = _dark_bands(grey, axis=1)[0]  # the title's first line
+        assert (bottom - top) * width / natural >= 12, (alt, bottom - top)
+        if alt == "mechanism":
+            mechanism = grey
+    assert mechanism is not None
+    spines = _dark_bands(mechanism, axis=0)  # left and right frame of each panel
+    assert len(spines) == 4, spines
+    margin = spines[2][0] - spines[1][1]  # the log panel's tick labels live here
+    assert margin < 0.15 * mechanism.width, (margin, mechanism.width)

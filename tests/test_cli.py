@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -283,6 +285,37 @@ def test_help_has_no_type_tags(cli: CLI, command: str) -> None:
     assert proc.returncode == 0, proc.stderr
     for artefact in ("<bool>", "<str>", "<list[str]>", "{", "...}"):
         assert artefact not in proc.stdout, (artefact, proc.stdout)
+
+
+def _flat(text: str) -> str:
+    """Help text with rich's box borders and line breaks gone: words and brackets only."""
+    return " ".join(text.replace("│", " ").split())
+
+
+def test_every_help_keeps_the_brackets_its_texts_are_written_with() -> None:
+    """`[dask]` in `pip install -e '.[dask]'` (and any `[...]` in a command's or an option's
+    help) is text, not rich markup: every command's --help shows it as written."""
+    import typer
+    from typer.testing import CliRunner
+
+    from tiny_cli.cli import app
+
+    group = typer.main.get_command(app)
+    assert isinstance(group, typer.core.TyperGroup)
+    commands: list[tuple[list[str], Any]] = [([], group)]
+    commands += [([name], command) for name, command in group.commands.items()]
+    checked = 0
+    for args, command in commands:
+        texts = [command.help, *(getattr(p, "help", None) for p in command.params)]
+        if not args:
+            texts += [c.help for c in group.commands.values()]
+        brackets = {_flat(b) for t in texts if t for b in re.findall(r"\[[^\]]*\]", t)}
+        shown = CliRunner().invoke(app, [*args, "--help"], env={"COLUMNS": "400"})
+        assert shown.exit_code == 0, shown.output
+        for bracket in brackets:
+            assert bracket in _flat(shown.output), (args, bracket)
+        checked += len(brackets)
+    assert checked, "no help text has a bracket: the test checks nothing"
 
 
 def test_runs_empty_then_one_with_iso_times(

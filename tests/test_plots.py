@@ -164,3 +164,49 @@ def test_drawing_needs_neither_torch_nor_anything_but_its_pickled_data() -> None
     )
     assert proc.returncode == 0, proc.stderr.decode()
     assert proc.stdout == unitplot.draw(data)
+
+
+# --- fit for a projector: size, titles, a classifier's boundary, text as written ----------
+
+
+def test_a_two_input_classifier_shows_its_expression_and_its_decision_boundary() -> None:
+    """expr `a < b` as a classifier, with a net whose output is 0.5 + 0.1 (b - a): the
+    picture is 1,000 pixels wide or more, titled by the expression, and its 0.5 contour is
+    the line a = b."""
+    sets = [
+        ("task.expr", "a < b", "t"),
+        ("task.kind", "classification", "t"),
+        ("task.inputs", {"a": [0, 7], "b": [0, 7]}, "t"),
+        ("model.layers", [{"width": 1, "activation": "relu"},
+                          {"width": 1, "activation": "identity"}], "t"),
+    ]  # fmt: skip
+    cfg, _ = config.load("expr", sets)
+    model = inits.build(cfg)
+    with torch.no_grad():  # h = relu(b - a + 100) > 0 on the domain; out = 0.1 h - 9.5
+        weights = [torch.tensor([[-1.0, 1.0]]), torch.tensor([100.0])]
+        weights += [torch.tensor([[0.1]]), torch.tensor([-9.5])]
+        for p, w in zip(model.parameters(), weights, strict=True):  # type: ignore[attr-defined]
+            p.copy_(w)
+    x, _ = cfg.task.data()
+    picture = plots.PredictionPlot(cfg.task, x)
+    png = picture.png(model, 3)  # type: ignore[arg-type]
+    assert events.png_size(png)[0] >= 1000
+    drawn = plots.canvas(picture.layout)
+    assert drawn._title.get_text().startswith("a < b")
+    assert "white line: output 0.5, the decision" in drawn._left.get_title()
+    assert drawn._boundary is not None
+    vertices = np.concatenate([p.vertices for p in drawn._boundary.get_paths()])
+    assert len(vertices) and np.allclose(vertices[:, 0], vertices[:, 1], atol=1e-6)
+
+
+def test_every_picture_is_wide_enough_for_a_projector_and_draws_user_text_as_written() -> None:
+    for name in ("lt10", "min", "is_even", "parity"):
+        cfg, model = hardwired(name)
+        x, _ = cfg.task.data()
+        picture = plots.PredictionPlot(cfg.task, x)
+        assert events.png_size(picture.png(model, 0))[0] >= 1000, name  # type: ignore[arg-type]
+        drawn = plots.canvas(picture.layout)
+        assert not drawn._title.get_parse_math()  # a `$` in a title stays a `$`
+        if name in ("min", "is_even"):  # heat maps, curves (lt10 has no hidden unit)
+            data = units_of(cfg, model.state_dict())  # type: ignore[attr-defined]
+            assert events.png_size(unitplot.draw(data))[0] >= 1000, name

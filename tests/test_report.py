@@ -188,3 +188,83 @@ def test_a_run_report_has_the_read_out_of_tiny_inspect_and_both_pictures(
     console = Console(width=1000, color_system=None, record=True, file=io.StringIO())
     console.print(readout_view(read[0].as_dict()))
     assert shown == [line.strip() for line in console.export_text().splitlines()[1:]]
+
+
+def test_charts_render_log_ticks_clip_a_first_epoch_spike_and_draw_tags_as_written() -> None:
+    """A log axis's tick labels are drawn as 10^k (mathtext), not as raw TeX, while a tag
+    with `$` in it is drawn as written; lt10's threshold, about 72 at its first epoch and
+    settling near 9.5, is drawn on the range of its later epochs, and the title says so."""
+    from tiny_cli.show import charts, style
+
+    steps = list(range(200))
+    threshold = charts.Series(steps, [72.0, 3.0] + [9.47 - 2.0 * 0.97**k for k in range(198)])
+    decades = charts.Series(steps, [10.0 ** (-k / 40) for k in steps])
+    scalars = {"grad_norm/$x$": decades, "grad_norm/fc1": decades, "mechanism/threshold": threshold}
+    clip = charts.settled_range([threshold])
+    assert clip is not None and clip[2:] == (20, 72.0) and 7.0 < clip[0] < clip[1] < 9.8
+    with style.rc():
+        _, grad = charts.chart_figure(scalars, "grad_norm", ["grad_norm/$x$", "grad_norm/fc1"])
+        _, mechanism = charts.chart_figure(scalars, "mechanism", ["mechanism/threshold"])
+        png = charts.png(grad)
+        charts.png(mechanism)
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.size[0] >= 1000
+    (ax,) = grad.axes
+    assert ax.get_yscale() == "log"
+    ticks = [t for t in ax.yaxis.get_ticklabels() if t.get_visible() and t.get_text()]
+    renderer = grad.canvas.get_renderer()
+    assert ticks and all("10^" in t.get_text() and t.get_parse_math() for t in ticks)
+    # as drawn: `10^-2` is a few characters wide; raw `$\mathdefault{10^{-2}}$` is ~20
+    assert max(t.get_window_extent(renderer).width for t in ticks) < 80
+    legend = [t.get_text() for t in ax.get_legend().get_texts() if not t.get_parse_math()]
+    assert legend == ["$x$", "fc1"]  # the tag as written
+    (ax,) = mechanism.axes
+    assert ax.get_yscale() == "linear" and ax.get_ylim()[1] < 10
+    assert "y range of epochs 20 on (earlier ones reach 72)" in ax.get_title()
+
+
+def test_a_sweep_over_nets_reports_each_point_s_net_and_outcomes_in_words_and_solutions(
+    tmp_path: Path,
+) -> None:
+    """`--grid model.layers=...` over 2 and 8 units: each grid point's own architecture and
+    solved count, its label in words (not a Python repr), and the solutions section once
+    `tiny inspect --solutions` has stored them."""
+    from tiny_cli.app.solutions import solutions
+
+    layers = "[{width: %d, activation: relu}, {width: 1, activation: identity}]"
+    grid = [f"model.layers={layers % 2};{layers % 8}"]
+    sweep = runs.Run(make_sweep(tmp_path / "runs", "xor", 6, 150, grid=grid))
+    found, problem = solutions(sweep)
+    assert problem is None
+    path, problems = report.write(runs.read(sweep))
+    assert problems == []
+    text = path.read_text()
+    assert "{&#x27;width&#x27;" not in text and "{'width'" not in text  # no dict repr
+    table = Page(text.split("<h2>Outcomes</h2>")[1].split("</table>")[0])
+    cells = "|".join(s.strip() for s in table.text if s.strip())
+    assert cells.startswith("grid point|architecture|seeds|solved|")
+    summary = json.loads((sweep.path / "summary.json").read_text())
+    for width, point in zip((2, 8), summary, strict=True):
+        solved = point["counts"]["solved"]
+        row = (
+            f"model.layers={width} relu -> 1 identity|2 -> {width} relu -> 1 identity|6|{solved} ("
+        )
+        assert row in cells
+    assert report.esc("2 -> 2 relu -> 1 identity; 2 -> 8 relu -> 1 identity") in text  # facts
+    # tiny inspect SWEEP says the same in the terminal
+    from rich.console import Console
+
+    from tiny_cli.show.sweep_views import sweep_view
+
+    record = runs.read(sweep)
+    console = Console(width=120, color_system=None, record=True, file=io.StringIO())
+    console.print(sweep_view(record, runs.details(record)))
+    shown = console.export_text()
+    assert "arch one per grid point" in shown and "{'width'" not in shown
+    assert "model.layers=8 relu -> 1 identity" in shown
+    section = text.split("<h2>Solutions</h2>")[1].split("</section>")[0]
+    for point in found.points:
+        assert f"{len(point.solved_seeds)} of 6 seeds solved" in section
+        for group in point.groups:
+            if group.formula is not None:
+                assert report.esc(group.formula) in section

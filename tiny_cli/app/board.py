@@ -22,6 +22,7 @@ from typing import Any
 from tiny_cli.errors import TinyError, printable
 
 HOST = "127.0.0.1"
+IMAGES = 100  # pictures kept per run and tag
 
 # What TensorBoard says on start-up that is no news to a tiny user: it needs no TensorFlow,
 # and `tiny board` prints the URL itself once TensorBoard answers.
@@ -62,11 +63,16 @@ def pick_port(port: int) -> int:
 
 
 def command(logdir: Path, port: int) -> list[str]:
+    from tiny_cli.spec.sections import MAX_EPOCHS
+
+    scalars = MAX_EPOCHS + 1  # a run logs at most one point per epoch, and epoch 0
     return [
         sys.executable, "-m", "tensorboard.main",
         "--logdir", str(logdir), "--host", HOST, "--port", str(port),
-        # every picture of a run, not a sample of 10 (a run has about ten)
-        "--samples_per_plugin", "images=100",
+        # Every logged point of a scalar: TensorBoard's default serves a sample of 1,000, so a
+        # 2,001-epoch trajectory came back as steps 0, 3, 4, 10, ... (0 is no "all" here: the
+        # scalars plugin would serve none). And every picture of a run, not a sample of 10.
+        "--samples_per_plugin", f"scalars={scalars},images={IMAGES}",
     ]  # fmt: skip
 
 

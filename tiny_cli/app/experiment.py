@@ -368,7 +368,8 @@ def _read(
     run = arrays.forward(net, data[0])  # once, for the verdict and the units' liveness
     verdict = diagnose.outcome(task, run, *data, net, diverged)
     when = "hardwired" if kind == "hardwire" else f"epoch {result.epochs}"
-    units = unitplot.unit_data(net, data[0], task.input_names(), f"{task.name}, {when}", run)
+    title = f"{task.picture_title()}, {when}"  # expr: its expression
+    units = unitplot.unit_data(net, data[0], task.input_names(), title, run)
     drawing = painter.call("units", units) if units is not None else None
     hand = task.construction_for(cfg.init, arch)
     construction = None

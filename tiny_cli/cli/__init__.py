@@ -19,7 +19,7 @@ import typer
 from tiny_cli import __version__
 from tiny_cli.app import painter
 from tiny_cli.cli import inspect, listing, output, sweep, train
-from tiny_cli.cli.options import Command
+from tiny_cli.cli.options import Command, Group
 from tiny_cli.cli.output import console
 from tiny_cli.errors import TinyError
 
@@ -30,6 +30,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=Group,
 )
 
 # The commands, in the order `tiny --help` lists them.

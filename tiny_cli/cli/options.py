@@ -3,19 +3,52 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from tiny_cli.errors import TinyError, echo_path
 
 
+@contextlib.contextmanager
+def _help_as_text(command: Any, params: list[Any]) -> Iterator[None]:
+    """While help is drawn: the command's and its parameters' help texts escaped, so rich
+    shows them as they are written (`pip install -e '.[dask]'` keeps its `[dask]`, which
+    rich would take for markup and drop). Restored after: the texts stay as written."""
+    holders = [command, *params]
+    kept = [getattr(h, "help", None) for h in holders]
+    for holder, text in zip(holders, kept, strict=True):
+        if text:
+            holder.help = escape(text)
+    try:
+        yield
+    finally:
+        for holder, text in zip(holders, kept, strict=True):
+            holder.help = text
+
+
+class Group(typer.core.TyperGroup):
+    """`tiny --help`: the command table, its texts (and each command's) never read as markup."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        with _help_as_text(self, [*self.get_params(ctx), *self.commands.values()]):
+            super().format_help(ctx, formatter)
+
+
 class Command(typer.core.TyperCommand):
     """Help without typer's type tags: no `<bool>` after a flag, no `<str>` or `<list[str]>`
-    after an argument, and a usage line of plain metavars (`RUN RUN...`, not `{RUN...}...`)."""
+    after an argument, and a usage line of plain metavars (`RUN RUN...`, not `{RUN...}...`);
+    its texts are shown as written, never read as rich markup (`_help_as_text`)."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        with _help_as_text(self, self.get_params(ctx)):
+            super().format_help(ctx, formatter)
 
     def get_params(self, ctx: Any) -> list[Any]:
         params: list[Any] = super().get_params(ctx)

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
 from tiny_cli.config.load import read, validated
 from tiny_cli.config.messages import echo_label
 from tiny_cli.config.parse import Override, is_key_path, yaml_value
@@ -145,6 +147,29 @@ def check_threads(threads: int) -> int:
     return threads
 
 
+def words(value: Any) -> str:
+    """A grid value as a person reads it (a label, a legend): a list of layers as
+    `8 relu -> 1 identity`, other lists and mappings in YAML's flow style (`[1, 2, 1]`,
+    `{width: 2}`), null, true and false as YAML writes them; never a Python repr."""
+    if isinstance(value, list) and value and all(_is_layer(v) for v in value):
+        return " -> ".join(f"{v['width']} {v['activation']}" for v in value)
+    if value is None or isinstance(value, bool | list | dict):
+        text = yaml.safe_dump(value, default_flow_style=True, width=10**9, sort_keys=False)
+        return text.strip().removesuffix("...").strip()
+    return str(value)
+
+
+def axis_words(values: Sequence[Any]) -> str:
+    """A grid key's values in words, separated as `--grid` takes them: `0.01,0.1`, and
+    `;` between lists or mappings (`2 relu -> 1 identity; 8 relu -> 1 identity`)."""
+    nested = any(isinstance(v, list | dict) for v in values)
+    return ("; " if nested else ",").join(words(v) for v in values)
+
+
+def _is_layer(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"width", "activation"}
+
+
 @dataclass(frozen=True)
 class GridPoint:
     values: dict[str, Any]  # grid key -> value at this point ({} without --grid)
@@ -152,7 +177,7 @@ class GridPoint:
 
     @property
     def label(self) -> str:
-        return " ".join(f"{k}={v}" for k, v in self.values.items()) or "base config"
+        return " ".join(f"{k}={words(v)}" for k, v in self.values.items()) or "base config"
 
 
 def grid_points(source: str, overrides: list[Override], axes: list[GridAxis]) -> list[GridPoint]:

@@ -27,14 +27,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tiny_cli.show import style
+
 if TYPE_CHECKING:
     from matplotlib.artist import Artist
     from torch import Tensor, nn
 
     from tiny_cli.tasks import Task
 
-DPI = 80
-FIGSIZE = (6.4, 3.6)
+DPI = style.DPI
+FIGSIZE = (10.4, 5.6)  # 1040 x 560 pixels: for a projector (show/style.py)
 SIZE = (round(FIGSIZE[0] * DPI), round(FIGSIZE[1] * DPI))  # (width, height) of a PNG
 CURVE_POINTS = 600  # the net between the integers, where is_even's hardwired net zigzags
 GRID_SIDE = 64  # at most this many points per axis for a 2-input task
@@ -75,6 +77,7 @@ class PredictionPlot:
 
     def __init__(self, task: Task, x: Tensor, hardwired: bool = False) -> None:
         self.task = task
+        self.title = task.picture_title()  # expr: its expression, not "expr"
         self.hardwired = hardwired  # titled "hardwired", not "epoch 0"
         self.size = SIZE
         mode = {1: "curve", 2: "heat"}.get(x.shape[1], "samples")
@@ -131,7 +134,16 @@ class PredictionPlot:
             "truth": self._truth.numpy(),
             "dense": None if self._dense is None else self._dense.reshape(-1).numpy(),
             "ylim": (t_lo - margin, t_hi + margin),
+            "levels": self._levels(t_lo, t_hi),
+            "name": self.task.input_names()[0],
         }
+
+    def _levels(self, lo: float, hi: float) -> list[float]:
+        """A classifier's decision boundaries: k + 0.5 between the classes (an output rounds
+        to its class, `Task.correct`), 0.5 for 0 and 1; none for a regression."""
+        if self.task.kind != "classification":
+            return []
+        return [k + 0.5 for k in range(math.floor(lo), math.ceil(hi))]
 
     def _curve_frame(self, model: nn.Module, epoch: int) -> Frame:
         from tiny_cli import tasks
@@ -156,7 +168,7 @@ class PredictionPlot:
         stride = self.layout.data["stride"]
         thinned = f", every {ordinal(stride)} integer" if stride > 1 else ""
         title = (
-            f"{self.task.name}, {self._when(epoch)}: wrong at {wrong} of the {len(xs)} "
+            f"{self.title}, {self._when(epoch)}: wrong at {wrong} of the {len(xs)} "
             f"integers shown{thinned}"
         )
         return Frame(title, data)
@@ -180,11 +192,14 @@ class PredictionPlot:
         self._points = x
         self._point_truth = self.task.truth(x).reshape(-1)
         truth = self.task.truth(self._grid)
+        t_lo, t_hi = float(truth.min()), float(truth.max())
         return {
             "shape": tuple(self._shape),
-            "extent": (lo[0], hi[0], lo[1], hi[1]),
-            "clim": (float(truth.min()), float(truth.max())),
+            "axes": (axes[0].numpy(), axes[1].numpy()),  # the grid's a and b values
+            "clim": (t_lo, t_hi),
             "points": x.cpu().numpy(),
+            "names": self.task.input_names()[:2],
+            "levels": self._levels(t_lo, t_hi),
         }
 
     def _heat_frame(self, model: nn.Module, epoch: int) -> Frame:
@@ -208,7 +223,7 @@ class PredictionPlot:
             "err_title": f"model - truth on the {len(err)} training points\n"
             f"colours to ±max |err| = {worst:.3g}",
         }
-        return Frame(f"{self.task.name}: {self._when(epoch)}", data)
+        return Frame(f"{self.title}: {self._when(epoch)}", data)
 
     # --- three or more inputs: output against truth, sample by sample ---------------------
 
@@ -232,9 +247,7 @@ class PredictionPlot:
         from tiny_cli import tasks
 
         out = tasks.predict_fn(model)(self._points.to(_device_of(model))).cpu()
-        return Frame(
-            f"{self.task.name}, {self._when(epoch)}", {"out": out.clamp(-1e6, 1e6).numpy()}
-        )
+        return Frame(f"{self.title}, {self._when(epoch)}", {"out": out.clamp(-1e6, 1e6).numpy()})
 
 
 def _device_of(model: nn.Module) -> Any:
@@ -252,16 +265,19 @@ class Canvas:
         from matplotlib.figure import Figure
 
         self.layout = layout
-        # A fixed layout: "constrained" would lay the figure out again on every picture.
-        self.figure = Figure(figsize=FIGSIZE, dpi=DPI)
-        self.canvas = FigureCanvasAgg(self.figure)
         self._dynamic: list[Artist] = []
-        {"curve": self._curve_setup, "heat": self._heat_setup}.get(
-            layout.mode, self._samples_setup
-        )(layout.data)
-        for artist in self._dynamic:
-            artist.set_animated(True)  # left out of full draws
-        self.canvas.draw()
+        self._boundary: Artist | None = None  # a classifier's 0.5 contour, drawn per frame
+        with style.rc():
+            # A fixed layout: "constrained" would lay the figure out again on every picture.
+            self.figure = Figure(figsize=FIGSIZE, dpi=DPI)
+            self.canvas = FigureCanvasAgg(self.figure)
+            {"curve": self._curve_setup, "heat": self._heat_setup}.get(
+                layout.mode, self._samples_setup
+            )(layout.data)
+            style.literal(self.figure)  # titles, labels, legends as written; ticks render
+            for artist in self._dynamic:
+                artist.set_animated(True)  # left out of full draws
+            self.canvas.draw()
         self._background = self.canvas.copy_from_bbox(self.figure.bbox)
 
     def png(self, frame: Frame) -> bytes:
@@ -273,6 +289,8 @@ class Canvas:
         self.canvas.restore_region(self._background)
         for artist in self._dynamic:
             self.figure.draw_artist(artist)
+        if self._boundary is not None:
+            self.figure.draw_artist(self._boundary)
         width, height = self.canvas.get_width_height()
         image = Image.frombuffer("RGBA", (width, height), self.canvas.buffer_rgba(), "raw")
         buf = io.BytesIO()
@@ -282,23 +300,29 @@ class Canvas:
     def _curve_setup(self, d: dict[str, Any]) -> None:
         lo, hi = d["domain"]
         start, stop = d["range"]
-        self.figure.subplots_adjust(left=0.09, right=0.8, bottom=0.14, top=0.9)
+        self.figure.subplots_adjust(left=0.08, right=0.8, bottom=0.14, top=0.9)
         ax = self.figure.add_subplot()
         ax.axvspan(lo, hi, color="0.93", zorder=0, label="training\ndomain")
-        ax.plot(d["ints"], d["truth"], "o", color="0.35", ms=3.5, mfc="none", label="truth")
+        for k, level in enumerate(d.get("levels", [])):
+            label = "decision\nboundary" + (f" ({level:g})" if len(d["levels"]) > 1 else "")
+            ax.axhline(level, color="0.45", ls=":", lw=1.5, label=None if k else label)
+        ax.plot(d["ints"], d["truth"], "o", color="0.35", ms=8, mfc="none", mew=1.5,
+                label="truth")  # fmt: skip
         self._line = None
         if d["dense"] is not None:
-            (self._line,) = ax.plot(d["dense"], np.zeros(len(d["dense"])), color="C0", lw=0.8)
+            (self._line,) = ax.plot(d["dense"], np.zeros(len(d["dense"])), color="C0", lw=1.5)
             self._dynamic.append(self._line)
-        (self._right,) = ax.plot([], [], "o", color="tab:green", ms=3, label="net: right")
-        (self._wrong,) = ax.plot([], [], "X", color="tab:red", ms=5, label="net: wrong")
+        (self._right,) = ax.plot([], [], "o", color="tab:green", ms=6, label="net: right")
+        (self._wrong,) = ax.plot([], [], "X", color="tab:red", ms=10, label="net: wrong")
         ax.set_ylim(*d["ylim"])
         ax.set_xlim(float(start) - 0.5, float(stop) + 0.5)
         stride = d["stride"]
-        ax.set_xlabel("x" + (f" (every {ordinal(stride)} integer shown)" if stride > 1 else ""))
+        name = d.get("name", "x")
+        ax.set_xlabel(name + (f" (every {ordinal(stride)} integer shown)" if stride > 1 else ""))
+        ax.grid(alpha=0.25)
         # Legend right of the axes: drawn once, never hidden by the net.
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="x-small", frameon=False)
-        self._title = ax.set_title("", loc="left", fontsize="small")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        self._title = ax.set_title("", loc="left")
         self._dynamic += [self._right, self._wrong, self._title]
 
     def _curve_update(self, frame: Frame) -> None:
@@ -311,22 +335,30 @@ class Canvas:
     def _heat_setup(self, d: dict[str, Any]) -> None:
         x = d["points"]
         t_lo, t_hi = d["clim"]
-        self.figure.subplots_adjust(left=0.1, right=0.95, bottom=0.14, top=0.82, wspace=0.5)
+        a_name, b_name = d["names"]
+        self.figure.subplots_adjust(left=0.08, right=0.97, bottom=0.15, top=0.79, wspace=0.3)
         left, right = self.figure.subplots(1, 2)
-        common: dict[str, Any] = {"origin": "lower", "extent": d["extent"], "aspect": "auto"}
+        self._left = left
+        common: dict[str, Any] = {"origin": "lower", "extent": _centred(d["axes"]),
+                                  "aspect": "auto"}  # fmt: skip
         self._out_im = left.imshow(np.zeros(d["shape"]), cmap="viridis", vmin=t_lo, vmax=t_hi,
                                    **common)  # fmt: skip
         self._err_pts = right.scatter(
-            x[:, 0], x[:, 1], c=np.zeros(len(x)), cmap="RdBu_r", s=6, vmin=-1.0, vmax=1.0
+            x[:, 0], x[:, 1], c=np.zeros(len(x)), cmap="RdBu_r", s=14, vmin=-1.0, vmax=1.0
         )
-        right.set_xlim(d["extent"][0], d["extent"][1])
-        right.set_ylim(d["extent"][2], d["extent"][3])
+        for ax in (left, right):  # fixed: a contour drawn later must not rescale them
+            ax.set_xlim(*common["extent"][:2])
+            ax.set_ylim(*common["extent"][2:])
         self.figure.colorbar(self._out_im, ax=left)
         for ax in (left, right):
-            ax.set_xlabel("a")
-            ax.set_ylabel("b")
-        left.set_title("model(a, b)", fontsize="medium")
-        self._err_title = right.set_title("", fontsize="small")
+            ax.set_xlabel(a_name)
+            ax.set_ylabel(b_name)
+        model = f"model({a_name}, {b_name})"
+        if d["levels"]:
+            levels = " ".join(f"{v:g}" for v in d["levels"])
+            model += f"\nwhite line: output {levels}, the decision"
+        left.set_title(model)
+        self._err_title = right.set_title("")
         self._title = self.figure.suptitle("")
         self._dynamic = [self._out_im, self._err_pts, self._err_title, self._title]
 
@@ -337,24 +369,46 @@ class Canvas:
         self._err_pts.set_clim(-d["scale"], d["scale"])
         self._err_title.set_text(d["err_title"])
         self._title.set_text(frame.title)
+        self._contour(d["out"])
+
+    def _contour(self, out: np.ndarray) -> None:
+        """A classifier's decision boundary on the output map: where the output crosses
+        k + 0.5 (none drawn where it never does)."""
+        if self._boundary is not None:
+            self._boundary.remove()
+            self._boundary = None
+        levels = [v for v in self.layout.data["levels"] if out.min() < v < out.max()]
+        if levels:
+            a, b = self.layout.data["axes"]
+            self._boundary = self._left.contour(a, b, out, levels=levels, colors="white",
+                                                linewidths=2.5)  # fmt: skip
+            self._boundary.set_animated(True)
 
     def _samples_setup(self, d: dict[str, Any]) -> None:
-        self.figure.subplots_adjust(left=0.09, right=0.97, bottom=0.14, top=0.9)
+        self.figure.subplots_adjust(left=0.08, right=0.97, bottom=0.14, top=0.88)
         ax = self.figure.add_subplot()
-        ax.plot(d["index"], d["truth"], "o", color="0.35", ms=3.5, label="truth")
-        (self._samples,) = ax.plot(d["index"], np.zeros(len(d["index"])), "x", color="C0", ms=4)
+        ax.plot(d["index"], d["truth"], "o", color="0.35", ms=7, mfc="none", label="truth")
+        (self._samples,) = ax.plot(d["index"], np.zeros(len(d["index"])), "x", color="C0", ms=7)
         self._samples.set_label("model")
         ax.set_ylim(*d["ylim"])
         ax.set_xlabel(d["xlabel"])
-        ax.legend(
-            loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, fontsize="small", frameon=False
-        )
+        ax.grid(alpha=0.25)
+        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, frameon=False)
         self._title = ax.set_title("", loc="left")
         self._dynamic = [self._samples, self._title]
 
     def _samples_update(self, frame: Frame) -> None:
         self._samples.set_ydata(frame.data["out"])
         self._title.set_text(frame.title)
+
+
+def _centred(axes: tuple[np.ndarray, np.ndarray]) -> tuple[float, float, float, float]:
+    """An image's extent with each pixel centred on its grid point (as the contour's)."""
+    out: list[float] = []
+    for v in axes:
+        half = (float(v[-1]) - float(v[0])) / max(1, len(v) - 1) / 2 or 0.5
+        out += [float(v[0]) - half, float(v[-1]) + half]
+    return (out[0], out[1], out[2], out[3])
 
 
 _CANVASES: dict[str, Canvas] = {}

@@ -9,23 +9,19 @@ the read-out of its net (formula, meaning, diagnosis: what `tiny inspect` shows)
 `prediction.png` and `units.png`, and its trajectories as static plots, read from the run's own
 event file with TensorBoard's `EventAccumulator` (what TensorBoard itself would show: loss and
 accuracy, every parameter element per layer, the mechanism, the gradient norms). A sweep's
-report: its facts, config, metrics, grid, outcome table (summary.json) and a histogram of the
-seeds' final losses (sweep.pt).
+report: its facts, config, metrics, grid, outcome table (summary.json), a histogram of the
+seeds' final losses (sweep.pt) and its solutions when stored (show/sweep_report.py).
 
 What is read from the run directory is untrusted, as everywhere in tiny: the files come
-through runs.py's checked readers and typed views, every string is HTML-escaped, and
-matplotlib is told not to parse `$...$` in tags and labels as mathtext.
+through runs.py's checked readers and typed views, every string is HTML-escaped, and the
+charts (show/charts.py) draw tags and labels as written, never as mathtext.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
-import math
 import os
 import stat
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,13 +29,17 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from tiny_cli.config.grid import axis_words
 from tiny_cli.errors import TinyError
+from tiny_cli.show import sweep_report
+from tiny_cli.show.charts import Chart, Series, loss_histogram, trajectory_charts
+from tiny_cli.show.htmlparts import data_uri, esc, metric_text, table
 from tiny_cli.show.readout_view import Line, readout_lines
 from tiny_cli.show.run_views import init_label, seed_label
 from tiny_cli.show.tables import format_values, shape_text
 from tiny_cli.store import runs
 from tiny_cli.store.events import readable
-from tiny_cli.store.runs import MetricValue, Nested, Run, RunProblem, RunRecord, SweepPoint
+from tiny_cli.store.runs import Nested, Run, RunProblem, RunRecord, SweepPoint
 
 if TYPE_CHECKING:
     from tiny_cli.tasks import Task
@@ -48,23 +48,9 @@ FILENAME = "report.html"
 EVENTS_PREFIX = "events.out.tfevents."
 PICTURE_CAP = 16 << 20  # prediction.png: tiny's are ~30 KB
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-DPI = 80
-MAX_CHARTS = 40  # a hostile or huge event file must not make thousands of figures
-MAX_LINES = 64  # lines on one chart; the rest are counted in its title
-LEGEND_LINES = 12  # a legend of more lines hides the chart
-SKIPPED_GROUPS = ("final",)  # `final/*` is one point: the metrics table shows it
-PANEL_GROUPS = ("metrics", "mechanism")  # tags of different scales: one panel each
 
 
 # --- reading ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Series:
-    """One scalar tag over the run: TensorBoard's steps (epochs) and values."""
-
-    steps: list[int]
-    values: list[float]
 
 
 def event_files(run: Run) -> list[Path]:
@@ -119,190 +105,21 @@ def read_picture(run: Run, name: str = runs.PREDICTION) -> bytes:
     return data
 
 
-# --- pictures ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Chart:
-    title: str
-    png: bytes
-
-
-def _figure(panels: int, height: float = 3.0) -> Any:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(4.2 * panels if panels > 1 else 7.2, height), dpi=DPI)
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _png(figure: Any) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI)
-    return buffer.getvalue()
-
-
-def _finite(values: Iterable[float]) -> list[float]:
-    return [v if math.isfinite(v) else math.nan for v in values]
-
-
-def _wide_positive(values: Sequence[float]) -> bool:
-    """Log scale for a positive series spanning more than two decades (losses, gradients)."""
-    finite = [v for v in values if math.isfinite(v)]
-    return bool(finite) and min(finite) > 0 and max(finite) / min(finite) > 100
-
-
-def _plot(ax: Any, scalars: Mapping[str, Series], tags: Sequence[str], label: Any) -> None:
-    shown = list(tags[:MAX_LINES])
-    for tag in shown:
-        series = scalars[tag]
-        ax.plot(
-            series.steps,
-            _finite(series.values),
-            label=label(tag),
-            linewidth=1.2,
-            linestyle="--" if "/bias" in tag else "-",
-            marker="." if len(series.steps) < 30 else None,
-        )
-    values = [v for tag in shown for v in scalars[tag].values]
-    if _wide_positive(values):
-        ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.grid(alpha=0.3)
-    if 1 < len(shown) <= LEGEND_LINES:
-        ax.legend(fontsize=7, loc="best")
-
-
-def _groups(tags: Iterable[str]) -> dict[str, list[str]]:
-    """Tags by their first path part, in the order the run logged them: `metrics`, each layer
-    (`0`, `fc1`, ...), `mechanism`, `grad_norm`."""
-    groups: dict[str, list[str]] = {}
-    for tag in tags:
-        group = tag.partition("/")[0]
-        if group not in SKIPPED_GROUPS:
-            groups.setdefault(group, []).append(tag)
-    return groups
-
-
-def _title(group: str, tags: Sequence[str]) -> str:
-    cut = f" (first {MAX_LINES} of {len(tags)})" if len(tags) > MAX_LINES else ""
-    if group == "metrics":
-        return "loss and accuracy"
-    if group == "grad_norm":
-        return f"gradient norm per layer{cut}"
-    if any("[" in t for t in tags):
-        return f"layer {group}: weights (solid) and biases (dashed){cut}"
-    return f"{group}{cut}"
-
-
-def trajectory_charts(scalars: Mapping[str, Series]) -> list[Chart]:
-    """One chart per group of tags: loss and accuracy side by side, one per layer with all its
-    weights and biases (as TensorBoard's CUSTOM SCALARS shows them), the mechanism, the
-    gradient norms."""
-    import matplotlib
-
-    charts = []
-    with matplotlib.rc_context({"text.parse_math": False}):
-        for group, tags in list(_groups(scalars).items())[:MAX_CHARTS]:
-            panels = group in PANEL_GROUPS and len(tags) <= 4
-            figure = _figure(len(tags) if panels else 1)
-            if panels:
-                for i, tag in enumerate(tags):
-                    ax = figure.add_subplot(1, len(tags), i + 1)
-                    _plot(ax, scalars, [tag], str)
-                    ax.set_title(tag, fontsize=9)
-            else:
-                ax = figure.add_subplot()
-                _plot(ax, scalars, tags, lambda t: t.partition("/")[2] or t)
-            title = _title(group, tags)
-            figure.suptitle(title, fontsize=10)
-            figure.tight_layout()
-            charts.append(Chart(title, _png(figure)))
-    return charts
-
-
-def loss_histogram(arrays: runs.SweepArrays) -> Chart:
-    """The seeds' final losses per grid point, on a log scale (losses span decades); seeds
-    whose loss is not finite or not positive cannot be drawn there and are counted."""
-    import matplotlib
-    import numpy as np
-
-    figure = _figure(1, height=3.4)
-    ax = figure.add_subplot()
-    left_out = 0
-    logs = []
-    for point in arrays.points:
-        loss = point["loss"].double().numpy()
-        ok = np.isfinite(loss) & (loss > 0)
-        left_out += int((~ok).sum())
-        logs.append(np.log10(loss[ok]))
-    every = np.concatenate(logs) if logs else np.array([])
-    bins = np.histogram_bin_edges(every, bins=30) if every.size else 30
-    with matplotlib.rc_context({"text.parse_math": False}):
-        for point, values in zip(arrays.points, logs, strict=True):
-            label = " ".join(f"{k}={runs.show_value(v)}" for k, v in point["grid"].items())
-            ax.hist(values, bins=bins, histtype="step", linewidth=1.5, label=label or "all seeds")
-        ax.set_xlabel("log10(final loss)")
-        ax.set_ylabel("seeds")
-        ax.grid(alpha=0.3)
-        if 1 < len(logs) <= LEGEND_LINES:
-            ax.legend(fontsize=7)
-        title = f"final loss of {len(arrays.seeds)} seeds per grid point"
-        if left_out:
-            title += f" ({left_out} not finite or zero, not drawn)"
-        figure.suptitle(title, fontsize=10)
-        figure.tight_layout()
-    return Chart(title, _png(figure))
-
-
 # --- HTML -------------------------------------------------------------------------------
-
-
-def esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def _metric(value: MetricValue) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_metric(v) for v in value) + "]"
-    return "-" if value is None else str(value)
-
-
-def _table(headers: Sequence[str] | None, rows: Iterable[Sequence[str]], numeric: int = 1) -> str:
-    """`rows` are already escaped HTML; columns from `numeric` on are right-aligned."""
-    cells = "".join(f"<th>{esc(h)}</th>" for h in headers or [])
-    head = f"<thead><tr>{cells}</tr></thead>" if headers else ""
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f'<td class="num">{c}</td>' if i >= numeric else f"<td>{c}</td>"
-            for i, c in enumerate(row)
-        )
-        + "</tr>\n"
-        for row in rows
-    )
-    return f"<table>{head}<tbody>\n{body}</tbody></table>"
 
 
 def _when(value: datetime | None) -> str | None:
     return value.isoformat(timespec="seconds") if value else None
 
 
-def _facts(record: RunRecord) -> str:
+def _facts(record: RunRecord, architecture: str | None = None) -> str:
     meta = record.meta
     versions = meta.versions or {}
     facts = [
         ("status", record.status),
         ("kind", meta.kind),
         ("task", meta.task),
-        ("architecture", meta.arch),
+        ("architecture", architecture or meta.arch),
         ("init", init_label(meta, ", ") if meta.init or meta.grid else None),
         ("seeds" if meta.seeds else "seed", seed_label(meta)),
         ("epochs", f"{meta.epochs_done} of {meta.epochs}" if meta.epochs is not None else None),
@@ -316,7 +133,7 @@ def _facts(record: RunRecord) -> str:
         ("versions", ", ".join(f"{k} {v}" for k, v in versions.items()) or None),
     ]
     rows = [(esc(k), esc(v)) for k, v in facts if v not in (None, "", "-")]
-    return _table(None, rows, numeric=2)
+    return table(None, rows, numeric=2)
 
 
 def _section(title: str, body: str) -> str:
@@ -344,22 +161,6 @@ def _readout_html(readout: Mapping[str, Any], task: Task | None) -> str:
         for line in lines
     )
     return f'<div class="readout">\n{body}</div>'
-
-
-def _outcome_table(summary: Sequence[SweepPoint]) -> str:
-    outcomes = list(dict.fromkeys(name for p in summary for name in p.counts))
-    headers = ["grid point", "seeds", *outcomes, "loss q10", "loss q50", "loss q90", "time"]
-    rows = []
-    for p in summary:
-        label = p.label or " ".join(f"{k}={runs.show_value(v)}" for k, v in p.grid.items())
-        cells = [esc(label or "base config"), esc(p.seeds)]
-        for name in outcomes:
-            count, fraction = p.counts.get(name), p.fractions.get(name)
-            cells.append("-" if count is None else esc(f"{count} ({fraction or 0:.1%})"))
-        cells += [esc(_metric(p.loss.get(q))) for q in ("q10", "q50", "q90")]
-        cells.append("-" if p.seconds is None else esc(f"{p.seconds:.1f} s"))
-        rows.append(cells)
-    return _table(headers, rows)
 
 
 STYLE = """
@@ -396,6 +197,8 @@ class Contents:
     task: Task | None = None  # the run's task: how the read-out's meaning reads
     charts: list[Chart] = field(default_factory=list)
     summary: list[SweepPoint] | None = None
+    architectures: list[str] | None = None  # a sweep's, one per grid point
+    solutions: runs.Solutions | None = None  # a sweep's, when tiny inspect --solutions made them
     histogram: Chart | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -407,29 +210,30 @@ def to_html(c: Contents, precision: int = 4) -> str:
     parts = [
         f"<h1>tiny {what} {esc(record.run.id)} "
         f'<span class="{status_class}">{esc(record.status)}</span></h1>',
-        _facts(record),
+        _facts(record, sweep_report.architecture_fact(c.architectures)),
     ]
     if c.problems:
         items = "".join(f"<li>{esc(p)}</li>" for p in c.problems)
         parts.append(_section("Problems", f'<ul class="problem">{items}</ul>'))
     if record.metrics:
-        rows: list[Sequence[str]] = [(esc(k), esc(_metric(v))) for k, v in record.metrics.items()]
-        parts.append(_section("Metrics", _table(["metric", "value"], rows)))
+        metrics = sweep_report.metrics_words(record.metrics) if meta.is_sweep else record.metrics
+        rows: list[Sequence[str]] = [(esc(k), esc(metric_text(v))) for k, v in metrics.items()]
+        parts.append(_section("Metrics", table(["metric", "value"], rows)))
     if c.readout is not None:
         parts.append(_section("Read-out", _readout_html(c.readout, c.task)))
     if meta.grid:
-        rows = [
-            (esc(k), esc(", ".join(runs.show_value(v) for v in values)))
-            for k, values in meta.grid.items()
-        ]
-        parts.append(_section("Grid", _table(["key", "values"], rows, numeric=2)))
+        rows = [(esc(k), esc(axis_words(values))) for k, values in meta.grid.items()]
+        parts.append(_section("Grid", table(["key", "values"], rows, numeric=2)))
     if c.summary:
-        parts.append(_section("Outcomes", _outcome_table(c.summary)))
+        outcomes = sweep_report.outcome_table(c.summary, c.architectures)
+        parts.append(_section("Outcomes", outcomes))
     if c.histogram:
         parts.append(_section("Final losses", _image(c.histogram.title, c.histogram.png)))
+    if c.solutions is not None:
+        parts.append(_section("Solutions", sweep_report.solutions_html(c.solutions)))
     if meta.kept:
         rows = [(esc(k.point), esc(k.seed), esc(k.why), esc(k.run)) for k in meta.kept]
-        parts.append(_section("Kept runs", _table(["point", "seed", "why", "run"], rows, 9)))
+        parts.append(_section("Kept runs", table(["point", "seed", "why", "run"], rows, 9)))
     if c.params is not None:
         rows = [
             (
@@ -440,7 +244,7 @@ def to_html(c: Contents, precision: int = 4) -> str:
             for name, values in c.params.items()
         ]
         title = f"Parameters (rounded to {precision} decimals)"
-        parts.append(_section(title, _table(["parameter", "shape", "value"], rows, numeric=9)))
+        parts.append(_section(title, table(["parameter", "shape", "value"], rows, numeric=9)))
     if c.picture:
         caption = "the final model against the truth (prediction.png)"
         parts.append(_section("Prediction", _image(caption, c.picture, caption)))
@@ -485,6 +289,9 @@ def gather(record: RunRecord) -> Contents:
             return None
 
     if meta.is_sweep:
+        c.architectures = attempt(lambda: sweep_report.architectures(record))
+        if os.path.lexists(run.path / runs.SOLUTIONS):
+            c.solutions = attempt(lambda: sweep_report.read_solutions(run))
         if os.path.lexists(run.path / runs.SWEEP) or meta.status == "completed":
             arrays = attempt(lambda: runs.read_sweep_arrays(run, meta.n_seeds))
             c.histogram = loss_histogram(arrays) if arrays and arrays.seeds else None

@@ -129,9 +129,15 @@ def runs_table(records: Sequence[RunRecord], wide: bool = False) -> Fitted:
 
 
 def header(
-    what: str, record: RunRecord, detail: str, config: Mapping[str, Any] | None, problem: str
+    what: str,
+    record: RunRecord,
+    detail: str,
+    config: Mapping[str, Any] | None,
+    problem: str,
+    arch: str | None = None,
 ) -> list[RenderableType]:
-    """The top of `tiny inspect`: id, status, why it stopped, what is broken, the config."""
+    """The top of `tiny inspect`: id, status, why it stopped, what is broken, the config.
+    `arch`: what to say instead of the stored architecture (a sweep's grid over nets)."""
     meta = record.meta
     parts: list[RenderableType] = [
         Text.assemble(
@@ -144,7 +150,7 @@ def header(
     ]
     facts = [
         ("task", meta.task),
-        ("arch", meta.arch),
+        ("arch", arch or meta.arch),
         ("init", init_label(meta, ",") if meta.init or meta.grid else None),
         (
             "seed" + ("s" if meta.seeds else ""),

@@ -10,6 +10,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from tiny_cli.config.grid import axis_words, words
 from tiny_cli.errors import one_line
 from tiny_cli.show.run_views import epochs_label, header, seed_label
 from tiny_cli.show.tables import (
@@ -22,7 +23,7 @@ from tiny_cli.show.tables import (
     parameters_table,
     safe_text,
 )
-from tiny_cli.store.runs import Details, GridValue, RunRecord, SeedResult, SweepPoint, show_value
+from tiny_cli.store.runs import Details, GridValue, RunRecord, SeedResult, SweepPoint
 
 
 def _seconds(value: float | None) -> str:
@@ -36,10 +37,11 @@ def _short(value: float | None) -> str:
 
 
 def _grid_lines(grid: Mapping[str, GridValue], split: bool) -> list[str]:
-    """`key=value` per line; `split` puts a long value under its key."""
+    """`key=value` per line, the value in words (`8 relu -> 1 identity`, not a Python
+    repr); `split` puts a long value under its key."""
     out = []
     for k, v in grid.items():
-        value = one_line(show_value(v))
+        value = one_line(words(v))
         out.extend([one_line(f"{k}="), f"  {value}"] if split else [one_line(f"{k}={value}")])
     return out
 
@@ -85,11 +87,12 @@ def sweep_table(
 def sweep_view(record: RunRecord, info: Details) -> Group:
     meta = record.meta
     detail = f"seeds {seed_label(meta)}, {epochs_label(meta)} epochs"
-    parts = header("sweep", record, detail, info.config, "; ".join(info.problems))
+    # A grid over the net (model.layers, model.widths, ...): each point has its own.
+    nets = any(k.startswith("model.") for k in meta.grid or {})
+    arch = "one per grid point (model.* in the grid)" if nets else None
+    parts = header("sweep", record, detail, info.config, "; ".join(info.problems), arch)
     if meta.grid:
-        grid = "  ".join(
-            f"{k}={','.join(show_value(v) for v in values)}" for k, values in meta.grid.items()
-        )
+        grid = "  ".join(f"{k}={axis_words(values)}" for k, values in meta.grid.items())
         parts.append(safe_text(f"grid: {grid}"))
     if info.summary:
         parts.append(sweep_table(info.summary))

@@ -29,6 +29,7 @@ import numpy as np
 
 from tiny_cli.read.arrays import Net, Pass, forward, hidden_activations
 from tiny_cli.read.canonical import dead_units
+from tiny_cli.show import style
 from tiny_cli.show.plots import ordinal
 from tiny_cli.spec import activations
 
@@ -36,7 +37,8 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-DPI = 80  # as plots.py
+DPI = style.DPI
+MIN_INCHES = 12.0  # the narrowest figure: 1,200 pixels (show/style.py)
 MAX_UNITS = 16  # units drawn at most
 MAX_LAYERS = 8  # hidden layers drawn at most
 MAX_POINTS = 400  # inputs (or samples) a curve is drawn at; more are thinned
@@ -177,7 +179,6 @@ def figure(data: UnitData) -> Figure:
     it), no axis labels of their own (the figure's say what the axes are) and one legend
     for the figure: unit j has colour Cj in every panel.
     """
-    import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -186,33 +187,34 @@ def figure(data: UnitData) -> Figure:
     panels = len(data.units) if heat else len(layers)
     cols = min(panels, 4 if heat else 3)
     rows = math.ceil(panels / cols)
-    width, height = (2.2, 2.0) if heat else (3.0, 1.9)
-    inches = (width * cols + (0 if heat else 0.9), height * rows + 0.8)
-    fig = Figure(figsize=inches, dpi=DPI)
-    canvas = FigureCanvasAgg(fig)
-    with matplotlib.rc_context({"text.parse_math": False}):
+    margin = 0.0 if heat else 1.6  # the legend's, right of the panels
+    width = max(MIN_INCHES, (3.4 if heat else 4.4) * cols + margin)
+    panel = (width - margin) / cols
+    height = min(panel * 0.85, 4.6) if heat else 3.0
+    inches = (width, height * rows + 1.4)
+    with style.rc():
+        fig = Figure(figsize=inches, dpi=DPI)
+        canvas = FigureCanvasAgg(fig)
         fig.subplots_adjust(
-            left=0.5 / inches[0],
-            right=1 - (0.1 if heat else 1.0) / inches[0],
-            bottom=0.45 / inches[1],
-            top=1 - 0.62 / inches[1],
+            left=0.8 / inches[0],
+            right=1 - (0.2 + margin) / inches[0],
+            bottom=0.75 / inches[1],
+            top=1 - 1.05 / inches[1],
             wspace=0.3,
-            hspace=0.45,
+            hspace=0.5,
         )
         spec = fig.add_gridspec(rows, cols)
         axes = [fig.add_subplot(spec[k // cols, k % cols]) for k in range(panels)]
         for ax in axes:
-            ax.tick_params(labelsize="xx-small", pad=1.5)
-            ax.locator_params(nbins=3)
-            for axis in (ax.xaxis, ax.yaxis):  # "1e7" above a 2^24 axis: as small as its ticks
-                axis.get_offset_text().set_fontsize("xx-small")
+            ax.locator_params(nbins=4)
         if heat:
             _heat(data, axes)
-            fig.supylabel(data.ylabel, fontsize="small", x=0.02)
+            fig.supylabel(data.ylabel, x=0.01)
         else:
             _lines(data, layers, axes, fig)
-        fig.supxlabel(data.xlabel, fontsize="small", y=0.01)
-        fig.suptitle(data.title, fontsize="small", x=0.01, ha="left")
+        fig.supxlabel(data.xlabel, y=0.01)
+        fig.suptitle(data.title, x=0.01, ha="left")
+        style.literal(fig)  # titles and labels as written (an input's name); ticks render
         canvas.draw()
     return fig
 
@@ -221,26 +223,26 @@ def _lines(data: UnitData, layers: list[int], axes: list[Axes], figure: Figure) 
     from matplotlib.lines import Line2D
 
     if data.thinned:  # only points: what lies between them is not drawn
-        style: dict[str, Any] = {"marker": ".", "linestyle": "none", "ms": 3}
+        look: dict[str, Any] = {"marker": ".", "linestyle": "none", "ms": 6}
     else:
-        style = {"marker": "o", "ms": 2.5, "lw": 1} if len(data.xs) <= MARKERS else {"lw": 1}
+        look = {"marker": "o", "ms": 5, "lw": 2} if len(data.xs) <= MARKERS else {"lw": 2}
     for ax, layer in zip(axes, layers, strict=True):
         units = [u for u in data.units if u.layer == layer]
         for u in units:
             if u.dead:
-                ax.plot(data.xs, u.values, color=DEAD, ls="--", lw=1)
+                ax.plot(data.xs, u.values, color=DEAD, ls="--", lw=2)
             else:
-                ax.plot(data.xs, u.values, color=f"C{u.index % 10}", **style)
+                ax.plot(data.xs, u.values, color=f"C{u.index % 10}", **look)
         dead = [str(u.index) for u in units if u.dead]
         note = f"; dead: unit {', '.join(dead)}" if dead else ""
-        ax.set_title(f"layer {layer + 1} ({units[0].activation}){note}", fontsize="x-small", y=1.0)
+        ax.set_title(f"layer {layer + 1} ({units[0].activation}){note}", y=1.0)
     shown = sorted({u.index for u in data.units if not u.dead})
-    handles = [Line2D([], [], color=f"C{j % 10}", **style) for j in shown]
+    handles = [Line2D([], [], color=f"C{j % 10}", **look) for j in shown]
     labels = [f"unit {j}" for j in shown]
     if any(u.dead for u in data.units):
-        handles.append(Line2D([], [], color=DEAD, ls="--", lw=1))
+        handles.append(Line2D([], [], color=DEAD, ls="--", lw=2))
         labels.append("dead unit")
-    figure.legend(handles, labels, loc="upper right", fontsize="x-small", frameon=False)
+    figure.legend(handles, labels, loc="upper right", bbox_to_anchor=(1.0, 0.9), frameon=False)
 
 
 def _heat(data: UnitData, axes: list[Axes]) -> None:
@@ -262,4 +264,4 @@ def _heat(data: UnitData, axes: list[Axes]) -> None:
         ax.imshow(shown, origin="lower", extent=extent, aspect="auto", cmap=cmap, vmin=vmin,
                   vmax=vmax if vmax > vmin else vmin + 1.0)  # fmt: skip
         what = "dead" if u.dead else f"{vmin:.3g} to {vmax:.3g}"
-        ax.set_title(f"layer {u.layer + 1} unit {u.index}: {what}", fontsize="x-small", y=1.0)
+        ax.set_title(f"layer {u.layer + 1} unit {u.index}: {what}", fontsize=style.FONT - 1, y=1.0)

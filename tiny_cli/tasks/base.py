@@ -89,6 +89,10 @@ class Task(Section):
     def input_names(self) -> tuple[str, ...]:
         return ("x",)
 
+    def picture_title(self) -> str:
+        """What a picture of this task calls it: its name (expr: its expression)."""
+        return self.name
+
     def size(self) -> int:
         """Size of the training set, known without building it."""
         raise NotImplementedError

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 MAX_INPUTS = 16
 MAX_POINTS = 2**24
+TITLE_CHARS = 60  # of an expression in a picture's title
 
 
 class Expr(Task):
@@ -67,6 +68,11 @@ class Expr(Task):
 
     def input_names(self) -> tuple[str, ...]:
         return tuple(self.inputs)
+
+    def picture_title(self) -> str:
+        """The expression itself, cut to one title line."""
+        text = " ".join(self.expr.split())
+        return text if len(text) <= TITLE_CHARS else text[: TITLE_CHARS - 1] + "…"
 
     def size(self) -> int:
         if self.samples is not None:
