@@ -36,9 +36,18 @@ import yaml
 from tiny_cli.errors import TinyError
 from tiny_cli.show.readout_view import Line, readout_lines
 from tiny_cli.show.run_views import init_label, seed_label
+from tiny_cli.show.sweep_views import partial_line
 from tiny_cli.show.tables import format_values, shape_text
 from tiny_cli.store import runs
-from tiny_cli.store.runs import MetricValue, Nested, Run, RunProblem, RunRecord, SweepPoint
+from tiny_cli.store.runs import (
+    GridValue,
+    MetricValue,
+    Nested,
+    Run,
+    RunProblem,
+    RunRecord,
+    SweepPoint,
+)
 
 if TYPE_CHECKING:
     from tiny_cli.tasks import Task
@@ -392,6 +401,7 @@ class Contents:
     task: Task | None = None  # the run's task: how the read-out's meaning reads
     charts: list[Chart] = field(default_factory=list)
     summary: list[SweepPoint] | None = None
+    remaining: list[dict[str, GridValue]] | None = None  # a partial sweep's unfinished points
     histogram: Chart | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -420,7 +430,11 @@ def to_html(c: Contents, precision: int = 4) -> str:
         ]
         parts.append(_section("Grid", _table(["key", "values"], rows, numeric=2)))
     if c.summary:
-        parts.append(_section("Outcomes", _outcome_table(c.summary)))
+        title = "Outcomes" if c.remaining is None else "Partial outcomes"
+        parts.append(_section(title, _outcome_table(c.summary)))
+    if c.remaining is not None:
+        line = partial_line(len(c.summary or []), c.remaining)
+        parts.append(f'<p class="problem">{esc(line)}</p>')
     if c.histogram:
         parts.append(_section("Final losses", _image(c.histogram.title, c.histogram.png)))
     if meta.kept:
@@ -470,6 +484,7 @@ def gather(record: RunRecord) -> Contents:
     """Read what the report shows, as far as it can be read."""
     info = runs.details(record)
     c = Contents(record, config=info.config, params=info.params, summary=info.summary)
+    c.remaining = info.remaining
     c.problems = list(info.problems)
     run, meta = record.run, record.meta
 
@@ -480,10 +495,9 @@ def gather(record: RunRecord) -> Contents:
             c.problems.append(str(exc))
             return None
 
-    if meta.is_sweep:
-        if os.path.lexists(run.path / runs.SWEEP) or meta.status == "completed":
-            arrays = attempt(lambda: runs.read_sweep_arrays(run, meta.n_seeds))
-            c.histogram = loss_histogram(arrays) if arrays and arrays.seeds else None
+    if meta.is_sweep:  # sweep.pt is read by `details`
+        arrays = info.arrays
+        c.histogram = loss_histogram(arrays) if arrays and arrays.seeds else None
         return c
     if os.path.lexists(run.path / runs.PREDICTION) or meta.status == "completed":
         c.picture = attempt(lambda: read_picture(run))
