@@ -442,8 +442,8 @@ class _Sweep:
         except RunFailed as exc:  # a kept run that was stopped or failed: stored as such
             status = "interrupted" if exc.exit_code == 130 else "failed"
             raise self.stopped(status, f"{exc}", exc.exit_code) from None
-        except KeyboardInterrupt:
-            raise self.stopped("interrupted", "aborted by a second Ctrl-C") from None
+        except KeyboardInterrupt:  # at once: the finished points are not stored
+            raise self.stopped("interrupted", "aborted by a second Ctrl-C", store=False) from None
         except BaseException as exc:
             self.mark("failed", f"{type(exc).__name__}: {exc}")
             raise
@@ -574,10 +574,12 @@ class _Sweep:
         self.run.update_meta(status=status, reason=reason, finished=time.time())
         return reason
 
-    def stopped(self, status: str, how: str, code: int = 130) -> RunFailed:
-        """`mark`, then the grid points finished stored (`store_finished`); the one line."""
+    def stopped(self, status: str, how: str, code: int = 130, store: bool = True) -> RunFailed:
+        """`mark`, then the grid points finished stored (`store_finished`, unless `store` is
+        false or they are stored already); the one line."""
         reason = self.mark(status, how)
-        finished = self.store_finished() if self.phase != "training its kept runs" else 0
+        store = store and self.phase != "training its kept runs"
+        finished = self.store_finished() if store else 0
         points = len(self.points)
         shown = f"; {finished} of {points} grid points finished" if 0 < finished < points else ""
         return RunFailed(
