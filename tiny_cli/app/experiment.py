@@ -160,7 +160,7 @@ def run_experiment(
                 if resume is None:
                     log.begin(cfg, run.id)
                 result = _train(run, cfg, built, log, flag, device, state)
-                metrics = evaluate(cfg, built.model, built.x, built.y, flag)
+                metrics = evaluate(cfg, built.model, built.x, built.y, flag.from_now())
                 history = log.history(run, resumed=resume is not None)
                 drawing, reading = _read(
                     painter, cfg, built.model, built.x, built.y, metrics, built.init_state, history,

@@ -5,6 +5,7 @@ the run (a `RunProblem` or `TinyError`), or a list of such lines where the rest 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,7 +14,7 @@ from tiny_cli.errors import TinyError
 if TYPE_CHECKING:
     from tiny_cli.read.readout import Readout
     from tiny_cli.read.stored import Comparison
-    from tiny_cli.store.runs import Details, RunRecord, Solutions
+    from tiny_cli.store.runs import Details, GridValue, RunRecord, Solutions
     from tiny_cli.store.views import SeedResults
 
 
@@ -45,23 +46,32 @@ def seed_results(record: RunRecord, seed: int) -> SeedResults:
     return SeedResults(run.id, seed, arrays.at(seed))
 
 
-def solutions(record: RunRecord) -> tuple[Solutions, str | None]:
-    """A completed sweep's solved seeds grouped by canonical form: computed once, then read
-    from solutions.json; and why they could not be stored, if they could not."""
+def solutions(
+    record: RunRecord,
+) -> tuple[Solutions, str | None, list[dict[str, GridValue]] | None]:
+    """A sweep's solved seeds grouped by canonical form: computed once, then read from
+    solutions.json; why they could not be stored, if they could not; and, for a sweep that
+    did not complete but stored the grid points it finished, the points that remain (None:
+    the sweep is complete)."""
     from tiny_cli.app import solutions as grouping
     from tiny_cli.store import runs
 
     run = record.run
     if record.problem:
         raise runs.RunProblem(f"sweep {run.id}: {record.problem}")
-    if record.meta.status != "completed":
+    done = record.meta.status == "completed"
+    if not done and not os.path.lexists(run.path / runs.SWEEP):
         raise runs.RunProblem(
-            f"sweep {run.id}: {record.status}, not completed: no solutions to group yet"
+            f"sweep {run.id}: {record.status}, no grid point finished: no solutions to group yet"
         )
     try:
-        return grouping.solutions(run, record.meta.n_seeds)
+        found, unstored = grouping.solutions(run, record.meta.n_seeds)
+        grid = None if done else runs.read_grid(run)
     except runs.RunProblem as exc:
         raise runs.RunProblem(f"sweep {run.id}: {exc}") from None
+    finished = [p.grid for p in found.points]
+    remaining = None if grid is None else [p for p in grid.points if p not in finished]
+    return found, unstored, remaining
 
 
 def export_readout(record: RunRecord) -> tuple[Readout, tuple[str, ...]]:

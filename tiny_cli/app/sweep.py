@@ -13,7 +13,7 @@ import math
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from tiny_cli.train.outcomes import OUTCOMES, classify, evaluate, pick_seeds
 # Floats of a chunk's training (activations, products, buffers) allowed: ~0.5 GiB.
 CHUNK_FLOATS = 1 << 27
 MAX_CHUNK = 8192
-CHUNKS = "chunks"  # a sweep's finished chunks, one file each, until it completes
+CHUNKS = runs.CHUNKS  # a sweep's finished chunks, one file each, until it completes
 
 Params = models.Params  # state_dict names -> [S, *shape]
 
@@ -286,15 +286,21 @@ def run_sweep(
 ) -> SweepOutcome:
     """Create the sweep's directory, then train, classify and store it (`_Sweep.complete`).
     `runner` trains the chunks (default: this process, `threads` torch threads) on `slots`
-    workers at once (`plan`)."""
-    _check_data(points)
-    run = _create(base, points, axes, seeds, runs_root, source, device, chunk, slots, keep)
-    runner = runner or local_runner(threads, device)
-    work = plan(points, seeds, chunk, slots)
-    with locks.hold(run, "sweep"):  # one process at a time: see resume_sweep
-        return _Sweep(
-            run, points, seeds, work, runner, on_epoch, runs_root, source, keep
-        ).complete()
+    workers at once (`plan`). Signals are stop requests from the start: one before the
+    directory exists stores nothing; after, the sweep ends interrupted (`_Sweep`)."""
+    flag = stopping.StopFlag()
+    with stopping.catch_signals(flag):
+        _check_data(points)
+        if flag():
+            raise RunFailed("sweep stopped by a signal before it started; nothing stored", 130)
+        run = _create(base, points, axes, seeds, runs_root, source, device, chunk, slots, keep)
+        runner = runner or local_runner(threads, device)
+        work = plan(points, seeds, chunk, slots)
+        with locks.hold(run, "sweep"):  # one process at a time: see resume_sweep
+            sweep = _Sweep(
+                run, points, seeds, work, runner, on_epoch, runs_root, source, keep, flag
+            )
+            return sweep.complete()
 
 
 def _check_data(points: Sequence[GridPoint]) -> None:
@@ -387,18 +393,30 @@ def _resume(
     work = plan(points, seeds, chunk, max(1, slots))  # the sweep's own plan, whoever trains it
     made = [config.fingerprint(p.cfg) for p in points]  # each chunk's its own, unchanged
     resuming.check_chunks(run, [(f"{CHUNKS}/{c.file}", c.seeds, made[c.point]) for c in work])
-    source = meta.source or ""
-    return _Sweep(run, points, seeds, work, runner, on_epoch, runs_root, source, keep).complete()
+    source, flag = meta.source or "", stopping.StopFlag()
+    with stopping.catch_signals(flag):
+        sweep = _Sweep(run, points, seeds, work, runner, on_epoch, runs_root, source, keep, flag)
+        return sweep.complete(previous=meta.kept or [])
 
 
 def total_seed_epochs(points: Sequence[GridPoint], seeds: Sequence[int]) -> int:
     return sum(p.cfg.train.epochs for p in points) * len(seeds)
 
 
+class _Stop(Exception):
+    """A stop request seen between two steps of a sweep (or a lost runner): `cause` as in
+    "stopped by <cause>"."""
+
+    def __init__(self, cause: str = "a signal") -> None:
+        super().__init__(cause)
+        self.cause = cause
+
+
 @dataclass
 class _Sweep:
     """A stored sweep to complete: its directory, grid points, seeds and plan (`work`), who
-    trains its chunks, and where its kept runs go."""
+    trains its chunks, where its kept runs go, and the stop flag its signals set. `phase`
+    says what it is doing, for the record of how it stopped."""
 
     run: runs.Run
     points: list[GridPoint]
@@ -409,71 +427,96 @@ class _Sweep:
     runs_root: Path
     source: str
     keep: int
+    flag: stopping.StopFlag
+    phase: str = "planning"
+    kept: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def folder(self) -> Path:
         return self.run.path / CHUNKS
 
-    def complete(self) -> SweepOutcome:
+    def complete(self, previous: Sequence[runs.Kept] = ()) -> SweepOutcome:
         """Train every chunk not yet stored in `chunks/` (`runner`: here or on a cluster),
         each saved as it finishes, in whatever order; then store the sweep and its kept
-        runs. A first Ctrl-C or SIGTERM stops at the next mini-batch (a cluster's chunks in
-        flight are cancelled): the sweep is marked interrupted with every finished chunk
-        kept, for `--resume`."""
+        runs (those of `previous`, an earlier try's, that completed are not trained again).
+
+        A first Ctrl-C or SIGTERM stops at the next mini-batch (a cluster's chunks in
+        flight are cancelled), between two steps, or before the next kept run; a second
+        Ctrl-C aborts at once. Whatever stops it (a signal in any phase, a kept run stopped
+        or failed, an error), the sweep is marked interrupted or failed with the phase it
+        was in, every finished chunk kept for `--resume`, and the grid points finished so
+        far are stored as a completed sweep stores them (`store_finished`)."""
         run = self.run
         self.folder.mkdir(exist_ok=True)
-        run.update_meta(status="running", heartbeat=time.time(), **runs.process_identity())
-        beat = runs.Heartbeat(run)
-        flag = stopping.StopFlag()
+        run.update_meta(
+            status="running", reason=None, heartbeat=time.time(), **runs.process_identity()
+        )
         try:
-            with stopping.catch_signals(flag):
-                self.train_chunks(flag, beat)
-                results = self.gather()
-                summary = self.store(results)
-                kept = self.keep_runs(results, flag)
-        except RunFailed:
-            raise
+            self.step("training its chunks")
+            self.train_chunks(runs.Heartbeat(run))
+            self.step("gathering its chunks")
+            results = self.gather()
+            self.step("storing it")
+            summary = self.store(results)
+            self.step("training its kept runs")
+            self.keep_runs(results, previous)
+        except _Stop as stop:
+            raise self.stopped("interrupted", f"stopped by {stop.cause}") from None
+        except RunFailed as exc:  # a kept run that was stopped or failed: stored as such
+            status = "interrupted" if exc.exit_code == 130 else "failed"
+            raise self.stopped(status, f"{exc}", exc.exit_code) from None
+        except KeyboardInterrupt:  # at once: the finished points are not stored
+            raise self.stopped("interrupted", "aborted by a second Ctrl-C", store=False) from None
         except BaseException as exc:
-            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-            reason = f"{type(exc).__name__}: {exc}"
-            run.update_meta(status=status, reason=reason, finished=time.time())
+            self.mark("failed", f"{type(exc).__name__}: {exc}")
             raise
         shutil.rmtree(self.folder, ignore_errors=True)  # all in sweep.pt now
         run.update_meta(
             status="completed",
+            reason=None,
             epochs_done=max(p.cfg.train.epochs for p in self.points),
-            kept=kept,
+            kept=self.kept,
             seconds=sum(r.seconds for r in results),
             finished=time.time(),
         )
-        return SweepOutcome(run, results, summary, kept)
+        return SweepOutcome(run, results, summary, self.kept)
 
-    def train_chunks(self, flag: stopping.StopFlag, beat: runs.Heartbeat) -> None:
+    def step(self, phase: str) -> None:
+        """The next phase, unless a stop request came in the one before."""
+        if self.flag():
+            raise _Stop()
+        self.phase = phase
+
+    def train_chunks(self, beat: runs.Heartbeat) -> None:
         """Have the runner train the chunks not stored yet, each stored as it comes back
-        (those stored before count as done for `on_epoch`); interrupted (`_interrupted`)
-        unless every chunk is stored in the end."""
+        (those stored before count as done for `on_epoch`); stopped (`_Stop`) unless every
+        chunk is stored in the end."""
         todo = []
         for c in self.work:
             if not (self.folder / c.file).is_file():
                 todo.append(c)
             elif self.on_epoch is not None:
                 self.on_epoch(len(c.seeds) * self.points[c.point].cfg.train.epochs)
-        cause = "a signal"
         try:
-            for c, part in self.runner(todo, self.points, flag, _and(self.on_epoch, beat)):
+            for c, part in self.runner(todo, self.points, self.flag, _and(self.on_epoch, beat)):
                 self.run.save_tensors(f"{CHUNKS}/{c.file}", part)
         except RunnerLost as exc:
-            cause = str(exc)
-        done = sum((self.folder / c.file).is_file() for c in self.work)
-        if done < len(self.work):
-            raise _interrupted(self.run, done, len(self.work), cause=cause)
+            raise _Stop(str(exc)) from None
+        if self.chunks_done() < len(self.work):
+            raise _Stop()
 
-    def gather(self) -> list[PointResult]:
-        """Each grid point's result, from its stored chunks in plan order."""
-        parts: list[list[dict[str, Any]]] = [[] for _ in self.points]
+    def chunks_done(self) -> int:
+        return sum((self.folder / c.file).is_file() for c in self.work)
+
+    def gather(self, which: Sequence[int] | None = None) -> list[PointResult]:
+        """Each grid point's result (or those of the points `which`), from its stored chunks
+        in plan order."""
+        wanted = range(len(self.points)) if which is None else which
+        parts: dict[int, list[dict[str, Any]]] = {p: [] for p in wanted}
         for c in self.work:
-            parts[c.point].append(runs.load_tensors(self.folder, c.file))
-        return [_point_result(p, ps) for p, ps in zip(self.points, parts, strict=True)]
+            if c.point in parts:
+                parts[c.point].append(runs.load_tensors(self.folder, c.file))
+        return [_point_result(self.points[p], ps) for p, ps in parts.items()]
 
     def store(self, results: list[PointResult]) -> list[dict[str, Any]]:
         """sweep.pt, summary.json, metrics.json and the event file; returns the summary."""
@@ -497,20 +540,40 @@ class _Sweep:
         events.write_sweep(run.path, list(zip(counts, [r.loss for r in results], strict=True)))
         return summary
 
-    def keep_runs(
-        self, results: list[PointResult], flag: stopping.StopFlag
-    ) -> list[dict[str, Any]]:
+    def store_finished(self) -> int:
+        """The grid points whose chunks are all stored, in sweep.pt and summary.json as a
+        completed sweep has them (the points not finished left out), for inspect, report
+        and --solutions to show; how many. What cannot be read or written stores none."""
+        stored = {c.file for c in self.work if (self.folder / c.file).is_file()}
+        finished = [
+            p
+            for p in range(len(self.points))
+            if all(c.file in stored for c in self.work if c.point == p)
+        ]
+        if not finished:
+            return 0
+        try:
+            results = self.gather(finished)
+            _store_arrays(self.run, self.seeds, results)
+            self.run.write_json(runs.SUMMARY, [r.summary() for r in results])
+        except Exception:  # a chunk that cannot be read, a full disk: --resume says more
+            return 0
+        return len(finished)
+
+    def keep_runs(self, results: list[PointResult], previous: Sequence[runs.Kept]) -> None:
         """A run of its own (`tiny train --seed k`, naming the sweep) for each of `keep`
-        seeds per outcome and grid point (`pick_seeds`); a stop request between them
-        interrupts the sweep, every chunk trained."""
+        seeds per outcome and grid point (`pick_seeds`), recorded in run.json as each is
+        stored; one that `previous` holds, completed, is kept as it is. A stop request
+        between them stops the sweep (`_Stop`); a kept run stopped, `RunFailed`."""
         from tiny_cli.app import experiment
 
-        chunks = len(self.work)
-        kept: list[dict[str, Any]] = []
+        done = {(k.point, k.seed): k for k in previous if _completed(self.runs_root, k.run)}
         for i, r in enumerate(results):
             for seed, why in pick_seeds(r.loss, r.outcome, r.seeds, self.keep) if self.keep else []:
-                if flag():
-                    raise _interrupted(self.run, chunks, chunks, kept=len(kept))
+                if (i, seed) in done:
+                    self.kept.append(done[(i, seed)].model_dump())
+                    continue
+                self.step("training its kept runs")
                 cfg = r.point.cfg.model_copy(update={"seed": seed})
                 out = experiment.run_experiment(
                     cfg,
@@ -518,10 +581,43 @@ class _Sweep:
                     source=self.source,
                     extra_meta={"sweep": self.run.id},
                 )
-                kept.append({"point": i, "seed": seed, "why": why, "run": out.run.id})
-                if out.result.status == "interrupted":
-                    raise _interrupted(self.run, chunks, chunks, kept=len(kept))
-        return kept
+                if out.result.status != "interrupted":
+                    self.kept.append({"point": i, "seed": seed, "why": why, "run": out.run.id})
+                    self.run.update_meta(kept=self.kept)
+                else:
+                    raise _Stop(f"a signal (kept run {out.run.id} interrupted)")
+
+    def mark(self, status: str, how: str) -> str:
+        """Record in run.json how the sweep stopped, in which phase and with what done;
+        returns that record's reason."""
+        done, total = self.chunks_done(), len(self.work)
+        reason = f"{how} while {self.phase}, with {done} of {total} chunks trained"
+        if self.phase == "training its kept runs":
+            reason += f", {len(self.kept)} kept run(s) stored"
+        self.run.update_meta(status=status, reason=reason, finished=time.time())
+        return reason
+
+    def stopped(self, status: str, how: str, code: int = 130, store: bool = True) -> RunFailed:
+        """`mark`, then the grid points finished stored (`store_finished`, unless `store` is
+        false or they are stored already); the one line."""
+        reason = self.mark(status, how)
+        store = store and self.phase != "training its kept runs"
+        finished = self.store_finished() if store else 0
+        points = len(self.points)
+        shown = f"; {finished} of {points} grid points finished" if 0 < finished < points else ""
+        return RunFailed(
+            f"sweep {self.run.id} {status}: {reason}{shown}; "
+            f"tiny sweep --resume {self.run.id} finishes it",
+            exit_code=code,
+        )
+
+
+def _completed(root: Path, run_id: str) -> bool:
+    """A kept run of an earlier try, still there and completed."""
+    try:
+        return runs.read_meta(runs.Run(root / run_id)).status == "completed"
+    except runs.RunProblem:
+        return False
 
 
 def _and(first: Callable[[int], None] | None, second: Callable[[], None]) -> Callable[[int], None]:
@@ -531,17 +627,3 @@ def _and(first: Callable[[int], None] | None, second: Callable[[], None]) -> Cal
         second()
 
     return both
-
-
-def _interrupted(
-    run: runs.Run, done: int, total: int, kept: int | None = None, cause: str = "a signal"
-) -> RunFailed:
-    extra = f", {kept} kept run(s) stored" if kept is not None else ""
-    reason = f"stopped by {cause} with {done} of {total} chunks trained{extra}"
-    run.update_meta(status="interrupted", reason=reason, finished=time.time())
-    said = "" if cause == "a signal" else f" by {cause}"
-    return RunFailed(
-        f"sweep {run.id} interrupted{said}: {done} of {total} chunks trained and kept{extra}; "
-        f"tiny sweep --resume {run.id} finishes it",
-        exit_code=130,
-    )

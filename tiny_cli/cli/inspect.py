@@ -115,15 +115,21 @@ def _inspect_seed(record: RunRecord, seed: int, as_json: bool, precision: int | 
 
 
 def _inspect_solutions(record: RunRecord, as_json: bool) -> None:
-    """`tiny inspect SWEEP --solutions`: computed once, then read from solutions.json."""
+    """`tiny inspect SWEEP --solutions`: computed once, then read from solutions.json; of a
+    sweep that did not complete, the grid points it finished, marked partial."""
     from tiny_cli.show import render
 
-    found, unstored = inspection.solutions(record)
+    found, unstored, remaining = inspection.solutions(record)
     if unstored:
         say(f"warning: {unstored}")
     if as_json:
-        dump(found.model_dump(mode="json"))
-    elif not any(p.solved_seeds for p in found.points):
+        doc = found.model_dump(mode="json")
+        dump({**doc, "partial": remaining is not None, "remaining": remaining})
+        return
+    if remaining is not None:
+        line = render.partial_line(len(found.points), remaining)
+        console.print(Text(f"sweep {record.run.id} {record.status}, {line}", style="yellow"))
+    if not any(p.solved_seeds for p in found.points):
         seeds = found.points[0].seeds if found.points else 0
         where = f" at each of {len(found.points)} grid points" if len(found.points) > 1 else ""
         console.print(Text(f"sweep {record.run.id}: no solved seeds (of {seeds}{where})"))

@@ -9,7 +9,7 @@ from tiny_cli.show.compare_view import compare_view
 from tiny_cli.show.readout_view import readout_view
 from tiny_cli.show.run_views import run_view, runs_table
 from tiny_cli.show.solutions_view import solutions_markdown, solutions_view
-from tiny_cli.show.sweep_views import seed_tables, sweep_table, sweep_view
+from tiny_cli.show.sweep_views import partial_line, seed_tables, sweep_table, sweep_view
 from tiny_cli.show.tables import metrics_table, parameters_table
 from tiny_cli.show.tasks_table import tasks_table
 
@@ -17,6 +17,7 @@ __all__ = [
     "compare_view",
     "metrics_table",
     "parameters_table",
+    "partial_line",
     "readout_view",
     "run_view",
     "runs_table",

@@ -36,10 +36,18 @@ from tiny_cli.show.charts import Chart, Series, loss_histogram, trajectory_chart
 from tiny_cli.show.htmlparts import data_uri, esc, metric_text, table
 from tiny_cli.show.readout_view import Line, readout_lines
 from tiny_cli.show.run_views import init_label, seed_label
+from tiny_cli.show.sweep_views import partial_line
 from tiny_cli.show.tables import format_values, shape_text
 from tiny_cli.store import runs
 from tiny_cli.store.events import readable
-from tiny_cli.store.runs import Nested, Run, RunProblem, RunRecord, SweepPoint
+from tiny_cli.store.runs import (
+    GridValue,
+    Nested,
+    Run,
+    RunProblem,
+    RunRecord,
+    SweepPoint,
+)
 
 if TYPE_CHECKING:
     from tiny_cli.tasks import Task
@@ -199,6 +207,7 @@ class Contents:
     summary: list[SweepPoint] | None = None
     architectures: list[str] | None = None  # a sweep's, one per grid point
     solutions: runs.Solutions | None = None  # a sweep's, when tiny inspect --solutions made them
+    remaining: list[dict[str, GridValue]] | None = None  # a partial sweep's unfinished points
     histogram: Chart | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -225,8 +234,11 @@ def to_html(c: Contents, precision: int = 4) -> str:
         rows = [(esc(k), esc(axis_words(values))) for k, values in meta.grid.items()]
         parts.append(_section("Grid", table(["key", "values"], rows, numeric=2)))
     if c.summary:
-        outcomes = sweep_report.outcome_table(c.summary, c.architectures)
-        parts.append(_section("Outcomes", outcomes))
+        title = "Outcomes" if c.remaining is None else "Partial outcomes"
+        parts.append(_section(title, sweep_report.outcome_table(c.summary, c.architectures)))
+    if c.remaining is not None:
+        line = partial_line(len(c.summary or []), c.remaining)
+        parts.append(f'<p class="problem">{esc(line)}</p>')
     if c.histogram:
         parts.append(_section("Final losses", _image(c.histogram.title, c.histogram.png)))
     if c.solutions is not None:
@@ -278,6 +290,7 @@ def gather(record: RunRecord) -> Contents:
     """Read what the report shows, as far as it can be read."""
     info = runs.details(record)
     c = Contents(record, config=info.config, params=info.params, summary=info.summary)
+    c.remaining = info.remaining
     c.problems = list(info.problems)
     run, meta = record.run, record.meta
 
@@ -288,13 +301,12 @@ def gather(record: RunRecord) -> Contents:
             c.problems.append(str(exc))
             return None
 
-    if meta.is_sweep:
+    if meta.is_sweep:  # sweep.pt is read by `details`
         c.architectures = attempt(lambda: sweep_report.architectures(record))
         if os.path.lexists(run.path / runs.SOLUTIONS):
             c.solutions = attempt(lambda: sweep_report.read_solutions(run))
-        if os.path.lexists(run.path / runs.SWEEP) or meta.status == "completed":
-            arrays = attempt(lambda: runs.read_sweep_arrays(run, meta.n_seeds))
-            c.histogram = loss_histogram(arrays) if arrays and arrays.seeds else None
+        arrays = info.arrays
+        c.histogram = loss_histogram(arrays) if arrays and arrays.seeds else None
         return c
     if os.path.lexists(run.path / runs.PREDICTION) or meta.status == "completed":
         c.picture = attempt(lambda: read_picture(run))

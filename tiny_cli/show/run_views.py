@@ -64,7 +64,20 @@ def seed_label(meta: RunMeta) -> str:
     return "-" if meta.seed is None else str(meta.seed)
 
 
+def sweep_epochs(meta: RunMeta, compact: bool = False) -> str:
+    """A sweep's epochs per seed: the grid's values where it varies them (`20,1000000`;
+    `compact`: `20..1000000`), else the config's."""
+    values = [v for v in (meta.grid or {}).get("train.epochs") or [] if isinstance(v, int)]
+    if len(set(values)) > 1:
+        return f"{min(values)}..{max(values)}" if compact else ",".join(map(str, values))
+    return "-" if meta.epochs is None else str(meta.epochs)
+
+
 def epochs_label(meta: RunMeta) -> str:
+    """Epochs done (of how many, while unfinished); a sweep's epochs per seed (it trains its
+    seeds in chunks, so what is done is counted in chunks, not epochs)."""
+    if meta.is_sweep:
+        return sweep_epochs(meta, compact=True)
     done, total = meta.epochs_done, meta.epochs
     if done is None:
         return "-"

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from tiny_cli.config.grid import axis_words, words
 from tiny_cli.errors import one_line
-from tiny_cli.show.run_views import epochs_label, header, seed_label
+from tiny_cli.show.run_views import header, seed_label, sweep_epochs
 from tiny_cli.show.tables import (
     GAP,
     OUTCOME_STYLES,
@@ -84,9 +84,25 @@ def sweep_table(
     return Fitted(build)
 
 
+def point_label(grid: Mapping[str, GridValue]) -> str:
+    """A grid point as one line of `key=value`s (`base config` for a sweep without a grid)."""
+    return one_line(" ".join(f"{k}={words(v)}" for k, v in grid.items())) or "base config"
+
+
+def partial_line(done: int, remaining: Sequence[Mapping[str, GridValue]], limit: int = 4) -> str:
+    """What a sweep that did not complete shows of itself: how many grid points it finished
+    (`done`) and which remain (the first `limit`)."""
+    total = done + len(remaining)
+    if not remaining:
+        return f"partial: all {total} grid point(s) finished, the sweep not completed"
+    names = ", ".join(point_label(p) for p in remaining[:limit])
+    more = f" and {len(remaining) - limit} more" if len(remaining) > limit else ""
+    return f"partial: {done} of {total} grid points finished; not yet: {names}{more}"
+
+
 def sweep_view(record: RunRecord, info: Details) -> Group:
     meta = record.meta
-    detail = f"seeds {seed_label(meta)}, {epochs_label(meta)} epochs"
+    detail = f"seeds {seed_label(meta)}, {sweep_epochs(meta)} epochs"
     # A grid over the net (model.layers, model.widths, ...): each point has its own.
     nets = any(k.startswith("model.") for k in meta.grid or {})
     arch = "one per grid point (model.* in the grid)" if nets else None
@@ -95,7 +111,10 @@ def sweep_view(record: RunRecord, info: Details) -> Group:
         grid = "  ".join(f"{k}={axis_words(values)}" for k, values in meta.grid.items())
         parts.append(safe_text(f"grid: {grid}"))
     if info.summary:
-        parts.append(sweep_table(info.summary))
+        parts.append(sweep_table(info.summary, "Partial outcomes" if info.partial else "Outcomes"))
+    if info.partial:
+        line = partial_line(len(info.summary or []), info.remaining or [])
+        parts.append(Text(line, style="yellow"))
     for kept in meta.kept or []:
         parts.append(
             safe_text(

@@ -18,12 +18,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tiny_cli.store.files import CHECKPOINT, CONFIG, GRID, META, METRICS, SUMMARY, Run, RunProblem
+from tiny_cli.store.files import (
+    CHECKPOINT,
+    CONFIG,
+    GRID,
+    META,
+    METRICS,
+    SUMMARY,
+    SWEEP,
+    Run,
+    RunProblem,
+    load_tensors,
+)
 from tiny_cli.store.views import (
     Grid,
+    GridValue,
     MetricValue,
     Nested,
     RunMeta,
+    SweepArrays,
     SweepPoint,
     read_config,
     read_grid,
@@ -31,6 +44,7 @@ from tiny_cli.store.views import (
     read_metrics,
     read_params,
     read_summary,
+    read_sweep_arrays,
 )
 
 STARTING = 10.0  # seconds: a run directory this young without run.json is being created
@@ -181,16 +195,29 @@ def latest(records: Sequence[RunRecord]) -> RunRecord:
     return max(records, key=lambda r: (r.started, r.run.id))
 
 
+CHUNKS = "chunks"  # a sweep's finished chunks, one file each, until it completes
+MAX_CHUNK_FILES = 100_000  # chunk files of a sweep read to check them
+
+
 @dataclass
 class Details:
-    """The rest of a run for `tiny inspect`: config, parameters (a run) or summary and grid
-    (a sweep); `problems` lists what could not be read."""
+    """The rest of a run for `tiny inspect`: config, parameters (a run) or summary, grid and
+    per-seed arrays (a sweep); `problems` lists what could not be read. A sweep that did not
+    complete may have finished some grid points (stored as a completed sweep's are):
+    `remaining` lists the others (None for a completed sweep, or one with none finished)."""
 
     config: dict[str, Any] | None = None
     params: dict[str, Nested] | None = None
     summary: list[SweepPoint] | None = None
     grid: Grid | None = None
+    arrays: SweepArrays | None = None
+    remaining: list[dict[str, GridValue]] | None = None
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def partial(self) -> bool:
+        """Some grid points of a sweep that did not complete are shown, not all."""
+        return self.remaining is not None
 
     def to_json(self, record: RunRecord, readout: dict[str, Any] | None = None) -> dict[str, Any]:
         """`tiny inspect RUN --json`, these details being `details(record)`: a run's document
@@ -209,6 +236,8 @@ class Details:
             body = {
                 "grid": self.grid.to_json() if self.grid is not None else None,
                 "summary": [p.to_json() for p in self.summary or []] or None,
+                "partial": self.partial,
+                "remaining": self.remaining,
             }
         else:
             body = {"parameters": self.params, "readout": readout}
@@ -233,6 +262,38 @@ def details(record: RunRecord) -> Details:
     if meta.is_sweep:
         out.summary = attempt(SUMMARY, read_summary, needed=done)
         out.grid = attempt(GRID, read_grid, needed=False)
+        arrays = attempt(SWEEP, lambda r: read_sweep_arrays(r, meta.n_seeds), needed=done)
+        out.arrays = arrays
+        if not done:
+            out.problems.extend(_chunk_problems(run))
+            out.remaining = _remaining(out.grid, out.summary)
     else:
         out.params = attempt(CHECKPOINT, read_params, needed=done)
     return out
+
+
+def _chunk_problems(run: Run) -> list[str]:
+    """The finished chunks of a sweep that did not complete, each read whole (as `--resume`
+    reads them): one problem per chunk that cannot be."""
+    folder = run.path / CHUNKS
+    try:
+        names = sorted(e.name for e in os.scandir(folder) if e.name.endswith(".pt"))
+    except OSError:
+        return []
+    problems = []
+    for name in names[:MAX_CHUNK_FILES]:
+        try:
+            load_tensors(run.path, f"{CHUNKS}/{name}")
+        except RunProblem as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def _remaining(
+    grid: Grid | None, summary: list[SweepPoint] | None
+) -> list[dict[str, GridValue]] | None:
+    """The grid points a sweep has not finished, where it has finished some."""
+    if grid is None or not summary:
+        return None
+    finished = [p.grid for p in summary]
+    return [p for p in grid.points if p not in finished]

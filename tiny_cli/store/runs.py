@@ -69,6 +69,7 @@ from tiny_cli.store.files import (
     read_yaml_mapping,
 )
 from tiny_cli.store.records import (
+    CHUNKS,
     HEARTBEAT_EVERY,
     HEARTBEAT_STALE,
     STALE,
@@ -110,6 +111,7 @@ from tiny_cli.store.views import (
 __all__ = [
     "CHECKPOINT",
     "CHECKPOINT_STATE",
+    "CHUNKS",
     "CONFIG",
     "ENV_VAR",
     "GRID",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from tiny_cli.errors import Stopped as Stopped  # raised where work sees a stop request
@@ -14,14 +14,22 @@ from tiny_cli.errors import Stopped as Stopped  # raised where work sees a stop 
 class StopFlag:
     def __init__(self) -> None:
         self.signal: int | None = None
+        self.count = 0  # signals received
 
     def __call__(self) -> bool:
         return self.signal is not None
 
     def handle(self, signum: int, frame: Any) -> None:
+        self.count += 1
         if self.signal is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.signal = signum
+
+    def from_now(self) -> Callable[[], bool]:
+        """A stop request made after this call: the work after a stopped phase (evaluating
+        a net whose training was stopped) still runs, unless asked to stop again."""
+        seen = self.count
+        return lambda: self.count > seen
 
 
 @contextlib.contextmanager
