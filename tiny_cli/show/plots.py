@@ -121,7 +121,7 @@ class PredictionPlot:
             if stop - start <= CURVE_POINTS
             else None
         )
-        t_lo, t_hi = float(self._truth.min()), float(self._truth.max())
+        t_lo, t_hi = _finite_span(self._truth)
         margin = 0.25 * max(t_hi - t_lo, 1.0)
         return {
             "domain": (lo, hi),
@@ -183,7 +183,7 @@ class PredictionPlot:
         return {
             "shape": tuple(self._shape),
             "extent": (lo[0], hi[0], lo[1], hi[1]),
-            "clim": (float(truth.min()), float(truth.max())),
+            "clim": _finite_span(truth),
             "points": x.cpu().numpy(),
         }
 
@@ -218,7 +218,7 @@ class PredictionPlot:
         stride = max(1, math.ceil(len(x) / MAX_MARKERS))
         self._points = x[::stride]
         truth = self.task.truth(self._points).reshape(-1)
-        t_lo, t_hi = float(truth.min()), float(truth.max())
+        t_lo, t_hi = _finite_span(truth)
         margin = 0.25 * max(t_hi - t_lo, 1.0)
         return {
             "index": torch.arange(0, len(x), stride).numpy(),
@@ -235,6 +235,13 @@ class PredictionPlot:
         return Frame(
             f"{self.task.name}, {self._when(epoch)}", {"out": out.clamp(-1e6, 1e6).numpy()}
         )
+
+
+def _finite_span(truth: Tensor) -> tuple[float, float]:
+    """The truth's range over its finite values (beyond the domain, where the picture's
+    margin is, a task's truth may be a division by zero): the axis limits."""
+    finite = truth[truth.isfinite()]
+    return (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
 
 
 def _device_of(model: nn.Module) -> Any:
