@@ -9,13 +9,16 @@ net as arrays, its forward pass), `read.canonical`, `read.formula`, `read.diagno
 The formula is labelled **exact** when it agrees with the net on the whole domain within
 `tolerance` = TOL_REL * max(1, max |net output|). When 3 digits are not exact, 4, 5 and 6
 are tried (each with a 10x stricter snap) and the first exact one is kept; if none is, the
-formula is approximate, at 6 digits, with its max error.
+formula is approximate, at 6 digits, with its max error. A net whose formula would be too
+big to build or read (`formula.too_big`: FORMULA_PARAMS, FORMULA_TERMS) has none: its
+read-out says so (`formula_skipped`) and has the rest (canonical form, meaning, diagnosis).
 
 `read_dict` is the sidecar's "readout" job (`tiny_cli.sidecar.JOBS`): it runs without torch.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -33,6 +36,7 @@ from tiny_cli.read.formula import (
     formula_text,
     latex,
     rounded,
+    too_big,
 )
 from tiny_cli.read.match import parameter_distance
 from tiny_cli.spec.models import Arch
@@ -59,6 +63,7 @@ class Readout:
     meaning: dict[str, Any] = field(default_factory=dict)  # the task's (`Task.meaning`)
     diagnosis: dict[str, Any] = field(default_factory=dict)
     task: Task | None = None  # whose meaning it is: it says how its lines read (not stored)
+    skipped: str = ""  # why there is no formula (`formula.too_big`): "" when there is one
 
     def to_json(self, names: Sequence[str]) -> dict[str, Any]:
         """`tiny export RUN`: the canonical net (`export`), its inputs named `names`."""
@@ -70,9 +75,10 @@ class Readout:
             "formula": self.formula,
             "latex": self.latex,
             "exact": self.exact,
-            "max_error": self.max_error,
+            "max_error": self.max_error if not self.skipped else None,
             "tolerance": self.tolerance,
-            "digits": self.digits,
+            "digits": self.digits if not self.skipped else None,
+            **({"formula_skipped": self.skipped} if self.skipped else {}),
             **({"approximation": self.approximation} if self.approximation else {}),
             "dead_units": self.canonical.dead,
             **self.meaning,
@@ -138,11 +144,15 @@ def read(
     net = from_state(arch, state)
     run = forward(net, x)
     can = canonical(net, x, run)
-    shown = display_scaled(can)
     tol = tolerance_of(run.out)
-    names = task.input_names()
-    fit = _round(shown, run, x, tol, names)
-    exprs = expressions(shown.net, fit.coeffs, names)
+    skipped = too_big(can.net)
+    if skipped:
+        fit, exprs = _Rounding([], 0, math.inf, None), []
+    else:
+        shown = display_scaled(can)
+        names = task.input_names()
+        fit = _round(shown, run, x, tol, names)
+        exprs = expressions(shown.net, fit.coeffs, names)
     meaning = task.meaning(net, x, y, metrics or {})
     diagnosis: dict[str, Any] = {
         "outcome": verdict if verdict is not None else outcome(task, run, x, y, net, diverged)
@@ -157,8 +167,8 @@ def read(
     return Readout(
         can,
         exprs,
-        formula_text(exprs),
-        latex(exprs),
+        formula_text(exprs) if exprs else "",
+        latex(exprs) if exprs else "",
         fit.error <= tol,
         fit.error,
         tol,
@@ -167,6 +177,7 @@ def read(
         meaning,
         diagnosis,
         task,
+        skipped,
     )
 
 
@@ -206,7 +217,8 @@ def export(readout: Readout, names: Sequence[str]) -> dict[str, Any]:
         "formula": readout.formula,
         "latex": readout.latex,
         "exact": readout.exact,
-        "max_error": readout.max_error,
+        "max_error": readout.max_error if not readout.skipped else None,
+        **({"formula_skipped": readout.skipped} if readout.skipped else {}),
         "tolerance": readout.tolerance,
         "rule": "ReLU/leaky/identity units rescaled to incoming max-abs 1, dead units removed, "
         f"equal directions (within {MERGE_TOL:g}) merged, units sorted by incoming vector",

@@ -43,6 +43,8 @@ def readout_lines(
 
 
 def _formula_lines(readout: Mapping[str, Any], formula_chars: int | None) -> list[Line]:
+    if readout.get("formula_skipped"):
+        return [[("formula: ", ""), (f"skipped, {readout.get('formula_skipped')}", "yellow")]]
     exact = readout.get("exact")
     label = ("exact", "green") if exact else ("approximate", "yellow")
     formula = str(readout.get("formula"))
