@@ -37,8 +37,6 @@ import traceback
 from collections.abc import Callable
 from typing import IO, Any
 
-from tiny_cli.errors import Stopped
-
 # What the child may be asked to run, by name: nothing else is ever imported or called.
 JOBS = {
     "picture": "tiny_cli.show.plots:render",
@@ -99,14 +97,13 @@ class Pending:
         self._value, self._error = value, error
         self._event.set()
 
-    def result(self, should_stop: Callable[[], bool] | None = None) -> Any:
-        """The value (or the call's error); with `should_stop`, a stop request while waiting
-        raises `Stopped` within WAIT_POLL seconds (the call goes on, unwatched)."""
-        if should_stop is None:
+    def result(self, waiting: Callable[[], None] | None = None) -> Any:
+        """The value (or the call's error). `waiting` is called every WAIT_POLL seconds
+        until then: what it raises (a stop request) ends the wait, the call going on."""
+        if waiting is None:
             self._event.wait()
         while not self._event.wait(WAIT_POLL):
-            if should_stop():
-                raise Stopped("stopped by a signal while waiting for the sidecar")
+            waiting()  # type: ignore[misc]
         if self._error is not None:
             raise self._error
         return self._value

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from torch.nn.utils import vector_to_parameters
 
 from tiny_cli import sidecar
+from tiny_cli.errors import Stopped
 from tiny_cli.spec import models
 from tiny_cli.store.events import EventWriter, ScalarEvent, image_summary, layout_summary, png_size
 from tiny_cli.store.hparams import hparams_summaries, session_end_summary
@@ -197,11 +198,12 @@ class Tracker:
         self._last_image = epoch
         self._write_drawn(wait=False)
 
-    def _write_drawn(self, wait: bool) -> None:
-        """Write the pictures drawn so far, in order (all of them with `wait`)."""
+    def _write_drawn(self, wait: bool, should_stop: Callable[[], bool] | None = None) -> None:
+        """Write the pictures drawn so far, in order (all of them with `wait`; `Stopped` when
+        `should_stop` says so while waiting)."""
         while self._drawing and (wait or self._drawing[0][1].done()):
             epoch, pending = self._drawing.pop(0)
-            png = pending.result()
+            png = pending.result(stopping_on(should_stop))
             width, height = self.picture.size if self.picture else (0, 0)
             self.writer.summary(epoch, image_summary(IMAGE_TAG, png, width, height))
             self.final_png = png
@@ -223,9 +225,16 @@ class Tracker:
         elif self._drawing:
             self._write_drawn(wait=False)
 
-    def close(self, status: str = "failed", metrics: Mapping[str, Any] | None = None) -> None:
+    def close(
+        self,
+        status: str = "failed",
+        metrics: Mapping[str, Any] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
         """Log the last epoch reached if it fell between logging points, its picture, the final
-        metrics and the session's status; close the file, whatever fails on the way."""
+        metrics and the session's status; close the file, whatever fails on the way. A stop
+        request (`should_stop`) while a picture is drawn skips the pictures left (and there
+        is then no final picture, `final_png`)."""
         try:
             last = self._last
             if self._pending is not None:
@@ -234,7 +243,9 @@ class Tracker:
             try:
                 if last is not None:
                     self.image(last)
-                self._write_drawn(wait=True)
+                self._write_drawn(wait=True, should_stop=should_stop)
+            except Stopped:
+                self.final_png = None
             finally:  # a picture that failed to draw still leaves the run's end logged
                 self._drawing.clear()
                 if metrics is not None:
@@ -242,6 +253,18 @@ class Tracker:
                 self.writer.summary(step, session_end_summary(status))
         finally:
             self.writer.close()
+
+
+def stopping_on(should_stop: Callable[[], bool] | None) -> Callable[[], None] | None:
+    """What a wait for the sidecar (`Pending.result`) calls: `Stopped` once `should_stop`."""
+    if should_stop is None:
+        return None
+
+    def check() -> None:
+        if should_stop():
+            raise Stopped("stopped by a signal while waiting for the sidecar")
+
+    return check
 
 
 def _device(model: nn.Module) -> torch.device:
