@@ -235,3 +235,27 @@ def test_a_truth_undefined_beyond_the_domain_still_draws() -> None:
     x, _ = cfg.task.data()
     picture = plots.PredictionPlot(cfg.task, x)
     assert picture.png(inits.build(cfg), 0).startswith(b"\x89PNG")
+
+
+def test_a_big_net_logs_its_loss_but_no_scalar_per_parameter(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from tiny_cli import config
+    from tiny_cli.spec import models
+    from tiny_cli.store import events, tracking
+    from tiny_cli.train import inits
+
+    layers = [{"width": 2048, "activation": "relu"}, {"width": 1, "activation": "identity"}]
+    cfg, _ = config.load("min", [("model.layers", layers, "t"), ("model.arch", None, "t")])
+    model = inits.build(cfg)
+    tracker = tracking.Tracker(events.EventWriter(tmp_path), model, cfg.arch, every=1)
+    for epoch in range(3):
+        params = models.flat_parameters(model)
+        tracker.on_epoch_end(tracking.EpochStats(epoch, 1.0 / 2**epoch, None, params, None))
+    tracker.close("completed", {"loss": 0.25})
+    (found,) = tmp_path.glob("events.out.tfevents.*")
+    assert found.stat().st_size < 100_000  # 8,193 parameters: no tag of their own
+    acc = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0})
+    acc.Reload()
+    assert [e.value for e in acc.Scalars("metrics/loss")] == [1.0, 0.5, 0.25]
+    assert not [t for t in acc.Tags()["scalars"] if "weight" in t or "bias" in t]

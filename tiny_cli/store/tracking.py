@@ -32,6 +32,7 @@ from tiny_cli.tasks import Task
 
 IMAGE_TAG = "prediction"
 UNITS_TAG = "units"
+MAX_PARAM_SCALARS = 4096  # a bigger net logs no scalar per parameter (2 x 1024: 160 MB/6 epochs)
 
 
 def final_scalars(metrics: Mapping[str, Any]) -> list[tuple[str, float]]:
@@ -100,7 +101,8 @@ class Tracker:
         self.every = every
         self.picture = picture
         self.images_every = images_every
-        self.param_tags = models.parameter_tags(model)
+        tags = models.parameter_tags(model)
+        self.param_tags = tags if len(tags) <= MAX_PARAM_SCALARS else []
         self.final_png: bytes | None = None
         self.painter = painter or sidecar.local()
         self._drawing: list[tuple[int, sidecar.Pending]] = []
@@ -179,7 +181,7 @@ class Tracker:
         """One Event with every scalar of this epoch."""
         params = stats.params.tolist()
         values = [stats.loss] + ([stats.accuracy] if stats.accuracy is not None else [])
-        values += params
+        values += params if self.param_tags else []
         values += self._derived(params).values()
         norms = self._grad_norms(stats.grads)
         values += norms
