@@ -14,9 +14,11 @@ with the process (it cannot start, it dies, it answers garbage, TINY_SIDECAR=0) 
 calls run in this process instead: the same functions, the same results, only slower.
 
 The child (`_serve`) reads calls from stdin and answers on its own copy of stdout (its fd 1 is then
-pointed at stderr, so a stray print cannot corrupt the stream). It ignores SIGINT (Ctrl-C
-is the parent's to handle) and exits when stdin closes, so it never outlives the parent,
-even one killed with SIGKILL.
+pointed at stderr, so a stray print cannot corrupt the stream). It ignores SIGINT and SIGTERM
+(Ctrl-C, or a `timeout` that signals the whole process group, is the parent's to handle),
+exits when stdin closes, and a watchdog thread ends it within PARENT_POLL seconds of its
+parent's death, whatever job it is in the middle of (a parent killed with SIGKILL while the
+child builds a read-out included).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from typing import IO, Any
@@ -44,6 +47,9 @@ JOBS = {
 WARM = ("numpy", "matplotlib.figure", "matplotlib.backends.backend_agg", "PIL.Image")
 WARM_READOUT = ("sympy", "tiny_cli.read.readout")
 
+WAIT_POLL = 0.1  # seconds between a waiting `result`'s looks at its stop request
+PARENT_POLL = 0.25  # seconds between the child's checks that its parent is alive
+_PARENT = "TINY_SIDECAR_PARENT"  # the parent's pid, in the child's environment
 _HEADER = struct.Struct("<Q")
 # `python -c` puts the working directory first on sys.path: a `numpy.py` there must not
 # become the child's numpy.
@@ -91,8 +97,13 @@ class Pending:
         self._value, self._error = value, error
         self._event.set()
 
-    def result(self) -> Any:
-        self._event.wait()
+    def result(self, waiting: Callable[[], None] | None = None) -> Any:
+        """The value (or the call's error). `waiting` is called every WAIT_POLL seconds
+        until then: what it raises (a stop request) ends the wait, the call going on."""
+        if waiting is None:
+            self._event.wait()
+        while not self._event.wait(WAIT_POLL):
+            waiting()  # type: ignore[misc]
         if self._error is not None:
             raise self._error
         return self._value
@@ -112,6 +123,7 @@ class Sidecar:
         self._sending = threading.Lock()
         self._waiting: dict[int, tuple[Pending, str, tuple[Any, ...]]] = {}
         self._next = 0
+        self._closing = False
         self._proc: subprocess.Popen[bytes] | None = None
         if not spawn or os.environ.get("TINY_SIDECAR", "1") == "0":
             return
@@ -122,7 +134,7 @@ class Sidecar:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONPATH": _pythonpath()},
+                env={**os.environ, "PYTHONPATH": _pythonpath(), _PARENT: str(os.getpid())},
             )
         except OSError:
             self._proc = None
@@ -174,8 +186,12 @@ class Sidecar:
                 left = list(self._waiting.values())
                 self._waiting.clear()
                 self._give_up_locked()
+                closing = self._closing
             for pending, job, args in left:
-                _run_here(pending, job, args)
+                if closing:
+                    pending._set(error=SidecarError(f"{job}: not done (the sidecar was closed)"))
+                else:
+                    _run_here(pending, job, args)
 
     def _give_up_locked(self) -> None:
         proc, self._proc = self._proc, None
@@ -184,9 +200,11 @@ class Sidecar:
 
     def close(self) -> None:
         """Stop the child now (it keeps nothing: a command refused before any call does not
-        wait for its imports); unanswered calls run here."""
+        wait for its imports, nor one stopped by a signal for a read-out it no longer
+        wants); unanswered calls end with a SidecarError, not done here."""
         with self._lock:
             proc = self._proc
+            self._closing = True
         if proc is None:
             return
         _stop(proc)
@@ -229,8 +247,19 @@ def local() -> Sidecar:
     return Sidecar(spawn=False)
 
 
+def _watch_parent(parent: int) -> None:
+    """End this process (at once: no cleanup to wait for) once `parent` is gone: the child
+    is then someone else's (init's, or a subreaper's)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL)
+    os._exit(0)
+
+
 def _serve(warm: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    parent = int(os.environ.get(_PARENT) or os.getppid())
+    threading.Thread(target=_watch_parent, args=(parent,), name="parent", daemon=True).start()
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a stray print goes to stderr (devnull), not into the answers
     inp = sys.stdin.buffer

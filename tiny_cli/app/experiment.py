@@ -140,7 +140,10 @@ def run_experiment(
     CHECKPOINT_EPOCHS epochs, at least every CHECKPOINT_SECONDS, and when training stops
     between epochs; `resume=` continues a stopped run from it in its own directory.
 
-    Pictures and the read-out are made by `painter` (`sidecar.Sidecar`; default: here).
+    Pictures and the read-out are made by `painter` (`sidecar.Sidecar`; default: here),
+    the read-out once the run is stored. A stop request once the net is evaluated skips
+    what is left of the pictures and the read-out within a fraction of a second: the run is
+    stored whole (weights, metrics, event file), completed, and says what it skipped.
     """
     flag = stopping.StopFlag()
     painter = painter or sidecar.local()
@@ -160,16 +163,17 @@ def run_experiment(
                 if resume is None:
                     log.begin(cfg, run.id)
                 result = _train(run, cfg, built, log, flag, device, state)
-                metrics = evaluate(cfg, built.model, built.x, built.y, flag.from_now())
+                after = flag.from_now()  # a stop request after training: skip what is left
+                metrics = evaluate(cfg, built.model, built.x, built.y, after)
                 history = log.history(run, resumed=resume is not None)
                 drawing, reading = _read(
                     painter, cfg, built.model, built.x, built.y, metrics, built.init_state, history,
                     result, kind,
                 )  # fmt: skip
-                png, units = _store(run, built.model, log.tracker, result, metrics, drawing)
+                png, units = _store(run, built.model, log.tracker, result, metrics, drawing, after)
             except BaseException as exc:
                 raise _store_failure(run, built.model, log.tracker, log.last, exc) from exc
-        return _finish(run, result, metrics, built.model, png, units, reading, cfg.task)
+        return _finish(run, result, metrics, built.model, png, units, reading, cfg.task, after)
 
 
 @dataclass
@@ -298,16 +302,19 @@ def _store(
     result: FitResult,
     metrics: dict[str, Any],
     drawing: sidecar.Pending | None,
+    should_stop: Callable[[], bool],
 ) -> tuple[Path | None, Path | None]:
     """The run's files: units.png (once drawn; in the event file too), the event file closed
     with the final metrics and status, model.pt, metrics.json and prediction.png; the
-    checkpoint goes once the run completed (model.pt is final). Returns the two pictures."""
+    checkpoint goes once the run completed (model.pt is final). Returns the two pictures,
+    None for one a stop request skipped (`should_stop`, asked while they are drawn)."""
     units = None
     if drawing is not None:
-        units_png = drawing.result()
-        tracker.final_image(tracking.UNITS_TAG, units_png)
-        units = run.write_bytes(runs.UNITS, units_png)
-    tracker.close(FINAL_STATUS[result.status], metrics)
+        with contextlib.suppress(stopping.Stopped):
+            units_png = drawing.result(tracking.stopping_on(should_stop))
+            tracker.final_image(tracking.UNITS_TAG, units_png)
+            units = run.write_bytes(runs.UNITS, units_png)
+    tracker.close(FINAL_STATUS[result.status], metrics, should_stop)
     run.save_state(model.state_dict())
     run.write_json(runs.METRICS, metrics)
     final_png = tracker.final_png
@@ -324,10 +331,12 @@ def _finish(
     model: nn.Module,
     png: Path | None,
     units: Path | None,
-    reading: sidecar.Pending,
+    reading: Callable[[], sidecar.Pending],
     task: Task,
+    should_stop: Callable[[], bool],
 ) -> Outcome:
-    """Mark the run finished in run.json; its outcome, with the read-out once it is made."""
+    """Mark the run finished in run.json; its outcome, with the read-out (started by
+    `reading`) once it is made, or without it once `should_stop` says so."""
     run.update_meta(
         status=FINAL_STATUS[result.status],
         epochs_done=result.epochs,
@@ -335,10 +344,16 @@ def _finish(
         finished=time.time(),
     )
     params = {k: v.tolist() for k, v in model.state_dict().items()}
+    found, problem = None, ""
     try:
-        found, problem = reading.result(), ""
+        if should_stop():
+            raise stopping.Stopped("stopped before the read-out")
+        found = reading().result(tracking.stopping_on(should_stop))
+    except (stopping.Stopped, KeyboardInterrupt):  # the run is stored whole, completed
+        skipped = "read-out" if png is not None else "final picture and read-out"
+        problem = f"{skipped} skipped (stopped by a signal); tiny inspect {run.id} reads it"
     except Exception as exc:  # the run is stored whole; only its read-out is missing
-        found, problem = None, f"no read-out ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+        problem = f"no read-out ({type(exc).__name__}: {str(exc).splitlines()[0]})"
     return Outcome(run, result, metrics, params, png, units, found, problem, task)
 
 
@@ -353,10 +368,11 @@ def _read(
     losses: list[float],
     result: FitResult,
     kind: str,
-) -> tuple[sidecar.Pending | None, sidecar.Pending]:
+) -> tuple[sidecar.Pending | None, Callable[[], sidecar.Pending]]:
     """Start, in the sidecar, the drawing of `units.png` (None for a net without hidden
-    units) and the read-out of the trained net (`readout.read`). What needs torch is done
-    here: the read-out's verdict (the one outcome rule shared with sweeps)."""
+    units); and how to start the read-out of the trained net (`readout.read`), which the
+    caller does once the run is stored. What needs torch is done here: the read-out's
+    verdict (the one outcome rule shared with sweeps)."""
     from tiny_cli.read import arrays, diagnose
     from tiny_cli.show import unitplot
 
@@ -385,7 +401,7 @@ def _read(
         "data": data,
         "verdict": verdict,
     }
-    return drawing, painter.call("readout", arch, state, task, options)
+    return drawing, lambda: painter.call("readout", arch, state, task, options)
 
 
 CHECKPOINT_EPOCHS = 1000

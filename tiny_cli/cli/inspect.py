@@ -161,6 +161,8 @@ def export(
     run = runs.find(runs.root(runs_dir), run_ref)
     result, names = inspection.export_readout(runs.read(run))
     if fmt == ExportFormat.formula:
+        if result.skipped:
+            raise TinyError(f"export {run.id}: no formula (skipped, {result.skipped})")
         sys.stdout.write(printable(f"{result.formula}\n{result.latex}\n"))
         return
     dump(result.to_json(names))

@@ -44,6 +44,11 @@ if TYPE_CHECKING:
 SNAP_REL = 5e-3  # snap a coefficient to a dyadic m / 2^k within 0.5% of it (3 digits)
 DIGITS = (3, 4, 5, 6)  # otherwise this many significant digits: the first that is exact
 PRUNE_REL = 1e-3  # drop a term under 0.1% of its unit's largest term on the domain
+# The formula's bound: past either, building and printing it takes minutes (a 3 x 16 net's
+# nested sums have some 10,000 terms: 76 s; a 2 x 1024 one's coefficients alone, a minute),
+# and nobody reads it; the read-out says it skipped it and why (`too_big`).
+FORMULA_PARAMS = 20_000  # parameters of the canonical net
+FORMULA_TERMS = 4_000  # terms of its expression written out (each unit's inputs expanded)
 FOLD_TERMS = 8  # sums of more terms are not folded into Min/Max (nor pairs past twice as many)
 
 
@@ -237,6 +242,24 @@ def fold_min_max(expr: sympy.Expr) -> sympy.Expr:
         if sympy.count_ops(new) < cost:
             best, cost = new, sympy.count_ops(new)
     return best
+
+
+def too_big(net: Net) -> str:
+    """Why the formula of `net` (a canonical net) is not built ("" when it is): its
+    parameters or the terms of its expression past FORMULA_PARAMS or FORMULA_TERMS."""
+    params = int(net.params().size)
+    if params > FORMULA_PARAMS:
+        return f"the canonical net has {params:,} parameters (bound {FORMULA_PARAMS:,})"
+    sizes = np.ones(net.inputs)
+    h = sizes
+    for i, layer in enumerate(net.layers):
+        inp = np.concatenate((sizes, h)) if net.reads_inputs(i) else h
+        h = 1.0 + (layer.weight != 0).astype(float) @ inp
+        if h.sum() > FORMULA_TERMS:
+            return (
+                f"its expression would have {h.sum():,.0f} terms or more (bound {FORMULA_TERMS:,})"
+            )
+    return ""
 
 
 def _unit(activation: str, z: sympy.Expr) -> sympy.Expr:

@@ -19,11 +19,16 @@ than the formula and is short (at most MECHANISM_UNITS hidden units, MECHANISM_C
 characters): min's `Min(a, b)` is `b - ReLU(b - a)` or `a - ReLU(a - b)`, which the formula
 alone cannot tell apart.
 
+A net whose formula would be too big to build or read (`formula.too_big`: FORMULA_PARAMS,
+FORMULA_TERMS) has none: its read-out says so (`formula_skipped`) and has the rest
+(canonical form, meaning, diagnosis).
+
 `read_dict` is the sidecar's "readout" job (`tiny_cli.sidecar.JOBS`): it runs without torch.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -42,6 +47,7 @@ from tiny_cli.read.formula import (
     latex,
     reading,
     rounded,
+    too_big,
 )
 from tiny_cli.read.match import parameter_distance
 from tiny_cli.spec.models import Arch
@@ -73,6 +79,7 @@ class Readout:
     task: Task | None = None  # whose meaning it is: it says how its lines read (not stored)
     mechanism: str | None = None  # the net before the rewrites, when that reads otherwise
     domain: str = "the domain"  # which inputs the claims hold on (`Task.domain_text`)
+    skipped: str = ""  # why there is no formula (`formula.too_big`): "" when there is one
 
     def to_json(self, names: Sequence[str]) -> dict[str, Any]:
         """`tiny export RUN`: the canonical net (`export`), its inputs named `names`."""
@@ -84,11 +91,12 @@ class Readout:
             "formula": self.formula,
             "latex": self.latex,
             "exact": self.exact,
-            "max_error": self.max_error,
+            "max_error": self.max_error if not self.skipped else None,
             "tolerance": self.tolerance,
-            "digits": self.digits,
+            "digits": self.digits if not self.skipped else None,
             "domain": self.domain,
             **({"mechanism": self.mechanism} if self.mechanism else {}),
+            **({"formula_skipped": self.skipped} if self.skipped else {}),
             **({"approximation": self.approximation} if self.approximation else {}),
             "dead_units": self.canonical.dead,
             **self.meaning,
@@ -154,11 +162,15 @@ def read(
     net = from_state(arch, state)
     run = forward(net, x)
     can = canonical(net, x, run)
-    shown = display_scaled(can)
     tol = tolerance_of(run.out)
-    names = task.input_names()
-    fit = _round(shown, run, x, tol, names)
-    exprs = expressions(shown.net, fit.coeffs, names)
+    skipped = too_big(can.net)
+    if skipped:
+        fit, exprs = _Rounding([], 0, math.inf, None), []
+    else:
+        shown = display_scaled(can)
+        names = task.input_names()
+        fit = _round(shown, run, x, tol, names)
+        exprs = expressions(shown.net, fit.coeffs, names)
     meaning = task.meaning(net, x, y, metrics or {})
     diagnosis: dict[str, Any] = {
         "outcome": verdict if verdict is not None else outcome(task, run, x, y, net, diverged)
@@ -173,8 +185,8 @@ def read(
     return Readout(
         can,
         exprs,
-        formula_text(exprs),
-        latex(exprs),
+        formula_text(exprs) if exprs else "",
+        latex(exprs) if exprs else "",
         fit.error <= tol,
         fit.error,
         tol,
@@ -185,6 +197,7 @@ def read(
         task,
         _mechanism(shown, fit.coeffs, names, exprs),
         task.domain_text(),
+        skipped,
     )
 
 
@@ -235,7 +248,8 @@ def export(readout: Readout, names: Sequence[str]) -> dict[str, Any]:
         "formula": readout.formula,
         "latex": readout.latex,
         "exact": readout.exact,
-        "max_error": readout.max_error,
+        "max_error": readout.max_error if not readout.skipped else None,
+        **({"formula_skipped": readout.skipped} if readout.skipped else {}),
         "tolerance": readout.tolerance,
         "rule": "ReLU/leaky/identity units rescaled to incoming max-abs 1, dead units removed, "
         f"equal directions (within {MERGE_TOL:g}) merged, units sorted by incoming vector",

@@ -124,7 +124,7 @@ class PredictionPlot:
             if stop - start <= CURVE_POINTS
             else None
         )
-        t_lo, t_hi = float(self._truth.min()), float(self._truth.max())
+        t_lo, t_hi = _finite_span(self._truth)
         margin = 0.25 * max(t_hi - t_lo, 1.0)
         return {
             "domain": (lo, hi),
@@ -192,7 +192,7 @@ class PredictionPlot:
         self._points = x
         self._point_truth = self.task.truth(x).reshape(-1)
         truth = self.task.truth(self._grid)
-        t_lo, t_hi = float(truth.min()), float(truth.max())
+        t_lo, t_hi = _finite_span(truth)
         return {
             "shape": tuple(self._shape),
             "axes": (axes[0].numpy(), axes[1].numpy()),  # the grid's a and b values
@@ -233,7 +233,7 @@ class PredictionPlot:
         stride = max(1, math.ceil(len(x) / MAX_MARKERS))
         self._points = x[::stride]
         truth = self.task.truth(self._points).reshape(-1)
-        t_lo, t_hi = float(truth.min()), float(truth.max())
+        t_lo, t_hi = _finite_span(truth)
         margin = 0.25 * max(t_hi - t_lo, 1.0)
         return {
             "index": torch.arange(0, len(x), stride).numpy(),
@@ -248,6 +248,13 @@ class PredictionPlot:
 
         out = tasks.predict_fn(model)(self._points.to(_device_of(model))).cpu()
         return Frame(f"{self.title}, {self._when(epoch)}", {"out": out.clamp(-1e6, 1e6).numpy()})
+
+
+def _finite_span(truth: Tensor) -> tuple[float, float]:
+    """The truth's range over its finite values (beyond the domain, where the picture's
+    margin is, a task's truth may be a division by zero): the axis limits."""
+    finite = truth[truth.isfinite()]
+    return (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
 
 
 def _device_of(model: nn.Module) -> Any:

@@ -51,6 +51,8 @@ def _cut(formula: str, chars: int | None) -> Line:
 
 
 def _formula_lines(readout: Mapping[str, Any], formula_chars: int | None) -> list[Line]:
+    if readout.get("formula_skipped"):
+        return [[("formula: ", ""), (f"skipped, {readout.get('formula_skipped')}", "yellow")]]
     exact = readout.get("exact")
     label = ("exact", "green") if exact else ("approximate", "yellow")
     lines: list[Line] = [[("formula: ", ""), *_cut(str(readout.get("formula")), formula_chars)]]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from torch.nn.utils import vector_to_parameters
 
 from tiny_cli import sidecar
+from tiny_cli.errors import Stopped
 from tiny_cli.spec import models
 from tiny_cli.store import events
 from tiny_cli.store.events import EventWriter, ScalarEvent, image_summary, layout_summary, png_size
@@ -33,6 +34,7 @@ from tiny_cli.tasks import Task
 
 IMAGE_TAG = "prediction"
 UNITS_TAG = "units"
+MAX_PARAM_SCALARS = 4096  # a bigger net logs no scalar per parameter (2 x 1024: 160 MB/6 epochs)
 
 
 def final_scalars(metrics: Mapping[str, Any]) -> list[tuple[str, float]]:
@@ -101,7 +103,8 @@ class Tracker:
         self.every = every
         self.picture = picture
         self.images_every = images_every
-        self.param_tags = models.parameter_tags(model)
+        tags = models.parameter_tags(model)
+        self.param_tags = tags if len(tags) <= MAX_PARAM_SCALARS else []
         self.final_png: bytes | None = None
         self.painter = painter or sidecar.local()
         self._drawing: list[tuple[int, sidecar.Pending]] = []
@@ -180,7 +183,7 @@ class Tracker:
         """One Event with every scalar of this epoch."""
         params = stats.params.tolist()
         values = [stats.loss] + ([stats.accuracy] if stats.accuracy is not None else [])
-        values += params
+        values += params if self.param_tags else []
         values += self._derived(params).values()
         norms = self._grad_norms(stats.grads)
         values += norms
@@ -199,11 +202,12 @@ class Tracker:
         self._last_image = epoch
         self._write_drawn(wait=False)
 
-    def _write_drawn(self, wait: bool) -> None:
-        """Write the pictures drawn so far, in order (all of them with `wait`)."""
+    def _write_drawn(self, wait: bool, should_stop: Callable[[], bool] | None = None) -> None:
+        """Write the pictures drawn so far, in order (all of them with `wait`; `Stopped` when
+        `should_stop` says so while waiting)."""
         while self._drawing and (wait or self._drawing[0][1].done()):
             epoch, pending = self._drawing.pop(0)
-            png = pending.result()
+            png = pending.result(stopping_on(should_stop))
             width, height = self.picture.size if self.picture else (0, 0)
             self.writer.summary(epoch, image_summary(IMAGE_TAG, png, width, height))
             self.final_png = png
@@ -225,9 +229,16 @@ class Tracker:
         elif self._drawing:
             self._write_drawn(wait=False)
 
-    def close(self, status: str = "failed", metrics: Mapping[str, Any] | None = None) -> None:
+    def close(
+        self,
+        status: str = "failed",
+        metrics: Mapping[str, Any] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
         """Log the last epoch reached if it fell between logging points, its picture, the final
-        metrics and the session's status; close the file, whatever fails on the way."""
+        metrics and the session's status; close the file, whatever fails on the way. A stop
+        request (`should_stop`) while a picture is drawn skips the pictures left (and there
+        is then no final picture, `final_png`)."""
         try:
             last = self._last
             if self._pending is not None:
@@ -236,7 +247,9 @@ class Tracker:
             try:
                 if last is not None:
                     self.image(last)
-                self._write_drawn(wait=True)
+                self._write_drawn(wait=True, should_stop=should_stop)
+            except Stopped:
+                self.final_png = None
             finally:  # a picture that failed to draw still leaves the run's end logged
                 self._drawing.clear()
                 if metrics is not None:
@@ -244,6 +257,18 @@ class Tracker:
                 self.writer.summary(step, session_end_summary(status))
         finally:
             self.writer.close()
+
+
+def stopping_on(should_stop: Callable[[], bool] | None) -> Callable[[], None] | None:
+    """What a wait for the sidecar (`Pending.result`) calls: `Stopped` once `should_stop`."""
+    if should_stop is None:
+        return None
+
+    def check() -> None:
+        if should_stop():
+            raise Stopped("stopped by a signal while waiting for the sidecar")
+
+    return check
 
 
 def _device(model: nn.Module) -> torch.device:

@@ -14,10 +14,12 @@ Methods import torch when they run, so validating a config never imports it; `me
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
+from tiny_cli.errors import TinyError, echo
 from tiny_cli.spec.models import Arch
 from tiny_cli.spec.schema import Section
 
@@ -86,6 +88,14 @@ class Task(Section):
     # `tiny hardwire` options that set `init.<option>` for this task's constructions.
     construction_options: ClassVar[tuple[str, ...]] = ()
 
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """Every task's `data`, a plugin's included, is checked as it returns (`checked`)."""
+        super().__pydantic_init_subclass__(**kwargs)
+        own = cls.__dict__.get("data")
+        if own is not None and not getattr(own, "_checked", False):
+            cls.data = _checked_data(own)  # type: ignore[method-assign]
+
     def input_names(self) -> tuple[str, ...]:
         return ("x",)
 
@@ -98,7 +108,9 @@ class Task(Section):
         raise NotImplementedError
 
     def data(self) -> tuple[Tensor, Tensor]:
-        """Training inputs [n, inputs] and targets [n, 1], float32."""
+        """Training inputs [n, inputs] and targets [n, 1], float32. Whatever a subclass
+        returns is checked (`check_data`): a target that float32 cannot hold (NaN, inf, beyond
+        about 3.4e38) is one line naming the task and the first input where it happens."""
         raise NotImplementedError
 
     def domain_text(self) -> str:
@@ -198,6 +210,46 @@ REQUIRED = "(required)"
 
 
 # --- shared pieces ----------------------------------------------------------------------
+
+
+def _checked_data(data: Callable[[Any], tuple[Tensor, Tensor]]) -> Any:
+    @functools.wraps(data)
+    def checked(self: Task) -> tuple[Tensor, Tensor]:
+        x, y = data(self)
+        check_data(self, x, y)
+        return x, y
+
+    checked._checked = True  # type: ignore[attr-defined]
+    return checked
+
+
+def check_data(task: Task, x: Tensor, y: Tensor) -> None:
+    """Refuse a domain a net cannot train on: an input or a target that is not a finite
+    float32 (NaN, inf, or a float64 beyond float32's about 3.4e38), named by the first input
+    where it happens, before anything is stored."""
+    import torch
+
+    for what, values in (("input", x), ("target", y)):
+        rows = values.reshape(len(values), -1) if len(values) else values.reshape(0, 1)
+        bad = (~torch.isfinite(rows.float())).any(dim=1).nonzero()
+        if len(bad):
+            i = int(bad[0])
+            value = rows[i].tolist()
+            shown = value[0] if len(value) == 1 else value
+            raise TinyError(
+                f"task {task.name}: the {what} at {_point(task, x[i])} is {shown!r}, which "
+                f"float32 cannot hold (not a finite number, or beyond ±3.4e38): a net cannot "
+                f"learn it ({len(bad):,} of {len(rows):,} {what}s like it)"
+            )
+
+
+def _point(task: Task, row: Tensor) -> str:
+    """An input as `a=3, b=-2`, each value as a whole number when it is one."""
+    values = [int(v) if float(v).is_integer() else v for v in row.reshape(-1).tolist()]
+    names = list(task.input_names())
+    if len(names) != len(values):
+        names = [f"x{k}" for k in range(len(values))]
+    return ", ".join(f"{n}={echo(v)}" for n, v in zip(names, values, strict=True))
 
 
 def brief(value: Any, digits: int = 4) -> str:
