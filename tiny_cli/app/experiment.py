@@ -147,32 +147,32 @@ def run_experiment(
     """
     flag = stopping.StopFlag()
     painter = painter or sidecar.local()
-    with contextlib.ExitStack() as held:  # the run locked until its record says how it ended
-        with stopping.catch_signals(flag):
-            if resume is not None:  # one process at a time: the lock first, then the checks
-                held.enter_context(locks.hold(resume))
-            state = resuming.checkpoint_state(cfg, resume) if resume is not None else None
-            built = _build(cfg, kind)
-            run, events_file = _open(
-                cfg, kind, runs_root, source, device, origin, extra_meta, resume, state
-            )
+    # the run locked until its record says how it ended
+    with contextlib.ExitStack() as held, stopping.catch_signals(flag):
+        if resume is not None:  # one process at a time: the lock first, then the checks
+            held.enter_context(locks.hold(resume))
+        state = resuming.checkpoint_state(cfg, resume) if resume is not None else None
+        built = _build(cfg, kind)
+        run, events_file = _open(
+            cfg, kind, runs_root, source, device, origin, extra_meta, resume, state
+        )
+        if resume is None:
+            held.enter_context(locks.hold(run))
+        log = _EpochLog(run, cfg, built, painter, progress, events_file)
+        try:
             if resume is None:
-                held.enter_context(locks.hold(run))
-            log = _EpochLog(run, cfg, built, painter, progress, events_file)
-            try:
-                if resume is None:
-                    log.begin(cfg, run.id)
-                result = _train(run, cfg, built, log, flag, device, state)
-                after = flag.from_now()  # a stop request after training: skip what is left
-                metrics = evaluate(cfg, built.model, built.x, built.y, after)
-                history = log.history(run, resumed=resume is not None)
-                drawing, reading = _read(
-                    painter, cfg, built.model, built.x, built.y, metrics, built.init_state, history,
-                    result, kind,
-                )  # fmt: skip
-                png, units = _store(run, built.model, log.tracker, result, metrics, drawing, after)
-            except BaseException as exc:
-                raise _store_failure(run, built.model, log.tracker, log.last, exc) from exc
+                log.begin(cfg, run.id)
+            result = _train(run, cfg, built, log, flag, device, state)
+            after = flag.from_now()  # a stop request after training: skip what is left
+            metrics = evaluate(cfg, built.model, built.x, built.y, after)
+            history = log.history(run, resumed=resume is not None)
+            drawing, reading = _read(
+                painter, cfg, built.model, built.x, built.y, metrics, built.init_state, history,
+                result, kind,
+            )  # fmt: skip
+            png, units = _store(run, built.model, log.tracker, result, metrics, drawing, after)
+        except BaseException as exc:
+            raise _store_failure(run, built.model, log.tracker, log.last, exc) from exc
         return _finish(run, result, metrics, built.model, png, units, reading, cfg.task, after)
 
 

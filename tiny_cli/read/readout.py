@@ -164,6 +164,7 @@ def read(
     can = canonical(net, x, run)
     tol = tolerance_of(run.out)
     skipped = too_big(can.net)
+    mechanism = None
     if skipped:
         fit, exprs = _Rounding([], 0, math.inf, None), []
     else:
@@ -171,6 +172,7 @@ def read(
         names = task.input_names()
         fit = _round(shown, run, x, tol, names)
         exprs = expressions(shown.net, fit.coeffs, names)
+        mechanism = _mechanism(shown, fit.coeffs, names, exprs)
     meaning = task.meaning(net, x, y, metrics or {})
     diagnosis: dict[str, Any] = {
         "outcome": verdict if verdict is not None else outcome(task, run, x, y, net, diverged)
@@ -195,7 +197,7 @@ def read(
         meaning,
         diagnosis,
         task,
-        _mechanism(shown, fit.coeffs, names, exprs),
+        mechanism,
         task.domain_text(),
         skipped,
     )
