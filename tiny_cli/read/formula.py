@@ -251,15 +251,31 @@ def too_big(net: Net) -> str:
     if params > FORMULA_PARAMS:
         return f"the canonical net has {params:,} parameters (bound {FORMULA_PARAMS:,})"
     sizes = np.ones(net.inputs)
-    h = sizes
+    h, shared = sizes, np.zeros(net.inputs, dtype=bool)
     for i, layer in enumerate(net.layers):
         inp = np.concatenate((sizes, h)) if net.reads_inputs(i) else h
-        h = 1.0 + (layer.weight != 0).astype(float) @ inp
+        # a unit and its mirror (incoming vectors u and -u) are one Abs(u) when the next
+        # layer reads them: their terms count once (the is_even chain stays linear)
+        twin = (
+            np.concatenate((np.zeros(net.inputs, dtype=bool), shared))
+            if net.reads_inputs(i)
+            else shared
+        )
+        h = 1.0 + (layer.weight != 0).astype(float) @ np.where(twin, inp / 2, inp)
+        shared = _mirrored(layer.weight, layer.bias)
         if h.sum() > FORMULA_TERMS:
             return (
                 f"its expression would have {h.sum():,.0f} terms or more (bound {FORMULA_TERMS:,})"
             )
     return ""
+
+
+def _mirrored(weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Which units have a mirror in their layer: another whose incoming weights and bias
+    are the negatives of theirs (to 6 decimals)."""
+    rows = np.round(np.concatenate((weight, bias[:, None]), axis=1), 6)
+    keys = {tuple(r) for r in rows.tolist()}
+    return np.array([tuple((-r).tolist()) in keys and r.any() for r in rows], dtype=bool)
 
 
 def _unit(activation: str, z: sympy.Expr) -> sympy.Expr:
