@@ -14,12 +14,13 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.conftest import REPO, make_sweep
 from tiny_cli import config
 from tiny_cli.app import sweep
 from tiny_cli.errors import RunFailed
-from tiny_cli.store import runs
+from tiny_cli.store import events, runs
 
 MIN = [("train.epochs", 2, "--epochs 2"), ("task.n_samples", 64, "--set")]
 
@@ -146,6 +147,10 @@ def test_sigint_in_a_kept_run_interrupts_the_sweep_and_resume_finishes_it(
     assert [k["run"] for k in meta["kept"]] == [k["run"] for k in out.kept] != [kept.name]
     assert meta_of(runs_dir / out.kept[0]["run"])["status"] == "completed"
     assert kept.is_dir()  # the interrupted one is left as it was
+    (log,) = events.run_files(path)  # stored again on resume: one event file, not two
+    acc = EventAccumulator(str(log), size_guidance={"scalars": 0})
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("outcomes/solved")] == [0]
 
 
 class Lost:

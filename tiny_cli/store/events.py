@@ -309,6 +309,9 @@ def write_sweep(log_dir: Path, points: Sequence[tuple[Mapping[str, int], Tensor]
             writer.summary(i, Summary(value=values))
     finally:
         writer.close()
+    for old in run_files(log_dir):  # a sweep stored again (resumed after it was stored)
+        if old != writer.path:
+            old.unlink()
     return writer.path
 
 
