@@ -163,7 +163,9 @@ def run_experiment(
             if resume is None:
                 log.begin(cfg, run.id)
             result = _train(run, cfg, built, log, flag, device, state)
-            after = flag.from_now()  # a stop request after training: skip what is left
+            # A signal that stopped training leaves the evaluation and storing to run; one
+            # that training never saw (0 epochs, the last epoch) stops what comes next.
+            after = flag.from_now() if result.status == "interrupted" else flag
             metrics = evaluate(cfg, built.model, built.x, built.y, after)
             history = log.history(run, resumed=resume is not None)
             drawing, reading = _read(

@@ -61,7 +61,7 @@ def list_tasks(as_json: Json = False) -> None:
 def list_runs(runs_dir: RunsDir = None, as_json: Json = False, wide: Wide = False) -> None:
     """List the runs: id, task, kind, init, seed, epochs, final loss and accuracy, status, time.
 
-    Ids are shown short (MMDD-HHMMSS of the start; see the README); any command takes them.
+    Ids are shown short (MMDD-HHMMSS of the start; see docs/runs.md); any command takes them.
     """
     from tiny_cli.show import render
     from tiny_cli.store import runs

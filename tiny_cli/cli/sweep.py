@@ -100,7 +100,7 @@ def sweep(
 ) -> None:
     """Train many seeds at once as one batched model; count how each seed ends up.
 
-    Outcomes: solved, stuck at mean, dead, partial, diverged (see the README).
+    Outcomes: solved, stuck at mean, dead, partial, diverged (the README's glossary).
     Example: tiny sweep is_even --seeds 1000 --grid train.lr=0.01,0.1
     """
     outcome = launch.sweep(
