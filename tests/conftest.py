@@ -102,3 +102,25 @@ def make_sweep(
 def make(runs_dir: Path) -> Make:
     """`make("train", "min", epochs=2)`: `make_run` into this test's runs directory."""
     return lambda *args, **kw: make_run(runs_dir, *args, **kw)
+
+
+def gone(pid: int) -> bool:
+    """Exited (a zombie waiting for a parent that is gone counts as exited)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state == "Z"
+
+
+def tiny_here(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str
+) -> tuple[object, str, str]:
+    """The real entry point, `tiny ARGS`, in this process: (exit code, stdout, stderr)."""
+    from tiny_cli import cli
+
+    monkeypatch.setattr(sys, "argv", ["tiny", *args])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    out, err = capsys.readouterr()
+    return exit_.value.code, out, err

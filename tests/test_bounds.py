@@ -15,41 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import CLI, REPO, assert_one_line_error
-
-NAN_PLUGIN = """
-from typing import ClassVar, Literal
-
-from tiny_cli.tasks import Task
-from tiny_cli.tasks.base import layers
+from tests.conftest import CLI, REPO, assert_one_line_error, gone
 
 
-class NanTruth(Task):
-    name: Literal["nan_truth"] = "nan_truth"
-    kind: ClassVar = "regression"
-
-    def size(self):
-        return 6
-
-    def data(self):
-        import torch
-
-        x = torch.arange(6, dtype=torch.float32).unsqueeze(1)
-        return x, self.truth(x)
-
-    def truth(self, x):
-        import torch
-
-        return torch.where(x == 3, float("nan"), x)
-
-    def default_model(self):
-        return layers((2, "relu"), (1, "identity"))
-"""
-
-
-# A task whose meaning takes two minutes of CPU: a read-out that is still being built when
-# the test signals or kills the run (a real net's read-out is bounded: see below).
-SLOW_PLUGIN = """
+def _plugin(cls: str, name: str, truth: str, extra: str = "") -> str:
+    """A plugin task's source over the integers 0..5 with a 2-ReLU net: its truth (an
+    expression of the tensor x) and any further methods."""
+    return f"""
 import time
 from typing import ClassVar, Literal
 
@@ -57,8 +29,8 @@ from tiny_cli.tasks import Task
 from tiny_cli.tasks.base import layers
 
 
-class Slow(Task):
-    name: Literal["slow_meaning"] = "slow_meaning"
+class {cls}(Task):
+    name: Literal["{name}"] = "{name}"
     kind: ClassVar = "regression"
 
     def size(self):
@@ -71,17 +43,31 @@ class Slow(Task):
         return x, self.truth(x)
 
     def truth(self, x):
-        return 2 * x
+        import torch
+
+        return {truth}
 
     def default_model(self):
         return layers((2, "relu"), (1, "identity"))
+{extra}"""
 
+
+NAN_PLUGIN = _plugin("NanTruth", "nan_truth", 'torch.where(x == 3, float("nan"), x)')
+
+# A task whose meaning takes two minutes of CPU: a read-out that is still being built when
+# the test signals or kills the run (a real net's read-out is bounded: see below).
+SLOW_PLUGIN = _plugin(
+    "Slow",
+    "slow_meaning",
+    "2 * x",
+    """
     def meaning(self, net, x, y, metrics):
         end = time.monotonic() + 120
         while time.monotonic() < end:
             pass
         return {}
-"""
+""",
+)
 
 
 def plugin_site(root: Path, module: str, entry: str, text: str) -> Path:
@@ -93,14 +79,6 @@ def plugin_site(root: Path, module: str, entry: str, text: str) -> Path:
     (info / "entry_points.txt").write_text(f"[tiny.tasks]\n{entry.partition(':')[2]} = {entry}\n")
     (site / f"{module}.py").write_text(text)
     return site
-
-
-def gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return True
-    return state == "Z"
 
 
 def wait(condition: object, timeout: float) -> bool:
@@ -211,12 +189,7 @@ def test_a_target_beyond_float32_is_refused_before_anything_is_stored(
 def test_a_plugin_task_whose_truth_is_nan_is_refused(
     cli: CLI, runs_dir: Path, tmp_path: Path
 ) -> None:
-    site = tmp_path / "site"
-    info = site / "tiny_nan_plugin-0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tiny-nan-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[tiny.tasks]\nnan_truth = tiny_nan_plugin:NanTruth\n")
-    (site / "tiny_nan_plugin.py").write_text(NAN_PLUGIN)
+    site = plugin_site(tmp_path, "tiny_nan_plugin", "tiny_nan_plugin:NanTruth", NAN_PLUGIN)
     config = tmp_path / "nan.yaml"
     config.write_text("task:\n  name: nan_truth\ntrain:\n  epochs: 2\n")
     proc = cli("train", str(config), path=[site])

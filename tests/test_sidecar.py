@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import gone
 from tiny_cli import config, sidecar
 from tiny_cli.show import plots
 from tiny_cli.train import inits
@@ -26,15 +27,6 @@ def a_picture(name: str) -> tuple[plots.Layout, plots.Frame]:
     x, _ = cfg.task.data()
     picture = plots.PredictionPlot(cfg.task, x)
     return picture.layout, picture.frame(inits.build(cfg), 0)
-
-
-def gone(pid: int) -> bool:
-    """Exited (a zombie waiting for a parent that is gone counts as exited)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return True
-    return state == "Z"
 
 
 def test_the_sidecar_draws_the_picture_drawn_here_and_survives_its_own_death() -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +17,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.util import tensor_util
 
 from tests.conftest import Make, run_cli
+from tests.conftest import tiny_here as tiny
 from tests.test_readout import formula_values, net_outputs, permuted_and_rescaled, random_state
 from tests.test_render import text_of
-from tiny_cli import cli, config
+from tiny_cli import config
 from tiny_cli.app import solutions as stored_solutions
 from tiny_cli.app import sweep
 from tiny_cli.read import canonical, solutions
@@ -239,17 +239,6 @@ def test_solutions_view_fits_80_columns_with_every_group(min_sweep: runs.Run) ->
             (line,) = [ln for ln in part.splitlines() if f"seed {g.representative}," in ln]
             shown, more = shown_seeds(line)
             assert shown == g.seeds[: len(shown)] and len(shown) + more == g.count
-
-
-def tiny(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str
-) -> tuple[object, str, str]:
-    """The real entry point, in this process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["tiny", *args])
-    with pytest.raises(SystemExit) as exit_:
-        cli.main()
-    out = capsys.readouterr()
-    return exit_.value.code, out.out, out.err
 
 
 def test_inspect_solutions_command_and_its_mistakes(

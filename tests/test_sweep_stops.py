@@ -17,25 +17,13 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.conftest import REPO, make_sweep
+from tests.conftest import tiny_here as tiny
 from tiny_cli import config
 from tiny_cli.app import sweep
 from tiny_cli.errors import RunFailed
 from tiny_cli.store import events, runs
 
 MIN = [("train.epochs", 2, "--epochs 2"), ("task.n_samples", 64, "--set")]
-
-
-def tiny(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str
-) -> tuple[object, str, str]:
-    """The real entry point, in this process: (exit code, stdout, stderr)."""
-    from tiny_cli import cli
-
-    monkeypatch.setattr(sys, "argv", ["tiny", *args])
-    with pytest.raises(SystemExit) as exit_:
-        cli.main()
-    out, err = capsys.readouterr()
-    return exit_.value.code, out, err
 
 
 def start_sweep(runs_dir: Path, cwd: Path, *args: str) -> subprocess.Popen[str]:
