@@ -10,7 +10,7 @@ import copy
 import itertools
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,6 +159,12 @@ def words(value: Any) -> str:
     return str(value)
 
 
+def grid_words(grid: Mapping[str, Any]) -> str:
+    """A grid point in words (`model.layers=8 relu -> 1 identity train.lr=0.01`); "" for
+    a sweep without a grid."""
+    return " ".join(f"{k}={words(v)}" for k, v in grid.items())
+
+
 def axis_words(values: Sequence[Any]) -> str:
     """A grid key's values in words, separated as `--grid` takes them: `0.01,0.1`, and
     `;` between lists or mappings (`2 relu -> 1 identity; 8 relu -> 1 identity`)."""
@@ -177,7 +183,7 @@ class GridPoint:
 
     @property
     def label(self) -> str:
-        return " ".join(f"{k}={words(v)}" for k, v in self.values.items()) or "base config"
+        return grid_words(self.values) or "base config"
 
 
 def grid_points(source: str, overrides: list[Override], axes: list[GridAxis]) -> list[GridPoint]:

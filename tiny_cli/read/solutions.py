@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from tiny_cli import config
-from tiny_cli.config.grid import words
+from tiny_cli.config.grid import grid_words
 from tiny_cli.read import readout
 from tiny_cli.read.arrays import Dense, Net, activate, domain, from_state
 from tiny_cli.read.canonical import canonical_many
@@ -273,7 +273,7 @@ def compute(run: runs.Run, arrays: runs.SweepArrays) -> runs.Solutions:
         grid = p["grid"]
         overrides = [(k, v, f"--grid {k}={runs.show_value(v)}") for k, v in grid.items()]
         cfg, _ = config.load(str(run.path / runs.CONFIG), overrides)
-        label = " ".join(f"{k}={words(v)}" for k, v in grid.items()) or "base config"
+        label = grid_words(grid) or "base config"
         solved = [i for i, code in enumerate(p["outcome"].tolist()) if code == solved_code]
         points.append(point(cfg, label, grid, arrays.seeds, p["params"], solved))
     return runs.Solutions(sweep=run.id, rule=RULE, tolerance=SOLUTION_TOL, source={}, points=points)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tiny_cli.config.grid import words
+from tiny_cli.config.grid import grid_words
 from tiny_cli.show import style
 
 if TYPE_CHECKING:
@@ -183,13 +183,8 @@ def _short_tag(tag: str) -> str:
     return tag.partition("/")[2] or tag
 
 
-def point_label(grid: Mapping[str, Any]) -> str:
-    """A grid point in words (`model.layers=8 relu -> 1 identity train.lr=0.01`)."""
-    return " ".join(f"{k}={words(v)}" for k, v in grid.items())
-
-
 def loss_histogram(
-    arrays: runs.SweepArrays, label: Callable[[Mapping[str, Any]], str] = point_label
+    arrays: runs.SweepArrays, label: Callable[[Mapping[str, Any]], str] = grid_words
 ) -> Chart:
     """The seeds' final losses per grid point, on a log scale (losses span decades); seeds
     whose loss is not finite or not positive cannot be drawn there and are counted."""

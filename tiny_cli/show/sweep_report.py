@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from tiny_cli.show.charts import point_label
+from tiny_cli.config.grid import grid_words
 from tiny_cli.show.htmlparts import esc, metric_text, table
 from tiny_cli.show.solutions_view import seed_ranges
 from tiny_cli.store import runs
@@ -70,7 +70,7 @@ def outcome_table(summary: Sequence[SweepPoint], archs: Sequence[str] | None) ->
     headers += ["loss q10", "loss q50", "loss q90", "time"]
     rows = []
     for i, p in enumerate(summary):
-        label = point_label(p.grid) if p.grid else (p.label or "")
+        label = grid_words(p.grid) if p.grid else (p.label or "")
         cells = [esc(label or "base config"), *([esc(own[i])] if own else []), esc(p.seeds)]
         for name in outcomes:
             count, fraction = p.counts.get(name), p.fractions.get(name)
@@ -97,7 +97,7 @@ def solutions_html(solutions: Solutions) -> str:
         f"seed's. Stored by <code>tiny inspect SWEEP --solutions</code>.</p>"
     ]
     for p in solutions.points:
-        label = point_label(p.grid) if p.grid else p.label
+        label = grid_words(p.grid) if p.grid else p.label
         solved = len(p.solved_seeds)
         parts.append(f"<h3>{esc(label)}: {solved} of {esc(p.seeds)} seeds solved</h3>")
         shown = [g for g in p.groups if g.formula is not None]

@@ -10,7 +10,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from tiny_cli.config.grid import axis_words, words
+from tiny_cli.config.grid import axis_words, grid_words, words
 from tiny_cli.errors import one_line
 from tiny_cli.show.run_views import header, seed_label, sweep_epochs
 from tiny_cli.show.tables import (
@@ -86,7 +86,7 @@ def sweep_table(
 
 def point_label(grid: Mapping[str, GridValue]) -> str:
     """A grid point as one line of `key=value`s (`base config` for a sweep without a grid)."""
-    return one_line(" ".join(f"{k}={words(v)}" for k, v in grid.items())) or "base config"
+    return one_line(grid_words(grid)) or "base config"
 
 
 def partial_line(done: int, remaining: Sequence[Mapping[str, GridValue]], limit: int = 4) -> str:
