@@ -15,7 +15,12 @@ from tiny_cli.config.schema import ExperimentConfig
 
 
 def to_dict(cfg: ExperimentConfig) -> dict[str, Any]:
-    return cfg.model_dump(mode="json")
+    """The config as plain data; a config without a `data:` section dumps as before there
+    was one (so its fingerprint, what a resume checks, stays the same)."""
+    data = cfg.model_dump(mode="json")
+    if data.get("data") is None:
+        data.pop("data", None)
+    return data
 
 
 def _kind(annotation: Any) -> str:
@@ -30,6 +35,14 @@ def _kind(annotation: Any) -> str:
     return "number" if annotation in (int, float) else "string"
 
 
+def _section(annotation: Any) -> type[BaseModel] | None:
+    """The section class of a field (`DataConfig | None` included), or None."""
+    for a in (annotation, *get_args(annotation)):
+        if isinstance(a, type) and issubclass(a, BaseModel):
+            return a
+    return None
+
+
 def flat_keys() -> dict[str, str]:
     """Every dotted key any config can have (all tasks' keys under `task.`) -> its kind."""
     keys: dict[str, str] = {}
@@ -38,8 +51,8 @@ def flat_keys() -> dict[str, str]:
             for task_cls in tasks.classes():
                 for k, f in task_cls.model_fields.items():
                     keys.setdefault(f"task.{k}", _kind(f.annotation))
-        elif isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
-            for k, f in field.annotation.model_fields.items():
+        elif (section := _section(field.annotation)) is not None:
+            for k, f in section.model_fields.items():
                 keys[f"{name}.{k}"] = _kind(f.annotation)
         else:
             keys[name] = _kind(field.annotation)

@@ -18,7 +18,7 @@ from tiny_cli import tasks
 from tiny_cli.config.parse import Loader, Override
 from tiny_cli.config.schema import ExperimentConfig
 from tiny_cli.errors import did_you_mean, echo, echo_key, echo_path
-from tiny_cli.spec.sections import InitConfig, LogConfig, ModelConfig, TrainConfig
+from tiny_cli.spec.sections import DataConfig, InitConfig, LogConfig, ModelConfig, TrainConfig
 
 
 @functools.lru_cache(maxsize=4)
@@ -53,6 +53,7 @@ def _section_keys(prefix: str) -> list[str]:
         "model": ModelConfig,
         "init": InitConfig,
         "train": TrainConfig,
+        "data": DataConfig,
         "log": LogConfig,
     }
     if prefix == "task":

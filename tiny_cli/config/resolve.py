@@ -16,7 +16,7 @@ from tiny_cli.errors import echo, echo_key
 from tiny_cli.spec import activations, models
 from tiny_cli.spec.models import Arch
 from tiny_cli.spec.schema import FLOAT32_MAX
-from tiny_cli.spec.sections import HARDWIRED, ModelConfig, architecture
+from tiny_cli.spec.sections import HARDWIRED, DataConfig, ModelConfig, architecture
 from tiny_cli.tasks import Task
 
 INT64_MAX = 2**63 - 1
@@ -149,6 +149,15 @@ def _check_weights(cfg: ExperimentConfig, construction: Any) -> None:
             )
 
 
+def _check_data(data: DataConfig, task: Task) -> None:
+    if task.kind == "classification" and data.noise > 1:
+        raise KeyProblem(
+            "data.noise",
+            f"{data.noise:g}: for a classification task it is the fraction of labels flipped, "
+            "in [0, 1]",
+        )
+
+
 def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
     """Fill the task-dependent defaults (architecture, loss) and check the combinations."""
     _check_numbers(cfg.model_dump(mode="python"))
@@ -179,10 +188,13 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
             )
         _check_weights(cfg, matching[0])
     size = task.size()
+    if cfg.data is not None:
+        _check_data(cfg.data, task)
+        size = cfg.data.train_count(size)
     if cfg.train.batch_size is not None and cfg.train.batch_size > size:
         raise KeyProblem(
             "train.batch_size",
-            f"{cfg.train.batch_size} is larger than the data set ({size} samples)",
+            f"{cfg.train.batch_size} is larger than the training set ({size} samples)",
         )
     _check_training(cfg, arch)
     return cfg.model_copy(

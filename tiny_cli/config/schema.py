@@ -15,6 +15,7 @@ from tiny_cli import tasks
 from tiny_cli.spec.models import Arch
 from tiny_cli.spec.schema import Section
 from tiny_cli.spec.sections import (
+    DataConfig,
     InitConfig,
     LogConfig,
     ModelConfig,
@@ -34,6 +35,7 @@ class ExperimentConfig(Section):
     model: ModelConfig = ModelConfig()
     init: InitConfig = InitConfig()
     train: TrainConfig
+    data: DataConfig | None = None  # None: train on every input, no held-out set, no noise
     seed: StrictInt = Field(0, ge=0, le=2**63 - 1)
     log: LogConfig = LogConfig()
 

@@ -67,6 +67,23 @@ class TrainConfig(Section):
     batch_size: StrictInt | None = Field(None, ge=1)  # None: full batch
 
 
+class DataConfig(Section):
+    """Which of a task's inputs train and which are held out, and the noise on the labels
+    trained on (a config's `data:` section). Absent from a config: every input trains, no noise."""
+
+    # (0, 1]: the share of the task's inputs that train; the rest is the test set
+    train_fraction: Float = Field(1.0, gt=0, le=1)
+    split_seed: StrictInt = Field(0, ge=0, le=2**63 - 1)  # which inputs are held out
+    # regression: the std of Gaussian noise added to the training targets; classification:
+    # the fraction of training labels flipped (another class). Test targets stay clean.
+    noise: Float = Field(0.0, ge=0, le=1e6)
+    noise_seed: StrictInt = Field(0, ge=0, le=2**63 - 1)  # which noise is drawn
+
+    def train_count(self, n: int) -> int:
+        """How many of n inputs train: round(train_fraction x n), at least one."""
+        return min(n, max(1, round(self.train_fraction * n)))
+
+
 class LogConfig(Section):
     every: StrictInt = Field(1, ge=1, description="epochs between TensorBoard points")
     # Prediction pictures: at the start, every `images_every` epochs and at the end; 0 = start

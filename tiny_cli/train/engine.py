@@ -75,6 +75,9 @@ class Epoch:
         self.accuracy = accuracy  # [S], classification only
         self.alive = alive  # [S] bool: not diverged
         self._params, self._grads = params, grads
+        # on the held-out inputs (`fit(test=...)`), at the epochs it measures them; else None
+        self.test_loss: Tensor | None = None  # [S]
+        self.test_accuracy: Tensor | None = None  # [S], classification only
 
     @functools.cached_property
     def params(self) -> Tensor:
@@ -206,8 +209,15 @@ def fit(
     device: str = "cpu",
     checkpoint: Checkpoint | None = None,
     resume: State | None = None,
+    truth: Tensor | None = None,
+    test: tuple[Tensor, Tensor] | None = None,
+    test_every: int = 1,
 ) -> Result:
-    """Train `cfg` for every seed in `seeds` on (x, y) [n, inputs], [n, 1].
+    """Train `cfg` for every seed in `seeds` on (x, y) [n, inputs], [n, outputs].
+
+    Accuracy is judged against `truth` (the clean targets, when `y` is noisy; default y).
+    With `test` (inputs, clean targets), every `test_every` epochs and at the last one the
+    callbacks also get each seed's loss and accuracy on those inputs (`Epoch.test_loss`).
 
     Callbacks get every epoch, the initial parameters as epoch 0 included. `should_stop` is
     asked before each mini-batch: when it says so, training ends ("interrupted") with the
@@ -220,8 +230,9 @@ def fit(
     if resume is not None and (problem := state_problem(cfg, seeds, resume)) is not None:
         raise ValueError(f"the training state is unusable: {problem}")
     keep_freed_memory()
-    hooks = _Hooks(correct, callbacks, should_stop, checkpoint)
-    training = _Training(cfg, seeds, x, y, params, torch.device(device), hooks)
+    hooks = _Hooks(correct, callbacks, should_stop, checkpoint, test_every)
+    data = (x, y, y if truth is None else truth)
+    training = _Training(cfg, seeds, data, test, params, torch.device(device), hooks)
     start = training.initial_forward()
     first = 1 if resume is None else training.state.restore(resume)
     if start is None:  # a net that does not train, stopped during its forward
@@ -240,6 +251,7 @@ class _Hooks:
     callbacks: Sequence[Callback]
     should_stop: Callable[[], bool]
     checkpoint: Checkpoint | None
+    test_every: int = 1
 
 
 class _Progress:
@@ -312,7 +324,8 @@ class _Progress:
         self.alive = ok
 
 
-Batch = tuple[Tensor, Tensor, int]  # x [inputs, size, S or 1], y [outputs, size, S or 1], size
+# x [inputs, size, S or 1], y and its clean truth [outputs, size, S or 1], size
+Batch = tuple[Tensor, Tensor, Tensor, int]
 
 
 class _Training:
@@ -325,12 +338,13 @@ class _Training:
         self,
         cfg: ExperimentConfig,
         seeds: Sequence[int],
-        x: Tensor,
-        y: Tensor,
+        data: tuple[Tensor, Tensor, Tensor],
+        test: tuple[Tensor, Tensor] | None,
         params: Params | None,
         dev: torch.device,
         hooks: _Hooks,
     ) -> None:
+        x, y, truth = data
         self.cfg, self.hooks, self.dev = cfg, hooks, dev
         self.s_real = len(seeds)
         lined = lineup(cfg, seeds)
@@ -343,8 +357,14 @@ class _Training:
         flat = self.layout.pack(start).to(dev, torch.float32)
         self.params = self.layout.views(flat)  # seeds last, [*shape, S]
         self.net = backprop.SeedNets(cfg.arch, self.params, cfg.loss)
-        self.xd, self.yd = x.to(dev), y.to(dev)
+        self.xd, self.yd, self.td = x.to(dev), y.to(dev), truth.to(dev)
         self.xt, self.yt = self.xd.T.unsqueeze(-1), self.yd.T.unsqueeze(-1)  # [features, n, 1]
+        self.tt = self.yt if truth is y else self.td.T.unsqueeze(-1)
+        self.test = (
+            None
+            if test is None or not len(test[0])
+            else tuple(t.to(dev).T.unsqueeze(-1) for t in test)
+        )
         gens = [] if self.full_batch else [torch.Generator().manual_seed(k) for k in lined]
         self.state = _Progress(cfg, lined, flat, gens)
 
@@ -368,8 +388,20 @@ class _Training:
         """Epoch 0 for the callbacks: the initial parameters' loss and accuracy."""
         loss, _ = backprop.loss_and_grad(self.cfg.loss, pred.contiguous(), self.yt)
         correct = self.hooks.correct
-        accuracy = correct(pred, self.yt).float().mean(dim=(0, 1)) if correct is not None else None
+        accuracy = correct(pred, self.tt).float().mean(dim=(0, 1)) if correct is not None else None
         self.report(0, loss, accuracy, None)
+
+    def measure_test(self, epoch: int) -> tuple[Tensor, Tensor | None] | None:
+        """Each seed's loss and accuracy on the held-out inputs, at the epochs they are
+        measured (every `test_every` and the last); None at others, or without a test set."""
+        every, last = self.hooks.test_every, self.cfg.train.epochs
+        if self.test is None or not (epoch % every == 0 or epoch == last):
+            return None
+        x, y = self.test
+        pred = self.net.forward(x)[0]
+        loss, _ = backprop.loss_and_grad(self.cfg.loss, pred.contiguous(), y)
+        correct = self.hooks.correct
+        return loss, correct(pred, y).float().mean(dim=(0, 1)) if correct is not None else None
 
     def run_epochs(self, first: int) -> Literal["completed", "interrupted"]:
         """Epochs `first`, ... to the config's last, unless asked to stop or every seed
@@ -395,11 +427,17 @@ class _Training:
     def batches(self) -> list[Batch]:
         """One epoch's batches: the whole data, or each seed's own shuffled mini-batches."""
         if self.full_batch:
-            return [(self.xt, self.yt, self.n)]
+            return [(self.xt, self.yt, self.tt, self.n)]
         gens = self.state.gens  # [n, S]: each seed's own order
         perm = torch.stack([torch.randperm(self.n, generator=g) for g in gens], dim=1)
+        clean = self.td is not self.yd
         return [
-            (self.xd.T[:, idx].contiguous(), self.yd.T[:, idx].contiguous(), len(idx))
+            (
+                self.xd.T[:, idx].contiguous(),
+                yb := self.yd.T[:, idx].contiguous(),
+                self.td.T[:, idx].contiguous() if clean else yb,
+                len(idx),
+            )
             for idx in perm.to(self.dev).split(self.cfg.train.batch_size or self.n)
         ]
 
@@ -411,7 +449,7 @@ class _Training:
         total = torch.zeros(self.s, device=self.dev)
         hits = torch.zeros(self.s, device=self.dev) if correct is not None else None
         grad = None
-        for i, (xb, yb, size) in enumerate(self.batches()):
+        for i, (xb, yb, tb, size) in enumerate(self.batches()):
             if i and self.hooks.should_stop():
                 return None
             pred, losses, grad_ps = self.net.step(xb, yb, state.alive)
@@ -419,7 +457,7 @@ class _Training:
             state.update(state.flat, grad)
             total = losses if size == self.n else total + losses * size
             if hits is not None and correct is not None:
-                hits += correct(pred, yb).sum(dim=(0, 1))
+                hits += correct(pred, tb).sum(dim=(0, 1))
         return (total if self.full_batch else total / self.n), hits, grad
 
     def report(
@@ -437,6 +475,10 @@ class _Training:
             lambda: layout.per_seed(state.last_good)[keep].cpu(),
             lambda: layout.per_seed(grads)[keep].cpu() if grads is not None else None,
         )
+        tested = self.measure_test(epoch)
+        if tested is not None:
+            info.test_loss = tested[0][keep].cpu()
+            info.test_accuracy = tested[1][keep].cpu() if tested[1] is not None else None
         for cb in self.hooks.callbacks:
             cb(info)
 

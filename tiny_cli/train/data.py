@@ -1,0 +1,92 @@
+"""What a run trains on and is tested on: a task's inputs split in two, and label noise.
+
+A config's `data:` section (`spec.sections.DataConfig`) splits the task's inputs (its
+`data()` rows) into training and test inputs, and puts noise on the training targets:
+
+- the split: a permutation of the n rows drawn from `split_seed` alone; its first
+  round(train_fraction x n) rows (at least one) train, the others are the test set. Rows keep
+  the task's order on both sides. It depends on the task and the data section only, never on
+  the seed: every seed of a sweep, `tiny train --seed k`, `--resume` and `--from` see the
+  same split;
+- the noise, drawn from `noise_seed` (after the split): a regression target gets
+  `noise x N(0, 1)` added; a classification label is flipped for round(noise x n_train)
+  training inputs (0 <-> 1; another class, uniformly, for a many-class task).
+
+The clean targets (`truth`) are what accuracy, the outcome and the read-out judge by; only
+the loss is taken against the noisy targets, the ones the net is trained on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from tiny_cli.config import ExperimentConfig
+
+
+@dataclass(frozen=True)
+class Data:
+    """One run's inputs and targets, [n, inputs] and [n, outputs] float32."""
+
+    x: Tensor  # the training inputs
+    y: Tensor  # their targets as trained on (noisy)
+    truth: Tensor  # their clean targets
+    x_test: Tensor  # the held-out inputs ([0, inputs] without a split)
+    y_test: Tensor  # their clean targets
+    test_rows: Tensor | None  # [n_domain] bool: which of the task's rows are held out
+
+    @property
+    def has_test(self) -> bool:
+        return len(self.x_test) > 0
+
+    @property
+    def noisy(self) -> bool:
+        return self.y is not self.truth
+
+    def summary(self) -> dict[str, object]:
+        """What run.json records of the split: sizes, and a hash of which rows are held out
+        (the same config always gives the same one)."""
+        rows = self.test_rows
+        held = hashlib.sha256(rows.numpy().tobytes()).hexdigest()[:16] if rows is not None else ""
+        flipped = int((self.y != self.truth).any(dim=1).sum()) if self.noisy else 0
+        return {"train": len(self.x), "test": len(self.x_test), "test_rows": held,
+                "noisy_targets": flipped}  # fmt: skip
+
+
+def prepare(cfg: ExperimentConfig, domain: tuple[Tensor, Tensor] | None = None) -> Data:
+    """The config's training and test data (`domain`: the task's `data()`, if made)."""
+    x, y = domain if domain is not None else cfg.task.data()
+    y = y.reshape(len(x), -1)
+    section = cfg.data
+    empty = x[:0]
+    if section is None:
+        return Data(x, y, y, empty, y[:0], None)
+    n = len(x)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(section.split_seed))
+    test_rows = torch.ones(n, dtype=torch.bool)
+    test_rows[order[: section.train_count(n)]] = False
+    x_train, truth = x[~test_rows], y[~test_rows]
+    noisy = _noisy(cfg, truth) if section.noise > 0 else truth
+    return Data(x_train, noisy, truth, x[test_rows], y[test_rows], test_rows)
+
+
+def _noisy(cfg: ExperimentConfig, y: Tensor) -> Tensor:
+    assert cfg.data is not None
+    gen = torch.Generator().manual_seed(cfg.data.noise_seed)
+    if cfg.task.kind == "regression":
+        return y + cfg.data.noise * torch.randn(y.shape, generator=gen)
+    flips = torch.randperm(len(y), generator=gen)[: round(cfg.data.noise * len(y))]
+    out = y.clone()
+    if y.shape[1] == 1:  # one 0/1 output
+        out[flips] = 1 - y[flips]
+        return out
+    classes = y.shape[1]  # one-hot rows: another class, uniformly
+    label = y[flips].argmax(dim=1)
+    shift = torch.randint(1, classes, (len(flips),), generator=gen)
+    out[flips] = torch.nn.functional.one_hot((label + shift) % classes, classes).float()
+    return out
