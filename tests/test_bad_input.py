@@ -139,6 +139,12 @@ CASES: list[tuple[str | None, list[str], list[str]]] = [
     (None, ["--lr", "0"], ["--lr 0", "train.lr"]),
     (None, ["--lr", "nan"], ["--lr nan", "train.lr"]),
     (None, ["--seed", "-2"], ["--seed -2", "seed"]),
+    # the data section: held-out share and label noise
+    (BASE + "data:\n  train_fraction: 0\n", [], ["exp.yaml:6", "data.train_fraction"]),
+    (None, ["--set", "data.train_fraction=1.5"], ["data.train_fraction", "1"]),
+    (None, ["--set", "data.noise=-1"], ["data.noise"]),
+    (None, ["--set", "data.noise=2"], ["data.noise", "fraction of labels flipped"]),
+    (BASE + "data:\n  fraction: 0.5\n", [], ["exp.yaml:6", "data.fraction", "train_fraction"]),
     (None, ["--epoch", "3"], ["--epoch"]),
     (None, ["--device", "cuda:7"], ["--device cuda:7"]),
     (None, ["--device", "toaster"], ["--device toaster"]),

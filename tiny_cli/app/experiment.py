@@ -28,7 +28,9 @@ from tiny_cli.show import plots
 from tiny_cli.spec import models
 from tiny_cli.store import events, locks, runs, tracking
 from tiny_cli.tasks import Task
+from tiny_cli.train import data as datasets
 from tiny_cli.train import engine, inits, stopping
+from tiny_cli.train.data import Data
 from tiny_cli.train.engine import LOSSES
 
 
@@ -69,6 +71,7 @@ def versions() -> dict[str, str]:
 def hparams_metrics() -> list[str]:
     """The final-metric tags that get a column in the HPARAMS table, the same for every run."""
     names = ["loss"] + [m for task in tasks.classes() for m in task.summary_metrics]
+    names += datasets.TEST_METRICS
     return [f"final/{name}" for name in dict.fromkeys(names)]
 
 
@@ -76,16 +79,20 @@ def hparams_metrics() -> list[str]:
 def evaluate(
     cfg: ExperimentConfig,
     model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
+    data: Data,
     should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
-    """Final metrics on the training domain (and beyond it, as the task defines); a stop
-    request is honoured between chunks of 2^20 inputs (`stopping.Stopped`)."""
+    """Final metrics on the training inputs (and beyond them, as the task defines): the loss
+    on the targets trained on, the rest against the clean ones; with a test set, its
+    `test_*` metrics (`data.TEST_METRICS`). A stop request is honoured between chunks of
+    2^20 inputs (`stopping.Stopped`)."""
     f = tasks.predict_fn(model, should_stop=should_stop)
+    x, y = data.x, data.y
     pred = f(x)
     metrics: dict[str, Any] = {"loss": LOSSES[cfg.loss](pred.reshape(y.shape), y).item()}
-    metrics.update(cfg.task.metrics(f, x, y, pred))
+    metrics.update(cfg.task.metrics(f, x, data.truth, pred))
+    if data.has_test:
+        metrics.update(datasets.test_metrics(cfg, f, data))
     metrics.update(cfg.task.derived(cfg.arch, models.flat_parameters(model).tolist()))
     return metrics
 
@@ -105,6 +112,7 @@ def run_meta(
         "epochs": cfg.train.epochs,
         "epochs_done": 0,
         "device": device,
+        **({"split": datasets.prepare(cfg).summary()} if cfg.data is not None else {}),
         "source": source,
         "command": sys.argv,
         "versions": versions(),
@@ -166,10 +174,10 @@ def run_experiment(
             # A signal that stopped training leaves the evaluation and storing to run; one
             # that training never saw (0 epochs, the last epoch) stops what comes next.
             after = flag.from_now() if result.status == "interrupted" else flag
-            metrics = evaluate(cfg, built.model, built.x, built.y, after)
+            metrics = evaluate(cfg, built.model, built.data, after)
             history = log.history(run, resumed=resume is not None)
             drawing, reading = _read(
-                painter, cfg, built.model, built.x, built.y, metrics, built.init_state, history,
+                painter, cfg, built.model, built.data, metrics, built.init_state, history,
                 result, kind,
             )  # fmt: skip
             png, units = _store(run, built.model, log.tracker, result, metrics, drawing, after)
@@ -180,22 +188,22 @@ def run_experiment(
 
 @dataclass
 class _Built:
-    """What one run trains: the task's data, the model (its init), the init's state (for the
-    read-out) and the prediction picture's layout."""
+    """What one run trains: the task's data (split, with noise, as the config says), the
+    model (its init), the init's state (for the read-out) and the prediction picture's
+    layout."""
 
-    x: torch.Tensor
-    y: torch.Tensor
+    data: Data
     model: nn.Module
     init_state: dict[str, Any]
     picture: plots.PredictionPlot
 
 
 def _build(cfg: ExperimentConfig, kind: str) -> _Built:
-    x, y = cfg.task.data()
+    data = datasets.prepare(cfg)
     model = inits.build(cfg)
     init_state = {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
-    picture = plots.PredictionPlot(cfg.task, x, hardwired=kind == "hardwire")
-    return _Built(x, y, model, init_state, picture)
+    picture = plots.PredictionPlot(cfg.task, data.domain, hardwired=kind == "hardwire")
+    return _Built(data, model, init_state, picture)
 
 
 def _open(
@@ -243,6 +251,7 @@ class _EpochLog:
             picture=built.picture,
             images_every=cfg.log.image_interval(cfg.train.epochs),
             painter=painter,
+            has_test=built.data.has_test,
         )
         self.every = cfg.log.every
         self.last: tracking.EpochStats | None = None
@@ -288,9 +297,11 @@ def _train(
     task = cfg.task
     correct = task.correct if task.kind == "classification" else None
     saver = _Checkpointer(run, config.fingerprint(cfg), log.tracker.writer.flush)
+    data = built.data
     fitted = engine.fit(
-        cfg, [cfg.seed], built.x, built.y, correct=correct, callbacks=[log], should_stop=flag,
-        device=device, checkpoint=saver, resume=state,
+        cfg, [cfg.seed], data.x, data.y, correct=correct, callbacks=[log], should_stop=flag,
+        device=device, checkpoint=saver, resume=state, truth=data.truth,
+        test=(data.x_test, data.y_test) if data.has_test else None, test_every=cfg.log.every,
     )  # fmt: skip
     result = _result(fitted)
     built.model.load_state_dict({k: v[0] for k, v in fitted.params.items()})
@@ -363,8 +374,7 @@ def _read(
     painter: sidecar.Sidecar,
     cfg: ExperimentConfig,
     model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
+    split: Data,
     metrics: dict[str, Any],
     init_state: dict[str, Any],
     losses: list[float],
@@ -380,7 +390,7 @@ def _read(
 
     arch, task = cfg.arch, cfg.task
     state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
-    data = (x.cpu().numpy(), y.cpu().numpy().reshape(len(x), -1))
+    data = (split.x.cpu().numpy(), split.truth.cpu().numpy().reshape(len(split.x), -1))
     net = arrays.from_state(arch, state)
     diverged = result.status == "diverged"
     run = arrays.forward(net, data[0])  # once, for the verdict and the units' liveness
@@ -402,6 +412,11 @@ def _read(
         "construction": construction,
         "data": data,
         "verdict": verdict,
+        **(
+            {"split": datasets.scores(task, tasks.predict_fn(model), split)}
+            if split.has_test
+            else {}
+        ),
     }
     return drawing, lambda: painter.call("readout", arch, state, task, options)
 
@@ -437,6 +452,8 @@ def epoch_stats(e: engine.Epoch) -> tracking.EpochStats:
         float(e.accuracy[0]) if e.accuracy is not None else None,
         e.params[0],
         e.grads[0] if e.grads is not None else None,
+        float(e.test_loss[0]) if e.test_loss is not None else None,
+        float(e.test_accuracy[0]) if e.test_accuracy is not None else None,
     )
 
 

@@ -26,7 +26,9 @@ from tiny_cli.config import ExperimentConfig, GridAxis, GridPoint
 from tiny_cli.errors import RunFailed, TinyError
 from tiny_cli.spec import models
 from tiny_cli.store import events, locks, runs
+from tiny_cli.train import data as datasets
 from tiny_cli.train import engine, stopping
+from tiny_cli.train.data import Data
 from tiny_cli.train.outcomes import OUTCOMES, classify, evaluate, pick_seeds
 
 # Floats of a chunk's training (activations, products, buffers) allowed: ~0.5 GiB.
@@ -47,29 +49,41 @@ class PointResult:
     epochs: Tensor  # [S] epochs completed
     outcome: Tensor  # [S] index into OUTCOMES
     seconds: float
+    # on the held-out inputs (a config's `data:` section), None without a test set
+    test_loss: Tensor | None = None  # [S]
+    test_accuracy: Tensor | None = None  # [S], classification only
 
     def summary(self) -> dict[str, Any]:
         """Counts and fractions per outcome, loss quantiles, time and throughput (JSON)."""
         s = len(self.seeds)
         counts = {name: int((self.outcome == i).sum()) for i, name in enumerate(OUTCOMES)}
-        finite = self.loss[self.loss.isfinite()].double()
-        qs = (0.0, 0.1, 0.5, 0.9, 1.0)
-        quantiles = (
-            {f"q{int(q * 100)}": float(torch.quantile(finite, q)) for q in qs}
-            if len(finite)
-            else {}
-        )
         epochs = self.point.cfg.train.epochs
+        tested = {
+            key: _quantiles(values)
+            for key, values in (
+                ("test_loss", self.test_loss),
+                ("test_accuracy", self.test_accuracy),
+            )
+            if values is not None
+        }
         return {
             "grid": self.point.values,
             "label": self.point.label,
             "seeds": s,
             "counts": counts,
             "fractions": {k: v / s for k, v in counts.items()},
-            "loss": quantiles,
+            "loss": _quantiles(self.loss),
+            **tested,
             "seconds": self.seconds,
             "seed_epochs_per_second": s * epochs / self.seconds if self.seconds > 0 else None,
         }
+
+
+def _quantiles(values: Tensor) -> dict[str, float]:
+    """The 0, 10, 50, 90 and 100th percentiles of the finite values ({} when none is)."""
+    finite = values[values.isfinite()].double()
+    qs = (0.0, 0.1, 0.5, 0.9, 1.0)
+    return {f"q{int(q * 100)}": float(torch.quantile(finite, q)) for q in qs} if len(finite) else {}
 
 
 def chunk_size(cfg: ExperimentConfig, n_samples: int) -> int:
@@ -127,23 +141,28 @@ def train_chunk(
     seeds: Sequence[int],
     on_epoch: Callable[[int], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
-    data: tuple[Tensor, Tensor] | None = None,
+    data: Data | None = None,
     device: str = "cpu",
 ) -> dict[str, Any] | None:
     """Train and classify one chunk: per-seed parameters, loss, accuracy, epochs, outcome and
     the seconds it took (plain tensors on the CPU, no models); None if stopped before it
     finished. A pure function of the config and the seeds: what a cluster worker runs."""
     start = time.perf_counter()
-    x, y = data if data is not None else cfg.task.data()
+    data = data if data is not None else datasets.prepare(cfg)
+    x, y, truth = data.x, data.y, data.truth
     correct = cfg.task.correct if cfg.task.kind == "classification" else None
     fitted = engine.fit(
         cfg, list(seeds), x, y, correct=correct, callbacks=[_counter(on_epoch, len(seeds))],
-        should_stop=should_stop, device=device,
+        should_stop=should_stop, device=device, truth=truth,
     )  # fmt: skip
     if fitted.status == "interrupted":
         return None
-    ev = evaluate(cfg, fitted.params, x, y)
-    outcome = classify(cfg.task.kind, ev.pred, y, ev.hidden, fitted.diverged, ev.right)
+    ev = evaluate(cfg, fitted.params, x, y, truth)
+    outcome = classify(cfg.task.kind, ev.pred, truth, ev.hidden, fitted.diverged, ev.right)
+    tested = {}
+    if data.has_test:
+        test = evaluate(cfg, fitted.params, data.x_test, data.y_test)
+        tested = {"test_loss": test.loss, "test_accuracy": test.accuracy}
     return {
         "seeds": torch.tensor(list(seeds)),
         "params": fitted.params,
@@ -152,6 +171,7 @@ def train_chunk(
         "epochs": fitted.epochs,
         "outcome": outcome,
         "seconds": time.perf_counter() - start,
+        **tested,
         resuming.FINGERPRINT: config.fingerprint(cfg),  # what a resume checks
     }
 
@@ -169,6 +189,8 @@ def _point_result(point: GridPoint, parts: Sequence[dict[str, Any]]) -> PointRes
         epochs=cat("epochs"),
         outcome=cat("outcome"),
         seconds=sum(float(p["seconds"]) for p in parts),
+        test_loss=cat("test_loss") if "test_loss" in parts[0] else None,
+        test_accuracy=cat("test_accuracy") if parts[0].get("test_accuracy") is not None else None,
     )
 
 
@@ -179,7 +201,7 @@ def run_point(
     chunk: int | None = None,
 ) -> PointResult:
     """Train every seed of one grid point, chunk by chunk, in memory; classify each seed."""
-    data = point.cfg.task.data()
+    data = datasets.prepare(point.cfg)
     parts = []
     for c in plan([point], seeds, chunk):
         part = train_chunk(point.cfg, c.seeds, on_epoch, data=data)
@@ -225,11 +247,11 @@ def local_runner(threads: int = 1, device: str = "cpu") -> Runner:
         previous = torch.get_num_threads()
         torch.set_num_threads(threads)
         try:
-            data: dict[int, tuple[Tensor, Tensor]] = {}
+            data: dict[int, Data] = {}
             for c in todo:
                 cfg = points[c.point].cfg
                 if c.point not in data:
-                    data = {c.point: cfg.task.data()}
+                    data = {c.point: datasets.prepare(cfg)}
                 part = train_chunk(cfg, c.seeds, on_epoch, should_stop, data[c.point], device)
                 if part is None:
                     return
@@ -263,6 +285,10 @@ def _store_arrays(run: runs.Run, seeds: Sequence[int], results: list[PointResult
         }
         if r.accuracy is not None:
             point["accuracy"] = r.accuracy
+        if r.test_loss is not None:
+            point["test_loss"] = r.test_loss
+        if r.test_accuracy is not None:
+            point["test_accuracy"] = r.test_accuracy
         points.append(point)
     data = {"seeds": torch.tensor(list(seeds)), "outcomes": list(OUTCOMES), "points": points}
     run.save_tensors(runs.SWEEP, data)

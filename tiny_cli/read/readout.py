@@ -80,6 +80,9 @@ class Readout:
     mechanism: str | None = None  # the net before the rewrites, when that reads otherwise
     domain: str = "the domain"  # which inputs the claims hold on (`Task.domain_text`)
     skipped: str = ""  # why there is no formula (`formula.too_big`): "" when there is one
+    # With a test set: how right the net is on the training and on the test inputs
+    # (`train.data.scores`); the other claims hold on the training inputs.
+    split: dict[str, Any] | None = None
 
     def to_json(self, names: Sequence[str]) -> dict[str, Any]:
         """`tiny export RUN`: the canonical net (`export`), its inputs named `names`."""
@@ -101,6 +104,7 @@ class Readout:
             "dead_units": self.canonical.dead,
             **self.meaning,
             **self.diagnosis,
+            **({"split": self.split} if self.split else {}),
         }
 
 
@@ -149,6 +153,7 @@ def read(
     construction: tuple[Arch, Mapping[str, Any]] | None = None,
     data: tuple[np.ndarray, np.ndarray] | None = None,
     verdict: str | None = None,
+    split: Mapping[str, Any] | None = None,
 ) -> Readout:
     """Canonical form, formula (exact or approximate), meaning and diagnosis of one net.
 
@@ -157,6 +162,8 @@ def read(
     `losses`: its loss per logged epoch (not converged?); `construction`: a hand-made net
     to measure the distance to. Without torch (in the sidecar): `data`, the task's (x, y)
     as `domain` gives them, and `verdict`, the net's `outcome`, computed where torch is.
+    With a test set (a config's `data:` section), `data` is the training inputs and `split`
+    says how right the net is on each side (`train.data.scores`).
     """
     x, y = data if data is not None else domain(task)
     net = from_state(arch, state)
@@ -198,8 +205,9 @@ def read(
         diagnosis,
         task,
         mechanism,
-        task.domain_text(),
+        task.domain_text() if not split else f"the {len(x):,} training inputs",
         skipped,
+        dict(split) if split else None,
     )
 
 

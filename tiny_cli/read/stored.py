@@ -8,11 +8,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tiny_cli import config
+from tiny_cli import config, tasks
 from tiny_cli.errors import TinyError
 from tiny_cli.read import readout
 from tiny_cli.read.match import Compared, NetSpec, compare
 from tiny_cli.store import runs, tracking
+from tiny_cli.train import data as datasets
 from tiny_cli.train import inits
 
 
@@ -50,6 +51,13 @@ def stored_readout(
     cfg, state = stored
     arch, task = cfg.arch, cfg.task
     hand = task.construction_for(cfg.init, arch)
+    split: dict[str, Any] = {}
+    if cfg.data is not None:  # a test set: the claims hold on the training inputs
+        data = datasets.prepare(cfg)
+        model = inits.build(cfg)
+        model.load_state_dict(state)
+        train = (data.x.numpy(), data.truth.numpy())
+        split = {"data": train, "split": datasets.scores(task, tasks.predict_fn(model), data)}
     result = readout.read(
         arch,
         state,
@@ -59,6 +67,7 @@ def stored_readout(
         losses=tracking.scalar_history(run.path),
         diverged=record.meta.status == "failed",
         construction=(arch, hand.weights()) if hand else None,
+        **split,
     )
     return result, task.input_names()
 

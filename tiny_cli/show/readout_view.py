@@ -38,6 +38,7 @@ def readout_lines(
         *_formula_lines(readout, formula_chars),
         *([(text, "")] for text in shown),
         _diagnosis_line(readout),
+        *_split_lines(readout),
         *_construction_lines(readout),
     ]
 
@@ -105,6 +106,32 @@ def _diagnosis_line(readout: Mapping[str, Any]) -> Line:
             ("; not converged (the loss still falls over the last tenth of the epochs)", "")
         )
     return diag
+
+
+def _split_lines(readout: Mapping[str, Any]) -> list[Line]:
+    """With a test set: how right the net is on the training and on the test inputs."""
+    split = readout.get("split")
+    if not isinstance(split, Mapping):
+        return []
+    parts: Line = [("generalisation: ", "")]
+    for side, words in (("train", "training"), ("test", "test")):
+        got = split.get(side)
+        if not isinstance(got, Mapping):
+            continue
+        n = got.get("inputs")
+        if parts[1:]:
+            parts.append(("; ", ""))
+        if "right" in got:
+            right = got.get("right")
+            exact = right == n
+            parts.append((f"on the {n} {words} inputs ", ""))
+            parts.append(
+                ("exact" if exact else f"{right}/{n} right", "green" if exact else "yellow")
+            )
+        else:
+            err = f"max error {brief(got.get('max_abs_error'), 3)}, mean {brief(got.get('mae'), 3)}"
+            parts.append((f"on the {n} {words} inputs {err}", ""))
+    return [parts]
 
 
 def _construction_lines(readout: Mapping[str, Any]) -> list[Line]:

@@ -73,10 +73,13 @@ def sweep_table(
             columns.append(
                 Column(header, cells, justify="right", style=OUTCOME_STYLES.get(name, ""))
             )
-        quantiles = [
-            Text("\n".join(_short(p.loss.get(q)) for q in ("q10", "q50", "q90"))) for p in points
-        ]
-        columns.append(Column("loss\nq10,50,90", quantiles, justify="right", keep=1))
+        for name, of in (("loss", "loss"), ("test loss", "test_loss")):
+            values = [getattr(p, of) for p in points]
+            if of == "loss" or any(values):
+                cells = [
+                    Text("\n".join(_short(v.get(q)) for q in ("q10", "q50", "q90"))) for v in values
+                ]
+                columns.append(Column(f"{name}\nq10,50,90", cells, justify="right", keep=1))
         if sum(floor_width(c) for c in columns) + GAP * (len(columns) - 1) > width:
             columns[0] = label_column(split=True)
         return fit(columns, width, heading)

@@ -72,6 +72,9 @@ class EpochStats:
     accuracy: float | None  # classification only
     params: Tensor  # [P] every parameter, flat, in `model.parameters()` order
     grads: Tensor | None  # [P] the gradient of the epoch's last batch (None at the init)
+    # on the held-out inputs (a config's `data.train_fraction` < 1), at the logged epochs
+    test_loss: float | None = None
+    test_accuracy: float | None = None
 
 
 class Tracker:
@@ -97,8 +100,10 @@ class Tracker:
         picture: Picture | None = None,
         images_every: int = 0,
         painter: sidecar.Sidecar | None = None,
+        has_test: bool = False,
     ) -> None:
         self.writer = writer
+        self.has_test = has_test  # a test set: its loss and accuracy beside the training's
         self.arch = arch
         self.every = every
         self.picture = picture
@@ -123,7 +128,7 @@ class Tracker:
         self.task = task
         flat = models.flat_parameters(model).tolist()
         self._derived_tags = [f"mechanism/{k}" for k in self._derived(flat)]
-        self._events: dict[tuple[bool, bool], ScalarEvent] = {}
+        self._events: dict[tuple[bool, bool, bool], ScalarEvent] = {}
         self._pending: EpochStats | None = None
         self._last: EpochStats | None = None
         self._last_image = -1
@@ -143,14 +148,20 @@ class Tracker:
     @property
     def _layout(self) -> dict[str, dict[str, list[str]]]:
         """One chart per layer with its weights and biases together (the article's figure),
-        one for loss and accuracy, one for the gradient norms, one for the mechanism.
+        one for loss and accuracy (with a test set: one for the training and test loss, one
+        for the training and test accuracy), one for the gradient norms, one for the mechanism.
 
         Charts match tags by regex, so the same layer of another run of the same architecture
         lands on the same chart (TensorBoard merges the layouts of all runs).
         """
         layers = {tag.partition("/")[0]: None for tag in self.param_tags}
         charts: dict[str, dict[str, list[str]]] = {
-            "metrics": {"loss and accuracy": [r"^metrics/"]},
+            "metrics": {"loss and accuracy": [r"^metrics/"]}
+            if not self.has_test
+            else {
+                "loss: training and test": [r"^metrics/(test_)?loss$"],
+                "accuracy: training and test": [r"^metrics/(test_)?accuracy$"],
+            },
             "parameters": {f"layer {m}: weight and bias": [f"^{re.escape(m)}/"] for m in layers},
             "gradients": {"gradient norm per layer": [r"^grad_norm/"]},
         }
@@ -159,12 +170,14 @@ class Tracker:
             charts["mechanism"] = {names: [r"^mechanism/"]}  # lt: "threshold and steepness"
         return charts
 
-    def _scalar_event(self, has_accuracy: bool, has_grads: bool) -> ScalarEvent:
+    def _scalar_event(self, has_accuracy: bool, has_grads: bool, tested: bool) -> ScalarEvent:
         """One per tag layout: with or without accuracy, with or without gradients (none at
-        the init)."""
-        key = (has_accuracy, has_grads)
+        the init), with or without the test set's loss and accuracy."""
+        key = (has_accuracy, has_grads, tested)
         if key not in self._events:
             tags = ["metrics/loss"] + (["metrics/accuracy"] if has_accuracy else [])
+            if tested:
+                tags += ["metrics/test_loss"] + (["metrics/test_accuracy"] if has_accuracy else [])
             tags += self.param_tags + self._derived_tags + (self._grad_tags if has_grads else [])
             self._events[key] = ScalarEvent(tags)
         return self._events[key]
@@ -183,11 +196,16 @@ class Tracker:
         """One Event with every scalar of this epoch."""
         params = stats.params.tolist()
         values = [stats.loss] + ([stats.accuracy] if stats.accuracy is not None else [])
+        tested = stats.test_loss is not None
+        if stats.test_loss is not None:
+            values.append(stats.test_loss)
+            if stats.accuracy is not None:
+                values.append(math.nan if stats.test_accuracy is None else stats.test_accuracy)
         values += params if self.param_tags else []
         values += self._derived(params).values()
         norms = self._grad_norms(stats.grads)
         values += norms
-        event = self._scalar_event(stats.accuracy is not None, bool(norms))
+        event = self._scalar_event(stats.accuracy is not None, bool(norms), tested)
         self.writer.write(event.fill(stats.epoch, values))
         self._pending = None
 

@@ -146,6 +146,9 @@ class SweepPoint(_View):
     counts: dict[str, int]
     fractions: dict[str, float]
     loss: dict[str, float] = {}  # q0, q10, q50, q90, q100 of the finite final losses
+    # the same on the held-out inputs, for a sweep with a test set (a `data:` section)
+    test_loss: dict[str, float] = {}
+    test_accuracy: dict[str, float] = {}
     seconds: float | None = None
     seed_epochs_per_second: float | None = None
 

@@ -27,6 +27,8 @@ from torch import Tensor
 
 if TYPE_CHECKING:
     from tiny_cli.config import ExperimentConfig
+    from tiny_cli.tasks import Task
+    from tiny_cli.tasks.base import Predict
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class Data:
     x_test: Tensor  # the held-out inputs ([0, inputs] without a split)
     y_test: Tensor  # their clean targets
     test_rows: Tensor | None  # [n_domain] bool: which of the task's rows are held out
+    domain: Tensor  # every input of the task, in its order (what a picture draws)
 
     @property
     def has_test(self) -> bool:
@@ -65,14 +68,14 @@ def prepare(cfg: ExperimentConfig, domain: tuple[Tensor, Tensor] | None = None) 
     section = cfg.data
     empty = x[:0]
     if section is None:
-        return Data(x, y, y, empty, y[:0], None)
+        return Data(x, y, y, empty, y[:0], None, x)
     n = len(x)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(section.split_seed))
     test_rows = torch.ones(n, dtype=torch.bool)
     test_rows[order[: section.train_count(n)]] = False
     x_train, truth = x[~test_rows], y[~test_rows]
     noisy = _noisy(cfg, truth) if section.noise > 0 else truth
-    return Data(x_train, noisy, truth, x[test_rows], y[test_rows], test_rows)
+    return Data(x_train, noisy, truth, x[test_rows], y[test_rows], test_rows, x)
 
 
 def _noisy(cfg: ExperimentConfig, y: Tensor) -> Tensor:
@@ -90,3 +93,42 @@ def _noisy(cfg: ExperimentConfig, y: Tensor) -> Tensor:
     shift = torch.randint(1, classes, (len(flips),), generator=gen)
     out[flips] = torch.nn.functional.one_hot((label + shift) % classes, classes).float()
     return out
+
+
+# The final metrics of a run with a test set, beside the training inputs' own.
+TEST_METRICS = ("test_loss", "test_accuracy", "test_mae", "test_max_abs_error")
+
+
+def test_metrics(cfg: ExperimentConfig, f: Predict, data: Data) -> dict[str, float]:
+    """The loss and accuracy (classification) or mean and max absolute error (regression)
+    on the held-out inputs, against their clean targets."""
+    from tiny_cli.train.engine import LOSSES
+
+    pred = f(data.x_test)
+    y = data.y_test
+    out = {"test_loss": LOSSES[cfg.loss](pred.reshape(y.shape), y).item()}
+    side = _side(cfg.task, pred, y)
+    if cfg.task.kind == "classification":
+        out["test_accuracy"] = side["right"] / side["inputs"]
+    else:
+        out["test_mae"], out["test_max_abs_error"] = side["mae"], side["max_abs_error"]
+    return out
+
+
+def scores(task: Task, f: Predict, data: Data) -> dict[str, dict[str, float]]:
+    """How right the net is on each side of the split, for the read-out: per side its
+    number of inputs and how many it gets right (classification), or its mean and max
+    absolute error (regression), against the clean targets."""
+    return {
+        "train": _side(task, f(data.x), data.truth),
+        "test": _side(task, f(data.x_test), data.y_test),
+    }
+
+
+def _side(task: Task, pred: Tensor, y: Tensor) -> dict[str, float]:
+    n = len(y)
+    if task.kind == "classification":
+        right = task.correct(pred.reshape(y.shape[0], -1), y.reshape(n, -1))
+        return {"inputs": n, "right": int(right.reshape(n, -1).all(dim=1).sum())}
+    err = (pred.reshape(n, -1) - y.reshape(n, -1)).abs()
+    return {"inputs": n, "mae": err.mean().item(), "max_abs_error": err.max().item()}

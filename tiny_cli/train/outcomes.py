@@ -112,13 +112,17 @@ class Evaluation:
 
 
 @torch.no_grad()
-def evaluate(cfg: ExperimentConfig, params: Params, x: Tensor, y: Tensor) -> Evaluation:
-    """Per-seed final loss, accuracy (classification), outputs and ReLU layers."""
+def evaluate(
+    cfg: ExperimentConfig, params: Params, x: Tensor, y: Tensor, truth: Tensor | None = None
+) -> Evaluation:
+    """Per-seed final loss (on the targets `y`), accuracy (classification, against the clean
+    targets `truth`, default y), outputs and ReLU layers."""
     task = cfg.task
     pred, hidden = forward(cfg.arch, params, x)
     target = y.reshape(1, -1).expand_as(pred)
     loss = LOSSES[cfg.loss](pred, target, reduction="none").mean(dim=1)
-    right = task.correct(pred, y.reshape(1, -1)) if task.kind == "classification" else None
+    clean = (y if truth is None else truth).reshape(1, -1)
+    right = task.correct(pred, clean) if task.kind == "classification" else None
     accuracy = right.float().mean(dim=1) if right is not None else None
     return Evaluation(loss, pred, hidden, right, accuracy)
 
