@@ -116,3 +116,26 @@ def _layout_charts(acc: EventAccumulator) -> dict[str, list[str]]:
     return {
         chart.title: list(chart.multiline.tag) for cat in layout.category for chart in cat.chart
     }
+
+
+def test_a_run_with_a_split_resumes_on_the_same_split_as_if_it_never_stopped(
+    tmp_path: Path,
+) -> None:
+    from tests.test_resume import stop_at
+    from tiny_cli.app import experiment
+    from tiny_cli.store import runs
+
+    sets = ["train.epochs=60", "train.batch_size=4", "task.bits=4", "data.train_fraction=0.5",
+            "data.noise=0.25"]  # fmt: skip
+    cfg = load("is_even", *sets)
+    out = experiment.run_experiment(cfg, runs_root=tmp_path / "a", progress=stop_at(30))  # type: ignore[arg-type]
+    assert out.result.epochs == 30
+    held = torch.load(out.run.path / runs.CHECKPOINT_STATE, weights_only=True)
+    assert (
+        held["split"] == json.loads((out.run.path / "run.json").read_text())["split"]["test_rows"]
+    )
+    experiment.run_experiment(cfg, runs_root=out.run.path.parent, resume=out.run)
+    whole = experiment.run_experiment(cfg, runs_root=tmp_path / "b")
+    resumed = torch.load(out.run.path / "model.pt", weights_only=True)
+    straight = torch.load(whole.run.path / "model.pt", weights_only=True)
+    assert all(torch.equal(resumed[k], straight[k]) for k in straight)

@@ -296,7 +296,8 @@ def _train(
     """`engine.fit` with the run's one seed; the parameters it ends with go into the model."""
     task = cfg.task
     correct = task.correct if task.kind == "classification" else None
-    saver = _Checkpointer(run, config.fingerprint(cfg), log.tracker.writer.flush)
+    split = str(built.data.summary()["test_rows"]) if built.data.has_test else None
+    saver = _Checkpointer(run, config.fingerprint(cfg), log.tracker.writer.flush, split)
     data = built.data
     fitted = engine.fit(
         cfg, [cfg.seed], data.x, data.y, correct=correct, callbacks=[log], should_stop=flag,
@@ -429,9 +430,12 @@ class _Checkpointer:
     """The engine's checkpoint callback: the training state into `checkpoint.pt` every
     CHECKPOINT_EPOCHS epochs, at least every CHECKPOINT_SECONDS, and when forced."""
 
-    def __init__(self, run: runs.Run, made: str, flush: Callable[[], None]) -> None:
+    def __init__(
+        self, run: runs.Run, made: str, flush: Callable[[], None], split: str | None = None
+    ) -> None:
         self.run = run
         self.made = made  # the config's fingerprint, checked by a resume
+        self.split = {resuming.SPLIT: split} if split else {}  # the held-out rows, too
         self.flush = flush  # the event file's: it holds every epoch up to the checkpoint
         self._due = time.monotonic() + CHECKPOINT_SECONDS
 
@@ -439,7 +443,7 @@ class _Checkpointer:
         now = time.monotonic()
         if force or epoch % CHECKPOINT_EPOCHS == 0 or now >= self._due:
             self.flush()  # first: a resume goes on from the checkpoint, in the event file too
-            state = {**snapshot(), resuming.FINGERPRINT: self.made}
+            state = {**snapshot(), resuming.FINGERPRINT: self.made, **self.split}
             self.run.save_tensors(runs.CHECKPOINT_STATE, state)
             self._due = now + CHECKPOINT_SECONDS
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from tiny_cli.train.engine import State
 
 FINGERPRINT = "config"  # the key of the config's fingerprint in a checkpoint or a chunk
+SPLIT = "split"  # a checkpoint's held-out rows (`Data.summary()["test_rows"]`), with a test set
 
 
 def refuse_changes(resume: str, what: str, others: dict[str, Any]) -> None:
@@ -86,6 +87,15 @@ def checkpoint_state(cfg: ExperimentConfig, run: Run) -> State:
     made = state.get(FINGERPRINT)
     if made is not None and made != config.fingerprint(cfg):
         raise changed(run, "run")
+    split = state.get(SPLIT)
+    if split is not None and cfg.data is not None:
+        from tiny_cli.train import data
+
+        if split != data.prepare(cfg).summary()["test_rows"]:
+            raise runs.RunProblem(
+                f"--resume {run.id}: its checkpoint holds out other inputs than its config "
+                "now does (the task's data changed); start a new run"
+            )
     if (problem := engine.state_problem(cfg, [cfg.seed], state)) is not None:
         raise runs.RunProblem(f"--resume {run.id}: {runs.CHECKPOINT_STATE}: {problem}")
     return state

@@ -124,13 +124,13 @@ def _split_lines(readout: Mapping[str, Any]) -> list[Line]:
         if "right" in got:
             right = got.get("right")
             exact = right == n
-            parts.append((f"on the {n} {words} inputs ", ""))
+            parts.append((f"on the {n} {words} input{'s' if n != 1 else ''} ", ""))
             parts.append(
                 ("exact" if exact else f"{right}/{n} right", "green" if exact else "yellow")
             )
         else:
             err = f"max error {brief(got.get('max_abs_error'), 3)}, mean {brief(got.get('mae'), 3)}"
-            parts.append((f"on the {n} {words} inputs {err}", ""))
+            parts.append((f"on the {n} {words} input{'s' if n != 1 else ''} {err}", ""))
     return [parts]
 
 
