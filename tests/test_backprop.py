@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tiny_cli.spec import models
+from tiny_cli.spec import activations, models
 from tiny_cli.spec.models import Arch, Layer
 from tiny_cli.train import backprop, inits
 
@@ -26,6 +26,8 @@ ARCHS = {
         Arch(2, (Layer(WIDE, "relu"), Layer(WIDE, "tanh"), Layer(1, "identity")), skip_input=True),
         "l1",
     ),
+} | {  # and each activation of the table, hidden and as the read-out
+    f"act:{name}": (Arch(2, (Layer(3, name), Layer(1, name))), "mse") for name in activations.TABLE
 }  # fmt: skip
 
 

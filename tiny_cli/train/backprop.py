@@ -197,7 +197,7 @@ class SeedNets:
 
     def forward(self, x: Tensor) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
         """The outputs [width, n, S] and, per layer, (its input [fan_in, n, S or 1], its
-        activation) for `backward`."""
+        activation, or its pre-activation z for one whose gradient needs z) for `backward`."""
         saved: list[tuple[Tensor, Tensor]] = []
         h = x
         for layer in self.layers:
@@ -210,7 +210,7 @@ class SeedNets:
                 z = torch.baddbmm(b.permute(2, 0, 1), w.squeeze(2).permute(2, 0, 1), by_seed)
                 z = z.permute(1, 2, 0).contiguous()
             h = _activate(layer.activation, z)
-            saved.append((inp, h))
+            saved.append((inp, z if activations.get(layer.activation).from_z else h))
         return h, saved
 
     def _buffers_for(self, n: int, like: Tensor) -> _Buffers:
@@ -261,7 +261,7 @@ class SeedNets:
         wide: dict[str, Tensor] = {}  # wide weights, [rows, S]
         for k, i in enumerate(range(len(self.layers) - 1, -1, -1)):
             layer = self.layers[i]
-            inp, h = saved[i]  # [fan_in, n, S or 1], [width, n, S]
+            inp, h = saved[i]  # [fan_in, n, S or 1], [width, n, S] (h, or z: `from_z`)
             per = layer.width // len(layer.blocks)
             blocks = list(enumerate(layer.blocks))
             # d loss / d z, for one block straight into its bias rows
@@ -310,7 +310,8 @@ class SeedNets:
 
 
 def _activation_grad(name: str, grad: Tensor, h: Tensor, out: Tensor | None) -> Tensor:
-    """d loss / d z from d loss / d h, where h = activation(z), into `out`."""
+    """d loss / d z from d loss / d h, where h = activation(z) (`h` is z for a `from_z`
+    activation), into `out`."""
     out = torch.empty_like(grad) if out is None else out
     return activations.get(name).grad(grad, h, out)
 
