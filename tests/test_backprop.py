@@ -121,3 +121,29 @@ def test_summing_as_products_are_made_gives_the_same_bits(
     one_by_one = run(arch, loss, params, x, y)
     for a, b in zip(gathered, one_by_one, strict=True):
         assert torch.equal(a, b)
+
+
+def test_softmax_cross_entropy_is_autograds() -> None:
+    """Three classes read out by identity units and `ce`: the loss and the gradients are
+    F.cross_entropy's on one-hot targets, through autograd; stable at logits of 1e4."""
+    arch = Arch(2, (Layer(4, "relu"), Layer(3, "identity")))
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(29, 2, generator=gen) * 3
+    y = torch.nn.functional.one_hot(torch.randint(0, 3, (29,), generator=gen), 3).float()
+    params = inits.random_inits(arch, [0, 1])
+    pred, losses, grads = run(arch, "ce", params, x, y)
+    for seed in range(2):
+        module = arch.module()
+        module.load_state_dict({k: v[seed] for k, v in params.items()})
+        out = module(x)
+        value = torch.nn.functional.cross_entropy(out, y)
+        value.backward()
+        torch.testing.assert_close(pred[:, :, seed], out.T, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(losses[seed], value.detach(), rtol=1e-5, atol=1e-6)
+        theirs = torch.cat([p.grad.reshape(-1) for p in module.parameters()])
+        torch.testing.assert_close(grads[:, seed], theirs, rtol=1e-4, atol=1e-5)
+    big = torch.tensor([[1e4, 0.0], [0.0, 1e4], [-1e4, 0.0]]).unsqueeze(-1)  # [C, n, S]
+    target = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]]).unsqueeze(-1)
+    loss, grad = backprop.loss_and_grad("ce", big, target)
+    assert torch.isfinite(loss).all() and torch.isfinite(grad).all()
+    torch.testing.assert_close(loss[0], torch.tensor(5e3))  # (0 + 1e4) / 2

@@ -82,7 +82,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Final metrics on the training domain (and beyond it, as the task defines); a stop
     request is honoured between chunks of 2^20 inputs (`stopping.Stopped`)."""
-    f = tasks.predict_fn(model, should_stop=should_stop)
+    f = cfg.task.net_fn(model, should_stop=should_stop)
     pred = f(x)
     metrics: dict[str, Any] = {"loss": LOSSES[cfg.loss](pred.reshape(y.shape), y).item()}
     metrics.update(cfg.task.metrics(f, x, y, pred))
@@ -387,7 +387,7 @@ def _read(
     verdict = diagnose.outcome(task, run, *data, net, diverged)
     when = "hardwired" if kind == "hardwire" else f"epoch {result.epochs}"
     title = f"{task.picture_title()}, {when}"  # expr: its expression
-    units = unitplot.unit_data(net, data[0], task.input_names(), title, run)
+    units = unitplot.unit_data(net, data[0], task.unit_names(), title, run)
     drawing = painter.call("units", units) if units is not None else None
     hand = task.construction_for(cfg.init, arch)
     construction = None

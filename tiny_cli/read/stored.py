@@ -60,7 +60,7 @@ def stored_readout(
         diverged=record.meta.status == "failed",
         construction=(arch, hand.weights()) if hand else None,
     )
-    return result, task.input_names()
+    return result, task.unit_names()
 
 
 @dataclass(frozen=True)

@@ -323,6 +323,8 @@ def _bce_out(pred: Tensor, y: Tensor, *, out: Tensor) -> Tensor:
 
 def _loss_into(name: str, pred: Tensor, y: Tensor, count: int, out: Tensor) -> Tensor:
     """The loss of each output into `out` [outputs, n, S]; returns d (mean loss) / d pred."""
+    if name == "ce":
+        return _softmax_ce(pred, y, count, out)
     if name == "bce":  # log: on one code path (`uniform`)
         out.copy_(uniform(_bce_out, pred, y))
         return (pred - y) / ((1 - pred) * pred).clamp_min(BCE_EPS) / count
@@ -332,6 +334,23 @@ def _loss_into(name: str, pred: Tensor, y: Tensor, count: int, out: Tensor) -> T
         return err.sign() / count
     torch.mul(err, err, out=out)  # mse
     return err * (2.0 / count)
+
+
+def _softmax_ce(pred: Tensor, y: Tensor, count: int, out: Tensor) -> Tensor:
+    """Softmax cross-entropy over the outputs (dim 0, the classes) against targets y (one-hot,
+    or any probabilities), stable: log p = (z - max z) - log sum exp(z - max z). Each class's
+    share -y_c log p_c goes into `out` times C, so that the mean over `count` = C n
+    elements is the mean over the n samples of sum_c -y_c log p_c. Elementwise ops, a
+    per-sample sum by `tree_sum` and exp and log on one code path (`uniform`): a seed's bits
+    do not depend on the seeds beside it. d (mean) / d z = (p sum(y) - y) / n."""
+    classes = pred.shape[0]
+    shifted = pred - pred.amax(dim=0, keepdim=True)
+    e = uniform(torch.exp, shifted)
+    total = tree_sum(e, dim=0).unsqueeze(0)  # [1, n, S]
+    logp = shifted - uniform(torch.log, total)
+    torch.mul(y * logp, -float(classes), out=out)
+    p = e / total
+    return (p * tree_sum(y, dim=0).unsqueeze(0) - y) / (count / classes)
 
 
 def loss_and_grad(name: str, pred: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
