@@ -202,6 +202,8 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
     arch = _check_model(model, task)
 
     loss = cfg.train.loss or task.default_loss
+    if loss == "bce" and task.many_classes:
+        raise KeyProblem("train.loss", "bce is for one 0/1 output: use ce or mse for many classes")
     if loss == "bce" and not activations.get(arch.layers[-1].activation).probability:
         raise KeyProblem("train.loss", "bce needs outputs in (0, 1): a sigmoid read-out")
     if loss == "ce" and not task.many_classes:
@@ -209,8 +211,6 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
             "train.loss",
             f"ce (softmax cross-entropy) needs a task of 3 or more classes, not {task.name}",
         )
-    if loss == "bce" and task.many_classes:
-        raise KeyProblem("train.loss", "bce is for one 0/1 output: use ce or mse for many classes")
 
     if cfg.init.mode in HARDWIRED:
         built = task.constructions(cfg.init)

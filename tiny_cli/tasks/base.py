@@ -417,6 +417,8 @@ def correct_interval(task: Task, f: Predict, lo: int, hi: int, chunk: int = 4096
     """
     if not bool(right_on(task, f, lo, hi).all()):
         return {"correct_interval": None, "wrong_at": None}
+    if task.encoding == "one_hot":  # an integer beyond the range sets no input unit
+        return {"correct_interval": [lo, hi], "wrong_at": [None, None]}
     limit = hi - lo + 1
     left, right = lo, hi
     wrong_left: int | None = None
