@@ -29,7 +29,7 @@ def test_mod3_trains_with_softmax_cross_entropy_and_reads_back(
 ) -> None:
     """The shipped mod3 (one-hot x, 8 ReLUs, 3 identity outputs, ce): solved, every integer
     right by argmax; `tiny inspect --json` reads the run back with its units named."""
-    path = make("train", "mod3")
+    path = make("train", "mod3", sets=["log.images_every=0"])  # (pictures: not the subject)
     code, out, err = tiny_here(
         capsys, monkeypatch, "inspect", path.name, "--runs-dir", str(path.parent), "--json"
     )
@@ -45,8 +45,9 @@ def test_mod3_trains_with_softmax_cross_entropy_and_reads_back(
 
 
 def test_one_hot_inputs_have_one_unit_per_value_named_by_input_and_value() -> None:
-    cfg = load("min", "task.encoding=one_hot", "task.low=0", "task.high=5", "model.arch=null",
-               "model.layers=[{width: 4, activation: relu}, {width: 1, activation: identity}]")  # fmt: skip
+    layers = "model.layers=[{width: 4, activation: relu}, {width: 1, activation: identity}]"
+    cfg = load("min", "task.encoding=one_hot", "task.high=5", "task.low=0", "model.arch=null",
+               layers)  # fmt: skip
     task = cfg.task
     x, y = task.data()
     assert x.shape == (task.size(), 10) and cfg.arch.inputs == 10
