@@ -42,6 +42,12 @@ def test_mod3_trains_with_softmax_cross_entropy_and_reads_back(
     assert "x=14" in shown["readout"]["formula"]  # input units by input and value
     metrics = json.loads((path / runs.METRICS).read_text())
     assert metrics["loss"] < 0.05
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(path), size_guidance={"scalars": 0})
+    events.Reload()
+    accuracy = events.Scalars("metrics/accuracy")  # by argmax, every epoch
+    assert len(accuracy) == 301 and accuracy[0].value < 1 and accuracy[-1].value == 1.0
 
 
 def test_one_hot_inputs_have_one_unit_per_value_named_by_input_and_value() -> None:

@@ -135,8 +135,8 @@ class PredictionPlot:
         self._truth = self._truth_of(self._ints)
         self._dense = (
             torch.linspace(float(start), float(stop), CURVE_POINTS).unsqueeze(1)
-            if stop - start <= CURVE_POINTS
-            else None
+            if stop - start <= CURVE_POINTS and self.task.encoding == "number"
+            else None  # (one-hot: no input between the integers)
         )
         t_lo, t_hi = _finite_span(self._truth)
         margin = 0.25 * max(t_hi - t_lo, 1.0)
