@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tiny_cli.spec import models
+from tiny_cli.spec import activations, models
 from tiny_cli.spec.models import Arch, Layer
 from tiny_cli.train import backprop, inits
 
@@ -26,6 +27,9 @@ ARCHS = {
         Arch(2, (Layer(WIDE, "relu"), Layer(WIDE, "tanh"), Layer(1, "identity")), skip_input=True),
         "l1",
     ),
+    "softmax": (Arch(2, (Layer(4, "relu"), Layer(3, "identity"))), "ce"),  # 3 classes
+} | {  # and each activation of the table, hidden and as the read-out
+    f"act:{name}": (Arch(2, (Layer(3, name), Layer(1, name))), "mse") for name in activations.TABLE
 }  # fmt: skip
 
 
@@ -43,6 +47,9 @@ def run(arch: Arch, loss: str, params: models.Params, x: torch.Tensor, y: torch.
 
 def data(arch: Arch, loss: str, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     x = torch.randn(n, arch.inputs, generator=gen) * 3
+    if loss == "ce":  # one-hot classes
+        classes = arch.layers[-1].width
+        return x, F.one_hot(torch.randint(0, classes, (n,), generator=gen), classes).float()
     y = torch.rand(n, 1, generator=gen) if loss == "bce" else torch.randn(n, 1, generator=gen)
     return x, y
 
@@ -54,8 +61,8 @@ def test_the_gradients_are_autograds_on_the_articles_modules(name: str) -> None:
     x, y = data(arch, loss, 37, gen)
     params = inits.random_inits(arch, [0, 1, 2])
     pred, losses, grads = run(arch, loss, params, x, y)
-    fn = {"mse": torch.nn.functional.mse_loss, "bce": torch.nn.functional.binary_cross_entropy,
-          "l1": torch.nn.functional.l1_loss}[loss]  # fmt: skip
+    fn = {"mse": F.mse_loss, "bce": F.binary_cross_entropy, "l1": F.l1_loss,
+          "ce": F.cross_entropy}[loss]  # fmt: skip
     for seed in range(3):
         module = arch.module()
         module.load_state_dict({k: v[seed] for k, v in params.items()})
@@ -119,3 +126,12 @@ def test_summing_as_products_are_made_gives_the_same_bits(
     one_by_one = run(arch, loss, params, x, y)
     for a, b in zip(gathered, one_by_one, strict=True):
         assert torch.equal(a, b)
+
+
+def test_softmax_cross_entropy_is_stable_at_large_logits() -> None:
+    """Logits of 1e4 (exp would overflow): a finite loss, (0 + 1e4) / 2, and gradient."""
+    big = torch.tensor([[1e4, 0.0], [0.0, 1e4], [-1e4, 0.0]]).unsqueeze(-1)  # [C, n, S]
+    target = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]]).unsqueeze(-1)
+    loss, grad = backprop.loss_and_grad("ce", big, target)
+    assert torch.isfinite(grad).all()
+    torch.testing.assert_close(loss[0], torch.tensor(5e3))

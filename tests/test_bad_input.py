@@ -16,6 +16,7 @@ from tests.conftest import CLI, REPO, Make, assert_one_line_error
 
 BASE = "task:\n  name: lt10\ntrain:\n  epochs: 10\n"
 EVEN = "task:\n  name: is_even\n  bits: 3\ntrain:\n  epochs: 1\n"
+MOD3 = "task:\n  name: mod3\n  bits: 3\ntrain:\n  epochs: 1\n"
 
 BILLION_LAUGHS = (
     'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n'
@@ -201,6 +202,31 @@ CASES: list[tuple[str | None, list[str], list[str]]] = [
         BASE + "  optimizer: sgd\n  lr: 10\n  weight_decay: 1\n",
         [],
         ["train.weight_decay", "above 2"],
+    ),
+    # many classes and one-hot inputs
+    (
+        MOD3
+        + "model:\n  layers: [{width: 4, activation: relu}, {width: 2, activation: identity}]\n",
+        [],
+        ["exp.yaml:6", "model.layers", "more classes than the net's outputs", "3 classes"],
+    ),
+    (
+        MOD3 + "model:\n  arch: min_model\n",
+        [],
+        ["model.arch", "more classes than the net's outputs", "min_model has 1 output"],
+    ),
+    (
+        MOD3.replace("bits: 3", "bits: 1") + "model:\n  arch: relu_chain\n  widths: [2, 2, 1]\n",
+        [],
+        ["model.widths", "end with 3"],
+    ),
+    (BASE + "  loss: ce\n", [], ["train.loss", "ce", "3 or more classes"]),
+    (MOD3 + "  loss: bce\n", [], ["train.loss", "bce", "use ce or mse"]),
+    (MOD3.replace("bits: 3", "bits: 3\n  encoding: onehot"), [], ["task.encoding", "one_hot"]),
+    (
+        EVEN.replace("bits: 3", "bits: 13\n  encoding: one_hot"),
+        [],
+        ["task.encoding", "8,192 input units", "more than 4,096"],
     ),
     # text from the file never breaks the line, never becomes markup
     (

@@ -26,6 +26,7 @@ PLAIN: dict[str, Callable[..., float]] = {
     "xor": lambda a, b: float(int(a) ^ int(b)),
     "is_even": lambda x: float(int(x) % 2),
     "mod": lambda x: float(int(x) % 3),
+    "mod3": lambda x: float(int(x) % 3),  # as a class: one-hot targets
     "parity": lambda *bits: float(sum(int(b) for b in bits) % 2),
     "expr": lambda a, b: float(abs(a - b)),
 }
@@ -42,13 +43,18 @@ def test_every_builtin_task_is_covered_here_and_has_a_shipped_config() -> None:
 def test_data_and_truth_match_plain_python(name: str) -> None:
     cfg, _ = config.load(CONFIG[name])
     x, y = cfg.task.data()
-    assert x.shape == (cfg.task.size(), len(cfg.task.input_names()))
+    assert x.shape == (cfg.task.size(), cfg.task.net_inputs())
+    if cfg.task.encoding == "one_hot":  # one unit per value, one of them set
+        assert torch.equal(x.sum(dim=1), torch.ones(len(x)))
+        x = cfg.task.decode(x)
     expected = torch.tensor([[PLAIN[name](*row)] for row in x.tolist()])
+    if cfg.task.many_classes:  # one-hot rows
+        expected = torch.nn.functional.one_hot(expected[:, 0].long(), cfg.task.classes).float()
     assert torch.equal(y, expected)
     assert torch.equal(cfg.task.truth(x), expected)
 
 
-WITH_CONSTRUCTION = [n for n in sorted(PLAIN) if n not in ("mod", "expr")]
+WITH_CONSTRUCTION = [n for n in sorted(PLAIN) if n not in ("mod", "mod3", "expr")]
 
 
 @pytest.mark.parametrize("name", WITH_CONSTRUCTION)
@@ -142,4 +148,5 @@ def test_every_default_model_builds_with_the_tasks_inputs(name: str) -> None:
     cfg = config.validate({"task": config.to_dict(shipped)["task"], "train": {"epochs": 1}}, "t")
     model = inits.build(cfg)
     x, _ = cfg.task.data()
-    assert predict_fn(model)(x[:5]).shape == (min(5, len(x)),)
+    outputs = () if cfg.task.outputs() == 1 else (cfg.task.outputs(),)
+    assert predict_fn(model)(x[:5]).shape == (min(5, len(x)), *outputs)

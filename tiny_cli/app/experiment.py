@@ -86,7 +86,7 @@ def evaluate(
     on the targets trained on, the rest against the clean ones; with a test set, its
     `test_*` metrics (`data.TEST_METRICS`). A stop request is honoured between chunks of
     2^20 inputs (`stopping.Stopped`)."""
-    f = tasks.predict_fn(model, should_stop=should_stop)
+    f = cfg.task.net_fn(model, should_stop=should_stop)
     x, y = data.x, data.y
     pred = f(x)
     metrics: dict[str, Any] = {"loss": LOSSES[cfg.loss](pred.reshape(y.shape), y).item()}
@@ -398,7 +398,7 @@ def _read(
     verdict = diagnose.outcome(task, run, *data, net, diverged)
     when = "hardwired" if kind == "hardwire" else f"epoch {result.epochs}"
     title = f"{task.picture_title()}, {when}"  # expr: its expression
-    units = unitplot.unit_data(net, data[0], task.input_names(), title, run)
+    units = unitplot.unit_data(net, data[0], task.unit_names(), title, run)
     drawing = painter.call("units", units) if units is not None else None
     hand = task.construction_for(cfg.init, arch)
     construction = None
@@ -413,11 +413,7 @@ def _read(
         "construction": construction,
         "data": data,
         "verdict": verdict,
-        **(
-            {"split": datasets.scores(task, tasks.predict_fn(model), split)}
-            if split.has_test
-            else {}
-        ),
+        **({"split": datasets.scores(task, task.net_fn(model), split)} if split.has_test else {}),
     }
     return drawing, lambda: painter.call("readout", arch, state, task, options)
 

@@ -18,6 +18,7 @@ from tiny_cli.spec.models import Arch
 from tiny_cli.spec.schema import FLOAT32_MAX
 from tiny_cli.spec.sections import HARDWIRED, DataConfig, ModelConfig, architecture
 from tiny_cli.tasks import Task
+from tiny_cli.tasks.base import MAX_ONE_HOT_UNITS
 
 INT64_MAX = 2**63 - 1
 # Activations of one forward pass over a batch (samples x units), the training twin included:
@@ -33,15 +34,44 @@ class KeyProblem(Exception):
         self.key, self.message = key, message
 
 
+def _check_encoding(task: Task) -> None:
+    if task.encoding != "one_hot":
+        return
+    if task.integer_ranges() is None:
+        raise KeyProblem(
+            "task.encoding",
+            f"one_hot: task {task.name}'s inputs are not integers in a range (use number)",
+        )
+    if task.net_inputs() > MAX_ONE_HOT_UNITS:
+        raise KeyProblem(
+            "task.encoding",
+            f"one_hot: task {task.name} would feed {task.net_inputs():,} input units, more "
+            f"than {MAX_ONE_HOT_UNITS:,}",
+        )
+
+
 def _check_model(model: ModelConfig, task: Task) -> Arch:
-    inputs = len(task.input_names())
+    _check_encoding(task)
+    inputs = task.net_inputs()
+    outputs = task.outputs()
     if model.layers is not None:
         if model.arch is not None:
             raise KeyProblem("model.layers", "give model.arch or model.layers, not both")
         if model.widths is not None:
             raise KeyProblem("model.widths", "only used by arch relu_chain, not with layers")
-        if model.layers[-1].width != 1:
-            raise KeyProblem("model.layers", "the last layer is the read-out: its width must be 1")
+        width = model.layers[-1].width
+        if outputs > 1 and width < outputs:
+            raise KeyProblem(
+                "model.layers",
+                f"more classes than the net's outputs: task {task.name} has {outputs} classes, "
+                f"the read-out (the last layer) {width} unit{'s' if width > 1 else ''}",
+            )
+        if width != outputs:
+            raise KeyProblem(
+                "model.layers",
+                f"the last layer is the read-out: its width must be {outputs}"
+                + (f" (the classes of {task.name})" if outputs > 1 else ""),
+            )
         if model.skip_input and len(model.layers) < 2:
             raise KeyProblem("model.skip_input", "needs a hidden layer before the read-out")
     else:
@@ -51,11 +81,17 @@ def _check_model(model: ModelConfig, task: Task) -> Arch:
             raise KeyProblem("model.widths", f"only used by arch relu_chain, not {model.arch}")
         if model.arch == "relu_chain":
             assert model.widths is not None
-            if model.widths[0] != inputs or model.widths[-1] != 1:
+            if model.widths[0] != inputs or model.widths[-1] != outputs:
                 raise KeyProblem(
                     "model.widths",
-                    f"must start with {inputs} (inputs of {task.name}) and end with 1",
+                    f"must start with {inputs} (inputs of {task.name}) and end with {outputs}",
                 )
+        elif outputs > 1:
+            raise KeyProblem(
+                "model.arch",
+                f"more classes than the net's outputs: task {task.name} has {outputs} classes, "
+                f"{model.arch} has 1 output (give model.layers)",
+            )
         elif model.arch == "min_model" and inputs != 2:
             raise KeyProblem(
                 "model.arch", f"min_model takes 2 inputs; task {task.name} has {inputs}"
@@ -166,8 +202,15 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
     arch = _check_model(model, task)
 
     loss = cfg.train.loss or task.default_loss
+    if loss == "bce" and task.many_classes:
+        raise KeyProblem("train.loss", "bce is for one 0/1 output: use ce or mse for many classes")
     if loss == "bce" and not activations.get(arch.layers[-1].activation).probability:
         raise KeyProblem("train.loss", "bce needs outputs in (0, 1): a sigmoid read-out")
+    if loss == "ce" and not task.many_classes:
+        raise KeyProblem(
+            "train.loss",
+            f"ce (softmax cross-entropy) needs a task of 3 or more classes, not {task.name}",
+        )
 
     if cfg.init.mode in HARDWIRED:
         built = task.constructions(cfg.init)

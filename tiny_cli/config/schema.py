@@ -42,7 +42,7 @@ class ExperimentConfig(Section):
     @property
     def arch(self) -> Arch:
         """The architecture of a resolved config."""
-        return architecture(self.model, len(self.task.input_names()))
+        return architecture(self.model, self.task.net_inputs())
 
     @property
     def loss(self) -> str:

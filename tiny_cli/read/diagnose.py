@@ -39,8 +39,10 @@ def outcome(task: Task, run: Pass, x: np.ndarray, y: np.ndarray, net: Net, diver
 
     from tiny_cli.train.outcomes import OUTCOMES, classify
 
-    pred = torch.from_numpy(run.out[:, 0]).unsqueeze(0)
-    target = torch.from_numpy(y.reshape(-1))
+    out = torch.from_numpy(run.out)  # [n, outputs]
+    many = out.shape[1] > 1
+    pred = out.T.unsqueeze(0) if many else out[:, 0].unsqueeze(0)  # [1, C, n] or [1, n]
+    target = torch.from_numpy(y.reshape(len(out), -1).T if many else y.reshape(-1))
     # classify asks only whether a ReLU layer has a unit > 0 somewhere: the per-unit maxima
     # say that without every activation of a 2^24 domain in memory.
     hidden = [
@@ -48,6 +50,9 @@ def outcome(task: Task, run: Pass, x: np.ndarray, y: np.ndarray, net: Net, diver
         for top, layer in zip(run.top, net.layers[:-1], strict=True)
         if layer.rectifier
     ]
-    right = task.correct(pred, target.reshape(1, -1)) if task.kind == "classification" else None
+    right = None
+    if task.kind == "classification":
+        right = task.correct(pred, target.unsqueeze(0) if many else target.reshape(1, -1), dim=1)
+        right = right.reshape(1, -1)
     index = classify(task.kind, pred, target, hidden, torch.tensor([diverged]), right)
     return OUTCOMES[int(index[0])]

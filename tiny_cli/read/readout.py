@@ -176,7 +176,7 @@ def read(
         fit, exprs = _Rounding([], 0, math.inf, None), []
     else:
         shown = display_scaled(can)
-        names = task.input_names()
+        names = task.unit_names()
         fit = _round(shown, run, x, tol, names)
         exprs = expressions(shown.net, fit.coeffs, names)
         mechanism = _mechanism(shown, fit.coeffs, names, exprs)

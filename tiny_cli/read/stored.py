@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tiny_cli import config, tasks
+from tiny_cli import config
 from tiny_cli.errors import TinyError
 from tiny_cli.read import readout
 from tiny_cli.read.match import Compared, NetSpec, compare
@@ -57,7 +57,7 @@ def stored_readout(
         model = inits.build(cfg)
         model.load_state_dict(state)
         train = (data.x.numpy(), data.truth.numpy())
-        split = {"data": train, "split": datasets.scores(task, tasks.predict_fn(model), data)}
+        split = {"data": train, "split": datasets.scores(task, task.net_fn(model), data)}
     result = readout.read(
         arch,
         state,
@@ -69,7 +69,7 @@ def stored_readout(
         construction=(arch, hand.weights()) if hand else None,
         **split,
     )
-    return result, task.input_names()
+    return result, task.unit_names()
 
 
 @dataclass(frozen=True)

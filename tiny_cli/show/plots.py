@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -80,11 +81,24 @@ class PredictionPlot:
         self.title = task.picture_title()  # expr: its expression, not "expr"
         self.hardwired = hardwired  # titled "hardwired", not "epoch 0"
         self.size = SIZE
+        x = task.decode(x)  # the task's own inputs (a one-hot encoding undone)
         mode = {1: "curve", 2: "heat"}.get(x.shape[1], "samples")
         setup = {"curve": self._curve_setup, "heat": self._heat_setup}.get(
             mode, self._samples_setup
         )
         self.layout = Layout(mode, setup(x))
+
+    def _net(self, model: nn.Module) -> Callable[[Tensor], Tensor]:
+        """The net over the task's inputs, one number per input: its output, or its class
+        (the argmax) for a many-class task."""
+        f = self.task.net_fn(model)
+        return lambda x: self.task.label(f(x))
+
+    def _truth_of(self, x: Tensor) -> Tensor:
+        return self.task.label(self.task.truth(x))
+
+    def _right(self, out: Tensor, truth: Tensor) -> Tensor:
+        return out == truth if self.task.many_classes else self.task.correct(out, truth)
 
     def _when(self, epoch: int) -> str:
         return "hardwired" if self.hardwired and epoch == 0 else f"epoch {epoch}"
@@ -118,11 +132,11 @@ class PredictionPlot:
         start, stop = math.floor(lo - pad), math.ceil(hi + pad)
         stride = max(1, math.ceil((stop - start + 1) / MAX_MARKERS)) | 1
         self._ints = torch.arange(start, stop + 1, stride, dtype=torch.float32).unsqueeze(1)
-        self._truth = self.task.truth(self._ints).reshape(-1)
+        self._truth = self._truth_of(self._ints)
         self._dense = (
             torch.linspace(float(start), float(stop), CURVE_POINTS).unsqueeze(1)
-            if stop - start <= CURVE_POINTS
-            else None
+            if stop - start <= CURVE_POINTS and self.task.encoding == "number"
+            else None  # (one-hot: no input between the integers)
         )
         t_lo, t_hi = _finite_span(self._truth)
         margin = 0.25 * max(t_hi - t_lo, 1.0)
@@ -146,13 +160,11 @@ class PredictionPlot:
         return [k + 0.5 for k in range(math.floor(lo), math.ceil(hi))]
 
     def _curve_frame(self, model: nn.Module, epoch: int) -> Frame:
-        from tiny_cli import tasks
-
-        f = tasks.predict_fn(model)
+        f = self._net(model)
         dev = _device_of(model)
         out = f(self._ints.to(dev)).cpu()
         if self.task.kind == "classification":
-            right = self.task.correct(out, self._truth)
+            right = self._right(out, self._truth)
         else:
             right = (out - self._truth).abs() <= 0.5
         xs = self._ints.reshape(-1)
@@ -190,8 +202,8 @@ class PredictionPlot:
         self._shape = a.shape
         self._grid = torch.stack([a.reshape(-1), b.reshape(-1)], dim=1)
         self._points = x
-        self._point_truth = self.task.truth(x).reshape(-1)
-        truth = self.task.truth(self._grid)
+        self._point_truth = self._truth_of(x)
+        truth = self._truth_of(self._grid)
         t_lo, t_hi = _finite_span(truth)
         return {
             "shape": tuple(self._shape),
@@ -203,9 +215,7 @@ class PredictionPlot:
         }
 
     def _heat_frame(self, model: nn.Module, epoch: int) -> Frame:
-        from tiny_cli import tasks
-
-        f = tasks.predict_fn(model)
+        f = self._net(model)
         dev = _device_of(model)
         out = f(self._grid.to(dev)).cpu().reshape(self._shape)
         err = f(self._points.to(dev)).cpu() - self._point_truth
@@ -232,7 +242,7 @@ class PredictionPlot:
 
         stride = max(1, math.ceil(len(x) / MAX_MARKERS))
         self._points = x[::stride]
-        truth = self.task.truth(self._points).reshape(-1)
+        truth = self._truth_of(self._points)
         t_lo, t_hi = _finite_span(truth)
         margin = 0.25 * max(t_hi - t_lo, 1.0)
         return {
@@ -244,9 +254,7 @@ class PredictionPlot:
         }
 
     def _samples_frame(self, model: nn.Module, epoch: int) -> Frame:
-        from tiny_cli import tasks
-
-        out = tasks.predict_fn(model)(self._points.to(_device_of(model))).cpu()
+        out = self._net(model)(self._points.to(_device_of(model))).cpu()
         return Frame(f"{self.title}, {self._when(epoch)}", {"out": out.clamp(-1e6, 1e6).numpy()})
 
 

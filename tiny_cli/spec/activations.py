@@ -11,6 +11,7 @@ Functions import torch, numpy or sympy when they run, so reading the table impor
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     import sympy
     from torch import Tensor, nn
 
-Name = Literal["identity", "relu", "sigmoid", "tanh", "leaky_relu"]
+Name = Literal["identity", "relu", "sigmoid", "tanh", "leaky_relu", "quadratic"]
 LEAKY_SLOPE = 0.01  # nn.LeakyReLU's default
 
 
@@ -31,7 +32,8 @@ class Activation:
     name: str
     module: Callable[[], nn.Module | None]  # its nn module (None: no module, identity)
     torch: Callable[..., Tensor]  # (z) -> h; a `smooth` one also takes `out=`
-    # d loss / d z from d loss / d h and h (never z: the engine keeps only h), into `out`
+    # d loss / d z from d loss / d h and h, into `out`; from z instead where h cannot
+    # tell it (`from_z`: the engine then keeps z for that layer)
     grad: Callable[[Tensor, Tensor, Tensor], Tensor]
     numpy: Callable[[np.ndarray, Any], np.ndarray]  # (z, zeros like a row of z) -> h, may write z
     sympy: Callable[[sympy.Expr], sympy.Expr]
@@ -44,6 +46,7 @@ class Activation:
     homogeneous: bool = False
     linear: bool = False  # f(z) = z: no module in an nn.Sequential, no on/off regions
     probability: bool = False  # outputs in (0, 1): what a BCE loss needs of the read-out
+    from_z: bool = False  # `grad` takes z, not h (x * x: h = z^2 loses z's sign)
 
 
 # --- identity --------------------------------------------------------------------------
@@ -215,6 +218,47 @@ def _tanh_sympy(z: sympy.Expr) -> sympy.Expr:
     return sympy.tanh(z)
 
 
+# --- quadratic -------------------------------------------------------------------------
+
+
+@functools.cache
+def _square_class() -> type[nn.Module]:
+    from torch import nn
+
+    class Square(nn.Module):
+        """x * x: no parameters, so a checkpoint's state_dict is as without it."""
+
+        def forward(self, z: Tensor) -> Tensor:
+            return z * z
+
+    return Square
+
+
+def _square_module() -> nn.Module:
+    return _square_class()()
+
+
+def _square_torch(z: Tensor) -> Tensor:
+    return z * z  # one rounding per element: the same bits on every code path
+
+
+def _square_grad(grad: Tensor, z: Tensor, out: Tensor) -> Tensor:
+    import torch
+
+    return torch.mul(grad, 2 * z, out=out)  # d (z^2) / dz = 2 z (z, not h: see from_z)
+
+
+def _square_numpy(z: np.ndarray, zeros: Any = 0.0) -> np.ndarray:
+    import numpy as np
+
+    h: np.ndarray = np.multiply(z, z, out=z)
+    return h
+
+
+def _square_sympy(z: sympy.Expr) -> sympy.Expr:
+    return z**2
+
+
 TABLE: dict[str, Activation] = {
     a.name: a
     for a in (
@@ -259,6 +303,15 @@ TABLE: dict[str, Activation] = {
             _leaky_numpy,
             _leaky_sympy,
             homogeneous=True,
+        ),
+        Activation(
+            "quadratic",
+            _square_module,
+            _square_torch,
+            _square_grad,
+            _square_numpy,
+            _square_sympy,
+            from_z=True,
         ),
     )
 }

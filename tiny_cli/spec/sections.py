@@ -63,7 +63,7 @@ class TrainConfig(Section):
     lr: Float = Field(0.01, gt=0, le=100)
     momentum: Float = Field(0.0, ge=0, lt=1)
     weight_decay: Float = Field(0.0, ge=0, le=1e6)
-    loss: Literal["mse", "bce", "l1"] | None = None  # None: the task's default
+    loss: Literal["mse", "bce", "l1", "ce"] | None = None  # None: the task's default
     batch_size: StrictInt | None = Field(None, ge=1)  # None: full batch
 
 

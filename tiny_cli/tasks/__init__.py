@@ -29,7 +29,7 @@ from tiny_cli.tasks.base import (
 )
 from tiny_cli.tasks.bits import Parity, Xor
 from tiny_cli.tasks.expr import Expr
-from tiny_cli.tasks.integers import Abs, IsEven, Mod
+from tiny_cli.tasks.integers import Abs, IsEven, Mod, Mod3
 from tiny_cli.tasks.pairs import Max, Min
 from tiny_cli.tasks.threshold import Lt
 
@@ -39,7 +39,7 @@ __all__ = [
     "NetArrays", "Predict", "Section", "Task", "meaning_lines", "predict_fn", "registry",
 ]  # fmt: skip
 
-BUILTIN: tuple[type[Task], ...] = (Lt, Min, Max, Abs, Xor, IsEven, Mod, Parity, Expr)
+BUILTIN: tuple[type[Task], ...] = (Lt, Min, Max, Abs, Xor, IsEven, Mod, Mod3, Parity, Expr)
 ENTRY_POINT_GROUP = "tiny.tasks"
 
 

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from tiny_cli.spec.sections import InitConfig
 
 Kind = Literal["classification", "regression"]
+Encoding = Literal["number", "one_hot"]
+MAX_ONE_HOT_UNITS = 4096  # input units of a one-hot encoding, all inputs together
 Metrics = dict[str, Any]
 Meaning = dict[str, Any]  # plain data (JSON): keys the read-out adds to its own
 Predict = Callable[["Tensor"], "Tensor"]  # inputs [n, in] -> outputs, flat [n]
@@ -79,9 +81,15 @@ class Task(Section):
     task's name, others are aliases), their parameters with defaults, and the methods."""
 
     name: str
+    # How the net sees an integer input: as the number itself, or one unit per value
+    # (`one_hot`: a, b in [0, p) feed 2p units, named `a=0`, ..., `b=p-1`).
+    encoding: Encoding = "number"
 
     summary: ClassVar[str] = ""
     kind: ClassVar[Kind]  # set by every task (expr makes it a config key)
+    # A classification's classes: 2 is one output (0/1, as every task of the article);
+    # C > 2 is a read-out of C units, one-hot targets [n, C], right where the argmax is.
+    classes: ClassVar[int] = 2
     default_loss: ClassVar[str] = "mse"
     # Final metrics worth a column in TensorBoard's HPARAMS table (list entries as `k[i]`).
     summary_metrics: ClassVar[tuple[str, ...]] = ()
@@ -98,6 +106,81 @@ class Task(Section):
 
     def input_names(self) -> tuple[str, ...]:
         return ("x",)
+
+    def integer_ranges(self) -> list[tuple[int, int]] | None:
+        """Each input's integers, half-open [lo, hi), when every input is an integer in a
+        range: what `encoding: one_hot` needs. None: not integer inputs."""
+        return None
+
+    def outputs(self) -> int:
+        """The net's read-out width: one, or one per class of a many-class task."""
+        return self.classes if self.kind == "classification" and self.classes > 2 else 1
+
+    @property
+    def many_classes(self) -> bool:
+        return self.outputs() > 1 and self.kind == "classification"
+
+    def unit_names(self) -> tuple[str, ...]:
+        """The net's input units: the inputs, or with `one_hot` each input's values (`a=3`)."""
+        ranges = self.integer_ranges() if self.encoding == "one_hot" else None
+        if ranges is None:
+            return self.input_names()
+        return tuple(
+            f"{name}={v}"
+            for name, (lo, hi) in zip(self.input_names(), ranges, strict=True)
+            for v in range(lo, hi)
+        )
+
+    def net_inputs(self) -> int:
+        """How many input units the net has (`unit_names`)."""
+        ranges = self.integer_ranges() if self.encoding == "one_hot" else None
+        if ranges is None:
+            return len(self.input_names())
+        return sum(hi - lo for lo, hi in ranges)
+
+    def encode(self, x: Tensor) -> Tensor:
+        """The task's inputs [n, inputs] as the net sees them: themselves, or one-hot
+        ([n, sum of the ranges' sizes]; a value outside its range sets no unit)."""
+        ranges = self.integer_ranges() if self.encoding == "one_hot" else None
+        if ranges is None:
+            return x
+        import torch
+
+        parts = []
+        for i, (lo, hi) in enumerate(ranges):
+            values = torch.arange(lo, hi, dtype=x.dtype, device=x.device)
+            parts.append((x[:, i : i + 1] == values).to(x.dtype))
+        return torch.cat(parts, dim=1)
+
+    def decode(self, x: Tensor) -> Tensor:
+        """`encode` undone: the net's inputs back as the task's [n, inputs]."""
+        ranges = self.integer_ranges() if self.encoding == "one_hot" else None
+        if ranges is None or x.shape[1] == len(ranges):
+            return x
+        import torch
+
+        cols, first = [], 0
+        for lo, hi in ranges:
+            cols.append(x[:, first : first + hi - lo].argmax(dim=1).to(x.dtype) + lo)
+            first += hi - lo
+        return torch.stack(cols, dim=1)
+
+    def net_fn(self, model: Any, should_stop: Callable[[], bool] | None = None) -> Predict:
+        """`predict_fn` of a net of this task, taking the task's inputs [n, inputs] (encoded
+        here, `encode`) or the net's own [n, net_inputs] (the domain, `data`)."""
+        f = predict_fn(model, should_stop=should_stop)
+        if self.net_inputs() == len(self.input_names()):
+            return f
+
+        def encoded(x: Tensor) -> Tensor:
+            return f(self.encode(x) if x.shape[1] == len(self.input_names()) else x)
+
+        return encoded
+
+    def label(self, y: Tensor) -> Tensor:
+        """Targets or outputs [n, outputs] as one number per sample [n]: a many-class
+        task's class (the argmax), else the output itself."""
+        return y.argmax(dim=-1).to(y.dtype) if self.many_classes else y.reshape(-1)
 
     def picture_title(self) -> str:
         """What a picture of this task calls it: its name (expr: its expression)."""
@@ -123,10 +206,14 @@ class Task(Section):
         """The target for any inputs [n, inputs] -> [n, 1] (pictures, beyond the domain)."""
         raise NotImplementedError
 
-    def correct(self, pred: Tensor, y: Tensor) -> Tensor:
+    def correct(self, pred: Tensor, y: Tensor, dim: int = 0) -> Tensor:
         """Per sample: is the output right? (classification; any matching shapes). The one
         rule behind training accuracy, final accuracy and a sweep's "solved". Default: the
-        output rounds to the target (within 0.5)."""
+        output rounds to the target (within 0.5); with many classes, the argmax over `dim`
+        (the outputs' axis, kept with size 1; 0 in the engine's [outputs, n, S]) is the
+        target's."""
+        if self.many_classes:
+            return argmax_right(pred, y, dim)
         return rounds_right(pred, y)
 
     def default_model(self) -> dict[str, Any]:
@@ -147,7 +234,8 @@ class Task(Section):
         net as a function, for looking beyond the domain. Default: accuracy (classification)
         or mean and max absolute error (regression)."""
         if self.kind == "classification":
-            return {"accuracy": self.correct(pred, y.reshape(-1)).float().mean().item()}
+            right = self.correct(pred, y.reshape(pred.shape), dim=-1)
+            return {"accuracy": right.float().mean().item()}
         err = (pred - y.reshape(-1)).abs()
         return {"mae": err.mean().item(), "max_abs_error": err.max().item()}
 
@@ -217,7 +305,7 @@ def _checked_data(data: Callable[[Any], tuple[Tensor, Tensor]]) -> Any:
     def checked(self: Task) -> tuple[Tensor, Tensor]:
         x, y = data(self)
         check_data(self, x, y)
-        return x, y
+        return self.encode(x), y
 
     checked._checked = True  # type: ignore[attr-defined]
     return checked
@@ -262,10 +350,16 @@ def rounds_right(pred: Tensor, y: Tensor) -> Tensor:
     return (pred - y).abs() < 0.5
 
 
+def argmax_right(pred: Tensor, y: Tensor, dim: int) -> Tensor:
+    """The largest output is the target's class (one-hot along `dim`, kept as size 1)."""
+    return pred.argmax(dim=dim, keepdim=True) == y.argmax(dim=dim, keepdim=True)
+
+
 def predict_fn(
     model: Any, chunk: int = 1 << 20, should_stop: Callable[[], bool] | None = None
 ) -> Predict:
-    """A module as a function of its inputs: flat outputs, in chunks for huge domains.
+    """A module as a function of its inputs: flat outputs [n] (one output) or [n, outputs],
+    in chunks for huge domains.
     `should_stop` is asked before each chunk; when it says so, `Stopped` is raised."""
     import torch
 
@@ -277,7 +371,8 @@ def predict_fn(
         for i in range(0, len(x), chunk):
             if should_stop is not None and should_stop():
                 raise Stopped("stopped by a signal while evaluating the net")
-            parts.append(model(x[i : i + chunk]).reshape(-1))
+            out = model(x[i : i + chunk])
+            parts.append(out.reshape(-1) if out.shape[-1] == 1 else out)
         return torch.cat(parts)
 
     return f
@@ -307,7 +402,9 @@ def right_on(task: Task, f: Predict, lo: int, hi: int) -> Tensor:
     import torch
 
     x = torch.arange(lo, hi + 1, dtype=torch.float64).unsqueeze(1)
-    return task.correct(f(x.float()).double(), task.truth(x).reshape(-1).double())
+    pred = f(x.float()).double()
+    truth = task.truth(x).double().reshape(pred.shape)
+    return task.correct(pred, truth, dim=-1).reshape(-1)
 
 
 def correct_interval(task: Task, f: Predict, lo: int, hi: int, chunk: int = 4096) -> Metrics:
@@ -320,6 +417,8 @@ def correct_interval(task: Task, f: Predict, lo: int, hi: int, chunk: int = 4096
     """
     if not bool(right_on(task, f, lo, hi).all()):
         return {"correct_interval": None, "wrong_at": None}
+    if task.encoding == "one_hot":  # an integer beyond the range sets no input unit
+        return {"correct_interval": [lo, hi], "wrong_at": [None, None]}
     limit = hi - lo + 1
     left, right = lo, hi
     wrong_left: int | None = None

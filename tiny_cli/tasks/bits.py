@@ -81,6 +81,9 @@ class _Bits(Task):
 
         return torch.remainder(x.sum(dim=1, keepdim=True), 2)
 
+    def integer_ranges(self) -> list[tuple[int, int]] | None:
+        return [(0, 2)] * self.width()
+
 
 class Xor(_Bits):
     name: Literal["xor"]

@@ -50,7 +50,7 @@ def entry(cls: type[Task]) -> TaskEntry:
     init = sections.InitConfig()
     model = sections.ModelConfig.model_validate(task.default_model())
     try:
-        arch = sections.architecture(model, len(task.input_names()))
+        arch = sections.architecture(model, task.net_inputs())
         default = (f"{model.arch}: " if model.arch else "") + arch.describe()
         built = task.constructions(init)
     except (AttributeError, KeyError, TypeError):  # required keys missing: inputs unknown

@@ -69,6 +69,9 @@ class Expr(Task):
     def input_names(self) -> tuple[str, ...]:
         return tuple(self.inputs)
 
+    def integer_ranges(self) -> list[tuple[int, int]] | None:
+        return [(lo, hi + 1) for lo, hi in self.inputs.values()]  # (inputs are inclusive)
+
     def picture_title(self) -> str:
         """The expression itself, cut to one title line."""
         text = " ".join(self.expr.split())

@@ -79,6 +79,9 @@ class _PowerOfTwo(Task):
     def size(self) -> int:
         return int(2**self.bits)
 
+    def integer_ranges(self) -> list[tuple[int, int]] | None:
+        return [(0, 2**self.bits)]
+
     def data(self) -> tuple[Tensor, Tensor]:
         import torch
 
@@ -90,7 +93,7 @@ class _PowerOfTwo(Task):
 
     def metrics(self, f: Predict, x: Tensor, y: Tensor, pred: Tensor) -> Metrics:
         return {
-            "accuracy": self.correct(pred, y.reshape(-1)).float().mean().item(),
+            **super().metrics(f, x, y, pred),
             **correct_interval(self, f, 0, 2**self.bits - 1),
         }
 
@@ -134,6 +137,28 @@ class Mod(_PowerOfTwo):
 
     def default_model(self) -> dict[str, Any]:
         return layers((16, "relu"), (16, "relu"), (1, "identity"))
+
+
+class Mod3(_PowerOfTwo):
+    """x mod 3 as three classes: a read-out of three units, the largest one the class, trained
+    by softmax cross-entropy on one-hot targets. From x as a number a ReLU net must bend at
+    every class boundary (2^bits - 1 of them); with `encoding: one_hot` one linear layer
+    does it (the weight of unit `x=v` to class v mod 3 is the largest)."""
+
+    name: Literal["mod3"]
+
+    summary: ClassVar[str] = "x mod 3 on [0, 2^bits) as 3 classes: argmax of 3 outputs, ce"
+    classes: ClassVar[int] = 3
+    default_loss: ClassVar[str] = "ce"
+
+    def truth(self, x: Tensor) -> Tensor:
+        import torch
+
+        label = torch.remainder(x[:, 0], self.classes).long()
+        return torch.nn.functional.one_hot(label, self.classes).to(x.dtype)
+
+    def default_model(self) -> dict[str, Any]:
+        return layers((32, "relu"), (32, "relu"), (self.classes, "identity"))
 
 
 def abs_net() -> StateDict:

@@ -99,6 +99,9 @@ class IntegerRange(Task):
     def size(self) -> int:
         return self.high - self.low
 
+    def integer_ranges(self) -> list[tuple[int, int]] | None:
+        return [(self.low, self.high)] * len(self.input_names())
+
     def data(self) -> tuple[Tensor, Tensor]:
         import torch
 
@@ -129,7 +132,7 @@ class Lt(IntegerRange):
     def truth(self, x: Tensor) -> Tensor:
         return (x < self.threshold).float()
 
-    def correct(self, pred: Tensor, y: Tensor) -> Tensor:
+    def correct(self, pred: Tensor, y: Tensor, dim: int = 0) -> Tensor:
         return above_half_right(pred, y)
 
     def default_model(self) -> dict[str, Any]:

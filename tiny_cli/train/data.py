@@ -128,7 +128,7 @@ def scores(task: Task, f: Predict, data: Data) -> dict[str, dict[str, float]]:
 def _side(task: Task, pred: Tensor, y: Tensor) -> dict[str, float]:
     n = len(y)
     if task.kind == "classification":
-        right = task.correct(pred.reshape(y.shape[0], -1), y.reshape(n, -1))
+        right = task.correct(pred.reshape(n, -1), y.reshape(n, -1), dim=1)
         return {"inputs": n, "right": int(right.reshape(n, -1).all(dim=1).sum())}
     err = (pred.reshape(n, -1) - y.reshape(n, -1)).abs()
     return {"inputs": n, "mae": err.mean().item(), "max_abs_error": err.max().item()}

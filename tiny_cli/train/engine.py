@@ -49,6 +49,7 @@ LOSSES: dict[str, Callable[..., Tensor]] = {
     "mse": F.mse_loss,
     "bce": F.binary_cross_entropy,
     "l1": F.l1_loss,
+    "ce": F.cross_entropy,  # one-hot targets (probabilities), classes on dim 1
 }
 # The version of the training arithmetic (1: autograd and bmm; 2: backprop.py, seeds last),
 # in run.json and in checkpoints: a run or sweep stopped under another one cannot resume.

@@ -31,11 +31,12 @@ Params = models.Params
 
 
 def forward(arch: models.Arch, params: Params, x: Tensor) -> tuple[Tensor, list[Tensor]]:
-    """Samples-first inputs [n, in] (shared) -> outputs [S, n] and ReLU layers [S, units, n]."""
+    """Samples-first inputs [n, in] (shared) -> outputs [S, n] ([S, outputs, n] for a
+    read-out of several) and ReLU layers [S, units, n]."""
     out, hidden = models.batched_forward(arch, params, x.T.unsqueeze(0))
     layers = zip(hidden, arch.layers, strict=False)
     relu = [h for h, layer in layers if activations.get(layer.activation).rectifier]
-    return out[:, 0, :], relu
+    return (out[:, 0, :] if out.shape[1] == 1 else out), relu
 
 
 def classify(
@@ -48,7 +49,8 @@ def classify(
 ) -> Tensor:
     """Each seed's outcome on the full training data, as an index into OUTCOMES.
 
-    `pred` is [S, n] (each seed's outputs), `y` the n targets, `hidden` the ReLU layers
+    `pred` is [S, n] (each seed's outputs; [S, C, n] for C outputs, each judged on its
+    own, `y` then [n, C] or [C, n]), `y` the n targets, `hidden` the ReLU layers
     [S, units, n] before the output, `right` the right answers [S, n] of a classification
     (default: within 0.5 of the 0/1 target; the task's own rule is `tasks.Task.correct`).
     The first rule that holds wins:
@@ -67,19 +69,25 @@ def classify(
     Std is the population std over the n training inputs.
     """
     s = len(pred)
-    y = y.reshape(1, -1)
-    target_std = float(y.std(correction=0)) or 1.0
-    if kind == "classification":
-        solved = (right if right is not None else (pred - y).abs() < 0.5).all(dim=1)
+    if pred.dim() == 3:  # C outputs: [S, C, n] against y [C, n]
+        c = pred.shape[1]
+        y = y.reshape(-1, c).T if y.shape[-1] == c and y.shape[0] != c else y.reshape(c, -1)
     else:
-        solved = ((pred - y) ** 2).mean(dim=1) <= REGRESSION_TOL
-    constant = pred.std(dim=1, correction=0) <= CONSTANT_EPS * target_std
-    at_mean = (pred.mean(dim=1) - y.mean()).abs() <= MEAN_EPS * target_std
+        pred, y = pred.unsqueeze(1), y.reshape(1, -1)
+    y = y.unsqueeze(0)  # [1, C, n]
+    target_std = (y.std(dim=2, correction=0) + (y.std(dim=2, correction=0) == 0))[0]
+    if kind == "classification":
+        hit = right if right is not None else (pred - y).abs() < 0.5
+        solved = hit.reshape(s, -1).all(dim=1)
+    else:
+        solved = ((pred - y) ** 2).reshape(s, -1).mean(dim=1) <= REGRESSION_TOL
+    constant = (pred.std(dim=2, correction=0) <= CONSTANT_EPS * target_std).all(dim=1)
+    at_mean = ((pred.mean(dim=2) - y.mean(dim=2)).abs() <= MEAN_EPS * target_std).all(dim=1)
     layer_dead = torch.zeros(s, dtype=torch.bool)
     for h in hidden:
         layer_dead |= ~(h > 0).any(dim=2).any(dim=1)
     diverged = torch.zeros(s, dtype=torch.bool) if diverged is None else diverged
-    finite = _all_finite(pred)
+    finite = _all_finite(pred.reshape(s, -1))
     outcome = torch.full((s,), OUTCOMES.index("partial"), dtype=torch.int8)
     rules = [
         ("dead", constant | layer_dead),
@@ -119,10 +127,15 @@ def evaluate(
     targets `truth`, default y), outputs and ReLU layers."""
     task = cfg.task
     pred, hidden = forward(cfg.arch, params, x)
-    target = y.reshape(1, -1).expand_as(pred)
-    loss = LOSSES[cfg.loss](pred, target, reduction="none").mean(dim=1)
-    clean = (y if truth is None else truth).reshape(1, -1)
-    right = task.correct(pred, clean) if task.kind == "classification" else None
+
+    def lined(t: Tensor) -> Tensor:  # as the outputs are: [1, n], or [1, C, n]
+        return t.reshape(1, -1) if pred.dim() == 2 else t.reshape(len(x), -1).T.unsqueeze(0)
+
+    target = lined(y).expand_as(pred)
+    loss = LOSSES[cfg.loss](pred, target, reduction="none").reshape(len(pred), -1).mean(dim=1)
+    clean = lined(y if truth is None else truth)
+    right = task.correct(pred, clean, dim=1) if task.kind == "classification" else None
+    right = right.reshape(len(pred), -1) if right is not None else None  # [S, n]
     accuracy = right.float().mean(dim=1) if right is not None else None
     return Evaluation(loss, pred, hidden, right, accuracy)
 
