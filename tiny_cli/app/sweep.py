@@ -27,6 +27,7 @@ from tiny_cli.errors import RunFailed, TinyError
 from tiny_cli.spec import models
 from tiny_cli.store import events, locks, runs
 from tiny_cli.train import engine, stopping
+from tiny_cli.train.curves import Curves, Recorder
 from tiny_cli.train.outcomes import OUTCOMES, classify, evaluate, pick_seeds
 
 # Floats of a chunk's training (activations, products, buffers) allowed: ~0.5 GiB.
@@ -47,6 +48,7 @@ class PointResult:
     epochs: Tensor  # [S] epochs completed
     outcome: Tensor  # [S] index into OUTCOMES
     seconds: float
+    curves: Curves | None = None  # over the epochs (None: chunks stored without them)
 
     def summary(self) -> dict[str, Any]:
         """Counts and fractions per outcome, loss quantiles, time and throughput (JSON)."""
@@ -136,9 +138,11 @@ def train_chunk(
     start = time.perf_counter()
     x, y = data if data is not None else cfg.task.data()
     correct = cfg.task.correct if cfg.task.kind == "classification" else None
+    recorder = Recorder(cfg, len(seeds))
     fitted = engine.fit(
-        cfg, list(seeds), x, y, correct=correct, callbacks=[_counter(on_epoch, len(seeds))],
-        should_stop=should_stop, device=device,
+        cfg, list(seeds), x, y, correct=correct,
+        callbacks=[_counter(on_epoch, len(seeds)), recorder], should_stop=should_stop,
+        device=device,
     )  # fmt: skip
     if fitted.status == "interrupted":
         return None
@@ -151,6 +155,8 @@ def train_chunk(
         "accuracy": ev.accuracy,
         "epochs": fitted.epochs,
         "outcome": outcome,
+        "curves": recorder.part(),
+        "first_solved": recorder.first_solved,
         "seconds": time.perf_counter() - start,
         resuming.FINGERPRINT: config.fingerprint(cfg),  # what a resume checks
     }
@@ -169,6 +175,11 @@ def _point_result(point: GridPoint, parts: Sequence[dict[str, Any]]) -> PointRes
         epochs=cat("epochs"),
         outcome=cat("outcome"),
         seconds=sum(float(p["seconds"]) for p in parts),
+        curves=(
+            Curves.merge([p["curves"] for p in parts], [p["first_solved"] for p in parts])
+            if all("curves" in p for p in parts)
+            else None
+        ),
     )
 
 
@@ -263,9 +274,21 @@ def _store_arrays(run: runs.Run, seeds: Sequence[int], results: list[PointResult
         }
         if r.accuracy is not None:
             point["accuracy"] = r.accuracy
+        if r.curves is not None and r.curves.first_solved is not None:
+            point["first_solved"] = r.curves.first_solved  # -1: never
         points.append(point)
     data = {"seeds": torch.tensor(list(seeds)), "outcomes": list(OUTCOMES), "points": points}
     run.save_tensors(runs.SWEEP, data)
+    run.write_json(runs.CURVES, _curves_json(results))
+
+
+def _curves_json(results: list[PointResult]) -> list[dict[str, Any]]:
+    """curves.json: per grid point, its label and curves (`curves.Curves.to_json`)."""
+    return [
+        {"grid": r.point.values, "label": r.point.label}
+        | (r.curves.to_json() if r.curves is not None else {})
+        for r in results
+    ]
 
 
 def run_sweep(
@@ -537,7 +560,11 @@ class _Sweep:
             },
         )
         counts = [s["counts"] for s in summary]
-        events.write_sweep(run.path, list(zip(counts, [r.loss for r in results], strict=True)))
+        events.write_sweep(
+            run.path,
+            list(zip(counts, [r.loss for r in results], strict=True)),
+            curves=[(r.point.label, r.curves.to_json()) for r in results if r.curves],
+        )
         return summary
 
     def store_finished(self) -> int:

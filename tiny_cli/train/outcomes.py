@@ -70,9 +70,10 @@ def classify(
     y = y.reshape(1, -1)
     target_std = float(y.std(correction=0)) or 1.0
     if kind == "classification":
-        solved = (right if right is not None else (pred - y).abs() < 0.5).all(dim=1)
+        all_right = (right if right is not None else (pred - y).abs() < 0.5).all(dim=1)
+        done = solved(kind, None, all_right.float())
     else:
-        solved = ((pred - y) ** 2).mean(dim=1) <= REGRESSION_TOL
+        done = solved(kind, ((pred - y) ** 2).mean(dim=1), None)
     constant = pred.std(dim=1, correction=0) <= CONSTANT_EPS * target_std
     at_mean = (pred.mean(dim=1) - y.mean()).abs() <= MEAN_EPS * target_std
     layer_dead = torch.zeros(s, dtype=torch.bool)
@@ -84,12 +85,23 @@ def classify(
     rules = [
         ("dead", constant | layer_dead),
         ("stuck at mean", constant & at_mean),
-        ("solved", solved),
+        ("solved", done),
         ("diverged", diverged | ~finite),
     ]
     for name, mask in rules:  # in reverse priority: later rules overwrite earlier ones
         outcome[mask] = OUTCOMES.index(name)
     return outcome
+
+
+def solved(kind: str, mse: Tensor | None, accuracy: Tensor | None) -> Tensor:
+    """The rule for "solved", per seed: a classification answers every training input right
+    (`accuracy` 1), a regression has MSE <= REGRESSION_TOL on them. `classify` applies it to
+    a final net; a sweep's curves (`curves.Recorder`) to what the engine measured each epoch."""
+    if kind == "classification":
+        assert accuracy is not None
+        return accuracy >= 1.0
+    assert mse is not None
+    return mse <= REGRESSION_TOL
 
 
 def _all_finite(pred: Tensor) -> Tensor:
