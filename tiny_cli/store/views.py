@@ -404,7 +404,8 @@ def read_sweep_arrays(run: Run, n_seeds: int | None = None) -> SweepArrays:
             for key, v in params.items()
         ):
             raise bad(f"point {k}: parameters are not [{n} seeds, ...] tensors")
-        for key in ("loss", "epochs", "outcome", *(("accuracy",) if "accuracy" in point else ())):
+        optional = tuple(k for k in ("accuracy", "first_solved") if k in point)
+        for key in ("loss", "epochs", "outcome", *optional):
             value = point.get(key)
             if not isinstance(value, torch.Tensor) or tuple(value.shape) != (n,):
                 raise bad(f"point {k}: {key} is not a tensor of {n} values")
