@@ -188,3 +188,20 @@ def test_tensorboard_serves_margin_charts_and_their_scalars(runs: Path, server: 
     assert [e[2] for e in solved["tag_to_events"]["curves/p0/solved"]] == pytest.approx(
         point["solved"]
     )
+
+
+def test_sweep_report_draws_the_curves_and_the_solutions_alpha(runs: Path, tmp_path: Path) -> None:
+    from tiny_cli.app import solutions
+    from tiny_cli.show import report
+    from tiny_cli.store import runs as store
+
+    contents = report.gather(store.read(store.Run(the_sweep(runs))))
+    assert [c.title for c in contents.curves] == ["over the seeds: base config"]
+    assert contents.curves[0].png.startswith(b"\x89PNG") and contents.alphas is None
+    assert "<h2>Over the epochs</h2>" in report.to_html(contents)
+    mins = store.Run(make_sweep(tmp_path / "runs", "min", 20, 40))
+    solutions.solutions(mins)
+    contents = report.gather(store.read(mins))
+    assert contents.solutions is not None and contents.alphas is not None
+    html = report.to_html(contents)
+    assert html.index("<h2>Solutions</h2>") < html.index(contents.alphas.title)
