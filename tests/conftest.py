@@ -81,20 +81,30 @@ def make_run(
 
 
 def make_sweep(
-    runs_dir: Path, name: str, seeds: int, epochs: int | None = None, grid: Sequence[str] = ()
+    runs_dir: Path,
+    name: str,
+    seeds: int,
+    epochs: int | None = None,
+    grid: Sequence[str] = (),
+    sets: Sequence[str] = (),
+    chunk: int | None = None,
 ) -> Path:
-    """A sweep stored in `runs_dir` as `tiny sweep NAME --seeds N [--epochs E] [--grid ...]`
-    would store it, made in-process: the sweep's directory."""
+    """A sweep stored in `runs_dir` as `tiny sweep NAME --seeds N [--epochs E] [--grid ...]
+    [--set K=V ...]` would store it (in chunks of `chunk` seeds), made in-process: the
+    sweep's directory."""
     from tiny_cli import config
     from tiny_cli.app import sweep
 
     overrides: list[config.Override] = []
     if epochs is not None:
         overrides = [("train.epochs", epochs, f"--epochs {epochs}")]
+    overrides += [config.parse_override(s) for s in sets]
     axes = config.parse_grid(list(grid))
     base, path = config.load(name, overrides)
     points = config.grid_points(name, overrides, axes)
-    out = sweep.run_sweep(base, points, axes, range(seeds), runs_root=runs_dir, source=str(path))
+    out = sweep.run_sweep(
+        base, points, axes, range(seeds), runs_root=runs_dir, source=str(path), chunk=chunk
+    )
     return out.run.path
 
 

@@ -28,6 +28,7 @@ from tiny_cli.spec import models
 from tiny_cli.store import events, locks, runs
 from tiny_cli.train import data as datasets
 from tiny_cli.train import engine, stopping
+from tiny_cli.train.curves import Curves, Recorder
 from tiny_cli.train.data import Data
 from tiny_cli.train.outcomes import OUTCOMES, classify, evaluate, pick_seeds
 
@@ -52,6 +53,7 @@ class PointResult:
     # on the held-out inputs (a config's `data:` section), None without a test set
     test_loss: Tensor | None = None  # [S]
     test_accuracy: Tensor | None = None  # [S], classification only
+    curves: Curves | None = None  # over the epochs (None: chunks stored without them)
 
     def summary(self) -> dict[str, Any]:
         """Counts and fractions per outcome, loss quantiles, time and throughput (JSON)."""
@@ -151,9 +153,12 @@ def train_chunk(
     data = data if data is not None else datasets.prepare(cfg)
     x, y, truth = data.x, data.y, data.truth
     correct = cfg.task.correct if cfg.task.kind == "classification" else None
+    recorder = Recorder(cfg, len(seeds))
     fitted = engine.fit(
-        cfg, list(seeds), x, y, correct=correct, callbacks=[_counter(on_epoch, len(seeds))],
-        should_stop=should_stop, device=device, truth=truth,
+        cfg, list(seeds), x, y, correct=correct,
+        callbacks=[_counter(on_epoch, len(seeds)), recorder], should_stop=should_stop,
+        device=device, truth=truth, test_every=cfg.log.every,
+        test=(data.x_test, data.y_test) if data.has_test else None,
     )  # fmt: skip
     if fitted.status == "interrupted":
         return None
@@ -170,6 +175,8 @@ def train_chunk(
         "accuracy": ev.accuracy,
         "epochs": fitted.epochs,
         "outcome": outcome,
+        "curves": recorder.part(),
+        "first_solved": recorder.first_solved,
         "seconds": time.perf_counter() - start,
         **tested,
         resuming.FINGERPRINT: config.fingerprint(cfg),  # what a resume checks
@@ -191,6 +198,11 @@ def _point_result(point: GridPoint, parts: Sequence[dict[str, Any]]) -> PointRes
         seconds=sum(float(p["seconds"]) for p in parts),
         test_loss=cat("test_loss") if "test_loss" in parts[0] else None,
         test_accuracy=cat("test_accuracy") if parts[0].get("test_accuracy") is not None else None,
+        curves=(
+            Curves.merge([p["curves"] for p in parts], [p["first_solved"] for p in parts])
+            if all("curves" in p for p in parts)
+            else None
+        ),
     )
 
 
@@ -289,9 +301,21 @@ def _store_arrays(run: runs.Run, seeds: Sequence[int], results: list[PointResult
             point["test_loss"] = r.test_loss
         if r.test_accuracy is not None:
             point["test_accuracy"] = r.test_accuracy
+        if r.curves is not None and r.curves.first_solved is not None:
+            point["first_solved"] = r.curves.first_solved  # -1: never
         points.append(point)
     data = {"seeds": torch.tensor(list(seeds)), "outcomes": list(OUTCOMES), "points": points}
     run.save_tensors(runs.SWEEP, data)
+    run.write_json(runs.CURVES, _curves_json(results))
+
+
+def _curves_json(results: list[PointResult]) -> list[dict[str, Any]]:
+    """curves.json: per grid point, its label and curves (`curves.Curves.to_json`)."""
+    return [
+        {"grid": r.point.values, "label": r.point.label}
+        | (r.curves.to_json() if r.curves is not None else {})
+        for r in results
+    ]
 
 
 def run_sweep(
@@ -563,7 +587,11 @@ class _Sweep:
             },
         )
         counts = [s["counts"] for s in summary]
-        events.write_sweep(run.path, list(zip(counts, [r.loss for r in results], strict=True)))
+        events.write_sweep(
+            run.path,
+            list(zip(counts, [r.loss for r in results], strict=True)),
+            curves=[(r.point.label, r.curves.to_json()) for r in results if r.curves],
+        )
         return summary
 
     def store_finished(self) -> int:

@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from tiny_cli.config.grid import axis_words
+from tiny_cli.config.grid import axis_words, grid_words
 from tiny_cli.errors import TinyError
-from tiny_cli.show import sweep_report
+from tiny_cli.show import sweep_charts, sweep_report
 from tiny_cli.show.charts import Chart, Series, loss_histogram, trajectory_charts
 from tiny_cli.show.htmlparts import data_uri, esc, metric_text, table
 from tiny_cli.show.readout_view import Line, readout_lines
@@ -209,6 +209,8 @@ class Contents:
     solutions: runs.Solutions | None = None  # a sweep's, when tiny inspect --solutions made them
     remaining: list[dict[str, GridValue]] | None = None  # a partial sweep's unfinished points
     histogram: Chart | None = None
+    curves: list[Chart] = field(default_factory=list)  # a sweep's, from curves.json
+    alphas: Chart | None = None  # a sweep's solved seeds' alpha, from solutions.json
     problems: list[str] = field(default_factory=list)
 
 
@@ -241,8 +243,12 @@ def to_html(c: Contents, precision: int = 4) -> str:
         parts.append(f'<p class="problem">{esc(line)}</p>')
     if c.histogram:
         parts.append(_section("Final losses", _image(c.histogram.title, c.histogram.png)))
+    if c.curves:
+        shown = "\n".join(_image(x.title, x.png) for x in c.curves)
+        parts.append(_section("Over the epochs", shown))
     if c.solutions is not None:
-        parts.append(_section("Solutions", sweep_report.solutions_html(c.solutions)))
+        alphas = _image(c.alphas.title, c.alphas.png) if c.alphas else ""
+        parts.append(_section("Solutions", sweep_report.solutions_html(c.solutions) + alphas))
     if meta.kept:
         rows = [(esc(k.point), esc(k.seed), esc(k.why), esc(k.run)) for k in meta.kept]
         parts.append(_section("Kept runs", table(["point", "seed", "why", "run"], rows, 9)))
@@ -307,6 +313,8 @@ def gather(record: RunRecord) -> Contents:
             c.solutions = attempt(lambda: sweep_report.read_solutions(run))
         arrays = info.arrays
         c.histogram = loss_histogram(arrays) if arrays and arrays.seeds else None
+        c.curves = sweep_charts.curve_charts(info.curves or [], grid_words)
+        c.alphas = sweep_charts.alpha_histogram(c.solutions, grid_words) if c.solutions else None
         return c
     if os.path.lexists(run.path / runs.PREDICTION) or meta.status == "completed":
         c.picture = attempt(lambda: read_picture(run))

@@ -118,6 +118,10 @@ def sweep_view(record: RunRecord, info: Details) -> Group:
     if info.partial:
         line = partial_line(len(info.summary or []), info.remaining or [])
         parts.append(Text(line, style="yellow"))
+    if info.arrays is not None:
+        from tiny_cli.show.curves_view import first_solved_views
+
+        parts.extend(first_solved_views(info.arrays.points, point_label))
     for kept in meta.kept or []:
         parts.append(
             safe_text(

@@ -30,6 +30,7 @@ import struct
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import google_crc32c
 import torch
@@ -240,8 +241,27 @@ def string_tensor(data: bytes) -> TensorProto:
     )
 
 
-def layout_summary(charts: Mapping[str, Mapping[str, Sequence[str]]]) -> Summary:
-    """The CUSTOM SCALARS tab: {category: {chart title: [tag regexes on one chart]}}.
+class Margin(NamedTuple):
+    """A margin chart's series: a line (`value`, a tag) inside its band (`lower`, `upper`)."""
+
+    value: str
+    lower: str
+    upper: str
+
+
+def _chart(title: str, tags: Sequence[str] | Sequence[Margin]) -> layout_pb2.Chart:
+    if tags and all(isinstance(t, Margin) for t in tags):
+        series = [layout_pb2.MarginChartContent.Series(**t._asdict()) for t in tags]  # type: ignore[union-attr]
+        return layout_pb2.Chart(title=title, margin=layout_pb2.MarginChartContent(series=series))
+    tag_list = [str(t) for t in tags]
+    return layout_pb2.Chart(title=title, multiline=layout_pb2.MultilineChartContent(tag=tag_list))
+
+
+def layout_summary(
+    charts: Mapping[str, Mapping[str, Sequence[str] | Sequence[Margin]]],
+) -> Summary:
+    """The CUSTOM SCALARS tab: {category: {chart title: [tag regexes on one chart]}}, or
+    for a margin chart {chart title: [Margin(value, lower, upper) tags]}.
 
     The Summary `tensorboard.plugins.custom_scalar.summary.pb(layout)` makes, built here
     because `pb` imports TensorFlow (ModuleNotFoundError without it, TensorBoard 2.21).
@@ -249,13 +269,7 @@ def layout_summary(charts: Mapping[str, Mapping[str, Sequence[str]]]) -> Summary
     layout = layout_pb2.Layout(
         category=[
             layout_pb2.Category(
-                title=category,
-                chart=[
-                    layout_pb2.Chart(
-                        title=title, multiline=layout_pb2.MultilineChartContent(tag=list(tags))
-                    )
-                    for title, tags in chart_map.items()
-                ],
+                title=category, chart=[_chart(title, tags) for title, tags in chart_map.items()]
             )
             for category, chart_map in charts.items()
         ]
@@ -291,12 +305,22 @@ def text_summary(tag: str, markdown: str) -> Summary:
     return summary
 
 
-def write_sweep(log_dir: Path, points: Sequence[tuple[Mapping[str, int], Tensor]]) -> Path:
+def write_sweep(
+    log_dir: Path,
+    points: Sequence[tuple[Mapping[str, int], Tensor]],
+    curves: Sequence[tuple[str, Mapping[str, Any]]] = (),
+) -> Path:
     """A sweep's event file: step i is grid point i, given as (its outcome counts, its seeds'
     final losses): the counts as scalars `outcomes/<name>`, the losses as histograms
-    (`final_loss`, and `final_log10_loss` of the positive ones)."""
+    (`final_loss`, and `final_log10_loss` of the positive ones). `curves`: per grid point
+    its label and curves (`train.curves.Curves.to_json`), written with the epoch as step
+    (`curve_scalars`) under a CUSTOM SCALARS layout of margin charts (`curve_layout`)."""
     writer = EventWriter(log_dir)
     try:
+        if curves:
+            writer.summary(0, layout_summary(curve_layout(curves)))
+            for step, values in curve_scalars(curves):
+                writer.scalars(step, values)
         for i, (counts, loss) in enumerate(points):
             scalars = [
                 (f"outcomes/{name.replace(' ', '_')}", float(c)) for name, c in counts.items()
@@ -313,6 +337,48 @@ def write_sweep(log_dir: Path, points: Sequence[tuple[Mapping[str, int], Tensor]
         if old != writer.path:
             old.unlink()
     return writer.path
+
+
+def _curve_tag(point: int, name: str) -> str:
+    return f"curves/p{point}/{name}"
+
+
+def curve_layout(
+    curves: Sequence[tuple[str, Mapping[str, Any]]],
+) -> dict[str, dict[str, list[Margin] | list[str]]]:
+    """One category per grid point (`sweep curves: <label>`): a margin chart per metric, its
+    median inside the 10-90% band of the seeds, and the solved fraction on one line."""
+    layout: dict[str, dict[str, list[Margin] | list[str]]] = {}
+    for i, (label, c) in enumerate(curves):
+        charts: dict[str, list[Margin] | list[str]] = {}
+        for name in c.get("metrics", {}):
+            tag = _curve_tag(i, name)
+            title = f"{name}: median, 10th to 90th percentile over the seeds"
+            charts[title] = [Margin(f"{tag}/median", f"{tag}/p10", f"{tag}/p90")]
+        if c.get("solved") is not None:
+            charts["fraction of seeds solved so far"] = [f"^{_curve_tag(i, 'solved')}$"]
+        layout[f"sweep curves: {label or 'base config'}"] = charts
+    return layout
+
+
+def curve_scalars(
+    curves: Sequence[tuple[str, Mapping[str, Any]]],
+) -> Iterator[tuple[int, list[tuple[str, float]]]]:
+    """Per recorded epoch (in order), every grid point's curve values there as scalars."""
+    names = {"q50": "median", "q10": "p10", "q90": "p90"}
+    steps: dict[int, list[tuple[str, float]]] = {}
+    for i, (_, c) in enumerate(curves):
+        for j, epoch in enumerate(c.get("epochs", [])):
+            values = steps.setdefault(epoch, [])
+            for name, series in c.get("metrics", {}).items():
+                for q, short in names.items():
+                    if series[q][j] is not None:
+                        values.append((f"{_curve_tag(i, name)}/{short}", series[q][j]))
+            if c.get("solved") is not None:
+                values.append((_curve_tag(i, "solved"), c["solved"][j]))
+    for epoch in sorted(steps):
+        if steps[epoch]:
+            yield epoch, steps[epoch]
 
 
 SOLUTIONS_SUFFIX = "tiny-solutions"

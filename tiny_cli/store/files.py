@@ -25,6 +25,7 @@ from tiny_cli.errors import TinyError
 
 CONFIG, META, METRICS, CHECKPOINT = "config.yaml", "run.json", "metrics.json", "model.pt"
 SWEEP, SUMMARY, GRID = "sweep.pt", "summary.json", "grid.json"
+CURVES = "curves.json"  # a sweep's curves over the epochs (train/curves.py)
 SOLUTIONS = "solutions.json"  # `tiny inspect SWEEP --solutions`, computed on first use
 PREDICTION = "prediction.png"
 UNITS = "units.png"  # the hidden units' activations at the end (unitplot.py)
@@ -33,6 +34,7 @@ CHECKPOINT_STATE = "checkpoint.pt"  # the training state of a run that has not f
 # What is read back from a run directory is untrusted: another tool, a copy from elsewhere or
 # a half-broken disk may have put anything there. These bounds are far above what tiny writes.
 TEXT_CAP = 1 << 20  # run.json, metrics.json, summary.json, grid.json, config.yaml
+CURVES_CAP = 32 << 20  # curves.json: ~100 KB per grid point
 TENSOR_CAP = 256 << 20  # model.pt, sweep.pt
 MAX_DEPTH = 32  # nesting of JSON/YAML values (a 4-d parameter list is 5 deep)
 MAX_NODES = 1_000_000  # values in one JSON/YAML document, YAML aliases counted each time used
@@ -120,8 +122,8 @@ def _check_tree(value: Any, name: str) -> None:
             stack.extend((v, depth + 1) for v in item)
 
 
-def read_json(directory: Path, name: str) -> Any:
-    data = read_file(directory, name, TEXT_CAP)
+def read_json(directory: Path, name: str, cap: int = TEXT_CAP) -> Any:
+    data = read_file(directory, name, cap)
     try:
         value = json.loads(data.decode("utf-8"))
     except RecursionError:

@@ -21,6 +21,7 @@ from typing import Any
 from tiny_cli.store.files import (
     CHECKPOINT,
     CONFIG,
+    CURVES,
     GRID,
     META,
     METRICS,
@@ -31,6 +32,7 @@ from tiny_cli.store.files import (
     load_tensors,
 )
 from tiny_cli.store.views import (
+    CurvePoint,
     Grid,
     GridValue,
     MetricValue,
@@ -39,6 +41,7 @@ from tiny_cli.store.views import (
     SweepArrays,
     SweepPoint,
     read_config,
+    read_curves,
     read_grid,
     read_meta,
     read_metrics,
@@ -211,6 +214,7 @@ class Details:
     summary: list[SweepPoint] | None = None
     grid: Grid | None = None
     arrays: SweepArrays | None = None
+    curves: list[CurvePoint] | None = None  # curves.json: per grid point, over the epochs
     remaining: list[dict[str, GridValue]] | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -236,12 +240,25 @@ class Details:
             body = {
                 "grid": self.grid.to_json() if self.grid is not None else None,
                 "summary": [p.to_json() for p in self.summary or []] or None,
+                "curves": [c.to_json() for c in self.curves] if self.curves else None,
+                "first_solved": self.first_solved(),
                 "partial": self.partial,
                 "remaining": self.remaining,
             }
         else:
             body = {"parameters": self.params, "readout": readout}
         return {**head, **body, "problem": "; ".join(self.problems) or None}
+
+    def first_solved(self) -> list[dict[str, Any]] | None:
+        """Per grid point of sweep.pt: its grid and each seed's first solved epoch (-1: never),
+        in the seeds' order; None where sweep.pt holds none."""
+        if self.arrays is None or not any("first_solved" in p for p in self.arrays.points):
+            return None
+        return [
+            {"grid": p["grid"], "seeds": self.arrays.seeds, "epochs": p["first_solved"].tolist()}
+            for p in self.arrays.points
+            if "first_solved" in p
+        ]
 
 
 def details(record: RunRecord) -> Details:
@@ -264,6 +281,7 @@ def details(record: RunRecord) -> Details:
         out.grid = attempt(GRID, read_grid, needed=False)
         arrays = attempt(SWEEP, lambda r: read_sweep_arrays(r, meta.n_seeds), needed=done)
         out.arrays = arrays
+        out.curves = attempt(CURVES, read_curves, needed=False)
         if not done:
             out.problems.extend(_chunk_problems(run))
             out.remaining = _remaining(out.grid, out.summary)

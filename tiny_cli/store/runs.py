@@ -17,8 +17,12 @@ A sweep (`tiny sweep`) is a directory of the same kind, with `kind: sweep` in it
       grid.json           the grid: key -> values, and the points it spans
       summary.json        per grid point: outcome counts and fractions, loss quantiles, time
       metrics.json        over all points: seeds, solved fraction, median final loss
-      sweep.pt            per seed and point: final parameters, loss, outcome (one file)
-      events.out.tfevents.*   outcome counts per grid point, final-loss histograms
+      sweep.pt            per seed and point: final parameters, loss, outcome, first solved
+                          epoch (one file)
+      curves.json         per grid point and recorded epoch: metric quantiles over the
+                          seeds, fraction solved so far (train/curves.py)
+      events.out.tfevents.*   outcome counts per grid point, final-loss histograms, the
+                          curves as scalars with their margin charts (CUSTOM SCALARS)
       solutions.json      solved seeds grouped by canonical form (made by inspect --solutions,
                           with an events.out.tfevents.*.tiny-solutions file beside it)
 
@@ -47,6 +51,7 @@ from tiny_cli.store.files import (
     CHECKPOINT,
     CHECKPOINT_STATE,
     CONFIG,
+    CURVES,
     GRID,
     MAX_DEPTH,
     MAX_NODES,
@@ -83,6 +88,7 @@ from tiny_cli.store.records import (
     read,
 )
 from tiny_cli.store.views import (
+    CurvePoint,
     Grid,
     GridValue,
     Kept,
@@ -97,6 +103,7 @@ from tiny_cli.store.views import (
     SweepPoint,
     check_metrics,
     read_config,
+    read_curves,
     read_grid,
     read_meta,
     read_metrics,
@@ -113,6 +120,7 @@ __all__ = [
     "CHECKPOINT_STATE",
     "CHUNKS",
     "CONFIG",
+    "CURVES",
     "ENV_VAR",
     "GRID",
     "HEARTBEAT_EVERY",
@@ -130,6 +138,7 @@ __all__ = [
     "TENSOR_CAP",
     "TEXT_CAP",
     "UNITS",
+    "CurvePoint",
     "Details",
     "Grid",
     "GridValue",
@@ -160,6 +169,7 @@ __all__ = [
     "process_identity",
     "read",
     "read_config",
+    "read_curves",
     "read_file",
     "read_grid",
     "read_json",

@@ -26,6 +26,8 @@ from pydantic import (
 from tiny_cli.store.files import (
     CHECKPOINT,
     CONFIG,
+    CURVES,
+    CURVES_CAP,
     GRID,
     META,
     METRICS,
@@ -214,7 +216,29 @@ class Solutions(_View):
     points: list[SolutionPoint]
 
 
+class CurvePoint(_View):
+    """One grid point of curves.json (`train.curves.Curves.to_json`): per recorded epoch,
+    each metric's quantiles over the seeds (None: no seed measured) and the fraction of seeds
+    solved by then; empty for a point stored without curves."""
+
+    grid: dict[str, GridValue] = {}
+    label: str | None = None
+    epochs: list[int] = []
+    metrics: dict[str, dict[str, list[float | None]]] = {}
+    solved: list[float | None] | None = None
+    never_solved: int | None = None
+
+    @model_validator(mode="after")
+    def _aligned(self) -> CurvePoint:
+        series = [s for m in self.metrics.values() for s in m.values()]
+        series += [self.solved] if self.solved is not None else []
+        if any(len(s) != len(self.epochs) for s in series):
+            raise ValueError("a series does not have one value per epoch")
+        return self
+
+
 _SUMMARY = TypeAdapter(list[SweepPoint])
+_CURVES = TypeAdapter(list[CurvePoint])
 
 
 def check_metrics(value: dict[str, Any], name: str = METRICS) -> dict[str, MetricValue]:
@@ -249,6 +273,13 @@ def read_summary(run: Run) -> list[SweepPoint]:
         return _SUMMARY.validate_python(read_json(run.path, SUMMARY))
     except ValidationError as exc:
         raise invalid(SUMMARY, exc) from None
+
+
+def read_curves(run: Run) -> list[CurvePoint]:
+    try:
+        return _CURVES.validate_python(read_json(run.path, CURVES, CURVES_CAP))
+    except ValidationError as exc:
+        raise invalid(CURVES, exc) from None
 
 
 def read_grid(run: Run) -> Grid:
@@ -376,7 +407,8 @@ def read_sweep_arrays(run: Run, n_seeds: int | None = None) -> SweepArrays:
             for key, v in params.items()
         ):
             raise bad(f"point {k}: parameters are not [{n} seeds, ...] tensors")
-        for key in ("loss", "epochs", "outcome", *(("accuracy",) if "accuracy" in point else ())):
+        optional = tuple(k for k in ("accuracy", "first_solved") if k in point)
+        for key in ("loss", "epochs", "outcome", *optional):
             value = point.get(key)
             if not isinstance(value, torch.Tensor) or tuple(value.shape) != (n,):
                 raise bad(f"point {k}: {key} is not a tensor of {n} values")

@@ -78,9 +78,9 @@ def classify(
     target_std = (y.std(dim=2, correction=0) + (y.std(dim=2, correction=0) == 0))[0]
     if kind == "classification":
         hit = right if right is not None else (pred - y).abs() < 0.5
-        solved = hit.reshape(s, -1).all(dim=1)
+        done = solved(kind, None, hit.reshape(s, -1).all(dim=1).float())
     else:
-        solved = ((pred - y) ** 2).reshape(s, -1).mean(dim=1) <= REGRESSION_TOL
+        done = solved(kind, ((pred - y) ** 2).reshape(s, -1).mean(dim=1), None)
     constant = (pred.std(dim=2, correction=0) <= CONSTANT_EPS * target_std).all(dim=1)
     at_mean = ((pred.mean(dim=2) - y.mean(dim=2)).abs() <= MEAN_EPS * target_std).all(dim=1)
     layer_dead = torch.zeros(s, dtype=torch.bool)
@@ -92,12 +92,23 @@ def classify(
     rules = [
         ("dead", constant | layer_dead),
         ("stuck at mean", constant & at_mean),
-        ("solved", solved),
+        ("solved", done),
         ("diverged", diverged | ~finite),
     ]
     for name, mask in rules:  # in reverse priority: later rules overwrite earlier ones
         outcome[mask] = OUTCOMES.index(name)
     return outcome
+
+
+def solved(kind: str, mse: Tensor | None, accuracy: Tensor | None) -> Tensor:
+    """The rule for "solved", per seed: a classification answers every training input right
+    (`accuracy` 1), a regression has MSE <= REGRESSION_TOL on them. `classify` applies it to
+    a final net; a sweep's curves (`curves.Recorder`) to what the engine measured each epoch."""
+    if kind == "classification":
+        assert accuracy is not None
+        return accuracy >= 1.0
+    assert mse is not None
+    return mse <= REGRESSION_TOL
 
 
 def _all_finite(pred: Tensor) -> Tensor:
