@@ -151,7 +151,8 @@ def _alpha(records: list[RunRecord]) -> tuple[str, Verdict, str]:
     return (
         f"alpha = {alpha:.3g}",
         "holds",
-        f"min, as alpha (a - ReLU(a - b)) + (1 - alpha) (b - ReLU(b - a)){end.get(round(alpha), '')}",
+        "min, in the family alpha (a - ReLU(a - b)) + (1 - alpha) (b - ReLU(b - a))"
+        + end.get(round(alpha), ""),
     )
 
 
@@ -160,7 +161,7 @@ def _full_batch(records: list[RunRecord]) -> tuple[str, Verdict, str]:
     loss, worst = _number(record, "loss"), _number(record, "max_abs_error")
     measured = f"MSE {loss:.3g}, max error {worst:.3g}"
     if loss > 0.01:
-        return measured, "holds", "MSE above 0.01 (solved) after 300 full-batch epochs"
+        return measured, "holds", "not solved (MSE above 0.01) after 300 full-batch epochs"
     return measured, "refuted", "300 full-batch epochs reach MSE <= 0.01: solved"
 
 
@@ -204,8 +205,10 @@ def _noise(records: list[RunRecord]) -> tuple[str, Verdict, str]:
     from tiny_cli.store import views
 
     summary = views.read_summary(records[0].run)
-    fractions = [(p.label or "?", p.fractions.get("solved", 0.0)) for p in summary]
-    measured = ", ".join(f"{label}: {f:.0%}" for label, f in fractions)
+    fractions = [
+        (p.grid.get("init.noise", p.label), p.fractions.get("solved", 0.0)) for p in summary
+    ]
+    measured = "solved at noise " + ", ".join(f"{noise}: {f:.0%}" for noise, f in fractions)
     solved = [f for _, f in fractions]
     if len(solved) < 2:
         return measured, "refuted", "no noise levels to compare"

@@ -55,6 +55,7 @@ def reproduce(
         try:
             files.atomic_write(report, page.encode("utf-8", "backslashreplace"))
         except OSError as exc:
-            raise TinyError(f"--report {echo_path(report)}: cannot be written ({exc.strerror})")
+            why = f"cannot be written ({exc.strerror})"
+            raise TinyError(f"--report {echo_path(report)}: {why}") from None
         console.print(f"report: {one_line(str(report))}", markup=False, soft_wrap=True)
     fail([f"{row.key}: {row.reason}" for row in rows if row.measured == "unreadable"])
