@@ -442,3 +442,17 @@ class Comparison:
         problem = doc["problem"]
         note = f'<p class="problem">{esc(problem)}</p>' if problem else ""
         return _html(table(heads, rows, numeric=2) + note)
+
+
+def _claim_the_name() -> None:
+    """`tiny.train` is this module's `train`, though `tiny_cli.train` is also a subpackage:
+    importing a subpackage sets it as its parent's attribute, so the subpackage is imported
+    first (it is light: no torch) and the attribute then rebound. `import tiny_cli.train`
+    and `from tiny_cli.train import engine` still find the subpackage (sys.modules)."""
+    import tiny_cli
+    import tiny_cli.train as _package  # noqa: F401
+
+    tiny_cli.train = train  # type: ignore[assignment]
+
+
+_claim_the_name()
