@@ -6,6 +6,7 @@ the CLI's start-up (`tiny --help`) never pays for it."""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 __version__ = "0.1.0"
@@ -16,8 +17,9 @@ _API = ("train", "hardwire", "sweep", "load", "runs", "compare", "TinyError", "R
 
 def __getattr__(name: str) -> Any:
     if name in _API:
-        from tiny_cli import api
-
+        # By name, not `from tiny_cli import api`: every layer imports this package (for
+        # __version__), and a static import here would make the API a dependency of all.
+        api = importlib.import_module("tiny_cli.api")
         return getattr(api, name)
     raise AttributeError(f"module 'tiny_cli' has no attribute {name!r}")
 
