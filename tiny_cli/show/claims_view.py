@@ -15,6 +15,7 @@ from rich.text import Text
 
 from tiny_cli.show.htmlparts import esc, table
 from tiny_cli.show.report import CSP, STYLE, _image, _section
+from tiny_cli.store.runs import short_ids
 
 Verdict = Literal["holds", "differs", "refuted"]
 VERDICT_STYLES = {"holds": "green", "differs": "yellow", "refuted": "red"}
@@ -35,17 +36,18 @@ class ClaimRow:
 
 
 def claims_table(rows: Sequence[ClaimRow], title: str) -> Table:
-    """One row per claim: claim (its runs under it), the article, the measure, the verdict
-    with its reason."""
+    """One row per claim: claim (its runs' short ids under it), the article, the measure,
+    the verdict with its reason."""
     grid = Table(title=Text(title), title_justify="left", show_lines=True, expand=False)
     grid.add_column("claim", ratio=3, overflow="fold")
     grid.add_column("article", ratio=2, overflow="fold")
     grid.add_column("measured", ratio=2, overflow="fold")
     grid.add_column("verdict", ratio=3, overflow="fold")
+    shorts = short_ids([r for row in rows for r in row.runs])
     for row in rows:
         claim = Text(row.claim)
         if row.runs:
-            claim.append("\n" + "\n".join(row.runs), style="dim")
+            claim.append("\n" + "\n".join(shorts.get(r, r) for r in row.runs), style="dim")
         verdict = Text(row.verdict, style=f"bold {VERDICT_STYLES[row.verdict]}")
         verdict.append(f"\n{row.reason}")
         grid.add_row(claim, Text(row.says), Text(row.measured), verdict)
