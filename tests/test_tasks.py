@@ -30,12 +30,13 @@ PLAIN: dict[str, Callable[..., float]] = {
     "parity": lambda *bits: float(sum(int(b) for b in bits) % 2),
     "expr": lambda a, b: float(abs(a - b)),
 }
+PLAYGROUND = ("circle", "gauss", "spiral", "xor2d")  # continuous: tests/test_playground.py
 # A config for each: the shipped one of the same name (lt: the article's lt10).
 CONFIG = {name: ("lt10" if name == "lt" else name) for name in PLAIN}
 
 
 def test_every_builtin_task_is_covered_here_and_has_a_shipped_config() -> None:
-    assert set(PLAIN) == set(tasks.names())
+    assert set(PLAIN) | set(PLAYGROUND) == set(tasks.names())
     assert set(CONFIG.values()) <= set(config.shipped_names())
 
 

@@ -202,7 +202,10 @@ def _build(cfg: ExperimentConfig, kind: str) -> _Built:
     data = datasets.prepare(cfg)
     model = inits.build(cfg)
     init_state = {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
-    picture = plots.PredictionPlot(cfg.task, data.domain, hardwired=kind == "hardwire")
+    picture = plots.PredictionPlot(
+        cfg.task, data.domain, hardwired=kind == "hardwire", labels=data.domain_labels(),
+        test=data.test_rows,
+    )  # fmt: skip
     return _Built(data, model, init_state, picture)
 
 
@@ -398,7 +401,7 @@ def _read(
     verdict = diagnose.outcome(task, run, *data, net, diverged)
     when = "hardwired" if kind == "hardwire" else f"epoch {result.epochs}"
     title = f"{task.picture_title()}, {when}"  # expr: its expression
-    units = unitplot.unit_data(net, data[0], task.unit_names(), title, run)
+    units = unitplot.unit_data(net, data[0], task.unit_names(), title, run, task.plane())
     drawing = painter.call("units", units) if units is not None else None
     hand = task.construction_for(cfg.init, arch)
     construction = None

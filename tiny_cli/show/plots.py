@@ -1,7 +1,9 @@
 """Pictures of what a net computes: its output against the true function over the domain.
 
 A curve for a task with one input (lt10, is_even), two heat maps for two inputs (min: the
-output and its error), output against truth sample by sample for more inputs (parity).
+output and its error), output against truth sample by sample for more inputs (parity), and
+for a task of the continuous plane (`Task.plane`: Playground's spiral) the decision region
+over the plane with the training and test points on it.
 
 Two halves, so the drawing can happen in another process (`tiny_cli.sidecar`):
 `PredictionPlot` (torch) fixes what is probed over a run, its `Layout`, and computes each
@@ -41,6 +43,8 @@ FIGSIZE = (10.4, 5.6)  # 1040 x 560 pixels: for a projector (show/style.py)
 SIZE = (round(FIGSIZE[0] * DPI), round(FIGSIZE[1] * DPI))  # (width, height) of a PNG
 CURVE_POINTS = 600  # the net between the integers, where is_even's hardwired net zigzags
 GRID_SIDE = 64  # at most this many points per axis for a 2-input task
+PLANE_SIDE = 100  # points per axis of the plane's decision region (Playground's density)
+ORANGE, BLUE = "#f59322", "#0877bd"  # Playground's colours: label 0 (its -1) and label 1
 MAX_MARKERS = 400  # truth markers on a curve; more are a smear, and cost seconds to draw
 
 
@@ -54,7 +58,7 @@ def ordinal(k: int) -> str:
 class Layout:
     """What stays the same over a run's pictures: the kind of picture and its fixed data."""
 
-    mode: str  # "curve" (one input), "heat" (two), "samples" (more)
+    mode: str  # "curve" (one input), "heat" (two), "plane" (`Task.plane`), "samples" (more)
     data: dict[str, Any]  # numpy arrays and plain values, per mode (see PredictionPlot)
     key: str = field(default_factory=lambda: uuid.uuid4().hex)
 
@@ -74,19 +78,28 @@ class PredictionPlot:
     """The model's output against the task's truth, over the domain and a margin beyond it.
 
     `layout` is fixed at construction; `frame(model, epoch)` is one picture's numbers;
-    `png(model, epoch)` draws it here (`render`)."""
+    `png(model, epoch)` draws it here (`render`). For a task of the plane only: `labels`,
+    the points' labels as trained on (default: the task's truth), and `test`, a [n] bool
+    mask of the points of `x` that are held out (drawn hollow; default none)."""
 
-    def __init__(self, task: Task, x: Tensor, hardwired: bool = False) -> None:
+    def __init__(
+        self,
+        task: Task,
+        x: Tensor,
+        hardwired: bool = False,
+        labels: Tensor | None = None,
+        test: Tensor | None = None,
+    ) -> None:
         self.task = task
         self.title = task.picture_title()  # expr: its expression, not "expr"
         self.hardwired = hardwired  # titled "hardwired", not "epoch 0"
         self.size = SIZE
         x = task.decode(x)  # the task's own inputs (a one-hot encoding undone)
         mode = {1: "curve", 2: "heat"}.get(x.shape[1], "samples")
-        setup = {"curve": self._curve_setup, "heat": self._heat_setup}.get(
-            mode, self._samples_setup
-        )
-        self.layout = Layout(mode, setup(x))
+        self._labels, self._test = labels, test
+        if mode == "heat" and task.plane() is not None:
+            mode = "plane"
+        self.layout = Layout(mode, getattr(self, f"_{mode}_setup")(x))
 
     def _net(self, model: nn.Module) -> Callable[[Tensor], Tensor]:
         """The net over the task's inputs, one number per input: its output, or its class
@@ -107,9 +120,7 @@ class PredictionPlot:
         """The model as it is now; the title says which epoch it is."""
         import torch
 
-        update = {"curve": self._curve_frame, "heat": self._heat_frame}.get(
-            self.layout.mode, self._samples_frame
-        )
+        update: Callable[[nn.Module, int], Frame] = getattr(self, f"_{self.layout.mode}_frame")
         with torch.no_grad():
             return update(model, epoch)
 
@@ -150,6 +161,8 @@ class PredictionPlot:
             "ylim": (t_lo - margin, t_hi + margin),
             "levels": self._levels(t_lo, t_hi),
             "name": self.task.input_names()[0],
+            # the held-out integers (a config's `data:` section), marked under the points
+            "held_out": (x[self._test, 0] if self._test is not None else x[:0, 0]).numpy(),
         }
 
     def _levels(self, lo: float, hi: float) -> list[float]:
@@ -235,6 +248,53 @@ class PredictionPlot:
         }
         return Frame(f"{self.title}: {self._when(epoch)}", data)
 
+    # --- the plane: the decision region, the training and test points ----------------------
+
+    def _plane_setup(self, x: Tensor) -> dict[str, Any]:
+        """The net's output over a PLANE_SIDE x PLANE_SIDE grid of `Task.plane` (one batched
+        forward per picture), the points coloured by their label, the held-out ones hollow,
+        and the task's truth over the grid (its noiseless rule), drawn once as a dashed line."""
+        import torch
+
+        plane = self.task.plane()
+        assert plane is not None
+        axes = [torch.linspace(plane[2 * i], plane[2 * i + 1], PLANE_SIDE) for i in (0, 1)]
+        a, b = torch.meshgrid(axes[0], axes[1], indexing="xy")  # rows: x2, columns: x1
+        self._shape = a.shape
+        self._grid = torch.stack([a.reshape(-1), b.reshape(-1)], dim=1)
+        self._points = x
+        labels = self._labels if self._labels is not None else self.task.truth(x)
+        self._point_truth = labels.reshape(-1).float()
+        test = self._test if self._test is not None else torch.zeros(len(x), dtype=torch.bool)
+        self._held = test.reshape(-1).bool()
+        truth = self.task.truth(self._grid).reshape(self._shape)
+        return {
+            "shape": tuple(self._shape),
+            "axes": (axes[0].numpy(), axes[1].numpy()),
+            "clim": (0.0, 1.0),
+            "points": x.cpu().numpy(),
+            "labels": self._point_truth.numpy(),
+            "test": self._held.numpy(),
+            "truth": truth.numpy(),
+            "names": self.task.input_names()[:2],
+            "levels": [0.5],
+        }
+
+    def _plane_frame(self, model: nn.Module, epoch: int) -> Frame:
+        from tiny_cli import tasks
+
+        f = tasks.predict_fn(model)
+        dev = _device_of(model)
+        out = f(self._grid.to(dev)).cpu().reshape(self._shape)
+        right = self.task.correct(f(self._points.to(dev)).cpu(), self._point_truth)
+        parts = []
+        for name, rows in (("training", ~self._held), ("test", self._held)):
+            if bool(rows.any()):
+                parts.append(f"{int(right[rows].sum())} of {int(rows.sum())} {name} points")
+        title = f"{self.title}, {self._when(epoch)}: right on " + ", ".join(parts)
+        wrong = self._points[~right].cpu().numpy().reshape(-1, 2)
+        return Frame(title, {"out": out.clamp(-1.0, 2.0).numpy(), "wrong": wrong})
+
     # --- three or more inputs: output against truth, sample by sample ---------------------
 
     def _samples_setup(self, x: Tensor) -> dict[str, Any]:
@@ -282,13 +342,12 @@ class Canvas:
         self.layout = layout
         self._dynamic: list[Artist] = []
         self._boundary: Artist | None = None  # a classifier's 0.5 contour, drawn per frame
+        self._boundary_colour = "white"
         with style.rc():
             # A fixed layout: "constrained" would lay the figure out again on every picture.
             self.figure = Figure(figsize=FIGSIZE, dpi=DPI)
             self.canvas = FigureCanvasAgg(self.figure)
-            {"curve": self._curve_setup, "heat": self._heat_setup}.get(
-                layout.mode, self._samples_setup
-            )(layout.data)
+            getattr(self, f"_{layout.mode}_setup")(layout.data)  # one method per mode
             style.literal(self.figure)  # titles, labels, legends as written; ticks render
             for artist in self._dynamic:
                 artist.set_animated(True)  # left out of full draws
@@ -298,9 +357,7 @@ class Canvas:
     def png(self, frame: Frame) -> bytes:
         from PIL import Image
 
-        {"curve": self._curve_update, "heat": self._heat_update}.get(
-            self.layout.mode, self._samples_update
-        )(frame)
+        getattr(self, f"_{self.layout.mode}_update")(frame)
         self.canvas.restore_region(self._background)
         for artist in self._dynamic:
             self.figure.draw_artist(artist)
@@ -327,6 +384,11 @@ class Canvas:
         if d["dense"] is not None:
             (self._line,) = ax.plot(d["dense"], np.zeros(len(d["dense"])), color="C0", lw=1.5)
             self._dynamic.append(self._line)
+        held = d.get("held_out")
+        if held is not None and len(held):
+            low = d["ylim"][0] + 0.04 * (d["ylim"][1] - d["ylim"][0])
+            ax.plot(held, np.full(len(held), low), "^", color="tab:orange", ms=6,
+                    label="held out\n(test)")  # fmt: skip
         (self._right,) = ax.plot([], [], "o", color="tab:green", ms=6, label="net: right")
         (self._wrong,) = ax.plot([], [], "X", color="tab:red", ms=10, label="net: wrong")
         ax.set_ylim(*d["ylim"])
@@ -395,9 +457,65 @@ class Canvas:
         levels = [v for v in self.layout.data["levels"] if out.min() < v < out.max()]
         if levels:
             a, b = self.layout.data["axes"]
-            self._boundary = self._left.contour(a, b, out, levels=levels, colors="white",
+            self._boundary = self._left.contour(a, b, out, levels=levels,
+                                                colors=self._boundary_colour,
                                                 linewidths=2.5)  # fmt: skip
             self._boundary.set_animated(True)
+
+    def _plane_setup(self, d: dict[str, Any]) -> None:
+        """One square map of the output, Playground's orange (0) to blue (1) through white;
+        the legend right of it, drawn once."""
+        from matplotlib.colors import LinearSegmentedColormap
+        from matplotlib.lines import Line2D
+
+        cmap = LinearSegmentedColormap.from_list("playground", [ORANGE, "white", BLUE])
+        self.figure.subplots_adjust(left=0.07, right=0.6, bottom=0.12, top=0.9)
+        ax = self._left = self.figure.add_subplot()
+        self._boundary_colour = "black"
+        extent = _centred(d["axes"])
+        self._out_im = ax.imshow(np.full(d["shape"], 0.5), cmap=cmap, vmin=0.0, vmax=1.0,
+                                 origin="lower", extent=extent, alpha=0.8)  # fmt: skip
+        a, b = d["axes"]
+        truth = d["truth"]
+        handles: list[Artist] = []
+        labels: list[str] = []
+        if truth.min() < 0.5 < truth.max():
+            ax.contour(a, b, truth, levels=[0.5], colors="0.3", linewidths=1.5, linestyles="--")
+            handles.append(Line2D([], [], color="0.3", ls="--", lw=1.5))
+            labels.append("the rule without noise")
+        handles.append(Line2D([], [], color="black", lw=2.5))
+        labels.append("net: output 0.5")
+        points, label, test = d["points"], d["labels"] > 0.5, d["test"]
+        colour = np.where(label, BLUE, ORANGE)
+        for rows, what in ((~test, "training"), (test, "test")):
+            if not rows.any():
+                continue
+            look: dict[str, Any] = (
+                {"facecolors": "none", "edgecolors": colour[rows], "linewidths": 1.5}
+                if what == "test"
+                else {"c": colour[rows], "edgecolors": "white", "linewidths": 0.6}
+            )
+            ax.scatter(points[rows, 0], points[rows, 1], s=22, **look)
+            for value, hue in ((1, BLUE), (0, ORANGE)):
+                filled = {"mfc": "none", "mew": 1.5} if what == "test" else {"mec": "white"}
+                handles.append(Line2D([], [], ls="none", marker="o", color=hue, ms=7, **filled))
+                labels.append(f"{what}: label {value}")
+        self._wrong_pts = ax.scatter(np.zeros(0), np.zeros(0), marker="x", color="black", s=30)
+        handles.append(Line2D([], [], ls="none", marker="x", color="black", ms=7))
+        labels.append("net: wrong")
+        ax.set_xlim(*extent[:2])
+        ax.set_ylim(*extent[2:])
+        ax.set_xlabel(d["names"][0])
+        ax.set_ylabel(d["names"][1])
+        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.04, 1.0), frameon=False)
+        self._title = ax.set_title("", loc="left")
+        self._dynamic = [self._out_im, self._wrong_pts, self._title]
+
+    def _plane_update(self, frame: Frame) -> None:
+        self._out_im.set_data(frame.data["out"])
+        self._wrong_pts.set_offsets(frame.data["wrong"])
+        self._title.set_text(frame.title)
+        self._contour(frame.data["out"])
 
     def _samples_setup(self, d: dict[str, Any]) -> None:
         self.figure.subplots_adjust(left=0.08, right=0.97, bottom=0.14, top=0.88)

@@ -9,7 +9,9 @@ domain) as a picklable `UnitData`; `draw` turns that, and nothing else, into PNG
   its units' activation against x at the domain's inputs; a big domain is thinned to every
   k-th input (k odd, so is_even's parities both show), and the title says so.
 - Two inputs (min, max, xor): one heat map per unit over a grid of the domain's box, grey
-  where the unit is not active (a ReLU's 0), coloured by how much it is.
+  where the unit is not active (a ReLU's 0), coloured by how much it is; for a task of the
+  continuous plane (circle, spiral: `Task.plane`), over that plane: Playground's per-neuron
+  thumbnails.
 - More inputs (parity): one panel per hidden layer, activations against the sample index.
 
 At most MAX_UNITS units are drawn, from at most MAX_LAYERS layers (the first ones, and the
@@ -90,11 +92,13 @@ def unit_data(
     names: Sequence[str],
     title: str,
     run: Pass | None = None,
+    plane: tuple[float, float, float, float] | None = None,
 ) -> UnitData | None:
     """The activations to draw for a net on its domain `x` [n, inputs] (None: the net has
     no hidden unit). `run`: the net's `arrays.forward` over all of `x`, if the caller has it
     (dead units are judged on the whole domain, in chunks; the activations are computed only
-    at the points drawn)."""
+    at the points drawn). `plane`: a two-input task's `Task.plane`, the box its heat maps
+    span (default: the domain's own)."""
     hidden = net.layers[:-1]
     widths = [layer.width for layer in hidden]
     if not sum(widths) or not len(x):
@@ -109,11 +113,14 @@ def unit_data(
         mode: Literal["lines", "heat"] = "heat"
         lo, hi = x.min(axis=0).astype(np.float64), x.max(axis=0).astype(np.float64)
         axes = [np.linspace(lo[k], hi[k], min(GRID_SIDE, int(hi[k] - lo[k]) + 1)) for k in (0, 1)]
+        if plane is not None:
+            axes = [np.linspace(plane[2 * k], plane[2 * k + 1], GRID_SIDE) for k in (0, 1)]
         a, b = np.meshgrid(axes[0], axes[1], indexing="xy")  # rows: b, columns: a
         points = np.stack([a.reshape(-1), b.reshape(-1)], axis=1)
         xs, ys = axes
         xlabel, ylabel = names[0], names[1]
-        notes.append(f"over a {len(ys)}x{len(xs)} grid of the inputs' range")
+        box = "the plane" if plane is not None else "the inputs' range"
+        notes.append(f"over a {len(ys)}x{len(xs)} grid of {box}")
         thinned = False
     else:
         mode = "lines"

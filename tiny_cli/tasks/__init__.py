@@ -31,6 +31,7 @@ from tiny_cli.tasks.bits import Parity, Xor
 from tiny_cli.tasks.expr import Expr
 from tiny_cli.tasks.integers import Abs, IsEven, Mod, Mod3
 from tiny_cli.tasks.pairs import Max, Min
+from tiny_cli.tasks.playground import Circle, Gauss, Spiral, Xor2d
 from tiny_cli.tasks.threshold import Lt
 
 # The plugin API: what a task class needs, from one place.
@@ -39,7 +40,9 @@ __all__ = [
     "NetArrays", "Predict", "Section", "Task", "meaning_lines", "predict_fn", "registry",
 ]  # fmt: skip
 
-BUILTIN: tuple[type[Task], ...] = (Lt, Min, Max, Abs, Xor, IsEven, Mod, Mod3, Parity, Expr)
+BUILTIN: tuple[type[Task], ...] = (
+    Lt, Min, Max, Abs, Xor, IsEven, Mod, Mod3, Parity, Expr, Circle, Gauss, Spiral, Xor2d
+)  # fmt: skip
 ENTRY_POINT_GROUP = "tiny.tasks"
 
 

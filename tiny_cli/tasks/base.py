@@ -186,6 +186,12 @@ class Task(Section):
         """What a picture of this task calls it: its name (expr: its expression)."""
         return self.name
 
+    def plane(self) -> tuple[float, float, float, float] | None:
+        """For a task of two continuous inputs: the part of the plane its pictures show,
+        (x1 lo, x1 hi, x2 lo, x2 hi) (the prediction picture's decision region, units.png's
+        heat maps). Default None: a picture spans the domain's own box."""
+        return None
+
     def size(self) -> int:
         """Size of the training set, known without building it."""
         raise NotImplementedError

@@ -51,6 +51,15 @@ class Data:
     def noisy(self) -> bool:
         return self.y is not self.truth
 
+    def domain_labels(self) -> Tensor:
+        """Every input's target in the task's order: as trained on for a training input
+        (noisy), clean for a held-out one (what a picture draws)."""
+        if self.test_rows is None:
+            return self.y
+        out = torch.empty((len(self.domain), self.y.shape[1]), dtype=self.y.dtype)
+        out[~self.test_rows], out[self.test_rows] = self.y, self.y_test
+        return out
+
     def summary(self) -> dict[str, object]:
         """What run.json records of the split: sizes, and a hash of which rows are held out
         (the same config always gives the same one)."""
