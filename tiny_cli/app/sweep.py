@@ -222,12 +222,19 @@ def run_point(
     return _point_result(point, parts)
 
 
-def _counter(on_epoch: Callable[[int], None] | None, seeds: int) -> engine.Callback:
-    def count(e: engine.Epoch) -> None:
-        if on_epoch is not None and e.epoch > 0:
-            on_epoch(seeds)  # seed-epochs done
+class _counter:  # (a callback, named as the function it was)
+    """Seed-epochs done, for the progress bar; takes the kernel's spans of epochs at once."""
 
-    return count
+    def __init__(self, on_epoch: Callable[[int], None] | None, seeds: int) -> None:
+        self.on_epoch, self.seeds = on_epoch, seeds
+
+    def __call__(self, e: engine.Epoch) -> None:
+        if self.on_epoch is not None and e.epoch > 0:
+            self.on_epoch(self.seeds)
+
+    def span(self, s: engine.Span) -> None:
+        if self.on_epoch is not None:
+            self.on_epoch(self.seeds * len(s.loss))
 
 
 # --- who trains the chunks: this process, or a cluster (cluster.py) ----------------------

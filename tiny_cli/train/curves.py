@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from tiny_cli.train import outcomes
-from tiny_cli.train.engine import Epoch
+from tiny_cli.train.engine import Epoch, Span
 
 if TYPE_CHECKING:
     from tiny_cli.config import ExperimentConfig
@@ -137,16 +137,38 @@ class Recorder:
         if self.judged:
             now = outcomes.solved(self.kind, e.loss, e.accuracy) & e.alive
             self.first_solved[now & (self.first_solved < 0)] = e.epoch
-        row = self.rows.get(e.epoch)
+        self._record(e.epoch, {name: getattr(e, name) for name in METRICS}, e.alive)
+
+    def span(self, s: Span) -> None:
+        """Epochs at once (the kernel's stretches): as `__call__` for each of them."""
+        if self.judged:
+            now = outcomes.solved(self.kind, s.loss, s.accuracy) & s.alive  # [E, S]
+            first = now.int().argmax(dim=0)  # the first True of each seed's column
+            new = now.any(dim=0) & (self.first_solved < 0)
+            self.first_solved[new] = (s.first + first[new]).int()
+        for i in range(len(s.loss)):
+            epoch = s.first + i
+            if epoch not in self.rows:
+                continue
+            values: dict[str, Tensor | None] = {
+                "loss": s.loss[i],
+                "accuracy": s.accuracy[i] if s.accuracy is not None else None,
+            }
+            if epoch == s.last.epoch:
+                values.update(test_loss=s.last.test_loss, test_accuracy=s.last.test_accuracy)
+            self._record(epoch, values, s.alive[i])
+
+    def _record(self, epoch: int, values: dict[str, Tensor | None], alive: Tensor) -> None:
+        row = self.rows.get(epoch)
         if row is None:
             return
         for name, scale in METRICS.items():
-            values = getattr(e, name)
-            if values is None:
+            v = values.get(name)
+            if v is None:
                 continue
             if name not in self.sketches:
                 self.sketches[name] = Sketch.empty(scale, len(self.epochs))
-            self.sketches[name].add(row, values[e.alive])
+            self.sketches[name].add(row, v[alive])
 
     def part(self) -> dict[str, Any]:
         """What a chunk stores of its curves (plain tensors: a chunk file's)."""

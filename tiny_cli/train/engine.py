@@ -22,6 +22,11 @@ seed, never on which other seeds train beside it, how many, or the thread count:
 
 A seed whose loss or parameters stop being finite keeps its last finite parameters and the
 epochs it completed; its gradient is masked to zero, so it cannot touch the others.
+
+Two ways to run those epochs, chosen per `fit` by `kernel.problem`: the compiled kernel
+(`kernel.py`, numba: a small net on the CPU, stretches of epochs per call) or torch ops
+(`backprop`, `optim`: every other case, and the kernel's oracle). Both keep the same state
+in the same buffers; `Result.engine` says which ran.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from torch import Tensor
 
 from tiny_cli.spec import models
 from tiny_cli.spec.sections import HARDWIRED
-from tiny_cli.train import backprop, buffer, inits, optim
+from tiny_cli.train import backprop, buffer, inits, kernel, optim
 
 if TYPE_CHECKING:
     from tiny_cli.config import ExperimentConfig
@@ -51,9 +56,10 @@ LOSSES: dict[str, Callable[..., Tensor]] = {
     "l1": F.l1_loss,
     "ce": F.cross_entropy,  # one-hot targets (probabilities), classes on dim 1
 }
-# The version of the training arithmetic (1: autograd and bmm; 2: backprop.py, seeds last),
-# in run.json and in checkpoints: a run or sweep stopped under another one cannot resume.
-ENGINE = 2
+# The version of the training arithmetic (1: autograd and bmm; 2: backprop.py, seeds last;
+# 3: the compiled kernel for small nets, backprop.py for the rest), in run.json and in
+# checkpoints: a run or sweep stopped under another one cannot resume.
+ENGINE = 3
 FORWARD_CHUNK = 1 << 20  # samples per forward of a net that does not train
 
 
@@ -92,6 +98,22 @@ class Epoch:
 
 
 Callback = Callable[[Epoch], None]
+
+
+@dataclass
+class Span:
+    """Epochs `first` .. `first + E - 1` at once, for a callback with a `span(Span)` method
+    (what `__call__` would get for each of them): the kernel trains long stretches only when
+    every callback takes spans. Parameters, gradients and test metrics are the last epoch's
+    (`last`, an `Epoch`; a stretch ends at each epoch the test set is measured)."""
+
+    first: int
+    loss: Tensor  # [E, S]
+    accuracy: Tensor | None  # [E, S]
+    alive: Tensor  # [E, S] after each epoch
+    last: Epoch
+
+
 State = dict[str, Any]  # the whole training state at the end of an epoch (tensors, ints)
 Checkpoint = Callable[[int, Callable[[], State], bool], None]  # (epoch, snapshot, force)
 
@@ -104,6 +126,7 @@ class Result:
     diverged: Tensor  # [S] bool
     diverged_at: Tensor  # [S] loss at the epoch that diverged (nan where none did)
     state: dict[str, Tensor] = field(default_factory=dict)  # optimizer state, flat [S, P]
+    engine: str = "torch"  # which engine trained: "kernel" or "torch"
 
 
 def initial_params(cfg: ExperimentConfig, seeds: Sequence[int]) -> Params:
@@ -149,7 +172,16 @@ def lineup(cfg: ExperimentConfig, seeds: Sequence[int]) -> list[int]:
     return list(seeds) * 2 if twin else list(seeds)
 
 
-def state_problem(cfg: ExperimentConfig, seeds: Sequence[int], state: Any) -> str | None:
+def which(cfg: ExperimentConfig, device: str = "cpu") -> str:
+    """The engine `fit` trains `cfg` on: "kernel" or "torch"."""
+    return (
+        "torch" if kernel.problem(cfg, device) is not None or not kernel.available() else "kernel"
+    )
+
+
+def state_problem(
+    cfg: ExperimentConfig, seeds: Sequence[int], state: Any, device: str = "cpu"
+) -> str | None:
     """Why a training state (a checkpoint's) cannot resume `fit(cfg, seeds)`; None if it can.
     Checked whole before anything is touched: a stale or hostile file gets one line."""
     if not isinstance(state, dict):
@@ -158,6 +190,11 @@ def state_problem(cfg: ExperimentConfig, seeds: Sequence[int], state: Any) -> st
         return (
             "written by another version of tiny's training engine; it cannot continue bit "
             "for bit (tiny train --from RUN starts the run anew)"
+        )
+    if (made := state.get("trainer", "torch")) != (now := which(cfg, device)):
+        return (
+            f"trained on the {made} engine, which would continue on the {now} engine here; "
+            "it cannot continue bit for bit (tiny train --from RUN starts the run anew)"
         )
     lined = lineup(cfg, seeds)
     s = len(lined)
@@ -228,7 +265,7 @@ def fit(
     which `resume=` continues exactly where it was: the
     resumed run ends bit-identical to one that never stopped.
     """
-    if resume is not None and (problem := state_problem(cfg, seeds, resume)) is not None:
+    if resume is not None and (problem := state_problem(cfg, seeds, resume, device)) is not None:
         raise ValueError(f"the training state is unusable: {problem}")
     keep_freed_memory()
     hooks = _Hooks(correct, callbacks, should_stop, checkpoint, test_every)
@@ -265,6 +302,7 @@ class _Progress:
     ) -> None:
         s, dev = len(seeds), flat.device
         self.seeds, self.flat, self.gens = seeds, flat, gens
+        self.trainer = "torch"  # or "kernel": which engine steps this state
         self.update = optim.Update(cfg, flat)
         self.last_good = flat.clone()
         self.alive = torch.ones(s, dtype=torch.bool, device=dev)
@@ -276,6 +314,7 @@ class _Progress:
         checks)."""
         return {
             "engine": ENGINE,
+            "trainer": self.trainer,
             "epoch": epoch,
             "seeds": list(self.seeds),
             "size": self.flat.numel(),
@@ -368,6 +407,10 @@ class _Training:
         )
         gens = [] if self.full_batch else [torch.Generator().manual_seed(k) for k in lined]
         self.state = _Progress(cfg, lined, flat, gens)
+        self.kernel = None
+        if which(cfg, dev.type) == "kernel":
+            self.kernel = kernel.Stretches(cfg, self.xd, self.yd, self.td)
+            self.state.trainer = "kernel"
 
     def initial_forward(self) -> Tensor | None:
         """The initial parameters' outputs [outputs, n, S]; None if asked to stop first.
@@ -407,6 +450,8 @@ class _Training:
     def run_epochs(self, first: int) -> Literal["completed", "interrupted"]:
         """Epochs `first`, ... to the config's last, unless asked to stop or every seed
         diverged."""
+        if self.kernel is not None:
+            return self.run_stretches(self.kernel, first)
         state, checkpoint = self.state, self.hooks.checkpoint
         for epoch in range(first, self.cfg.train.epochs + 1):
             if self.hooks.should_stop():
@@ -424,6 +469,65 @@ class _Training:
             if checkpoint is not None:
                 checkpoint(epoch, functools.partial(state.snapshot, epoch), False)
         return "completed"
+
+    def run_stretches(
+        self, kern: kernel.Stretches, first: int
+    ) -> Literal["completed", "interrupted"]:
+        """`run_epochs` on the kernel: a stretch of epochs per call, one epoch at a time when a
+        callback or the checkpoint needs every epoch's parameters (no `span`)."""
+        state, hooks, last = self.state, self.hooks, self.cfg.train.epochs
+        spans = hooks.checkpoint is None and all(
+            callable(getattr(cb, "span", None)) for cb in hooks.callbacks
+        )
+        most = kern.most(self.s, hooks.correct is not None) if spans else 1
+        epoch = first
+        while epoch <= last:
+            if hooks.should_stop():
+                if hooks.checkpoint is not None:
+                    snap = functools.partial(state.snapshot, epoch - 1)
+                    hooks.checkpoint(epoch - 1, snap, True)
+                return "interrupted"
+            count = min(most, last - epoch + 1, self.next_test(epoch) - epoch + 1)
+            bufs = {
+                "flat": state.flat, "m": state.update.m, "v": state.update.v,
+                "last_good": state.last_good, "alive": state.alive,
+                "epochs_done": state.epochs_done, "diverged_at": state.diverged_at,
+            }  # fmt: skip
+            threads = torch.get_num_threads()
+            loss, alive, accuracy, grad = kern.train(
+                count, state.update.step, bufs, state.gens, hooks.correct, threads
+            )
+            state.update.step += count * kern.batches
+            live = alive[:, : self.s_real].any(dim=1)
+            ends = count if bool(live.all()) else int(live.int().argmin())
+            if ends:
+                end = epoch + ends - 1
+                acc = accuracy[:ends] if accuracy is not None else None
+                if spans:
+                    info = self.epoch_info(
+                        end, loss[ends - 1], acc[-1] if acc is not None else None, grad
+                    )
+                    span = Span(epoch, loss[:ends, : self.s_real],
+                                acc[:, : self.s_real] if acc is not None else None,
+                                alive[:ends, : self.s_real], info)  # fmt: skip
+                    for cb in hooks.callbacks:
+                        cb.span(span)  # type: ignore[attr-defined]
+                else:
+                    self.report(end, loss[0], acc[0] if acc is not None else None, grad)
+            if ends < count:
+                break  # every seed diverged
+            if hooks.checkpoint is not None:
+                hooks.checkpoint(epoch, functools.partial(state.snapshot, epoch), False)
+            epoch += count
+        return "completed"
+
+    def next_test(self, epoch: int) -> int:
+        """The first epoch from `epoch` on at which the test set is measured (a stretch ends
+        there); past the last epoch without a test set."""
+        every, last = self.hooks.test_every, self.cfg.train.epochs
+        if self.test is None:
+            return last + 1
+        return min(last, -(-epoch // every) * every)
 
     def batches(self) -> list[Batch]:
         """One epoch's batches: the whole data, or each seed's own shuffled mini-batches."""
@@ -467,6 +571,14 @@ class _Training:
         """The epoch for the callbacks, of the seeds asked for (not a twin)."""
         if not self.hooks.callbacks:
             return
+        info = self.epoch_info(epoch, loss, accuracy, grads)
+        for cb in self.hooks.callbacks:
+            cb(info)
+
+    def epoch_info(
+        self, epoch: int, loss: Tensor, accuracy: Tensor | None, grads: Tensor | None
+    ) -> Epoch:
+        """What the callbacks see of an epoch just trained (the test set measured if due)."""
         keep, state, layout = slice(0, self.s_real), self.state, self.layout
         info = Epoch(
             epoch,
@@ -480,15 +592,15 @@ class _Training:
         if tested is not None:
             info.test_loss = tested[0][keep].cpu()
             info.test_accuracy = tested[1][keep].cpu() if tested[1] is not None else None
-        for cb in self.hooks.callbacks:
-            cb(info)
+        return info
 
     def result(self, status: Literal["completed", "interrupted"]) -> Result:
         state, keep = self.state, self.s_real
         return Result(
             status,
             self.layout.seeds_first(state.last_good, keep),
-            state.epochs_done[:keep],
+            state.epochs_done[:keep].clone(),
             ~state.alive[:keep].cpu(),
-            state.diverged_at[:keep],
+            state.diverged_at[:keep].clone(),
+            engine=state.trainer,
         )

@@ -1,0 +1,241 @@
+"""The compiled engine: a seed's whole training step (forward, loss, backward, update) in one
+numba loop, many seeds at once, for the small nets of `backprop` (every layer "small").
+
+Why. The torch engine runs about 60 small ops over [.., S] tensors per epoch: each a pass
+through memory plus dispatch. Here a block of `LANES` seeds stays in a few KB of local
+arrays for a whole stretch of epochs; every inner loop runs over the block's lanes
+(seeds innermost: SIMD), and each thread takes whole blocks (the kernel runs without the
+GIL; plain threads, not numba's parallel target, which doubled the compile time).
+
+Bit for bit. A seed's lane is computed by the same instructions whatever block, position
+or thread it lands in: every inner loop has the constant trip count `LANES` (a block is
+padded with copies of its first seed), no lane reads another, and no sum runs across
+seeds. So `tiny train --seed k` and seed k of any sweep, chunk or thread count agree
+exactly. Against the torch engine it agrees to float rounding (float32 throughout, the
+same update rules in the same order; sums over samples run in sample order, not in
+`backprop.tree_sum`'s tree), tested in tests/test_kernel.py.
+
+numba is imported only when a net is trained here (`compiled`), after pointing its
+cache at a per-user directory (`NUMBA_CACHE_DIR`, default ~/.cache/tiny/numba; numba
+writes each cache file whole, so two processes compiling at once are safe). The first
+compile after install takes seconds and says so once on stderr; later runs load it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tiny_cli.spec.activations import LEAKY_SLOPE
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+
+    from tiny_cli.config import ExperimentConfig
+    from tiny_cli.spec.models import Arch
+
+STRETCH_WORK = 1 << 24  # sample-rows of a stretch (~0.02 s): how often stops are asked
+STRETCH_EPOCHS = 64  # and at most this many epochs
+STRETCH_FLOATS = 1 << 24  # outputs or batch orders a stretch keeps (64 or 128 MiB)
+
+MAX_UNITS = 256  # inputs + units of a net the kernel takes (local arrays per block)
+MAX_PARAMETERS = 4096
+# the codes kernel_code.py dispatches on; an activation missing here trains on torch
+ACTIVATIONS = {"identity": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "leaky_relu": 4, "quadratic": 5}
+LOSSES = {"mse": 0, "bce": 1, "l1": 2, "ce": 3}
+OPTIMIZERS = {"sgd": 0, "adam": 1, "adamw": 2}
+SWITCH = "TINY_ENGINE"  # "torch": never the kernel
+
+
+def problem(cfg: ExperimentConfig, device: str) -> str | None:
+    """Why the kernel does not train this config (the torch engine does); None if it does."""
+    from tiny_cli.train import backprop
+
+    if os.environ.get(SWITCH, "").lower() == "torch":
+        return f"{SWITCH}=torch"
+    if device != "cpu":
+        return f"--device {device}"
+    if cfg.train.epochs == 0:
+        return "nothing trains"
+    arch = cfg.arch
+    if backprop.needs_twin(arch):
+        return "a layer wider than the kernel covers"
+    if arch.inputs + arch.units > MAX_UNITS or arch.n_parameters > MAX_PARAMETERS:
+        return "a net larger than the kernel covers"
+    if any(la.activation not in ACTIVATIONS for la in arch.layers):
+        return "an activation the kernel does not know"
+    if cfg.loss not in LOSSES or cfg.train.optimizer not in OPTIMIZERS:
+        return "a loss or optimizer the kernel does not know"
+    return None
+
+
+def layout(arch: Arch) -> tuple[np.ndarray, np.ndarray]:
+    """The net as integers: per layer (fan_in, width, activation, skip columns, first unit)
+    and per unit (row of its first weight, row of its bias) in the flat [P, S] buffer."""
+    layers: list[tuple[int, ...]] = []
+    units: list[tuple[int, int]] = []
+    offset, unit = 0, 0
+    for i, (blocks, spec) in enumerate(zip(arch.blocks(), arch.layers, strict=True)):
+        fan_in = blocks[0][1]
+        layers.append(
+            (fan_in, spec.width, ACTIVATIONS[spec.activation], arch.reads_inputs(i), unit)
+        )
+        for _, block_in, per in blocks:
+            w0 = offset
+            b0 = offset + per * block_in
+            units.extend((w0 + j * block_in, b0 + j) for j in range(per))
+            offset = b0 + per
+        unit += spec.width
+    return np.array(layers, dtype=np.int64), np.array(units, dtype=np.int64)
+
+
+_lock = threading.Lock()  # one kernel call at a time per process (numba's thread pool)
+_loaded: dict[str, Any] = {}
+
+
+def available() -> bool:
+    """Whether numba is installed (looked up, not imported)."""
+    import importlib.util
+
+    return importlib.util.find_spec("numba") is not None
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "tiny" / "numba"
+
+
+def compiled() -> Callable[..., None]:
+    """The compiled kernel (numba imported; compiled, or loaded from the cache, on first call)."""
+    if "fn" not in _loaded:
+        os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_dir()))
+        from tiny_cli.train import kernel_code
+
+        _loaded["fn"] = kernel_code.blocks
+        _loaded["lanes"] = kernel_code.LANES
+    fn: Callable[..., None] = _loaded["fn"]
+    return fn
+
+
+def run(fn: Callable[..., None], seeds: int, threads: int, *args: Any) -> None:
+    """The kernel over every block of `seeds` seeds, on up to `threads` threads; the first
+    call of a process that compiles says how long it took."""
+    n = -(-seeds // _loaded["lanes"])
+    threads = max(1, min(threads, n))
+    with _lock:
+        start = time.perf_counter()
+        if threads == 1:
+            fn(0, n, *args)
+        else:
+            if _loaded.get("pool_size") != threads:
+                from concurrent.futures import ThreadPoolExecutor
+
+                _loaded["pool"] = ThreadPoolExecutor(threads, thread_name_prefix="tiny-kernel")
+                _loaded["pool_size"] = threads
+            bounds = [n * i // threads for i in range(threads + 1)]
+            jobs = [
+                _loaded["pool"].submit(fn, lo, hi, *args) for lo, hi in itertools.pairwise(bounds)
+            ]
+            for job in jobs:
+                job.result()
+        if "timed" in _loaded:
+            return
+        _loaded["timed"] = True
+        stats = getattr(fn, "stats", None)
+        if stats is not None and sum(stats.cache_misses.values()):
+            took = time.perf_counter() - start
+            where = os.environ.get("NUMBA_CACHE_DIR", "")
+            print(f"tiny: compiled the training kernel in {took:.1f} s (cached in {where})",
+                  file=sys.stderr)  # fmt: skip
+
+
+class Stretches:
+    """Trains one `fit`'s seeds on the kernel, a stretch of epochs per call, in place on the
+    torch engine's own buffers (flat [P, S], the optimizer's m and v, last_good, alive,
+    epochs_done, diverged_at: numpy views of the same memory), so a checkpoint, a resume
+    and the result read them as they do after torch epochs."""
+
+    def __init__(self, cfg: ExperimentConfig, x: Tensor, y: Tensor, truth: Tensor) -> None:
+        from tiny_cli.train import optim
+
+        t = cfg.train
+        self.fn = compiled()
+        self.layers, self.units = layout(cfg.arch)
+        self.x = np.ascontiguousarray(x.T.float().numpy())  # [inputs, n]
+        self.y = np.ascontiguousarray(y.T.float().numpy())  # [outputs, n]
+        self.truth = truth.T  # [outputs, n]
+        self.n = len(x)
+        self.full = t.batch_size is None or t.batch_size >= self.n
+        self.batch = self.n if self.full else int(t.batch_size or self.n)
+        self.batches = 1 if self.full else -(-self.n // self.batch)
+        beta1, beta2 = optim.BETAS
+        self.fc = np.array(
+            [t.lr, t.weight_decay, t.momentum, 1 - beta1, beta2, 1 - beta2, optim.EPS,
+             optim.FLOAT_TINY, 1 - t.lr * t.weight_decay, LEAKY_SLOPE, 1e-12],
+            dtype=np.float64,
+        )  # fmt: skip
+        self.loss, self.opt = LOSSES[cfg.loss], OPTIMIZERS[t.optimizer]
+        self.rows = cfg.arch.n_parameters + cfg.arch.units
+
+    def most(self, seeds: int, outputs: bool) -> int:
+        """The most epochs one stretch takes (time between stop checks, memory)."""
+        per_epoch = max(1, seeds * self.n)
+        most = min(STRETCH_EPOCHS, STRETCH_WORK // (per_epoch * self.rows))
+        if outputs or not self.full:
+            most = min(most, STRETCH_FLOATS // (per_epoch * max(1, self.y.shape[0])))
+        return max(1, most)
+
+    def train(
+        self,
+        epochs: int,
+        step: int,
+        bufs: dict[str, Tensor],
+        gens: list[torch.Generator],
+        correct: Callable[[Tensor, Tensor], Tensor] | None,
+        threads: int = 1,
+    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
+        """`epochs` epochs from optimizer step `step`: each epoch's loss [E, S], who is alive
+        after it [E, S], its accuracy [E, S] (with `correct`) and the last batch's gradient
+        [P * S]."""
+        import torch
+
+        s = len(bufs["alive"])
+        flat = bufs["flat"].view(-1, s).numpy()
+        grad = np.empty_like(flat)
+        loss = np.empty((epochs, s), np.float32)
+        alive = np.empty((epochs, s), np.bool_)
+        outputs = self.y.shape[0]
+        pred = np.empty((outputs, self.n, epochs, s) if correct else (0, 0, 0, 0), np.float32)
+        if self.full:
+            order = torch.zeros((0, 0, 0), dtype=torch.long)
+        else:
+            order = torch.stack(
+                [torch.stack([torch.randperm(self.n, generator=g) for g in gens], 1)
+                 for _ in range(epochs)]
+            )  # fmt: skip
+        ic = np.array([self.loss, self.opt, epochs, self.batch, step, bool(correct)], np.int64)
+        run(
+            self.fn, s, threads, flat, bufs["m"].view(-1, s).numpy(), bufs["v"].view(-1, s).numpy(),
+            bufs["last_good"].view(-1, s).numpy(), bufs["alive"].numpy(),
+            bufs["epochs_done"].numpy(), bufs["diverged_at"].numpy(), grad, loss, alive, pred,
+            self.x, self.y, order.numpy(), self.layers, self.units, self.fc, ic,
+        )  # fmt: skip
+        accuracy = None
+        if correct is not None:
+            preds = torch.from_numpy(pred).view(outputs, self.n, epochs * s)
+            if self.full:
+                truth = self.truth.unsqueeze(-1)
+            else:
+                truth = self.truth[:, order.permute(1, 0, 2)].reshape(outputs, self.n, -1)
+            hits = correct(preds, truth).sum(dim=(0, 1)).float().view(epochs, s)
+            accuracy = hits / self.n
+        return torch.from_numpy(loss), torch.from_numpy(alive), accuracy, torch.from_numpy(grad)
