@@ -37,6 +37,7 @@ def test_help_and_version_do_not_import_torch() -> None:
         "    except SystemExit as e:\n"
         "        assert e.code == 0, (args, e.code)\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "assert 'numba' not in sys.modules, 'numba was imported'\n"
         "print('ok')\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
@@ -50,12 +51,14 @@ def test_a_run_imports_no_sympy_matplotlib_or_dynamo_in_its_own_process(tmp_path
     code = (
         "import sys\n"
         "from tiny_cli.cli import main\n"
-        "for args in (['hardwire', 'lt10'], ['train', 'is_even', '--epochs', '3']):\n"
+        "for args in (['hardwire', 'lt10'], ['runs'], ['train', 'is_even', '--epochs', '3']):\n"
         "    sys.argv = ['tiny', *args]\n"
         "    try:\n"
         "        main()\n"
         "    except SystemExit as e:\n"
         "        assert not e.code, (args, e.code)\n"
+        "    if args[0] != 'train':  # the compiled kernel's library: only to train\n"
+        "        assert 'numba' not in sys.modules, args\n"
         "heavy = ('sympy', 'mpmath', 'matplotlib', 'torch._dynamo')\n"
         "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
     )
@@ -72,7 +75,7 @@ WITHOUT_TORCH = """
 import sys
 class Refuse:
     def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in ("torch", "matplotlib", "tensorboard"):
+        if name.partition(".")[0] in ("torch", "matplotlib", "tensorboard", "numba"):
             raise ImportError(f"{name} imported before the arguments were checked")
 sys.meta_path.insert(0, Refuse())
 sys.argv = ["tiny", *sys.argv[1:]]

@@ -23,12 +23,13 @@ compile after install takes seconds and says so once on stderr; later runs load 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -126,12 +127,34 @@ def compiled() -> Callable[..., None]:
     return fn
 
 
+@contextlib.contextmanager
+def _first_call() -> Iterator[None]:
+    """Around a process's first call (which compiles, or loads the cache): one process at a
+    time per cache, so that processes starting together compile once, not each."""
+    if "timed" in _loaded:
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # (Windows: each process may compile; numba's cache stays whole)
+        yield
+        return
+    where = Path(os.environ.get("NUMBA_CACHE_DIR") or cache_dir())
+    where.mkdir(parents=True, exist_ok=True)
+    with open(where / "tiny-compile.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def run(fn: Callable[..., None], seeds: int, threads: int, *args: Any) -> None:
     """The kernel over every block of `seeds` seeds, on up to `threads` threads; the first
     call of a process that compiles says how long it took."""
     n = -(-seeds // _loaded["lanes"])
     threads = max(1, min(threads, n))
-    with _lock:
+    with _lock, _first_call():
         start = time.perf_counter()
         if threads == 1:
             fn(0, n, *args)

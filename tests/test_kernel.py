@@ -1,0 +1,132 @@
+"""The compiled kernel (tiny_cli/train/kernel.py) against its oracle, the torch engine: the
+same parameters to float rounding after some steps, for every activation, loss, optimizer,
+the input skip and mini-batches; bit for bit a seed alone and among 700 others, on 1 and 2
+threads; and what it does not cover trains on torch, saying so.
+
+Small nets and few epochs: the kernel compiles once per machine (numba's cache; the first
+call of a test run loads it), every case below runs in milliseconds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from tiny_cli import config
+from tiny_cli.train import engine, kernel
+
+TWO_LAYERS = "[{{width: 2, activation: {0}}}, {{width: 1, activation: identity}}]"
+# (config, overrides, epochs): every activation, loss and optimizer, the skip, mini-batches
+CASES: dict[str, tuple[str, dict[str, Any]]] = {
+    **{
+        f"is_even-{act}": ("is_even", {"model.layers": TWO_LAYERS.format(act), "model.arch": None})
+        for act in ("identity", "relu", "sigmoid", "tanh", "leaky_relu", "quadratic")
+    },
+    "is_even-shipped": ("is_even", {}),
+    "is_even-l1-sgd-momentum-wd": (
+        "is_even",
+        {
+            "train.loss": "l1",
+            "train.optimizer": "sgd",
+            "train.momentum": 0.9,
+            "train.weight_decay": 0.01,
+            "train.lr": 0.05,
+        },
+    ),
+    "is_even-sgd": ("is_even", {"train.optimizer": "sgd", "train.lr": 0.1}),
+    "is_even-adam-wd": ("is_even", {"train.weight_decay": 0.01}),
+    "is_even-adamw": ("is_even", {"train.optimizer": "adamw", "train.weight_decay": 0.1}),
+    "lt10-bce": ("lt10", {}),
+    "mod3-ce": ("mod3", {}),
+    "min-skip-minibatch": ("min", {"task.n_samples": 100}),
+    "is_even-skip-tanh": (
+        "is_even",
+        {
+            "model.arch": None,
+            "model.skip_input": True,
+            "model.layers": "[{width: 3, activation: tanh}, {width: 1, activation: sigmoid}]",
+            "train.loss": "bce",
+            "train.batch_size": 5,
+        },
+    ),
+}
+EPOCHS = 12
+
+
+def load(name: str, sets: dict[str, Any], epochs: int = EPOCHS) -> config.ExperimentConfig:
+    import yaml
+
+    overrides = [(k, yaml.safe_load(v) if isinstance(v, str) else v, "t") for k, v in sets.items()]
+    cfg, _ = config.load(name, [*overrides, ("train.epochs", epochs, "t")])
+    return cfg
+
+
+def train(cfg: config.ExperimentConfig, seeds: list[int], **kw: Any) -> engine.Result:
+    task = cfg.task
+    x, y = task.data()
+    correct = task.correct if task.kind == "classification" else None
+    return engine.fit(cfg, seeds, x, y, correct=correct, **kw)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_kernel_agrees_with_the_torch_engine(
+    case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name, sets = CASES[case]
+    cfg = load(name, sets)
+    assert kernel.problem(cfg, "cpu") is None, "a case the kernel covers"
+    seeds = [0, 1, 5]
+    fast = train(cfg, seeds)
+    monkeypatch.setenv(kernel.SWITCH, "torch")
+    oracle = train(cfg, seeds)
+    assert (fast.engine, oracle.engine) == ("kernel", "torch")
+    assert torch.equal(fast.epochs, oracle.epochs)
+    for key, value in oracle.params.items():
+        scale = max(1.0, float(value.abs().max()))
+        assert torch.allclose(fast.params[key], value, rtol=0, atol=1e-4 * scale), key
+
+
+@pytest.mark.parametrize("case", ["is_even-shipped", "is_even-sigmoid", "lt10-bce", "mod3-ce",
+                                  "min-skip-minibatch", "is_even-l1-sgd-momentum-wd"])  # fmt: skip
+def test_a_seed_alone_and_among_700_on_1_and_2_threads_gets_the_same_bits(case: str) -> None:
+    name, sets = CASES[case]
+    cfg = load(name, {**sets, "task.n_samples": 40} if name == "min" else sets, epochs=6)
+    seed = 417  # in the fourth block of 128 lanes, not its first lane
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        alone = train(cfg.model_copy(update={"seed": seed}), [seed])
+        torch.set_num_threads(2)
+        among = train(cfg, list(range(700)))
+    finally:
+        torch.set_num_threads(previous)
+    assert alone.engine == among.engine == "kernel"
+    for key, value in alone.params.items():
+        assert torch.equal(value[0], among.params[key][seed]), key
+    assert int(alone.epochs[0]) == int(among.epochs[seed])
+
+
+def test_what_the_kernel_does_not_cover_trains_on_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    layers = "[{width: 200, activation: relu}, {width: 1, activation: identity}]"
+    wide = load("is_even", {"model.arch": None, "model.layers": layers}, epochs=2)
+    assert kernel.problem(wide, "cpu") == "a layer wider than the kernel covers"
+    assert train(wide, [0, 1]).engine == "torch"
+    shipped = load("is_even", {}, epochs=2)
+    assert kernel.problem(shipped, "cuda") == "--device cuda"
+    assert train(shipped, [0]).engine == "kernel"
+    monkeypatch.setenv(kernel.SWITCH, "torch")
+    assert train(shipped, [0]).engine == "torch"
+
+
+def test_a_state_stepped_by_the_other_engine_does_not_resume(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cfg = load("is_even", {}, epochs=3)
+    states: list[engine.State] = []
+    train(cfg, [0], checkpoint=lambda epoch, snap, force: states.append(snap()))
+    state = states[-1]
+    assert state["trainer"] == "kernel" and engine.state_problem(cfg, [0], state) is None
+    monkeypatch.setenv(kernel.SWITCH, "torch")
+    problem = engine.state_problem(cfg, [0], state)
+    assert problem is not None and "trained on the kernel engine" in problem
