@@ -41,6 +41,7 @@ class FitResult:
     status: Literal["completed", "diverged", "interrupted"]
     epochs: int  # epochs completed with finite loss
     reason: str = ""
+    engine: str = "torch"  # which engine trained: "kernel" or "torch"
 
 
 @dataclass
@@ -98,9 +99,17 @@ def evaluate(
 
 
 def run_meta(
-    run: runs.Run, cfg: ExperimentConfig, kind: str, source: str, device: str, **extra: Any
+    run: runs.Run,
+    cfg: ExperimentConfig,
+    kind: str,
+    source: str,
+    device: str,
+    trainer: str | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
-    """What a run's `run.json` starts as: what made it (runs and sweeps alike)."""
+    """What a run's `run.json` starts as: what made it (runs and sweeps alike). Its
+    versions say which engine trains it (`trainer`: "kernel" or "torch"; default `cfg`'s)."""
+    trains = trainer or (engine.which(cfg, device) if cfg.train.epochs else "none")
     return {
         "id": run.id,
         "kind": kind,
@@ -115,7 +124,7 @@ def run_meta(
         **({"split": datasets.prepare(cfg).summary()} if cfg.data is not None else {}),
         "source": source,
         "command": sys.argv,
-        "versions": versions(),
+        "versions": {**versions(), "trainer": trains},
         "started": time.time(),
         **runs.process_identity(),
         **extra,
@@ -461,13 +470,13 @@ def epoch_stats(e: engine.Epoch) -> tracking.EpochStats:
 
 
 def _result(fitted: engine.Result) -> FitResult:
-    done = int(fitted.epochs[0])
+    done, by = int(fitted.epochs[0]), fitted.engine
     if bool(fitted.diverged[0]):
         loss = float(fitted.diverged_at[0])
-        return FitResult("diverged", done, f"loss became {loss} at epoch {done + 1}")
+        return FitResult("diverged", done, f"loss became {loss} at epoch {done + 1}", by)
     if fitted.status == "interrupted":
-        return FitResult("interrupted", done, f"stopped by a signal after epoch {done}")
-    return FitResult("completed", done)
+        return FitResult("interrupted", done, f"stopped by a signal after epoch {done}", by)
+    return FitResult("completed", done, engine=by)
 
 
 def _store_failure(

@@ -387,8 +387,9 @@ def _create(
     grid = {"axes": {k: v for k, v in axes}, "points": [p.values for p in points]}
     run.write_json(runs.GRID, grid)
     modes = ",".join(sorted({p.cfg.init.mode for p in points}))
+    trainers = ", ".join(sorted({engine.which(p.cfg, device) for p in points}))
     meta = experiment.run_meta(
-        run, base, "sweep", source, device, init=modes, seed=None,
+        run, base, "sweep", source, device, trainers, init=modes, seed=None,
         seeds=[seeds.start, seeds.stop - 1], n_seeds=len(seeds), grid=grid["axes"],
         epochs=max(p.cfg.train.epochs for p in points), chunk=chunk, slots=slots, keep=keep,
         config_hash=config.fingerprint(base),

@@ -126,4 +126,7 @@ def _report(outcome: SweepOutcome) -> None:
             f"kept seed {kept['seed']} ({kept['why']}, {label}) as run {kept['run']}",
             markup=False,
         )
+    versions = outcome.run.read_json("run.json").get("versions") or {}
+    if versions.get("trainer") not in (None, "none"):
+        console.print(f"trained on the {versions['trainer']} engine", markup=False)
     console.print(saved("sweep", outcome.run.id, outcome.run.path))

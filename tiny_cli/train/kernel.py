@@ -115,6 +115,31 @@ def cache_dir() -> Path:
     return Path(base) / "tiny" / "numba"
 
 
+RANDPERM_SMALL = (1 << 32) // 20  # ATen's randperm shuffles with 32-bit draws below this
+_LEFT, _NEXT, _WORDS = 8, 16, 24  # byte offsets in a CPU Generator's state (int32, u64, u64)
+
+
+def shuffle(gens: list[torch.Generator], out: np.ndarray) -> None:
+    """out[e, :, j] = `torch.randperm(n, generator=gens[j])` for each of E calls in turn,
+    bit for bit, the generators advanced as those calls would (compiled: torch's randperm
+    was 15 us per seed-epoch of min, the kernel's whole step a fraction of it)."""
+    import torch
+
+    from tiny_cli.train import kernel_code
+
+    raw = np.stack([g.get_state().numpy() for g in gens])  # [S, bytes]
+    words = np.ascontiguousarray(raw[:, _WORDS : _WORDS + 8 * 624].view(np.uint64))
+    state = words.astype(np.uint32)
+    left = raw[:, _LEFT : _LEFT + 4].view(np.int32)[:, 0].astype(np.int64)
+    nxt = raw[:, _NEXT : _NEXT + 8].view(np.uint64)[:, 0].astype(np.int64)
+    kernel_code.shuffles(state, left, nxt, out)
+    raw[:, _WORDS : _WORDS + 8 * 624] = state.astype(np.uint64).view(np.uint8)
+    raw[:, _LEFT : _LEFT + 4] = left.astype(np.int32)[:, None].view(np.uint8)
+    raw[:, _NEXT : _NEXT + 8] = nxt.astype(np.uint64)[:, None].view(np.uint8)
+    for g, row in zip(gens, torch.from_numpy(raw), strict=True):
+        g.set_state(row.clone())
+
+
 def compiled() -> Callable[..., None]:
     """The compiled kernel (numba imported; compiled, or loaded from the cache, on first call)."""
     if "fn" not in _loaded:
@@ -240,6 +265,9 @@ class Stretches:
         pred = np.empty((outputs, self.n, epochs, s) if correct else (0, 0, 0, 0), np.float32)
         if self.full:
             order = torch.zeros((0, 0, 0), dtype=torch.long)
+        elif self.n < RANDPERM_SMALL:
+            order = torch.empty((epochs, self.n, len(gens)), dtype=torch.long)
+            shuffle(gens, order.numpy())
         else:
             order = torch.stack(
                 [torch.stack([torch.randperm(self.n, generator=g) for g in gens], 1)

@@ -398,3 +398,69 @@ def blocks(
             blk, flat, m, v, last_good, alive, epochs_done, diverged_at, grad_out, loss_out,
             alive_out, pred_out, x, y, perms, layers, units, fc, ic,
         )  # fmt: skip
+
+
+# --- batch orders: torch.randperm on each seed's own generator, bit for bit --------------
+MT_N, MT_M = 624, 397
+MATRIX_A, UPPER, LOWER = 0x9908B0DF, 0x80000000, 0x7FFFFFFF
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _twist(u: np.int64, v: np.int64) -> np.int64:
+    return (((u & UPPER) | (v & LOWER)) >> 1) ^ (MATRIX_A if v & 1 else 0)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _next_state(st: np.ndarray) -> None:
+    """at::mt19937's next_state: the 624 words regenerated."""
+    k = 0
+    for _ in range(MT_N - MT_M):
+        st[k] = np.int64(st[k + MT_M]) ^ _twist(np.int64(st[k]), np.int64(st[k + 1]))
+        k += 1
+    for _ in range(MT_M - 1):
+        st[k] = np.int64(st[k + MT_M - MT_N]) ^ _twist(np.int64(st[k]), np.int64(st[k + 1]))
+        k += 1
+    st[k] = np.int64(st[k + MT_M - MT_N]) ^ _twist(np.int64(st[k]), np.int64(st[0]))
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def shuffles(state: np.ndarray, left: np.ndarray, nxt: np.ndarray, out: np.ndarray) -> None:
+    """out[e, :, j] = what `torch.randperm(n, generator=g_j)` returns on its e-th call, for
+    each seed j, advancing the generators' states (mt19937 words [S, 624] uint32, `left`,
+    `next`, as `Generator.get_state` holds them): ATen's CPU randperm for n < 2^32 / 20 (a
+    Fisher-Yates shuffle, `random() % (n - i)`) on at::mt19937, written out."""
+    epochs, n, seeds = out.shape
+    perm = np.empty(n, np.int64)
+    # y % m as y - m floor(y / m) with y / m from a float64 reciprocal: exact after one
+    # correction (y, m < 2^32), and 3x faster than the integer division
+    inverse = np.empty(n, np.float64)
+    for i in range(n):
+        inverse[i] = 1.0 / (n - i)
+    for j in range(seeds):
+        st = state[j]
+        lf, nx = left[j], nxt[j]
+        for e in range(epochs):
+            for i in range(n):
+                perm[i] = i
+            for i in range(n - 1):
+                lf -= 1
+                if lf == 0:
+                    _next_state(st)
+                    lf, nx = MT_N, 0
+                y = np.int64(st[nx])
+                nx += 1
+                y ^= y >> 11
+                y ^= (y << 7) & 0x9D2C5680
+                y ^= (y << 15) & 0xEFC60000
+                y ^= y >> 18
+                m = n - i
+                r = y - m * np.int64(y * inverse[i])
+                if r >= m:
+                    r -= m
+                elif r < 0:
+                    r += m
+                z = i + r
+                perm[i], perm[z] = perm[z], perm[i]
+            for i in range(n):
+                out[e, i, j] = perm[i]
+        left[j], nxt[j] = lf, nx
