@@ -44,9 +44,9 @@ if TYPE_CHECKING:
     from tiny_cli.config import ExperimentConfig
     from tiny_cli.spec.models import Arch
 
-STRETCH_WORK = 1 << 24  # sample-rows of a stretch (~0.02 s): how often stops are asked
+STRETCH_WORK = 1 << 27  # seed-sample-rows of a stretch (~0.1 s): how often stops are asked
 STRETCH_EPOCHS = 64  # and at most this many epochs
-STRETCH_FLOATS = 1 << 24  # outputs or batch orders a stretch keeps (64 or 128 MiB)
+STRETCH_FLOATS = 1 << 23  # outputs or batch orders a stretch keeps (32 or 64 MiB)
 
 MAX_UNITS = 256  # inputs + units of a net the kernel takes (local arrays per block)
 MAX_PARAMETERS = 4096
@@ -119,12 +119,13 @@ RANDPERM_SMALL = (1 << 32) // 20  # ATen's randperm shuffles with 32-bit draws b
 _LEFT, _NEXT, _WORDS = 8, 16, 24  # byte offsets in a CPU Generator's state (int32, u64, u64)
 
 
-def shuffle(gens: list[torch.Generator], out: np.ndarray) -> None:
-    """out[e, :, j] = `torch.randperm(n, generator=gens[j])` for each of E calls in turn,
+def shuffle(gens: list[torch.Generator], out: np.ndarray, threads: int = 1) -> None:
+    """out[e, j] = `torch.randperm(n, generator=gens[j])` for each of E calls in turn,
     bit for bit, the generators advanced as those calls would (compiled: torch's randperm
     was 15 us per seed-epoch of min, the kernel's whole step a fraction of it)."""
     import torch
 
+    compiled()  # (numba's cache directory first)
     from tiny_cli.train import kernel_code
 
     raw = np.stack([g.get_state().numpy() for g in gens])  # [S, bytes]
@@ -132,7 +133,7 @@ def shuffle(gens: list[torch.Generator], out: np.ndarray) -> None:
     state = words.astype(np.uint32)
     left = raw[:, _LEFT : _LEFT + 4].view(np.int32)[:, 0].astype(np.int64)
     nxt = raw[:, _NEXT : _NEXT + 8].view(np.uint64)[:, 0].astype(np.int64)
-    kernel_code.shuffles(state, left, nxt, out)
+    _in_threads(kernel_code.shuffles, len(gens), threads, state, left, nxt, out)
     raw[:, _WORDS : _WORDS + 8 * 624] = state.astype(np.uint64).view(np.uint8)
     raw[:, _LEFT : _LEFT + 4] = left.astype(np.int32)[:, None].view(np.uint8)
     raw[:, _NEXT : _NEXT + 8] = nxt.astype(np.uint64)[:, None].view(np.uint8)
@@ -150,6 +151,24 @@ def compiled() -> Callable[..., None]:
         _loaded["lanes"] = kernel_code.LANES
     fn: Callable[..., None] = _loaded["fn"]
     return fn
+
+
+def _in_threads(fn: Callable[..., None], n: int, threads: int, *args: Any) -> None:
+    """fn(first, last, *args) over 0 .. n - 1 in `threads` ranges side by side (fn releases
+    the GIL)."""
+    threads = max(1, min(threads, n))
+    if threads == 1:
+        fn(0, n, *args)
+        return
+    if _loaded.get("pool_size") != threads:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _loaded["pool"] = ThreadPoolExecutor(threads, thread_name_prefix="tiny-kernel")
+        _loaded["pool_size"] = threads
+    bounds = [n * i // threads for i in range(threads + 1)]
+    jobs = [_loaded["pool"].submit(fn, lo, hi, *args) for lo, hi in itertools.pairwise(bounds)]
+    for job in jobs:
+        job.result()
 
 
 @contextlib.contextmanager
@@ -177,24 +196,9 @@ def _first_call() -> Iterator[None]:
 def run(fn: Callable[..., None], seeds: int, threads: int, *args: Any) -> None:
     """The kernel over every block of `seeds` seeds, on up to `threads` threads; the first
     call of a process that compiles says how long it took."""
-    n = -(-seeds // _loaded["lanes"])
-    threads = max(1, min(threads, n))
     with _lock, _first_call():
         start = time.perf_counter()
-        if threads == 1:
-            fn(0, n, *args)
-        else:
-            if _loaded.get("pool_size") != threads:
-                from concurrent.futures import ThreadPoolExecutor
-
-                _loaded["pool"] = ThreadPoolExecutor(threads, thread_name_prefix="tiny-kernel")
-                _loaded["pool_size"] = threads
-            bounds = [n * i // threads for i in range(threads + 1)]
-            jobs = [
-                _loaded["pool"].submit(fn, lo, hi, *args) for lo, hi in itertools.pairwise(bounds)
-            ]
-            for job in jobs:
-                job.result()
+        _in_threads(fn, -(-seeds // _loaded["lanes"]), threads, *args)
         if "timed" in _loaded:
             return
         _loaded["timed"] = True
@@ -263,14 +267,16 @@ class Stretches:
         alive = np.empty((epochs, s), np.bool_)
         outputs = self.y.shape[0]
         pred = np.empty((outputs, self.n, epochs, s) if correct else (0, 0, 0, 0), np.float32)
+        # each epoch's batch order per seed [E, S, n]: seed j's batches are its row's slices
         if self.full:
             order = torch.zeros((0, 0, 0), dtype=torch.long)
         elif self.n < RANDPERM_SMALL:
-            order = torch.empty((epochs, self.n, len(gens)), dtype=torch.long)
-            shuffle(gens, order.numpy())
+            order = torch.empty((epochs, len(gens), self.n), dtype=torch.long)
+            with _lock:
+                shuffle(gens, order.numpy(), threads)
         else:
             order = torch.stack(
-                [torch.stack([torch.randperm(self.n, generator=g) for g in gens], 1)
+                [torch.stack([torch.randperm(self.n, generator=g) for g in gens])
                  for _ in range(epochs)]
             )  # fmt: skip
         ic = np.array([self.loss, self.opt, epochs, self.batch, step, bool(correct)], np.int64)
@@ -286,7 +292,7 @@ class Stretches:
             if self.full:
                 truth = self.truth.unsqueeze(-1)
             else:
-                truth = self.truth[:, order.permute(1, 0, 2)].reshape(outputs, self.n, -1)
+                truth = self.truth[:, order.permute(2, 0, 1)].reshape(outputs, self.n, -1)
             hits = correct(preds, truth).sum(dim=(0, 1)).float().view(epochs, s)
             accuracy = hits / self.n
         return torch.from_numpy(loss), torch.from_numpy(alive), accuracy, torch.from_numpy(grad)

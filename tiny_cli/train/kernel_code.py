@@ -171,10 +171,11 @@ def _block(
     eps, tiny, decay, slope, bce_eps = F(fc[6]), F(fc[7]), F(fc[8]), F(fc[9]), F(fc[10])
     minus_lr = F(-fc[0])
     loss_kind, opt, epochs, batch_size, step0, store = ic[0], ic[1], ic[2], ic[3], ic[4], ic[5]
-    full = perms.shape[1] == 0
+    full = perms.shape[2] == 0
     lo = blk * LANES
     cnt = min(LANES, s_all - lo)
     col = np.empty(LANES, np.int64)
+    ix = np.empty(LANES, np.int64)  # each lane's sample (mini-batches)
     for k in range(LANES):
         col[k] = lo + k if k < cnt else lo
     p = np.empty((n_params, LANES), F)
@@ -229,11 +230,15 @@ def _block(
                             yv[o, k] = y[o, s]
                 else:
                     for k in range(LANES):
-                        idx = perms[e, start + s, col[k]]
-                        for i in range(inputs):
-                            a[i, k] = x[i, idx]
-                        for o in range(outputs):
-                            yv[o, k] = y[o, idx]
+                        ix[k] = perms[e, col[k], start + s]
+                    for i in range(inputs):
+                        xi = x[i]
+                        for k in range(LANES):
+                            a[i, k] = xi[ix[k]]
+                    for o in range(outputs):
+                        yo = y[o]
+                        for k in range(LANES):
+                            yv[o, k] = yo[ix[k]]
                 # forward
                 for li in range(n_layers):
                     fan, width, act, skip, u0 = (
@@ -424,19 +429,22 @@ def _next_state(st: np.ndarray) -> None:
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def shuffles(state: np.ndarray, left: np.ndarray, nxt: np.ndarray, out: np.ndarray) -> None:
-    """out[e, :, j] = what `torch.randperm(n, generator=g_j)` returns on its e-th call, for
+def shuffles(
+    first: int, last: int, state: np.ndarray, left: np.ndarray, nxt: np.ndarray, out: np.ndarray
+) -> None:
+    """out[e, j] = what `torch.randperm(n, generator=g_j)` returns on its e-th call, for
     each seed j, advancing the generators' states (mt19937 words [S, 624] uint32, `left`,
     `next`, as `Generator.get_state` holds them): ATen's CPU randperm for n < 2^32 / 20 (a
-    Fisher-Yates shuffle, `random() % (n - i)`) on at::mt19937, written out."""
-    epochs, n, seeds = out.shape
+    Fisher-Yates shuffle, `random() % (n - i)`) on at::mt19937, written out. Seeds first ..
+    last - 1 (threads take ranges side by side)."""
+    epochs, _, n = out.shape
     perm = np.empty(n, np.int64)
     # y % m as y - m floor(y / m) with y / m from a float64 reciprocal: exact after one
     # correction (y, m < 2^32), and 3x faster than the integer division
     inverse = np.empty(n, np.float64)
     for i in range(n):
         inverse[i] = 1.0 / (n - i)
-    for j in range(seeds):
+    for j in range(first, last):
         st = state[j]
         lf, nx = left[j], nxt[j]
         for e in range(epochs):
@@ -462,5 +470,5 @@ def shuffles(state: np.ndarray, left: np.ndarray, nxt: np.ndarray, out: np.ndarr
                 z = i + r
                 perm[i], perm[z] = perm[z], perm[i]
             for i in range(n):
-                out[e, i, j] = perm[i]
+                out[e, j, i] = perm[i]
         left[j], nxt[j] = lf, nx
