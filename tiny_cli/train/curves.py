@@ -97,6 +97,18 @@ class Sketch:
         self.counts[row] += torch.bincount(index, minlength=bins).int()
         self.sums[row].index_add_(0, index, v)
 
+    def add_rows(self, rows: Tensor, values: Tensor, keep: Tensor) -> None:
+        """`add(rows[i], values[i][keep[i]])` for every i at once (values, keep [R, S])."""
+        take = keep & values.isfinite()
+        v = values[take].double()
+        if not len(v):
+            return
+        bins = BINS[self.scale]
+        index = _position(self.scale, v).floor().clamp(0, bins - 1).long()
+        flat = rows.long().unsqueeze(1).expand_as(take)[take] * bins + index
+        self.counts.view(-1).index_add_(0, flat, torch.ones_like(flat, dtype=torch.int32))
+        self.sums.view(-1).index_add_(0, flat, v)
+
     def merge(self, other: Sketch) -> None:
         self.counts += other.counts
         self.sums += other.sums
@@ -146,17 +158,17 @@ class Recorder:
             first = now.int().argmax(dim=0)  # the first True of each seed's column
             new = now.any(dim=0) & (self.first_solved < 0)
             self.first_solved[new] = (s.first + first[new]).int()
-        for i in range(len(s.loss)):
-            epoch = s.first + i
-            if epoch not in self.rows:
-                continue
-            values: dict[str, Tensor | None] = {
-                "loss": s.loss[i],
-                "accuracy": s.accuracy[i] if s.accuracy is not None else None,
-            }
-            if epoch == s.last.epoch:
-                values.update(test_loss=s.last.test_loss, test_accuracy=s.last.test_accuracy)
-            self._record(epoch, values, s.alive[i])
+        at = [i for i in range(len(s.loss)) if s.first + i in self.rows]
+        if at:
+            rows = torch.tensor([self.rows[s.first + i] for i in at])
+            for name, values in (("loss", s.loss), ("accuracy", s.accuracy)):
+                if values is None:
+                    continue
+                if name not in self.sketches:
+                    self.sketches[name] = Sketch.empty(METRICS[name], len(self.epochs))
+                self.sketches[name].add_rows(rows, values[at], s.alive[at])
+        tested = {"test_loss": s.last.test_loss, "test_accuracy": s.last.test_accuracy}
+        self._record(s.last.epoch, tested, s.alive[-1])
 
     def _record(self, epoch: int, values: dict[str, Tensor | None], alive: Tensor) -> None:
         row = self.rows.get(epoch)
