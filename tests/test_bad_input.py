@@ -208,7 +208,7 @@ CASES: list[tuple[str | None, list[str], list[str]]] = [
         MOD3
         + "model:\n  layers: [{width: 4, activation: relu}, {width: 2, activation: identity}]\n",
         [],
-        ["exp.yaml:6", "model.layers", "more classes than the net's outputs", "3 classes"],
+        ["exp.yaml:7", "model.layers", "more classes than the net's outputs", "3 classes"],
     ),
     (
         MOD3 + "model:\n  arch: min_model\n",
