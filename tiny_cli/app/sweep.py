@@ -24,6 +24,7 @@ from tiny_cli import config
 from tiny_cli.app import resume as resuming
 from tiny_cli.config import ExperimentConfig, GridAxis, GridPoint
 from tiny_cli.errors import RunFailed, TinyError
+from tiny_cli.show import phase
 from tiny_cli.spec import models
 from tiny_cli.store import events, locks, runs
 from tiny_cli.train import data as datasets
@@ -37,6 +38,7 @@ from tiny_cli.train.outcomes import OUTCOMES, classify, evaluate, pick_seeds
 CHUNK_FLOATS = 1 << 27
 MAX_CHUNK = 8192
 CHUNKS = runs.CHUNKS  # a sweep's finished chunks, one file each, until it completes
+PHASE_TAG = "phase_diagram"  # TensorBoard IMAGES: the held-out outcomes over the grid
 
 Params = models.Params  # state_dict names -> [S, *shape]
 
@@ -618,10 +620,14 @@ class _Sweep:
             },
         )
         counts = [s["counts"] for s in summary]
+        diagram = phase.phase_png(
+            phase.axes_of([r.point.values for r in results]), phase.phase_cells(summary)
+        )
         events.write_sweep(
             run.path,
             list(zip(counts, [r.loss for r in results], strict=True)),
             curves=[(r.point.label, r.curves.to_json()) for r in results if r.curves],
+            images=[(PHASE_TAG, diagram)] if diagram is not None else [],
         )
         return summary
 

@@ -120,6 +120,9 @@ def _report(outcome: SweepOutcome) -> None:
     from tiny_cli.show import render
 
     console.print(render.sweep_table(outcome.summary))
+    diagram = render.phase_view(outcome.summary)
+    if diagram is not None:
+        console.print(diagram)
     for kept in outcome.kept:
         label = outcome.results[kept["point"]].point.label
         console.print(
