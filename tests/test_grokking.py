@@ -4,6 +4,7 @@ over training in TensorBoard, and a sweep's phase diagram."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,7 +12,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.custom_scalar import metadata as custom_scalars_metadata
 
-from tests.conftest import Make, tiny_here
+from tests.conftest import Make, make_sweep, tiny_here
+from tiny_cli.show import phase, report, sweep_charts
+from tiny_cli.store import runs
 from tiny_cli.train.held_out import GROK_EPOCHS, HELD_OUT, words
 from tiny_cli.train.outcomes import held_out
 
@@ -69,3 +72,67 @@ def test_a_run_with_held_out_data_logs_its_progress_and_says_it_memorised(
                              str(run.parent))  # fmt: skip
     assert code == 0
     assert f"held out: memorised (training solved at epoch {first}, test never" in out
+
+
+def test_a_sweep_draws_its_phase_diagram_and_logs_its_progress(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # one-hot: the training inputs learned, the held-out ones never (memorised); as a
+    # number, one linear layer cannot learn x mod 3 (not learned)
+    grid = ["task.encoding=one_hot,number", "data.train_fraction=0.5,0.75"]
+    path = make_sweep(tmp_path, "mod3", 2, 40, grid=grid, sets=["log.every=5"])
+    summary = json.loads((path / "summary.json").read_text())
+    majority = {(p["grid"]["task.encoding"], p["grid"]["data.train_fraction"]):
+                p["held_out"]["majority"] for p in summary}  # fmt: skip
+    assert majority == {
+        ("one_hot", 0.5): "memorised", ("one_hot", 0.75): "memorised",
+        ("number", 0.5): "not learned", ("number", 0.75): "not learned",
+    }  # fmt: skip
+    assert summary[0]["held_out"]["counts"] == {
+        "generalised": 0, "grokked": 0, "memorised": 2, "not learned": 0
+    }  # fmt: skip
+    arrays = torch.load(path / "sweep.pt")
+    assert arrays["points"][0]["test_first_solved"].tolist() == [-1, -1]
+    acc = EventAccumulator(str(path), size_guidance={"scalars": 0, "tensors": 0, "images": 0})
+    acc.Reload()
+    (image,) = acc.Images("phase_diagram")
+    assert image.encoded_image_string.startswith(b"\x89PNG") and image.width >= 1000
+    progress = _layout(acc)["progress"]
+    assert progress["total weight norm, median over the seeds"] == [
+        r"^curves/p\d+/weight_norm/median$"
+    ]
+    assert [e.step for e in acc.Scalars("curves/p0/weight_norm/median")] == list(range(0, 41, 5))
+    code, out, _ = tiny_here(capsys, monkeypatch, "inspect", path.name, "--runs-dir",
+                             str(tmp_path))  # fmt: skip
+    assert code == 0
+    rows = out[out.index("Phase diagram") :].splitlines()
+    assert rows[2].split() == ["data.train_fraction", "task.encoding"]
+    assert rows[3].split() == ["one_hot", "number"]
+    assert rows[4].split() == ["0.75", "mem", "none"]
+    assert rows[5].split() == ["0.5", "mem", "none"]
+    assert all(len(line) <= 80 for line in rows[:6])
+    # the report's section (the whole report draws every grid point's curves: seconds)
+    record = runs.read(runs.Run(path))
+    chart = sweep_charts.phase_chart(runs.read_summary(record.run))
+    assert chart is not None and chart.png.startswith(b"\x89PNG")
+    html = report.body_html(report.Contents(record, phase=chart))
+    assert "<h2>Phase diagram</h2>" in html
+
+
+def test_the_phase_diagram_draws_two_axes_and_one_panel_per_value_of_a_third() -> None:
+    axes = {"train.weight_decay": [0, 1], "data.train_fraction": [0.3, 0.5], "seed_k": [1, 2]}
+    cells = [
+        phase.Cell({"train.weight_decay": w, "data.train_fraction": f, "seed_k": k},
+                   "grokked" if w else "memorised", 3, 4, 1500.0 if w else None)
+        for w in (0, 1) for f in (0.3, 0.5) for k in (1, 2)
+    ]  # fmt: skip
+    drawn = phase.panels(axes, cells)
+    assert [p.title for p in drawn] == ["seed_k=1", "seed_k=2"]
+    assert drawn[0].cells[(1, 1)].majority == "grokked"  # y 0.5, x 1
+    assert phase.phase_table(axes, cells)[3].split() == ["0.5", "mem", "grok", "1,500"]
+    strip = phase.panels({"train.weight_decay": [0, 1]}, [
+        phase.Cell({"train.weight_decay": w}, "generalised", 4, 4, 0.0) for w in (0, 1)
+    ])  # fmt: skip
+    assert strip[0].y is None and set(strip[0].cells) == {(0, 0), (0, 1)}
+    png = phase.phase_png(axes, cells)
+    assert png is not None and png.startswith(b"\x89PNG")

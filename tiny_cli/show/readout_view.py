@@ -154,7 +154,7 @@ def _held_out_lines(held: Any) -> list[Line]:
         for key, words in (("train_solved", "training solved"), ("test_solved", "test"))
     ]
     if held.get("train_solved") is None:
-        when = when[:1]
+        when = ["training never solved"]
     note = f" ({'; '.join([', '.join(when), f'G = {g:,} epochs'])})"
     return [[("held out: ", ""), (said, HELD_OUT_STYLES.get(outcome, "")), (note, "")]]
 
