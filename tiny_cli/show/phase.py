@@ -1,6 +1,7 @@
 """A sweep's phase diagram (Liu et al. 2022): each grid point a cell, coloured by the
 held-out outcome most of its seeds had (generalised, grokked, memorised, not learned:
-`outcomes.held_out`), with that count and the median delay written in.
+`outcomes.held_out`), with that count and the median delay written in (of the seeds that
+grokked, in a grokked cell; of those that solved both sides, in a generalised one).
 
 Which axes are drawn: the sweep's first grid key (in `--grid` order) across, the second
 down; one key is a strip of one row; with more than two, one panel per combination of
@@ -42,7 +43,8 @@ SHORT = {"generalised": "gen", "grokked": "grok", "memorised": "mem", "not learn
 @dataclass(frozen=True)
 class Cell:
     """One grid point of the diagram: its majority outcome, how many of its seeds had it,
-    and the median delay of its seeds that solved both sides (None: none did)."""
+    and, when that is grokked, the median delay of its seeds that grokked (generalised: of
+    those that solved both sides; None otherwise)."""
 
     grid: Mapping[str, GridValue]
     majority: str
@@ -60,7 +62,9 @@ def phase_cells(summary: Sequence[SweepPoint] | Sequence[Mapping[str, Any]]) -> 
         if held is None or held.majority not in held.counts:
             continue
         count = held.counts[held.majority]
-        cells.append(Cell(point.grid, held.majority, count, point.seeds, held.delay))
+        # the delay of the seeds the colour stands for: those that grokked, or generalised
+        delay = {"grokked": held.grokked_delay, "generalised": held.delay}.get(held.majority)
+        cells.append(Cell(point.grid, held.majority, count, point.seeds, delay))
     return cells
 
 
