@@ -12,9 +12,13 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.custom_scalar import metadata as custom_scalars_metadata
 
-from tests.conftest import Make, make_sweep, tiny_here
+from tests.conftest import make_sweep, tiny_here
+from tiny_cli import config
+from tiny_cli.app import experiment, sweep
 from tiny_cli.show import phase, report, sweep_charts
+from tiny_cli.spec.models import Arch
 from tiny_cli.store import runs
+from tiny_cli.tasks.integers import Mod3
 from tiny_cli.train.held_out import GROK_EPOCHS, HELD_OUT, words
 from tiny_cli.train.outcomes import held_out
 
@@ -46,11 +50,24 @@ def _layout(acc: EventAccumulator) -> dict[str, dict[str, list[str]]]:
     }
 
 
+class _Shared(Mod3):
+    """mod3 with a progress measure of its own: the share of the first layer's squared
+    norm held by its first input unit's weights (a fraction, as the Fourier concentration)."""
+
+    def progress(self, arch: Arch, params: torch.Tensor) -> dict[str, torch.Tensor]:
+        first = params[:, : arch.layers[0].width * arch.inputs]
+        w = first.reshape(len(params), arch.layers[0].width, arch.inputs)
+        return {"share": (w[:, :, 0] ** 2).sum(dim=1) / (w**2).sum(dim=(1, 2))}
+
+
 def test_a_run_with_held_out_data_logs_its_progress_and_says_it_memorised(
-    make: Make, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # one-hot mod3 with half its inputs held out: an unseen input's weights never move
-    run = make("train", "mod3", epochs=30, sets=["data.train_fraction=0.5", "log.every=5"])
+    sets = [("train.epochs", 30, "t"), ("data.train_fraction", 0.5, "t"), ("log.every", 5, "t")]
+    cfg, _ = config.load("mod3", sets)
+    cfg = cfg.model_copy(update={"task": _Shared(**cfg.task.model_dump())})  # + a measure
+    run = experiment.run_experiment(cfg, runs_root=tmp_path).run.path
     meta = json.loads((run / "run.json").read_text())
     assert meta["held_out"]["outcome"] == "memorised"
     assert meta["held_out"]["test_solved"] is None and meta["held_out"]["grok_epochs"] == 100
@@ -62,14 +79,18 @@ def test_a_run_with_held_out_data_logs_its_progress_and_says_it_memorised(
     state = torch.load(run / "model.pt")
     final = torch.cat([v.reshape(-1) for v in state.values()]).norm()
     assert norms[-1].value == pytest.approx(float(final), rel=1e-5)
+    w = state["0.weight"]
+    share = float((w[:, 0] ** 2).sum() / (w**2).sum())
+    assert acc.Scalars("progress/share")[-1].value == pytest.approx(share, rel=1e-5)
     accuracy = {e.step: e.value for e in acc.Scalars("metrics/accuracy")}
     assert accuracy[30] == 1.0 and next(s for s, v in accuracy.items() if v == 1.0) >= first
     assert _layout(acc)["progress"] == {
         "accuracy: training and test": [r"^metrics/(test_)?accuracy$"],
         "total weight norm": [r"^progress/weight_norm$"],
+        "share": [r"^progress/share$"],
     }
     code, out, _ = tiny_here(capsys, monkeypatch, "inspect", run.name, "--runs-dir",
-                             str(run.parent))  # fmt: skip
+                             str(tmp_path))  # fmt: skip
     assert code == 0
     assert f"held out: memorised (training solved at epoch {first}, test never" in out
 
@@ -136,3 +157,12 @@ def test_the_phase_diagram_draws_two_axes_and_one_panel_per_value_of_a_third() -
     assert strip[0].y is None and set(strip[0].cells) == {(0, 0), (0, 1)}
     png = phase.phase_png(axes, cells)
     assert png is not None and png.startswith(b"\x89PNG")
+
+
+def test_a_sweep_records_a_tasks_own_progress_measures_without_a_test_set() -> None:
+    cfg, _ = config.load("mod3", [("train.epochs", 10, "t")])
+    cfg = cfg.model_copy(update={"task": _Shared(**cfg.task.model_dump())})
+    part = sweep.train_chunk(cfg, [0, 1])
+    assert part is not None and part["curves"]["sketches"]["share"]["scale"] == "fraction"
+    assert part["curves"]["sketches"]["share"]["counts"][-1].sum() == 2  # both seeds
+    assert "weight_norm" in part["curves"]["sketches"]
