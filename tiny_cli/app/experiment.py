@@ -177,7 +177,7 @@ def run_experiment(
             after = flag.from_now() if result.status == "interrupted" else flag
             metrics = evaluate(cfg, built.model, built.data, after)
             history = log.history(run, resumed=resume is not None)
-            judged = log.held_out()
+            judged = log.held_out(run, resumed=resume is not None)
             drawing, reading = _read(
                 painter, cfg, built.model, built.data, metrics, built.init_state, history,
                 result, kind, judged,
@@ -284,13 +284,21 @@ class _EpochLog:
         if self.progress is not None:
             self.progress(stats)
 
-    def held_out(self) -> dict[str, Any] | None:
+    def held_out(self, run: runs.Run, resumed: bool) -> dict[str, Any] | None:
         """With a test set: the held-out outcome (`outcomes.held_out`), its delay and the
         epochs each side was first solved (None: never), for run.json and the read-out;
-        None without a test set or where the rule cannot be applied per epoch."""
+        None without a test set or where the rule cannot be applied per epoch. A resumed
+        run's epochs before it stopped are read from its event file (at the logged epochs:
+        its training side then to within `log.every`)."""
         solved = self.solved
         if solved is None or not solved.judged:
             return None
+        if resumed:
+            self.tracker.writer.flush()
+            for seen, side in ((solved.train, ""), (solved.test, "test_")):
+                was = _first_solved_logged(run, solved.kind, side)
+                if was is not None and (int(seen[0]) < 0 or was < int(seen[0])):
+                    seen[0] = was
         code, delay = outcomes.held_out(solved.train, solved.test)
         first = {k: int(v[0]) for k, v in (("train", solved.train), ("test", solved.test))}
         return {
@@ -310,6 +318,17 @@ class _EpochLog:
             return self.losses
         self.tracker.writer.flush()  # what this process logged, too
         return tracking.scalar_history(run.path)
+
+
+def _first_solved_logged(run: runs.Run, kind: str, side: str) -> int | None:
+    """The first logged epoch at which the run's event file says a side (`""`: training,
+    `"test_"`) was solved (`outcomes.solved` on its logged accuracy, or loss as MSE)."""
+    tag = f"metrics/{side}accuracy" if kind == "classification" else f"metrics/{side}loss"
+    for step, value in tracking.scalar_points(run.path, tag):
+        v = torch.tensor([value])
+        if bool(outcomes.solved(kind, v, v)[0]):
+            return step
+    return None
 
 
 def _train(

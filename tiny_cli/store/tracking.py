@@ -339,6 +339,11 @@ def _device(model: nn.Module) -> torch.device:
 def scalar_history(log_dir: Path, tag: str = "metrics/loss") -> list[float]:
     """One scalar's logged values in step order, from a run's event file(s), read with
     TensorBoard's own EventAccumulator (every point kept, images and tensors skipped)."""
+    return [v for _, v in scalar_points(log_dir, tag)]
+
+
+def scalar_points(log_dir: Path, tag: str) -> list[tuple[int, float]]:
+    """One scalar's logged (step, value) points in step order (`scalar_history`)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     guidance = {"scalars": 0, "images": 1, "tensors": 1, "histograms": 1}
@@ -347,7 +352,7 @@ def scalar_history(log_dir: Path, tag: str = "metrics/loss") -> list[float]:
         acc.Reload()
     if tag not in acc.Tags().get("scalars", []):
         return []
-    return [e.value for e in sorted(acc.Scalars(tag), key=lambda e: e.step)]
+    return [(e.step, e.value) for e in sorted(acc.Scalars(tag), key=lambda e: e.step)]
 
 
 # --- a resumed run's one event file -----------------------------------------------------
