@@ -232,17 +232,18 @@ def phase_table(axes: Mapping[str, Sequence[GridValue]], cells: Sequence[Cell]) 
         ys = panel.y[1] if panel.y else [None]
         labels = [_short(v) for v in ys] if panel.y else [""]
         left = max([len(s) for s in labels] + [len(panel.y[0]) if panel.y else 0])
-        width = max([11] + [len(_short(v)) for v in xs])
+        shown = {
+            k: f"{SHORT[c.majority]} {_delay(c.delay)}".strip() for k, c in panel.cells.items()
+        }
+        width = max([4] + [len(t) for t in shown.values()] + [len(_short(v)) for v in xs])
         if panel.title:
             lines.append(panel.title)
         down = panel.y[0] if panel.y else ""
         lines.append(f"{down:<{left}}  {xk}")
-        lines.append(" " * left + "  " + " ".join(f"{_short(v):>{width}}" for v in xs))
+        lines.append(" " * left + "  " + "  ".join(f"{_short(v):>{width}}" for v in xs))
         for row in reversed(range(len(ys))):
             cells_text = []
             for col in range(len(xs)):
-                c = panel.cells.get((row, col))
-                shown = "-" if c is None else f"{SHORT[c.majority]} {_delay(c.delay)}".strip()
-                cells_text.append(f"{shown:>{width}}")
-            lines.append(f"{labels[row]:>{left}}  " + " ".join(cells_text))
+                cells_text.append(f"{shown.get((row, col), '-'):>{width}}")
+            lines.append(f"{labels[row]:>{left}}  " + "  ".join(cells_text))
     return lines
