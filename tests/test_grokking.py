@@ -36,7 +36,7 @@ def test_the_held_out_rule_on_hand_made_first_solved_epochs() -> None:
     assert delay.tolist() == [0, 100, 101, 1500, -1, -1, -1, 0]
     assert [HELD_OUT[int(i)] for i in held_out(train, test, g=2000)[0][:4]] == ["generalised"] * 4
     assert words("grokked", 1500) == "grokked after 1,500 epochs"
-    assert words("generalised", 0) == "generalised (within 100 epochs)"
+    assert words("generalised", 0) == "generalised within 100 epochs"
     assert words("memorised", None) == "memorised"
 
 
@@ -92,7 +92,7 @@ def test_a_run_with_held_out_data_logs_its_progress_and_says_it_memorised(
     code, out, _ = tiny_here(capsys, monkeypatch, "inspect", run.name, "--runs-dir",
                              str(tmp_path))  # fmt: skip
     assert code == 0
-    assert f"held out: memorised (training solved at epoch {first}, test never" in out
+    assert f"held out: memorised; training solved at epoch {first}, test never (G = 100" in out
 
 
 def test_a_sweep_draws_its_phase_diagram_and_logs_its_progress(

@@ -141,8 +141,8 @@ HELD_OUT_STYLES = {"generalised": "green", "grokked": "cyan", "memorised": "yell
 
 
 def _held_out_lines(held: Any) -> list[Line]:
-    """The held-out outcome: "held out: grokked after 1,500 epochs (training solved at
-    epoch 100, test at epoch 1,600; G = 100)"."""
+    """The held-out outcome: "held out: grokked after 1,500 epochs; training solved at
+    epoch 100, test at epoch 1,600 (G = 100 epochs)"."""
     if not isinstance(held, Mapping) or not isinstance(held.get("outcome"), str):
         return []
     outcome, delay = held["outcome"], held.get("delay")
@@ -155,7 +155,7 @@ def _held_out_lines(held: Any) -> list[Line]:
     ]
     if held.get("train_solved") is None:
         when = ["training never solved"]
-    note = f" ({'; '.join([', '.join(when), f'G = {g:,} epochs'])})"
+    note = f"; {', '.join(when)} (G = {g:,} epochs)"
     return [[("held out: ", ""), (said, HELD_OUT_STYLES.get(outcome, "")), (note, "")]]
 
 

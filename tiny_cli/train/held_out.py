@@ -10,10 +10,10 @@ GROK_EPOCHS = 100  # G: test inputs solved more than G epochs after the training
 
 def words(outcome: str, delay: int | None, g: int = GROK_EPOCHS) -> str:
     """How a held-out outcome reads: "grokked after 1,500 epochs" (the test inputs solved
-    that long after the training inputs), "generalised (within 100 epochs)", "memorised",
+    that long after the training inputs), "generalised within 100 epochs", "memorised",
     "not learned"."""
     if outcome == "grokked" and delay is not None:
         return f"grokked after {delay:,} epochs"
     if outcome == "generalised":
-        return f"generalised (within {g:,} epochs)"
+        return f"generalised within {g:,} epochs"
     return outcome
