@@ -204,7 +204,9 @@ def _draw_panel(ax: Any, panel: Panel) -> None:
         ax.add_patch(Rectangle((col, row), 1, 1, color=COLOURS.get(c.majority, "white")))
         text = f"{c.majority}\n{c.count}/{c.seeds}"
         text += f"\ndelay {_delay(c.delay)}" if c.delay is not None else ""
-        ax.text(col + 0.5, row + 0.5, text, ha="center", va="center", fontsize=style.FONT - 3)
+        ink = "white" if c.majority == "grokked" else "black"  # on the dark blue
+        ax.text(col + 0.5, row + 0.5, text, ha="center", va="center", color=ink,
+                fontsize=style.FONT - 3)  # fmt: skip
     ax.set_xlim(0, len(xs))
     ax.set_ylim(0, len(ys))
     ax.set_xticks([i + 0.5 for i in range(len(xs))], [_short(v) for v in xs])
