@@ -4,6 +4,8 @@ over training in TensorBoard, and a sweep's phase diagram."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -166,3 +168,19 @@ def test_a_sweep_records_a_tasks_own_progress_measures_without_a_test_set() -> N
     assert part is not None and part["curves"]["sketches"]["share"]["scale"] == "fraction"
     assert part["curves"]["sketches"]["share"]["counts"][-1].sum() == 2  # both seeds
     assert "weight_norm" in part["curves"]["sketches"]
+
+
+def test_a_resumed_run_counts_the_epochs_before_it_stopped(tmp_path: Path) -> None:
+    sets = [("train.epochs", 30, "t"), ("data.train_fraction", 0.5, "t"), ("log.every", 1, "t")]
+    cfg, _ = config.load("mod3", sets)
+
+    def stop_at_20(stats: object) -> None:  # a real Ctrl-C after epoch 20
+        if getattr(stats, "epoch", None) == 20:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    out = experiment.run_experiment(cfg, runs_root=tmp_path, progress=stop_at_20)
+    before = json.loads((out.run.path / "run.json").read_text())["held_out"]
+    assert out.result.status == "interrupted" and before["train_solved"] < 20
+    experiment.run_experiment(cfg, runs_root=tmp_path, resume=out.run)
+    after = json.loads((out.run.path / "run.json").read_text())
+    assert after["status"] == "completed" and after["held_out"] == before  # every epoch logged
