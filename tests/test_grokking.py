@@ -22,6 +22,7 @@ from tiny_cli.spec.models import Arch
 from tiny_cli.store import runs
 from tiny_cli.tasks.integers import Mod3
 from tiny_cli.train.held_out import GROK_EPOCHS, HELD_OUT, words
+from tiny_cli.train import outcomes
 from tiny_cli.train.outcomes import held_out
 
 
@@ -40,6 +41,11 @@ def test_the_held_out_rule_on_hand_made_first_solved_epochs() -> None:
     assert words("grokked", 1500) == "grokked after 1,500 epochs"
     assert words("generalised", 0) == "generalised within 100 epochs"
     assert words("memorised", None) == "memorised"
+    # the test side is solved at 99% right (one wrong point in a few hundred is not
+    # memorising); the training side at every input right
+    acc = torch.tensor([0.98, 0.99, 0.996, 1.0])
+    assert outcomes.test_solved("classification", None, acc).tolist() == [False, True, True, True]
+    assert outcomes.solved("classification", None, acc).tolist() == [False, False, False, True]
 
 
 def _layout(acc: EventAccumulator) -> dict[str, dict[str, list[str]]]:

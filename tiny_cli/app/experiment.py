@@ -322,11 +322,13 @@ class _EpochLog:
 
 def _first_solved_logged(run: runs.Run, kind: str, side: str) -> int | None:
     """The first logged epoch at which the run's event file says a side (`""`: training,
-    `"test_"`) was solved (`outcomes.solved` on its logged accuracy, or loss as MSE)."""
+    `"test_"`) was solved (`outcomes.solved`, the test side's `test_solved`, on its logged
+    accuracy, or loss as MSE)."""
     tag = f"metrics/{side}accuracy" if kind == "classification" else f"metrics/{side}loss"
     for step, value in tracking.scalar_points(run.path, tag):
         v = torch.tensor([value])
-        if bool(outcomes.solved(kind, v, v)[0]):
+        rule = outcomes.test_solved if side else outcomes.solved
+        if bool(rule(kind, v, v)[0]):
             return step
     return None
 

@@ -129,9 +129,10 @@ class Sketch:
 
 class FirstSolved:
     """An `engine.fit` callback: each seed's first epoch solved (`outcomes.solved`) on its
-    training inputs, judged every epoch, and on its test inputs, judged at the epochs the
-    engine measures them (`log.every`); -1: not solved by the epochs it ran. `judged` is
-    False when the rule cannot be applied per epoch (a regression not trained on MSE)."""
+    training inputs, judged every epoch, and on its test inputs (`outcomes.test_solved`),
+    judged at the epochs the engine measures them (`log.every`); -1: not solved by the
+    epochs it ran. `judged` is False when the rule cannot be applied per epoch (a
+    regression not trained on MSE)."""
 
     def __init__(self, cfg: ExperimentConfig, seeds: int) -> None:
         self.kind = cfg.task.kind
@@ -146,7 +147,7 @@ class FirstSolved:
         now = outcomes.solved(self.kind, e.loss, e.accuracy) & e.alive
         self.train[now & (self.train < 0)] = e.epoch
         if e.test_loss is not None:
-            tested = outcomes.solved(self.kind, e.test_loss, e.test_accuracy) & e.alive
+            tested = outcomes.test_solved(self.kind, e.test_loss, e.test_accuracy) & e.alive
             self.test[tested & (self.test < 0)] = e.epoch
 
 

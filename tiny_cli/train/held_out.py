@@ -6,6 +6,7 @@ from __future__ import annotations
 # what became of the held-out inputs (a config's `data.train_fraction` < 1)
 HELD_OUT = ("generalised", "grokked", "memorised", "not learned")
 GROK_EPOCHS = 100  # G: test inputs solved more than G epochs after the training inputs
+TEST_ACCURACY = 0.99  # the test side of a classification is solved at this accuracy
 
 
 def words(outcome: str, delay: int | None, g: int = GROK_EPOCHS) -> str:
