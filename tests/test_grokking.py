@@ -21,8 +21,8 @@ from tiny_cli.show import phase, report, sweep_charts
 from tiny_cli.spec.models import Arch
 from tiny_cli.store import runs
 from tiny_cli.tasks.integers import Mod3
-from tiny_cli.train.held_out import GROK_EPOCHS, HELD_OUT, words
 from tiny_cli.train import outcomes
+from tiny_cli.train.held_out import GROK_EPOCHS, HELD_OUT, words
 from tiny_cli.train.outcomes import held_out
 
 
