@@ -130,10 +130,13 @@ def test_progress_measures_fourier_concentration_per_seed() -> None:
     random = inits.random_inits(arch, [0])
     flat = torch.cat([v.reshape(1, -1) for v in random.values()], dim=1)
     params = torch.cat([torch.tensor(exact, dtype=torch.float32)[None], flat])
-    measured = t.progress(arch, params)["fourier_concentration"]
-    assert measured.shape == (2,)
-    assert measured[0].item() == pytest.approx(1.0, abs=1e-5)  # 5 frequencies: all of them
-    assert 0.7 < measured[1].item() < 0.99  # a random init: spread, its constant part too
+    measured = t.progress(arch, params)
+    assert set(measured) == {"fourier_concentration", "fourier_top5"}
+    concentration, top5 = measured["fourier_concentration"], measured["fourier_top5"]
+    assert concentration.shape == top5.shape == (2,)
+    assert concentration[0].item() == pytest.approx(1.0, abs=1e-5)  # each unit one frequency
+    assert top5[0].item() == pytest.approx(1.0, abs=1e-5)  # 5 frequencies: all of them
+    assert concentration[1].item() < 0.5 and top5[1].item() < 0.99  # a random init: spread
 
 
 def test_tiny_hardwire_modadd_is_exact_and_reads_its_frequencies(
