@@ -150,3 +150,15 @@ def test_tiny_hardwire_modadd_is_exact_and_reads_its_frequencies(
     assert json.loads((run / "metrics.json").read_text())["accuracy"] == 1.0
     arch = json.loads((run / "run.json").read_text())
     assert "40 quadratic" in json.dumps(arch)
+
+
+def test_seed_k_of_a_sweep_is_seed_k_trained_alone_through_the_gather() -> None:
+    """The one-hot first layer runs as a gather (`backprop.one_hot_columns`): seed 1 among
+    three ends with the bits of seed 1 alone (beside its twin)."""
+    from tiny_cli.train import data, engine
+
+    cfg, _ = config.load("modadd", [("train.epochs", 20, "test"), ("task.p", 7, "test")])
+    d = data.prepare(cfg)
+    together = engine.fit(cfg, [0, 1, 2], d.x, d.y)
+    alone = engine.fit(cfg.model_copy(update={"seed": 1}), [1], d.x, d.y)
+    assert all(torch.equal(together.params[k][1], alone.params[k][0]) for k in alone.params)
