@@ -162,3 +162,11 @@ def test_seed_k_of_a_sweep_is_seed_k_trained_alone_through_the_gather() -> None:
     together = engine.fit(cfg, [0, 1, 2], d.x, d.y)
     alone = engine.fit(cfg.model_copy(update={"seed": 1}), [1], d.x, d.y)
     assert all(torch.equal(together.params[k][1], alone.params[k][0]) for k in alone.params)
+
+
+def test_a_and_b_as_numbers_train_without_a_construction() -> None:
+    t = Modular(name="modular", p=5, encoding="number")
+    assert t.net_inputs() == 2 and t.data()[0].shape == (25, 2)
+    init = config.load("modadd")[0].init
+    arch = models.Arch(2, (models.Layer(8, "quadratic"), models.Layer(5, "identity")))
+    assert t.constructions(init) == [] and t.construction_for(init, arch) is None

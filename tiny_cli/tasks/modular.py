@@ -123,6 +123,10 @@ class Modular(Task):
         return Arch(self.net_inputs(), (Layer(width, "quadratic"), Layer(self.p, "identity")))
 
     def constructions(self, init: InitConfig) -> list[Construction]:
+        """The exact Fourier net, then Gromov's at GROMOV_WIDTH; none for a and b as numbers
+        (both read one-hot features)."""
+        if self.encoding != "one_hot":
+            return []
         op, p = self.op, self.p
         width = fourier.exact_width(op, p)
         n = fourier.positions(op, p)[3]
@@ -160,7 +164,7 @@ class Modular(Task):
     def construction_for(self, init: InitConfig, arch: Arch) -> Construction | None:
         """The exact construction at its width; Gromov's at any other width of its shape."""
         found = super().construction_for(init, arch)
-        if found is not None or arch.skip_input or len(arch.layers) != 2:
+        if found is not None or self.encoding != "one_hot" or len(arch.layers) != 2:
             return found
         fourier_units = arch.layers[0].width - (1 if self.op == "mul" else 0)
         if arch == self._arch(arch.layers[0].width) and fourier_units >= 1:
