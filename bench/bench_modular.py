@@ -2,6 +2,8 @@
 trained one by one: whole processes, side by side, with the ratios.
 
     python bench/bench_modular.py [--epochs 2500] [--sweep-epochs 500] [--seeds 10]
+                                  [--only train|sweep]
+    OMP_NUM_THREADS=1 python bench/bench_modular.py        (every process on one thread)
 
 The plain loop is the one of issue 19: p = 31, one-hot a and b, 256 quadratic units (with
 biases, as tiny's layers have), MSE on one-hot targets, AdamW lr 1e-3 and weight decay 1,
