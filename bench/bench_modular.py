@@ -2,6 +2,8 @@
 trained one by one: whole processes, side by side, with the ratios.
 
     python bench/bench_modular.py [--epochs 2500] [--sweep-epochs 500] [--seeds 10]
+                                  [--only train|sweep]
+    OMP_NUM_THREADS=1 python bench/bench_modular.py        (every process on one thread)
 
 The plain loop is the one of issue 19: p = 31, one-hot a and b, 256 quadratic units (with
 biases, as tiny's layers have), MSE on one-hot targets, AdamW lr 1e-3 and weight decay 1,
@@ -63,14 +65,18 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2500)
     parser.add_argument("--sweep-epochs", type=int, default=500)
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--only", choices=["train", "sweep"], help="one of the two comparisons")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as runs:
         epochs = ["--epochs", str(args.epochs), "--runs-dir", runs]
-        plain = seconds([sys.executable, "-c", PLAIN.format(epochs=args.epochs)])
-        tiny = seconds([*TINY, "train", "modadd", *epochs])
-        print(f"{args.epochs} epochs: plain PyTorch loop {plain:.1f} s, tiny train modadd "
-              f"{tiny:.1f} s: {tiny / plain:.2f}x the plain loop")  # fmt: skip
+        if args.only != "sweep":
+            plain = seconds([sys.executable, "-c", PLAIN.format(epochs=args.epochs)])
+            tiny = seconds([*TINY, "train", "modadd", *epochs])
+            print(f"{args.epochs} epochs: plain PyTorch loop {plain:.1f} s, tiny train modadd "
+                  f"{tiny:.1f} s: {tiny / plain:.2f}x the plain loop")  # fmt: skip
+        if args.only == "train":
+            return
         sweep_epochs = ["--epochs", str(args.sweep_epochs), "--runs-dir", runs]
         sweep = seconds([*TINY, "sweep", "modadd", "--seeds", str(args.seeds), *sweep_epochs])
         one_by_one = sum(

@@ -15,6 +15,7 @@ construction's activations over all pairs 16 p^3 more.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -58,6 +59,14 @@ def _state(w1: np.ndarray, w2: np.ndarray) -> StateDict:
         "2.weight": out,
         "2.bias": torch.zeros(len(out)),
     }
+
+
+@functools.cache
+def _bases(op: fourier.Op, p: int) -> tuple[tuple[tuple[np.ndarray, np.ndarray], ...], int]:
+    """The a-block's and b-block's `fourier.basis` (rows, their frequencies), and n: made once
+    per (op, p), since `progress` runs at every logged epoch."""
+    pa, pb, _, n = fourier.positions(op, p)
+    return tuple(fourier.basis(pos, n)[:2] for pos in (pa, pb)), n
 
 
 class Modular(Task):
@@ -204,15 +213,14 @@ class Modular(Task):
           for the grokked modadd, which keeps all 15)."""
         import torch
 
-        pa, pb, _, n = fourier.positions(self.op, self.p)
         units, fan_in = arch.layers[0].width, arch.inputs
         if fan_in != 2 * self.p:
             return {}
+        (a_basis, b_basis), n = _bases(self.op, self.p)
         w = params[:, : units * fan_in].reshape(len(params), units, fan_in)
         shape = (len(params), units, n // 2 + 1)
         energy = torch.zeros(shape, dtype=params.dtype, device=params.device)
-        for block, pos in ((w[..., : self.p], pa), (w[..., self.p :], pb)):
-            b, freq, _ = fourier.basis(pos, n)
+        for block, (b, freq) in ((w[..., : self.p], a_basis), (w[..., self.p :], b_basis)):
             coef = block @ torch.tensor(b.T, dtype=params.dtype, device=params.device)
             placed = torch.tensor(freq >= 0, device=params.device)
             index = torch.tensor(freq[freq >= 0], device=params.device)

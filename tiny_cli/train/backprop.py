@@ -191,6 +191,7 @@ class SeedNets:
         self._segments[-1] += self.outputs  # (a bias always ends the parameters: a segment)
         self._buffers: dict[int, _Buffers] = {}
         self._gathered: Tensor | None = None  # the forward's one-hot columns, for `step`
+        self._columns: tuple[Tensor, Tensor | None] | None = None  # (x, its columns)
 
     def _weights(self, layer: _Layer) -> tuple[Tensor, Tensor]:
         """[width, fan_in, 1, S], [width, 1, S]: the layer's blocks, stacked."""
@@ -210,15 +211,23 @@ class SeedNets:
         saved: list[tuple[Tensor, Tensor]] = []
         h = x
         first = self.layers[0]
-        self._gathered = None if first.small or first.skip else one_hot_columns(x)
+        if first.small or first.skip:
+            self._gathered = None
+        elif self._columns is None or self._columns[0] is not x:  # the same x every epoch
+            self._gathered = one_hot_columns(x)
+            self._columns = (x, self._gathered)
+        else:
+            self._gathered = self._columns[1]
         for layer in self.layers:
             inp = torch.cat((x.expand(-1, -1, self.seeds), h)) if layer.skip else h
             w, b = self._weights(layer)
             if layer is first and self._gathered is not None:
-                w0 = w.squeeze(2)  # [width, fan_in, S]
-                z = b.expand(-1, len(self._gathered), -1).clone()
-                for column in self._gathered.T:  # the j-th set input of every sample
-                    z += w0.index_select(1, column)
+                rows = w.squeeze(2).permute(1, 0, 2).contiguous()  # [fan_in, width, S]
+                columns = self._gathered.T  # [m, n]: the j-th set input of every sample
+                g = rows.index_select(0, columns[0])  # [n, width, S], rows of width x S
+                for column in columns[1:]:
+                    g += rows.index_select(0, column)
+                z = g.add_(b.permute(1, 0, 2)).permute(1, 0, 2).contiguous()
             elif layer.small:  # [width, fan_in, n, S] products, summed over fan_in
                 z = tree_sum(w * inp, dim=1).add_(b)
             else:
@@ -299,11 +308,12 @@ class SeedNets:
                         put(f"{block}.weight", tree_sum(mine * inp, dim=2).reshape(-1, seeds))
             elif i == 0 and self._gathered is not None:  # the gather's scatter-add
                 # sample by sample, in order: a seed's sums never depend on the others
-                dw0 = dz.new_zeros(layer.width, layer.fan_in, seeds)
+                by_sample = dz.permute(1, 0, 2).contiguous()  # [n, width, S]
+                dw0 = dz.new_zeros(layer.fan_in, layer.width, seeds)
                 for column in self._gathered.T:
-                    dw0.index_add_(1, column, dz)
+                    dw0.index_add_(0, column, by_sample)
                 (block,) = layer.blocks
-                value = dw0.reshape(-1, seeds)
+                value = dw0.permute(1, 0, 2).reshape(-1, seeds)  # (unit, input) rows
                 if buffers is None:
                     put(f"{block}.weight", value)
                 else:
