@@ -28,6 +28,8 @@ ARCHS = {
         "l1",
     ),
     "softmax": (Arch(2, (Layer(4, "relu"), Layer(3, "identity"))), "ce"),  # 3 classes
+    # one-hot a and b over 5 values each, a wide first layer: the gather (`one_hot_columns`)
+    "one_hot": (ONE_HOT := Arch(10, (Layer(WIDE, "quadratic"), Layer(3, "identity"))), "ce"),
 } | {  # and each activation of the table, hidden and as the read-out
     f"act:{name}": (Arch(2, (Layer(3, name), Layer(1, name))), "mse") for name in activations.TABLE
 }  # fmt: skip
@@ -47,6 +49,9 @@ def run(arch: Arch, loss: str, params: models.Params, x: torch.Tensor, y: torch.
 
 def data(arch: Arch, loss: str, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     x = torch.randn(n, arch.inputs, generator=gen) * 3
+    if arch is ONE_HOT:
+        a, b = torch.randint(0, 5, (2, n), generator=gen)
+        x = torch.cat([F.one_hot(a, 5), F.one_hot(b, 5)], dim=1).float()
     if loss == "ce":  # one-hot classes
         classes = arch.layers[-1].width
         return x, F.one_hot(torch.randint(0, classes, (n,), generator=gen), classes).float()

@@ -17,6 +17,7 @@ from tests.conftest import CLI, REPO, Make, assert_one_line_error
 BASE = "task:\n  name: lt10\ntrain:\n  epochs: 10\n"
 EVEN = "task:\n  name: is_even\n  bits: 3\ntrain:\n  epochs: 1\n"
 MOD3 = "task:\n  name: mod3\n  bits: 3\ntrain:\n  epochs: 1\n"
+MODULAR = "task:\n  name: modular\n  p: 7\ntrain:\n  epochs: 1\n"
 
 BILLION_LAUGHS = (
     'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n'
@@ -208,7 +209,7 @@ CASES: list[tuple[str | None, list[str], list[str]]] = [
         MOD3
         + "model:\n  layers: [{width: 4, activation: relu}, {width: 2, activation: identity}]\n",
         [],
-        ["exp.yaml:6", "model.layers", "more classes than the net's outputs", "3 classes"],
+        ["exp.yaml:7", "model.layers", "more classes than the net's outputs", "3 classes"],
     ),
     (
         MOD3 + "model:\n  arch: min_model\n",
@@ -227,6 +228,13 @@ CASES: list[tuple[str | None, list[str], list[str]]] = [
         EVEN.replace("bits: 3", "bits: 13\n  encoding: one_hot"),
         [],
         ["task.encoding", "8,192 input units", "more than 4,096"],
+    ),
+    (MODULAR.replace("p: 7", "p: 33\n  op: mul"), [], ["exp.yaml:3", "task.p", "not prime"]),
+    (MODULAR.replace("p: 7", "p: 211"), [], ["exp.yaml:3", "task.p", "too large", "at most 200"]),
+    (
+        "task:\n  name: circle\n  encoding: one_hot\ntrain:\n  epochs: 1\n",
+        [],
+        ["exp.yaml:3", "task.encoding", "circle's inputs are not integers in a range"],
     ),
     # text from the file never breaks the line, never becomes markup
     (

@@ -19,7 +19,7 @@ from tests.checkpoints import assert_article_class_reproduces
 from tests.conftest import CLI, REPO, Make, assert_one_line_error
 from tiny_cli import config
 from tiny_cli.errors import one_line
-from tiny_cli.store import runs
+from tiny_cli.store import runs, tracking
 
 
 def run_ids(runs_dir: Path) -> list[str]:
@@ -141,17 +141,23 @@ def test_every_shipped_config_trains_from_any_directory(
         (run_id,) = run_ids(runs_dir)
         assert run_id in shown
     else:
-        run_id, shown = make_run(runs_dir, "train", name, 20, ["log.every=7"]).name, None
+        shipped = config.load(name)[0].task.name
+        small = ["task.p=7"] if shipped == "modular" else []  # modadd's 961 pairs: 49
+        run_id, shown = make_run(runs_dir, "train", name, 20, ["log.every=7", *small]).name, None
     run = runs_dir / run_id
     meta = json.loads((run / "run.json").read_text())
     assert meta["status"] == "completed" and meta["epochs_done"] == 20
     assert meta["versions"]["torch"] == torch.__version__
     assert shown is None or "train" in meta["command"]
     stored = config.load(str(run / "config.yaml"))[0]
-    assert stored.train.epochs == 20 and stored.task.name == name
+    assert stored.train.epochs == 20
+    assert stored.task.name == config.load(name)[0].task.name
     acc = accumulate(run)
     steps = [0, 7, 14, 20]  # the init, every 7th epoch, and always the last one
-    for key, tensor in torch.load(run / "model.pt", weights_only=True).items():
+    state = torch.load(run / "model.pt", weights_only=True)
+    if sum(t.numel() for t in state.values()) > tracking.MAX_PARAM_SCALARS:  # none logged
+        state = {}
+    for key, tensor in state.items():
         for index in (
             torch.cartesian_prod(*[torch.arange(n) for n in tensor.shape])
             .reshape(tensor.numel(), -1)

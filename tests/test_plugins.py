@@ -47,7 +47,7 @@ def test_tasks_lists_the_plugin_with_its_construction(cli: CLI, site: Path) -> N
     entries = {e["name"]: e for e in json.loads(proc.stdout)}
     clamp = entries["clamp"]
     assert clamp["origin"] == "tiny_task_example"
-    assert clamp["parameters"] == {"lo": -3, "hi": 4, "low": -8, "high": 8}
+    assert clamp["parameters"] == {"lo": -3, "hi": 4, "low": -8, "high": 8, "encoding": "number"}
     (built,) = clamp["constructions"]
     assert built["summary"] == "ReLU(x + 3) - ReLU(x - 4) - 3"
     assert built["arch"] == "1 -> 2 relu -> 1 identity"

@@ -77,6 +77,10 @@ def random_state(arch: Arch, seed: int) -> dict[str, torch.Tensor]:
 def test_every_shipped_construction_reads_back_exactly(name: str) -> None:
     cfg = config.load(name, [])[0]
     construction = cfg.task.constructions(cfg.init)[0]
+    result = readout.read(construction.arch, construction.weights(), cfg.task)
+    if result.skipped:  # too big for a formula (modular's): right on every input still
+        assert result.diagnosis["outcome"] == "solved"
+        return
     result = check_formula(construction.arch, construction.weights(), cfg.task)
     assert result.exact and result.max_error == pytest.approx(0, abs=1e-9)
     assert result.diagnosis["outcome"] == "solved"

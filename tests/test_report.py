@@ -126,8 +126,11 @@ def test_a_sweep_report_has_its_outcome_table_and_loss_histogram(
     summary = json.loads((sweep / "summary.json").read_text())
     for point in summary:
         assert f"{point['label']}|20|{point['counts']['solved']} (" in text
-    (histogram,) = [a["alt"] for t, a in page.tags if t == "img"]
-    assert histogram.startswith("final loss of 20 seeds per grid point")
+    alts = [a["alt"] for t, a in page.tags if t == "img"]
+    histograms = [a for a in alts if a.startswith("final loss of 20 seeds per grid point")]
+    assert len(histograms) == 1, alts
+    epochs = out.read_text().split("<h2>Over the epochs</h2>")[1].split("</section>")[0]
+    assert epochs.count("<img") >= 2  # loss and accuracy over the epochs, over the seeds
     assert not (sweep / "report.html").exists()
 
 

@@ -106,6 +106,13 @@ def test_a_run_with_a_split_reports_training_and_test_apart(
     final = shown["metrics"]["test_accuracy"]
     assert acc.Scalars("metrics/test_accuracy")[-1].value == pytest.approx(final)
 
+    # the report: the test metrics in its table, the generalisation line in its read-out
+    code, out, err = tiny_here(capsys, monkeypatch, "report", run.name)
+    assert code in (0, None), err
+    page = (run / "report.html").read_text()
+    assert "test_accuracy" in page and "test_loss" in page
+    assert "generalisation: on the 2 training inputs" in page
+
 
 def _layout_charts(acc: EventAccumulator) -> dict[str, list[str]]:
     from tensorboard.plugins.custom_scalar import layout_pb2

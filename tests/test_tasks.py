@@ -29,10 +29,11 @@ PLAIN: dict[str, Callable[..., float]] = {
     "mod3": lambda x: float(int(x) % 3),  # as a class: one-hot targets
     "parity": lambda *bits: float(sum(int(b) for b in bits) % 2),
     "expr": lambda a, b: float(abs(a - b)),
+    "modular": lambda a, b: float((int(a) + int(b)) % 31),  # modadd; tests/test_modular.py
 }
 PLAYGROUND = ("circle", "gauss", "spiral", "xor2d")  # continuous: tests/test_playground.py
 # A config for each: the shipped one of the same name (lt: the article's lt10).
-CONFIG = {name: ("lt10" if name == "lt" else name) for name in PLAIN}
+CONFIG = {name: ("lt10" if name == "lt" else name) for name in PLAIN} | {"modular": "modadd"}
 
 
 def test_every_builtin_task_is_covered_here_and_has_a_shipped_config() -> None:
@@ -46,11 +47,12 @@ def test_data_and_truth_match_plain_python(name: str) -> None:
     x, y = cfg.task.data()
     assert x.shape == (cfg.task.size(), cfg.task.net_inputs())
     if cfg.task.encoding == "one_hot":  # one unit per value, one of them set
-        assert torch.equal(x.sum(dim=1), torch.ones(len(x)))
+        inputs = len(cfg.task.input_names())
+        assert torch.equal(x.sum(dim=1), torch.full((len(x),), float(inputs)))
         x = cfg.task.decode(x)
     expected = torch.tensor([[PLAIN[name](*row)] for row in x.tolist()])
     if cfg.task.many_classes:  # one-hot rows
-        expected = torch.nn.functional.one_hot(expected[:, 0].long(), cfg.task.classes).float()
+        expected = torch.nn.functional.one_hot(expected[:, 0].long(), cfg.task.outputs()).float()
     assert torch.equal(y, expected)
     assert torch.equal(cfg.task.truth(x), expected)
 
@@ -69,9 +71,12 @@ def test_every_construction_is_exact_on_its_whole_domain(name: str) -> None:
         r = torch.arange(cfg.task.low, cfg.task.high)  # type: ignore[attr-defined]
         x = torch.cartesian_prod(r, r).float()
     pred = predict_fn(model)(x)
-    truth = torch.tensor([PLAIN[name](*row) for row in x.tolist()])
+    rows = cfg.task.decode(x) if cfg.task.encoding == "one_hot" else x
+    truth = torch.tensor([PLAIN[name](*row) for row in rows.tolist()])
     if name == "lt":  # a sigmoid is never exactly 0 or 1: right on every input
         assert cfg.task.correct(pred, truth).all()
+    elif cfg.task.many_classes:  # the largest output is the answer
+        assert torch.equal(pred.argmax(dim=1).float(), truth)
     else:  # the others are exact
         assert torch.equal(pred, truth)
 

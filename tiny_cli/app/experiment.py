@@ -28,10 +28,11 @@ from tiny_cli.show import plots
 from tiny_cli.spec import models
 from tiny_cli.store import events, locks, runs, tracking
 from tiny_cli.tasks import Task
+from tiny_cli.train import curves, engine, inits, outcomes, stopping
 from tiny_cli.train import data as datasets
-from tiny_cli.train import engine, inits, stopping
 from tiny_cli.train.data import Data
 from tiny_cli.train.engine import LOSSES
+from tiny_cli.train.held_out import GROK_EPOCHS, HELD_OUT
 
 
 @dataclass(frozen=True)
@@ -185,14 +186,17 @@ def run_experiment(
             after = flag.from_now() if result.status == "interrupted" else flag
             metrics = evaluate(cfg, built.model, built.data, after)
             history = log.history(run, resumed=resume is not None)
+            judged = log.held_out(run, resumed=resume is not None)
             drawing, reading = _read(
                 painter, cfg, built.model, built.data, metrics, built.init_state, history,
-                result, kind,
+                result, kind, judged,
             )  # fmt: skip
             png, units = _store(run, built.model, log.tracker, result, metrics, drawing, after)
         except BaseException as exc:
             raise _store_failure(run, built.model, log.tracker, log.last, exc) from exc
-        return _finish(run, result, metrics, built.model, png, units, reading, cfg.task, after)
+        return _finish(
+            run, result, metrics, built.model, png, units, reading, cfg.task, after, judged
+        )
 
 
 @dataclass
@@ -270,6 +274,8 @@ class _EpochLog:
         self.losses: list[float] = []
         self.beat = runs.Heartbeat(run)
         self.progress = progress
+        # with a test set: when the training and the test inputs were first solved
+        self.solved = curves.FirstSolved(cfg, 1) if built.data.has_test else None
 
     def begin(self, cfg: ExperimentConfig, run_id: str) -> None:
         """A new run's step 0: the charts' layout, the HPARAMS experiment and session."""
@@ -278,12 +284,39 @@ class _EpochLog:
     def __call__(self, e: engine.Epoch) -> None:
         stats = epoch_stats(e)
         self.last = stats
+        if self.solved is not None:
+            self.solved(e)
         if stats.epoch % self.every == 0:
             self.losses.append(stats.loss)
         self.tracker.on_epoch_end(stats)
         self.beat(stats.epoch)
         if self.progress is not None:
             self.progress(stats)
+
+    def held_out(self, run: runs.Run, resumed: bool) -> dict[str, Any] | None:
+        """With a test set: the held-out outcome (`outcomes.held_out`), its delay and the
+        epochs each side was first solved (None: never), for run.json and the read-out;
+        None without a test set or where the rule cannot be applied per epoch. A resumed
+        run's epochs before it stopped are read from its event file (at the logged epochs:
+        its training side then to within `log.every`)."""
+        solved = self.solved
+        if solved is None or not solved.judged:
+            return None
+        if resumed:
+            self.tracker.writer.flush()
+            for seen, side in ((solved.train, ""), (solved.test, "test_")):
+                was = _first_solved_logged(run, solved.kind, side)
+                if was is not None and (int(seen[0]) < 0 or was < int(seen[0])):
+                    seen[0] = was
+        code, delay = outcomes.held_out(solved.train, solved.test)
+        first = {k: int(v[0]) for k, v in (("train", solved.train), ("test", solved.test))}
+        return {
+            "outcome": HELD_OUT[int(code[0])],
+            "delay": int(delay[0]) if int(delay[0]) >= 0 else None,
+            "train_solved": first["train"] if first["train"] >= 0 else None,
+            "test_solved": first["test"] if first["test"] >= 0 else None,
+            "grok_epochs": GROK_EPOCHS,
+        }
 
     def history(self, run: runs.Run, resumed: bool) -> list[float]:
         """The loss at every logged epoch, the last one reached included (it is always
@@ -294,6 +327,19 @@ class _EpochLog:
             return self.losses
         self.tracker.writer.flush()  # what this process logged, too
         return tracking.scalar_history(run.path)
+
+
+def _first_solved_logged(run: runs.Run, kind: str, side: str) -> int | None:
+    """The first logged epoch at which the run's event file says a side (`""`: training,
+    `"test_"`) was solved (`outcomes.solved`, the test side's `test_solved`, on its logged
+    accuracy, or loss as MSE)."""
+    tag = f"metrics/{side}accuracy" if kind == "classification" else f"metrics/{side}loss"
+    for step, value in tracking.scalar_points(run.path, tag):
+        v = torch.tensor([value])
+        rule = outcomes.test_solved if side else outcomes.solved
+        if bool(rule(kind, v, v)[0]):
+            return step
+    return None
 
 
 def _train(
@@ -360,14 +406,17 @@ def _finish(
     reading: Callable[[], sidecar.Pending],
     task: Task,
     should_stop: Callable[[], bool],
+    held: dict[str, Any] | None = None,
 ) -> Outcome:
-    """Mark the run finished in run.json; its outcome, with the read-out (started by
-    `reading`) once it is made, or without it once `should_stop` says so."""
+    """Mark the run finished in run.json (with its held-out outcome, given a test set); its
+    outcome, with the read-out (started by `reading`) once it is made, or without it once
+    `should_stop` says so."""
     run.update_meta(
         status=FINAL_STATUS[result.status],
         epochs_done=result.epochs,
         reason=result.reason,
         finished=time.time(),
+        **({"held_out": held} if held is not None else {}),
     )
     params = {k: v.tolist() for k, v in model.state_dict().items()}
     found, problem = None, ""
@@ -393,6 +442,7 @@ def _read(
     losses: list[float],
     result: FitResult,
     kind: str,
+    held: dict[str, Any] | None = None,
 ) -> tuple[sidecar.Pending | None, Callable[[], sidecar.Pending]]:
     """Start, in the sidecar, the drawing of `units.png` (None for a net without hidden
     units); and how to start the read-out of the trained net (`readout.read`), which the
@@ -425,9 +475,15 @@ def _read(
         "construction": construction,
         "data": data,
         "verdict": verdict,
-        **({"split": datasets.scores(task, task.net_fn(model), split)} if split.has_test else {}),
+        **({"split": _split(task, model, split, held)} if split.has_test else {}),
     }
     return drawing, lambda: painter.call("readout", arch, state, task, options)
+
+
+def _split(task: Task, model: nn.Module, data: Data, held: dict[str, Any] | None) -> Any:
+    """The read-out's `split`: how right the net is on each side, and the held-out outcome."""
+    scores: dict[str, Any] = datasets.scores(task, task.net_fn(model), data)
+    return scores | ({"held_out": held} if held is not None else {})
 
 
 CHECKPOINT_EPOCHS = 1000

@@ -133,8 +133,29 @@ def hardwire(
         )
     forced = [("init.mode", "hardwired", "hardwire"), ("train.epochs", 0, "hardwire")]
     changes = overrides(sets, bits=("task.bits", bits), scale=("init.scale", scale))
+    forced += _construction_net(config_ref, changes + list(extra))
     cfg, path = config.load(config_ref, changes + list(extra) + forced)
     return start_run(cfg, "hardwire", path, runs_dir, device, display)
+
+
+def _construction_net(config_ref: str, changes: list[Override]) -> list[Override]:
+    """The first construction's net, as `model.layers`, where the config's net is another and
+    no `--set model.*` asks for a net (the config's net may be a training net: modadd's 256
+    units; `--set model.layers=...` hardwires a construction of that net, if there is one)."""
+    from tiny_cli import config
+
+    if any(key == "model" or key.startswith("model.") for key, _, _ in changes):
+        return []
+    cfg, _ = config.load(config_ref, [*changes, ("train.epochs", 0, "hardwire")])
+    built = cfg.task.constructions(cfg.init)
+    arch = built[0].arch if built else None
+    if arch is None or arch == cfg.arch or arch.names is not None or arch.skip_input:
+        return []
+    layers = [{"width": la.width, "activation": la.activation} for la in arch.layers]
+    return [
+        (f"model.{k}", v, "hardwire")
+        for k, v in (("arch", None), ("widths", None), ("layers", layers))
+    ]
 
 
 def start_run(

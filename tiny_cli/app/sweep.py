@@ -24,18 +24,21 @@ from tiny_cli import config
 from tiny_cli.app import resume as resuming
 from tiny_cli.config import ExperimentConfig, GridAxis, GridPoint
 from tiny_cli.errors import RunFailed, TinyError
+from tiny_cli.show import phase
 from tiny_cli.spec import models
 from tiny_cli.store import events, locks, runs
 from tiny_cli.train import data as datasets
 from tiny_cli.train import engine, stopping
 from tiny_cli.train.curves import Curves, Recorder
 from tiny_cli.train.data import Data
+from tiny_cli.train.held_out import GROK_EPOCHS, HELD_OUT
 from tiny_cli.train.outcomes import OUTCOMES, classify, evaluate, pick_seeds
 
 # Floats of a chunk's training (activations, products, buffers) allowed: ~0.5 GiB.
 CHUNK_FLOATS = 1 << 27
 MAX_CHUNK = 8192
 CHUNKS = runs.CHUNKS  # a sweep's finished chunks, one file each, until it completes
+PHASE_TAG = "phase_diagram"  # TensorBoard IMAGES: the held-out outcomes over the grid
 
 Params = models.Params  # state_dict names -> [S, *shape]
 
@@ -68,6 +71,7 @@ class PointResult:
             )
             if values is not None
         }
+        held = self.held_out()
         return {
             "grid": self.point.values,
             "label": self.point.label,
@@ -76,8 +80,28 @@ class PointResult:
             "fractions": {k: v / s for k, v in counts.items()},
             "loss": _quantiles(self.loss),
             **tested,
+            **({"held_out": held} if held is not None else {}),
             "seconds": self.seconds,
             "seed_epochs_per_second": s * epochs / self.seconds if self.seconds > 0 else None,
+        }
+
+    def held_out(self) -> dict[str, Any] | None:
+        """With a test set: the seeds' held-out outcomes (`outcomes.held_out`, the rule of
+        a run), counted, the majority (the first of HELD_OUT among ties) and the median
+        delay of the seeds that solved both sides (None: none did)."""
+        found = self.curves.held_out() if self.curves is not None else None
+        if found is None:
+            return None
+        code, delay = found
+        counts = {name: int((code == i).sum()) for i, name in enumerate(HELD_OUT)}
+        both = delay[delay >= 0].double()
+        grokked = delay[code == HELD_OUT.index("grokked")].double()
+        return {
+            "counts": counts,
+            "majority": max(counts, key=lambda k: counts[k]),
+            "delay": float(both.median()) if len(both) else None,
+            "grokked_delay": float(grokked.median()) if len(grokked) else None,
+            "grok_epochs": GROK_EPOCHS,
         }
 
 
@@ -153,7 +177,7 @@ def train_chunk(
     data = data if data is not None else datasets.prepare(cfg)
     x, y, truth = data.x, data.y, data.truth
     correct = cfg.task.correct if cfg.task.kind == "classification" else None
-    recorder = Recorder(cfg, len(seeds))
+    recorder = Recorder(cfg, len(seeds), has_test=data.has_test)
     fitted = engine.fit(
         cfg, list(seeds), x, y, correct=correct,
         callbacks=[_counter(on_epoch, len(seeds)), recorder], should_stop=should_stop,
@@ -177,6 +201,7 @@ def train_chunk(
         "outcome": outcome,
         "curves": recorder.part(),
         "first_solved": recorder.first_solved,
+        **({"test_first_solved": recorder.test_first_solved} if data.has_test else {}),
         "seconds": time.perf_counter() - start,
         **tested,
         resuming.FINGERPRINT: config.fingerprint(cfg),  # what a resume checks
@@ -199,7 +224,13 @@ def _point_result(point: GridPoint, parts: Sequence[dict[str, Any]]) -> PointRes
         test_loss=cat("test_loss") if "test_loss" in parts[0] else None,
         test_accuracy=cat("test_accuracy") if parts[0].get("test_accuracy") is not None else None,
         curves=(
-            Curves.merge([p["curves"] for p in parts], [p["first_solved"] for p in parts])
+            Curves.merge(
+                [p["curves"] for p in parts],
+                [p["first_solved"] for p in parts],
+                [p["test_first_solved"] for p in parts]
+                if all("test_first_solved" in p for p in parts)
+                else None,
+            )
             if all("curves" in p for p in parts)
             else None
         ),
@@ -310,6 +341,8 @@ def _store_arrays(run: runs.Run, seeds: Sequence[int], results: list[PointResult
             point["test_accuracy"] = r.test_accuracy
         if r.curves is not None and r.curves.first_solved is not None:
             point["first_solved"] = r.curves.first_solved  # -1: never
+        if r.curves is not None and r.curves.test_first_solved is not None:
+            point["test_first_solved"] = r.curves.test_first_solved  # -1: never
         points.append(point)
     data = {"seeds": torch.tensor(list(seeds)), "outcomes": list(OUTCOMES), "points": points}
     run.save_tensors(runs.SWEEP, data)
@@ -595,10 +628,14 @@ class _Sweep:
             },
         )
         counts = [s["counts"] for s in summary]
+        diagram = phase.phase_png(
+            phase.axes_of([r.point.values for r in results]), phase.phase_cells(summary)
+        )
         events.write_sweep(
             run.path,
             list(zip(counts, [r.loss for r in results], strict=True)),
             curves=[(r.point.label, r.curves.to_json()) for r in results if r.curves],
+            images=[(PHASE_TAG, diagram)] if diagram is not None else [],
         )
         return summary
 

@@ -101,6 +101,8 @@ def sweep(
     """Train many seeds at once as one batched model; count how each seed ends up.
 
     Outcomes: solved, stuck at mean, dead, partial, diverged (the README's glossary).
+    Held-out data (test solved: 99% right): generalised, grokked (test solved > G = 100 epochs after
+    training), memorised, not learned; over two --grid keys, a phase diagram.
     Example: tiny sweep is_even --seeds 1000 --grid train.lr=0.01,0.1
     """
     outcome = launch.sweep(
@@ -120,6 +122,9 @@ def _report(outcome: SweepOutcome) -> None:
     from tiny_cli.show import render
 
     console.print(render.sweep_table(outcome.summary))
+    diagram = render.phase_view(outcome.summary)
+    if diagram is not None:
+        console.print(diagram)
     for kept in outcome.kept:
         label = outcome.results[kept["point"]].point.label
         console.print(

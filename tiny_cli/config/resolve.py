@@ -222,14 +222,14 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
                 "init.mode",
                 f"{cfg.init.mode}: task {task.name} has no construction (tasks with one: {having})",
             )
-        matching = [c for c in built if c.arch == arch]
-        if not matching:
+        matching = task.construction_for(cfg.init, arch)
+        if matching is None:
             raise KeyProblem(
                 "init.mode",
                 f"{cfg.init.mode} needs the architecture of {task.name}'s construction "
                 f"({built[0].arch.describe()}); this config has {arch.describe()}",
             )
-        _check_weights(cfg, matching[0])
+        _check_weights(cfg, matching)
     size = task.size()
     if cfg.data is not None:
         _check_data(cfg.data, task)

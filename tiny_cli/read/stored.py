@@ -57,7 +57,10 @@ def stored_readout(
         model = inits.build(cfg)
         model.load_state_dict(state)
         train = (data.x.numpy(), data.truth.numpy())
-        split = {"data": train, "split": datasets.scores(task, task.net_fn(model), data)}
+        scores: dict[str, Any] = datasets.scores(task, task.net_fn(model), data)
+        held = record.meta.held_out
+        scores |= {"held_out": held.model_dump()} if held is not None else {}
+        split = {"data": train, "split": scores}
     result = readout.read(
         arch,
         state,

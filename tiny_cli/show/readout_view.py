@@ -17,6 +17,8 @@ from rich.text import Text
 from tiny_cli import tasks
 from tiny_cli.show.tables import OUTCOME_STYLES
 from tiny_cli.tasks.base import brief
+from tiny_cli.train import held_out
+from tiny_cli.train.held_out import GROK_EPOCHS
 
 if TYPE_CHECKING:
     from tiny_cli.tasks import Task
@@ -131,7 +133,30 @@ def _split_lines(readout: Mapping[str, Any]) -> list[Line]:
         else:
             err = f"max error {brief(got.get('max_abs_error'), 3)}, mean {brief(got.get('mae'), 3)}"
             parts.append((f"on the {n} {words} input{'s' if n != 1 else ''} {err}", ""))
-    return [parts]
+    return [parts, *_held_out_lines(split.get("held_out"))]
+
+
+HELD_OUT_STYLES = {"generalised": "green", "grokked": "cyan", "memorised": "yellow",
+                   "not learned": "red"}  # fmt: skip
+
+
+def _held_out_lines(held: Any) -> list[Line]:
+    """The held-out outcome: "held out: grokked after 1,500 epochs; training solved at
+    epoch 100, test at epoch 1,600 (G = 100 epochs)"."""
+    if not isinstance(held, Mapping) or not isinstance(held.get("outcome"), str):
+        return []
+    outcome, delay = held["outcome"], held.get("delay")
+    g = held.get("grok_epochs")
+    g = g if isinstance(g, int) else GROK_EPOCHS
+    said = held_out.words(outcome, delay if isinstance(delay, int) else None, g)
+    when = [
+        f"{words} at epoch {held[key]:,}" if isinstance(held.get(key), int) else f"{words} never"
+        for key, words in (("train_solved", "training solved"), ("test_solved", "test"))
+    ]
+    if held.get("train_solved") is None:
+        when = ["training never solved"]
+    note = f"; {', '.join(when)} (G = {g:,} epochs)"
+    return [[("held out: ", ""), (said, HELD_OUT_STYLES.get(outcome, "")), (note, "")]]
 
 
 def _construction_lines(readout: Mapping[str, Any]) -> list[Line]:

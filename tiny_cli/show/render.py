@@ -6,6 +6,7 @@ module (tiny_cli/cli, app/solutions). Renderables return, never print."""
 from __future__ import annotations
 
 from tiny_cli.show.compare_view import compare_view
+from tiny_cli.show.phase import phase_view
 from tiny_cli.show.readout_view import readout_view
 from tiny_cli.show.run_views import run_view, runs_table
 from tiny_cli.show.solutions_view import solutions_markdown, solutions_view
@@ -18,6 +19,7 @@ __all__ = [
     "metrics_table",
     "parameters_table",
     "partial_line",
+    "phase_view",
     "readout_view",
     "run_view",
     "runs_table",

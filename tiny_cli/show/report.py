@@ -210,6 +210,7 @@ class Contents:
     remaining: list[dict[str, GridValue]] | None = None  # a partial sweep's unfinished points
     histogram: Chart | None = None
     curves: list[Chart] = field(default_factory=list)  # a sweep's, from curves.json
+    phase: Chart | None = None  # a sweep's phase diagram, with held-out data and a grid
     alphas: Chart | None = None  # a sweep's solved seeds' alpha, from solutions.json
     problems: list[str] = field(default_factory=list)
 
@@ -264,6 +265,8 @@ def body_html(c: Contents, precision: int = 4, whole: bool = True) -> str:
     if c.remaining is not None:
         line = partial_line(len(c.summary or []), c.remaining)
         parts.append(f'<p class="problem">{esc(line)}</p>')
+    if c.phase:
+        parts.append(_section("Phase diagram", _image(c.phase.title, c.phase.png, c.phase.title)))
     if c.histogram:
         parts.append(_section("Final losses", _image(c.histogram.title, c.histogram.png)))
     if c.curves:
@@ -323,6 +326,7 @@ def gather(record: RunRecord, charts: bool = True) -> Contents:
         arrays = info.arrays
         c.histogram = loss_histogram(arrays) if arrays and arrays.seeds else None
         c.curves = sweep_charts.curve_charts(info.curves or [], grid_words)
+        c.phase = sweep_charts.phase_chart(info.summary or [])
         c.alphas = sweep_charts.alpha_histogram(c.solutions, grid_words) if c.solutions else None
         return c
     if os.path.lexists(run.path / runs.PREDICTION) or meta.status == "completed":

@@ -8,9 +8,9 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from tiny_cli.show import style
+from tiny_cli.show import phase, style
 from tiny_cli.show.charts import LEGEND_LINES, MAX_CHARTS, Chart, _figure, png
-from tiny_cli.store.runs import CurvePoint, Solutions
+from tiny_cli.store.runs import CurvePoint, Solutions, SweepPoint
 
 BANDS = {"q50": "median", "q10": "10th percentile", "q90": "90th percentile"}
 
@@ -83,3 +83,16 @@ def alpha_histogram(
         title = "alpha of the solved seeds in the family, per grid point"
         figure.suptitle(title)
         return Chart(title, png(figure))
+
+
+def phase_chart(summary: Sequence[SweepPoint]) -> Chart | None:
+    """The phase diagram (show/phase.py) of a sweep with held-out data and a grid."""
+    png = phase.phase_png(phase.axes_of([p.grid for p in summary]), phase.phase_cells(summary))
+    if png is None:
+        return None
+    title = (
+        "phase diagram: each grid point coloured by the held-out outcome most of its seeds "
+        "had (generalised, grokked, memorised, not learned), with their median delay from "
+        "training solved to test solved, in epochs"
+    )
+    return Chart(title, png)

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from tiny_cli.config.grid import axis_words, grid_words, words
 from tiny_cli.errors import one_line
+from tiny_cli.show.phase import phase_view
 from tiny_cli.show.run_views import header, seed_label, sweep_epochs
 from tiny_cli.show.tables import (
     GAP,
@@ -115,6 +116,8 @@ def sweep_view(record: RunRecord, info: Details) -> Group:
         parts.append(safe_text(f"grid: {grid}"))
     if info.summary:
         parts.append(sweep_table(info.summary, "Partial outcomes" if info.partial else "Outcomes"))
+        diagram = phase_view(info.summary)
+        parts.extend([diagram] if diagram is not None else [])
     if info.partial:
         line = partial_line(len(info.summary or []), info.remaining or [])
         parts.append(Text(line, style="yellow"))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import array
 import contextlib
 import os
+import re
 import socket
 import struct
 import time
@@ -309,14 +310,18 @@ def write_sweep(
     log_dir: Path,
     points: Sequence[tuple[Mapping[str, int], Tensor]],
     curves: Sequence[tuple[str, Mapping[str, Any]]] = (),
+    images: Sequence[tuple[str, bytes]] = (),
 ) -> Path:
     """A sweep's event file: step i is grid point i, given as (its outcome counts, its seeds'
     final losses): the counts as scalars `outcomes/<name>`, the losses as histograms
     (`final_loss`, and `final_log10_loss` of the positive ones). `curves`: per grid point
     its label and curves (`train.curves.Curves.to_json`), written with the epoch as step
-    (`curve_scalars`) under a CUSTOM SCALARS layout of margin charts (`curve_layout`)."""
+    (`curve_scalars`) under a CUSTOM SCALARS layout of margin charts (`curve_layout`).
+    `images`: (tag, PNG) pictures at step 0 (the phase diagram)."""
     writer = EventWriter(log_dir)
     try:
+        for tag, picture in images:
+            writer.summary(0, image_summary(tag, picture, *png_size(picture)))
         if curves:
             writer.summary(0, layout_summary(curve_layout(curves)))
             for step, values in curve_scalars(curves):
@@ -358,7 +363,34 @@ def curve_layout(
         if c.get("solved") is not None:
             charts["fraction of seeds solved so far"] = [f"^{_curve_tag(i, 'solved')}$"]
         layout[f"sweep curves: {label or 'base config'}"] = charts
-    return layout
+    progress = progress_layout(curves)
+    return {"progress": progress, **layout} if progress else layout
+
+
+def progress_layout(
+    curves: Sequence[tuple[str, Mapping[str, Any]]],
+) -> dict[str, list[Margin] | list[str]]:
+    """A sweep's `progress` category (as a run's, `tracking.progress_charts`): the median
+    over the seeds of every grid point on one chart per measure, side by side, so where
+    the test accuracy catches up with the training's shows on one x axis; {} for a sweep
+    that recorded no progress measures (no test set, no `Task.progress`)."""
+    names = list(dict.fromkeys(n for _, c in curves for n in c.get("metrics", {})))
+    if PROGRESS_NORM not in names:
+        return {}
+    what = "accuracy" if "accuracy" in names else "loss"
+    charts: dict[str, list[Margin] | list[str]] = {
+        f"{what}: training and test, median over the seeds": [
+            rf"^curves/p\d+/(test_)?{what}/median$"
+        ],
+        "total weight norm, median over the seeds": [rf"^curves/p\d+/{PROGRESS_NORM}/median$"],
+    }
+    for name in names:
+        if name not in (PROGRESS_NORM, "loss", "accuracy", "test_loss", "test_accuracy"):
+            charts[f"{name}, median over the seeds"] = [rf"^curves/p\d+/{re.escape(name)}/median$"]
+    return charts
+
+
+PROGRESS_NORM = "weight_norm"  # a sweep's curves: the weight norm (`train.curves`)
 
 
 def curve_scalars(

@@ -4,7 +4,8 @@ Everything a run shows goes into the one event file in its own directory (events
 run directory is one TensorBoard run (`add_hparams` would make a timestamped sub-run):
 
 - step 0: the CUSTOM SCALARS layout, the HPARAMS experiment and this run's session;
-- every logged epoch: `metrics/*`, every parameter element, `mechanism/*`, `grad_norm/*`;
+- every logged epoch: `metrics/*`, every parameter element, `mechanism/*`, `grad_norm/*`,
+  and with a test set `progress/*` (the weight norm, the task's `progress` measures);
 - IMAGES `prediction`: the model against the truth at the start, every K epochs, the end;
 - IMAGES `units`: the hidden units' activations, once, at the last epoch reached;
 - at the end: `final/*` (the run's final metrics) and the HPARAMS session's status.
@@ -33,6 +34,7 @@ from tiny_cli.store.hparams import SESSION_END_INFO_TAG, hparams_summaries, sess
 from tiny_cli.tasks import Task
 
 IMAGE_TAG = "prediction"
+PROGRESS_NORM = "progress/weight_norm"  # the norm of every parameter together
 UNITS_TAG = "units"
 MAX_PARAM_SCALARS = 4096  # a bigger net logs no scalar per parameter (2 x 1024: 160 MB/6 epochs)
 
@@ -46,6 +48,20 @@ def final_scalars(metrics: Mapping[str, Any]) -> list[tuple[str, float]]:
             if isinstance(v, int | float) and not isinstance(v, bool):
                 out.append((f"final/{key}" + ("" if i is None else f"[{i}]"), float(v)))
     return out
+
+
+def progress_charts(measures: Sequence[str], accuracy: bool = True) -> dict[str, list[str]]:
+    """The CUSTOM SCALARS `progress` category of a run: side by side, so the moment of
+    grokking shows on one x axis, the training and test accuracy (loss, for a regression),
+    the total weight norm, and each of the task's progress measures (`Task.progress`)."""
+    what = "accuracy" if accuracy else "loss"
+    charts = {
+        f"{what}: training and test": [rf"^metrics/(test_)?{what}$"],
+        "total weight norm": [f"^{re.escape(PROGRESS_NORM)}$"],
+    }
+    for name in measures:
+        charts[name] = [f"^progress/{re.escape(name)}$"]
+    return charts
 
 
 # --- the training callback --------------------------------------------------------------
@@ -128,6 +144,12 @@ class Tracker:
         self.task = task
         flat = models.flat_parameters(model).tolist()
         self._derived_tags = [f"mechanism/{k}" for k in self._derived(flat)]
+        # Progress measures (Nanda et al.): the weight norm and the task's own, with a test
+        # set or a task that has measures of its own (`Task.progress`).
+        measures = self._task_progress(torch.tensor([flat]))
+        self._progress_tags = (
+            [PROGRESS_NORM, *(f"progress/{k}" for k in measures)] if has_test or measures else []
+        )
         self._events: dict[tuple[bool, bool, bool], ScalarEvent] = {}
         self._pending: EpochStats | None = None
         self._last: EpochStats | None = None
@@ -168,6 +190,11 @@ class Tracker:
         if self._derived_tags:
             names = " and ".join(tag.partition("/")[2] for tag in self._derived_tags)
             charts["mechanism"] = {names: [r"^mechanism/"]}  # lt: "threshold and steepness"
+        if self._progress_tags:
+            charts["progress"] = progress_charts(
+                [t.partition("/")[2] for t in self._progress_tags[1:]],
+                accuracy=self.task is None or self.task.kind == "classification",
+            )
         return charts
 
     def _scalar_event(self, has_accuracy: bool, has_grads: bool, tested: bool) -> ScalarEvent:
@@ -179,11 +206,23 @@ class Tracker:
             if tested:
                 tags += ["metrics/test_loss"] + (["metrics/test_accuracy"] if has_accuracy else [])
             tags += self.param_tags + self._derived_tags + (self._grad_tags if has_grads else [])
+            tags += self._progress_tags
             self._events[key] = ScalarEvent(tags)
         return self._events[key]
 
     def _derived(self, params: Sequence[float]) -> dict[str, float]:
         return self.task.derived(self.arch, params) if self.task is not None else {}
+
+    def _task_progress(self, params: Tensor) -> dict[str, Tensor]:
+        return self.task.progress(self.arch, params) if self.task is not None else {}
+
+    def _progress(self, params: Tensor) -> list[float]:
+        """The weight norm and the task's progress measures, in `_progress_tags`' order."""
+        if not self._progress_tags:
+            return []
+        flat = params.reshape(1, -1)
+        measures = self._task_progress(flat)
+        return [float(flat.double().norm()), *(float(v.reshape(-1)[0]) for v in measures.values())]
 
     def _grad_norms(self, grads: Tensor | None) -> list[float]:
         if grads is None:
@@ -205,6 +244,7 @@ class Tracker:
         values += self._derived(params).values()
         norms = self._grad_norms(stats.grads)
         values += norms
+        values += self._progress(stats.params)
         event = self._scalar_event(stats.accuracy is not None, bool(norms), tested)
         self.writer.write(event.fill(stats.epoch, values))
         self._pending = None
@@ -299,6 +339,11 @@ def _device(model: nn.Module) -> torch.device:
 def scalar_history(log_dir: Path, tag: str = "metrics/loss") -> list[float]:
     """One scalar's logged values in step order, from a run's event file(s), read with
     TensorBoard's own EventAccumulator (every point kept, images and tensors skipped)."""
+    return [v for _, v in scalar_points(log_dir, tag)]
+
+
+def scalar_points(log_dir: Path, tag: str) -> list[tuple[int, float]]:
+    """One scalar's logged (step, value) points in step order (`scalar_history`)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     guidance = {"scalars": 0, "images": 1, "tensors": 1, "histograms": 1}
@@ -307,7 +352,7 @@ def scalar_history(log_dir: Path, tag: str = "metrics/loss") -> list[float]:
         acc.Reload()
     if tag not in acc.Tags().get("scalars", []):
         return []
-    return [e.value for e in sorted(acc.Scalars(tag), key=lambda e: e.step)]
+    return [(e.step, e.value) for e in sorted(acc.Scalars(tag), key=lambda e: e.step)]
 
 
 # --- a resumed run's one event file -----------------------------------------------------

@@ -85,6 +85,18 @@ class Kept(_View):
     run: str
 
 
+class HeldOut(_View):
+    """A run with a test set: what became of its held-out inputs (`outcomes.held_out`), the
+    delay from the training inputs' first solved epoch to the test inputs', and those epochs
+    (None: never solved), under the G (`grok_epochs`) it was judged by."""
+
+    outcome: str
+    delay: int | None = None
+    train_solved: int | None = None
+    test_solved: int | None = None
+    grok_epochs: int | None = None
+
+
 class RunMeta(_View):
     """run.json, as written by experiment.py (runs) and sweep.py (sweeps). Older runs lack
     some keys, so all are optional."""
@@ -111,6 +123,7 @@ class RunMeta(_View):
     sweep: str | None = None  # a run kept by a sweep (--keep): the sweep's id
     command: list[str] | None = None
     versions: dict[str, Any] | None = None
+    held_out: HeldOut | None = None  # a run with a test set
     # sweeps only
     seeds: list[int] | None = None  # [first, last], inclusive
     n_seeds: int | None = None
@@ -139,6 +152,18 @@ class RunMeta(_View):
         return self.kind == "sweep"
 
 
+class HeldOutCounts(_View):
+    """A grid point's held-out outcomes (`outcomes.held_out`, the rule of a run): how many
+    seeds had each, the majority (ties: the first of `HELD_OUT`), and the median delay
+    of the seeds that solved both sides and of those that grokked (None: none did)."""
+
+    counts: dict[str, int]
+    majority: str
+    delay: float | None = None
+    grokked_delay: float | None = None
+    grok_epochs: int | None = None
+
+
 class SweepPoint(_View):
     """One grid point of summary.json."""
 
@@ -151,6 +176,7 @@ class SweepPoint(_View):
     # the same on the held-out inputs, for a sweep with a test set (a `data:` section)
     test_loss: dict[str, float] = {}
     test_accuracy: dict[str, float] = {}
+    held_out: HeldOutCounts | None = None  # with a test set
     seconds: float | None = None
     seed_epochs_per_second: float | None = None
 
@@ -407,7 +433,7 @@ def read_sweep_arrays(run: Run, n_seeds: int | None = None) -> SweepArrays:
             for key, v in params.items()
         ):
             raise bad(f"point {k}: parameters are not [{n} seeds, ...] tensors")
-        optional = tuple(k for k in ("accuracy", "first_solved") if k in point)
+        optional = tuple(k for k in ("accuracy", "first_solved", "test_first_solved") if k in point)
         for key in ("loss", "epochs", "outcome", *optional):
             value = point.get(key)
             if not isinstance(value, torch.Tensor) or tuple(value.shape) != (n,):

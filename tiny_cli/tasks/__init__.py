@@ -30,6 +30,7 @@ from tiny_cli.tasks.base import (
 from tiny_cli.tasks.bits import Parity, Xor
 from tiny_cli.tasks.expr import Expr
 from tiny_cli.tasks.integers import Abs, IsEven, Mod, Mod3
+from tiny_cli.tasks.modular import Modular
 from tiny_cli.tasks.pairs import Max, Min
 from tiny_cli.tasks.playground import Circle, Gauss, Spiral, Xor2d
 from tiny_cli.tasks.threshold import Lt
@@ -41,7 +42,8 @@ __all__ = [
 ]  # fmt: skip
 
 BUILTIN: tuple[type[Task], ...] = (
-    Lt, Min, Max, Abs, Xor, IsEven, Mod, Mod3, Parity, Expr, Circle, Gauss, Spiral, Xor2d
+    Lt, Min, Max, Abs, Xor, IsEven, Mod, Mod3, Parity, Expr, Circle, Gauss, Spiral, Xor2d,
+    Modular,
 )  # fmt: skip
 ENTRY_POINT_GROUP = "tiny.tasks"
 

@@ -285,6 +285,16 @@ class Task(Section):
         every parameter vector of `arch`. Default: none."""
         return {}
 
+    def progress(self, arch: Arch, params: Tensor) -> dict[str, Tensor]:
+        """Task-specific progress measures over training, per seed (Nanda et al. 2023): from
+        the engine's flat parameters `params` [S, P] (S seeds, `parameters()` order), each
+        measure's name -> its value per seed [S]. TensorBoard logs them at every logged
+        epoch as `progress/<name>` beside the weight norm and the training and test
+        accuracy, and a sweep records their median over the seeds (binned as fractions in
+        [0, 1]: a share, such as the Fourier concentration of a layer). The names must be
+        the same for every parameter vector of `arch`. Default: none."""
+        return {}
+
     @classmethod
     def names(cls) -> tuple[str, ...]:
         """The values `name` accepts: the task's name, then its aliases."""

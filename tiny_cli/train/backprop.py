@@ -15,7 +15,11 @@ never depend on how many seeds run beside it or on the thread count:
   halving (`tree_sum`: first half + second half, again and again): additions whose order is
   fixed by the shapes alone;
 - a wide layer stays a per-seed `baddbmm` / `bmm` (the engine trains a lone seed beside a
-  twin copy of itself for those: a batch of one takes another BLAS path).
+  twin copy of itself for those: a batch of one takes another BLAS path);
+- a wide first layer over one-hot inputs (the same number of ones in every sample, zeros
+  elsewhere: `one_hot_columns`) is a gather of weight columns, added in input order, and its
+  backward a scatter-add (`index_add_`, sample by sample in order on the CPU): modadd's
+  62 -> 256 layer adds 2 columns per sample instead of 62 products.
 """
 
 from __future__ import annotations
@@ -186,6 +190,8 @@ class SeedNets:
         self.outputs = self.layers[-1].width
         self._segments[-1] += self.outputs  # (a bias always ends the parameters: a segment)
         self._buffers: dict[int, _Buffers] = {}
+        self._gathered: Tensor | None = None  # the forward's one-hot columns, for `step`
+        self._columns: tuple[Tensor, Tensor | None] | None = None  # (x, its columns)
 
     def _weights(self, layer: _Layer) -> tuple[Tensor, Tensor]:
         """[width, fan_in, 1, S], [width, 1, S]: the layer's blocks, stacked."""
@@ -197,13 +203,32 @@ class SeedNets:
 
     def forward(self, x: Tensor) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
         """The outputs [width, n, S] and, per layer, (its input [fan_in, n, S or 1], its
-        activation, or its pre-activation z for one whose gradient needs z) for `backward`."""
+        activation, or its pre-activation z for one whose gradient needs z) for `backward`.
+
+        A wide first layer over one-hot inputs (`one_hot_columns`: m inputs of each sample
+        are 1, the rest 0) is a gather: z = b + W[:, i_1] + ... + W[:, i_m], m adds per
+        element instead of fan_in products (its backward a scatter-add, `step`)."""
         saved: list[tuple[Tensor, Tensor]] = []
         h = x
+        first = self.layers[0]
+        if first.small or first.skip:
+            self._gathered = None
+        elif self._columns is None or self._columns[0] is not x:  # the same x every epoch
+            self._gathered = one_hot_columns(x)
+            self._columns = (x, self._gathered)
+        else:
+            self._gathered = self._columns[1]
         for layer in self.layers:
             inp = torch.cat((x.expand(-1, -1, self.seeds), h)) if layer.skip else h
             w, b = self._weights(layer)
-            if layer.small:  # [width, fan_in, n, S] products, summed over fan_in
+            if layer is first and self._gathered is not None:
+                rows = w.squeeze(2).permute(1, 0, 2).contiguous()  # [fan_in, width, S]
+                columns = self._gathered.T  # [m, n]: the j-th set input of every sample
+                g = rows.index_select(0, columns[0])  # [n, width, S], rows of width x S
+                for column in columns[1:]:
+                    g += rows.index_select(0, column)
+                z = g.add_(b.permute(1, 0, 2)).permute(1, 0, 2).contiguous()
+            elif layer.small:  # [width, fan_in, n, S] products, summed over fan_in
                 z = tree_sum(w * inp, dim=1).add_(b)
             else:
                 by_seed = inp.permute(2, 0, 1).expand(self.seeds, -1, -1)  # [S, fan_in, n]
@@ -281,6 +306,18 @@ class SeedNets:
                         torch.mul(mine, inp, out=out)
                     else:
                         put(f"{block}.weight", tree_sum(mine * inp, dim=2).reshape(-1, seeds))
+            elif i == 0 and self._gathered is not None:  # the gather's scatter-add
+                # sample by sample, in order: a seed's sums never depend on the others
+                by_sample = dz.permute(1, 0, 2).contiguous()  # [n, width, S]
+                dw0 = dz.new_zeros(layer.fan_in, layer.width, seeds)
+                for column in self._gathered.T:
+                    dw0.index_add_(0, column, by_sample)
+                (block,) = layer.blocks
+                value = dw0.permute(1, 0, 2).reshape(-1, seeds)  # (unit, input) rows
+                if buffers is None:
+                    put(f"{block}.weight", value)
+                else:
+                    wide[f"{block}.weight"] = value
             else:
                 by_seed = inp.permute(2, 1, 0).expand(seeds, -1, -1)  # [S, n, fan_in]
                 dw = torch.bmm(dz.permute(2, 0, 1), by_seed)
@@ -307,6 +344,21 @@ class SeedNets:
         sums[-1] = sums[-1][: -self.outputs]
         parts = [wide[item] if isinstance(item, str) else sums[item] for item in self._order]
         return pred, losses, torch.cat(parts) if len(parts) > 1 else parts[0]
+
+
+def one_hot_columns(x: Tensor) -> Tensor | None:
+    """For inputs x [inputs, n, 1] on the CPU of which every sample has the same number m
+    >= 1 of ones and zeros elsewhere (one-hot encodings): the indices of its ones [n, m],
+    in input order; else None (another device: index_add_ there adds in no fixed order)."""
+    if x.device.type != "cpu" or x.shape[-1] != 1 or x.dim() != 3 or not x.shape[1]:
+        return None
+    rows = x[..., 0].T  # [n, inputs]
+    ones = rows == 1
+    counts = ones.sum(dim=1)
+    m = int(counts[0])
+    if m == 0 or not bool((counts == m).all()) or not bool((ones | (rows == 0)).all()):
+        return None
+    return ones.nonzero()[:, 1].reshape(len(rows), m)
 
 
 def _activation_grad(name: str, grad: Tensor, h: Tensor, out: Tensor | None) -> Tensor:

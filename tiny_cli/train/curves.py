@@ -13,21 +13,28 @@ median is 1; a sweep stuck at the mean: 0.25).
 
 `METRICS` is the table of what is recorded, one entry per metric, read off `engine.Epoch`
 by name; a metric the engine does not measure in a run (accuracy of a regression, the test
-metrics without a split) is left out. "Solved by epoch e" is `outcomes.solved`, the rule the
-final outcome uses, applied to what the engine measured at each epoch (the run's own
-`metrics/accuracy` and `metrics/loss`): every training input right, or MSE at most 0.01.
+metrics without a split) is left out. With a test set, or a task with progress measures
+of its own (`Task.progress`), the weight norm (`weight_norm`) and those measures are
+recorded too: the progress measures of Nanda et al.
+
+"Solved by epoch e" is `outcomes.solved`, the rule the final outcome uses, applied to what
+the engine measured at each epoch (the run's own `metrics/accuracy` and `metrics/loss`):
+every training input right, or MSE at most 0.01; on the test inputs (`FirstSolved.test`),
+the same rule at the epochs they are measured. The two give a seed's held-out outcome
+(`outcomes.held_out`: generalised, grokked, memorised, not learned).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import Tensor
 
+from tiny_cli.tasks import Task
 from tiny_cli.train import outcomes
 from tiny_cli.train.engine import Epoch, Span
 
@@ -132,32 +139,69 @@ class Sketch:
         return cls(d["scale"], d["counts"], d["sums"])
 
 
-class Recorder:
-    """An `engine.fit` callback for a chunk of seeds: the sketches at the recorded epochs and
-    each seed's first solved epoch (-1: not solved by the epochs it ran)."""
+class FirstSolved:
+    """An `engine.fit` callback: each seed's first epoch solved (`outcomes.solved`) on its
+    training inputs, judged every epoch, and on its test inputs (`outcomes.test_solved`),
+    judged at the epochs the engine measures them (`log.every`); -1: not solved by the
+    epochs it ran. `judged` is False when the rule cannot be applied per epoch (a
+    regression not trained on MSE)."""
 
     def __init__(self, cfg: ExperimentConfig, seeds: int) -> None:
-        self.epochs = curve_epochs(cfg.train.epochs, cfg.log.every)
-        self.rows = {e: i for i, e in enumerate(self.epochs)}
         self.kind = cfg.task.kind
         # a regression is judged on its MSE: per epoch only when MSE is what it trains on
         self.judged = self.kind == "classification" or cfg.loss == "mse"
-        self.sketches: dict[str, Sketch] = {}
-        self.first_solved = torch.full((seeds,), -1, dtype=torch.int32)
+        self.train = torch.full((seeds,), -1, dtype=torch.int32)
+        self.test = torch.full((seeds,), -1, dtype=torch.int32)
 
     def __call__(self, e: Epoch) -> None:
-        if self.judged:
-            now = outcomes.solved(self.kind, e.loss, e.accuracy) & e.alive
-            self.first_solved[now & (self.first_solved < 0)] = e.epoch
-        self._record(e.epoch, {name: getattr(e, name) for name in METRICS}, e.alive)
+        if not self.judged:
+            return
+        now = outcomes.solved(self.kind, e.loss, e.accuracy) & e.alive
+        self.train[now & (self.train < 0)] = e.epoch
+        self._test(e)
 
     def span(self, s: Span) -> None:
-        """Epochs at once (the kernel's stretches): as `__call__` for each of them."""
-        if self.judged:
-            now = outcomes.solved(self.kind, s.loss, s.accuracy) & s.alive  # [E, S]
-            first = now.int().argmax(dim=0)  # the first True of each seed's column
-            new = now.any(dim=0) & (self.first_solved < 0)
-            self.first_solved[new] = (s.first + first[new]).int()
+        """Epochs at once (the kernel's stretches): as `__call__` for each of them (the
+        test inputs are measured at a stretch's last epoch only: a stretch ends at each)."""
+        if not self.judged:
+            return
+        now = outcomes.solved(self.kind, s.loss, s.accuracy) & s.alive  # [E, S]
+        first = now.int().argmax(dim=0)  # the first True of each seed's column
+        new = now.any(dim=0) & (self.train < 0)
+        self.train[new] = (s.first + first[new]).int()
+        self._test(s.last)
+
+    def _test(self, e: Epoch) -> None:
+        if e.test_loss is not None:
+            tested = outcomes.test_solved(self.kind, e.test_loss, e.test_accuracy) & e.alive
+            self.test[tested & (self.test < 0)] = e.epoch
+
+
+class Recorder:
+    """An `engine.fit` callback for a chunk of seeds: the sketches at the recorded epochs and
+    each seed's first solved epoch on its training and test inputs (`FirstSolved`)."""
+
+    def __init__(self, cfg: ExperimentConfig, seeds: int, has_test: bool = False) -> None:
+        # progress measures with a test set, or when the task has some of its own
+        self.progress = has_test or type(cfg.task).progress is not Task.progress
+        self.epochs = curve_epochs(cfg.train.epochs, cfg.log.every)
+        self.rows = {e: i for i, e in enumerate(self.epochs)}
+        self.solved = FirstSolved(cfg, seeds)
+        self.judged = self.solved.judged
+        self.first_solved = self.solved.train
+        self.test_first_solved = self.solved.test
+        self.arch, self.task = cfg.arch, cfg.task
+        self.sketches: dict[str, Sketch] = {}
+
+    def __call__(self, e: Epoch) -> None:
+        self.solved(e)
+        self._record(e.epoch, self._measured(e), e.alive)
+
+    def span(self, s: Span) -> None:
+        """Epochs at once (the kernel's stretches): as `__call__` for each of them. Loss and
+        accuracy are the stretch's every epoch; the rest (test metrics, progress measures)
+        its last epoch's, where a stretch ends whenever the test inputs are measured."""
+        self.solved.span(s)
         at = [i for i in range(len(s.loss)) if s.first + i in self.rows]
         if at:
             rows = torch.tensor([self.rows[s.first + i] for i in at])
@@ -167,20 +211,33 @@ class Recorder:
                 if name not in self.sketches:
                     self.sketches[name] = Sketch.empty(METRICS[name], len(self.epochs))
                 self.sketches[name].add_rows(rows, values[at], s.alive[at])
-        tested = {"test_loss": s.last.test_loss, "test_accuracy": s.last.test_accuracy}
-        self._record(s.last.epoch, tested, s.alive[-1])
+        rest = (m for m in self._measured(s.last) if m[0] not in ("loss", "accuracy"))
+        self._record(s.last.epoch, rest, s.alive[-1])
 
-    def _record(self, epoch: int, values: dict[str, Tensor | None], alive: Tensor) -> None:
+    def _record(
+        self, epoch: int, measured: Iterable[tuple[str, Scale, Tensor]], alive: Tensor
+    ) -> None:
         row = self.rows.get(epoch)
         if row is None:
             return
-        for name, scale in METRICS.items():
-            v = values.get(name)
-            if v is None:
-                continue
+        for name, scale, v in measured:
             if name not in self.sketches:
                 self.sketches[name] = Sketch.empty(scale, len(self.epochs))
             self.sketches[name].add(row, v[alive])
+
+    def _measured(self, e: Epoch) -> Iterator[tuple[str, Scale, Tensor]]:
+        """What is recorded at a recorded epoch: METRICS; with a test set or progress
+        measures of the task's own (`Task.progress`, binned as fractions), those and the
+        weight norm (`weight_norm`)."""
+        for name, scale in METRICS.items():
+            values = getattr(e, name)
+            if values is not None:
+                yield name, scale, values
+        if not self.progress:
+            return
+        yield "weight_norm", "log", e.params.norm(dim=1)
+        for name, values in self.task.progress(self.arch, e.params).items():
+            yield name, "fraction", values
 
     def part(self) -> dict[str, Any]:
         """What a chunk stores of its curves (plain tensors: a chunk file's)."""
@@ -199,9 +256,15 @@ class Curves:
     epochs: list[int]
     sketches: dict[str, Sketch]
     first_solved: Tensor | None  # int32 [S]
+    test_first_solved: Tensor | None = None  # int32 [S], with a test set
 
     @classmethod
-    def merge(cls, parts: Sequence[dict[str, Any]], first: Sequence[Tensor]) -> Curves:
+    def merge(
+        cls,
+        parts: Sequence[dict[str, Any]],
+        first: Sequence[Tensor],
+        test_first: Sequence[Tensor] | None = None,
+    ) -> Curves:
         epochs = [int(e) for e in parts[0]["epochs"].tolist()]
         sketches: dict[str, Sketch] = {}
         for part in parts:
@@ -212,7 +275,15 @@ class Curves:
                 else:
                     sketches[name] = Sketch(s.scale, s.counts.clone(), s.sums.clone())
         judged = all(bool(p["judged"]) for p in parts)
-        return cls(epochs, sketches, torch.cat(list(first)) if judged else None)
+        tested = torch.cat(list(test_first)) if judged and test_first else None
+        return cls(epochs, sketches, torch.cat(list(first)) if judged else None, tested)
+
+    def held_out(self) -> tuple[Tensor, Tensor] | None:
+        """Each seed's held-out outcome and delay (`outcomes.held_out`); None without a
+        test set or where the rule cannot be applied per epoch."""
+        if self.first_solved is None or self.test_first_solved is None:
+            return None
+        return outcomes.held_out(self.first_solved, self.test_first_solved)
 
     def solved(self) -> list[float] | None:
         """The fraction of seeds solved by each recorded epoch."""

@@ -1,7 +1,9 @@
 """What became of a net: solved, stuck at mean, dead, partial or diverged.
 
 One rule (`classify`) for every seed of a sweep and every single run, judged on the full
-training data; `pick_seeds` chooses the seeds of a sweep worth keeping as full runs.
+training data; with held-out data, one more (`held_out`): generalised, grokked, memorised
+or not learned, from the epochs the training and the test inputs were first solved;
+`pick_seeds` chooses the seeds of a sweep worth keeping as full runs.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from torch import Tensor
 
 from tiny_cli.spec import activations, models
 from tiny_cli.train.engine import LOSSES
+from tiny_cli.train.held_out import GROK_EPOCHS, HELD_OUT, TEST_ACCURACY
 
 if TYPE_CHECKING:
     from tiny_cli.config import ExperimentConfig
@@ -109,6 +112,44 @@ def solved(kind: str, mse: Tensor | None, accuracy: Tensor | None) -> Tensor:
         return accuracy >= 1.0
     assert mse is not None
     return mse <= REGRESSION_TOL
+
+
+def test_solved(kind: str, mse: Tensor | None, accuracy: Tensor | None) -> Tensor:
+    """The held-out side of `solved`, per seed: a classification answers at least
+    TEST_ACCURACY (99%) of its test inputs right (a held-out set is judged as the grokking
+    papers do: one wrong point in a few hundred is not memorising), a regression has MSE <=
+    REGRESSION_TOL on them."""
+    if kind == "classification":
+        assert accuracy is not None
+        return accuracy >= TEST_ACCURACY
+    assert mse is not None
+    return mse <= REGRESSION_TOL
+
+
+def held_out(
+    train_solved: Tensor, test_solved: Tensor, g: int = GROK_EPOCHS
+) -> tuple[Tensor, Tensor]:
+    """Each seed's outcome on held-out data (an index into HELD_OUT) and its delay: from
+    the epoch its training inputs were first solved (`solved`, -1: never) to the epoch its
+    test inputs were (`test_solved`: 99% of them right, -1: never), in epochs (-1 unless both were;
+    0 when the test inputs were solved first). The first rule that holds wins:
+
+    - not learned: the training inputs never solved;
+    - memorised: the training inputs solved, the test inputs never;
+    - generalised: the test inputs solved at most G (`g`, GROK_EPOCHS = 100) epochs after;
+    - grokked: the test inputs solved more than G epochs after the training inputs.
+
+    The test inputs are measured at the logged epochs (`log.every`), so a delay is
+    a multiple of that, give or take the training's own first epoch.
+    """
+    train, test = train_solved.long(), test_solved.long()
+    both = (train >= 0) & (test >= 0)
+    delay = torch.where(both, (test - train).clamp_min(0), -1)
+    outcome = torch.full(train.shape, HELD_OUT.index("not learned"), dtype=torch.int8)
+    outcome[train >= 0] = HELD_OUT.index("memorised")
+    outcome[both] = HELD_OUT.index("generalised")
+    outcome[both & (delay > g)] = HELD_OUT.index("grokked")
+    return outcome, delay.int()
 
 
 def _all_finite(pred: Tensor) -> Tensor:

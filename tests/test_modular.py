@@ -1,0 +1,172 @@
+"""Modular arithmetic: the task against plain Python, its constructions on every pair as one
+batched forward, the Fourier read-out naming the hardwired net's frequencies, the progress
+measure, and `tiny hardwire` through the real CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import tiny_here
+from tiny_cli import config
+from tiny_cli.spec import models
+from tiny_cli.tasks import fourier
+from tiny_cli.tasks.modular import Modular
+from tiny_cli.train import inits
+
+PLAIN = {"add": lambda a, b, p: (a + b) % p, "sub": lambda a, b, p: (a - b) % p,
+         "mul": lambda a, b, p: (a * b) % p}  # fmt: skip
+
+
+def task(op: str, p: int) -> Modular:
+    return Modular(name="modular", op=op, p=p)  # type: ignore[arg-type]
+
+
+def outputs(state: dict[str, torch.Tensor], t: Modular) -> torch.Tensor:
+    """Every pair through the net as one batched forward (`models.batched_forward`)."""
+    x, _ = t.data()
+    width = state["0.weight"].shape[0]
+    arch = models.Arch(2 * t.p, (models.Layer(width, "quadratic"), models.Layer(t.p, "identity")))
+    params = {k: v.unsqueeze(0) for k, v in state.items()}
+    out, _ = models.batched_forward(arch, params, x.T.unsqueeze(0))
+    return out[0].T  # [p^2, p]
+
+
+def answers(t: Modular) -> torch.Tensor:
+    return torch.tensor([PLAIN[t.op](a, b, t.p) for a in range(t.p) for b in range(t.p)])
+
+
+@pytest.mark.parametrize("op", ["add", "sub", "mul"])
+def test_data_is_every_pair_one_hot_against_plain_python(op: str) -> None:
+    t = task(op, 7)
+    x, y = t.data()
+    assert x.shape == (49, 14) and y.shape == (49, 7)
+    assert torch.equal(x.sum(dim=1), torch.full((49,), 2.0))
+    pairs = t.decode(x)
+    assert pairs[:8].tolist() == [[0, b] for b in range(7)] + [[1, 0]]
+    assert torch.equal(y.argmax(dim=1), answers(t))
+
+
+@pytest.mark.parametrize(("op", "p"), [(o, p) for o in ("add", "sub", "mul") for p in (3, 5, 11)])
+def test_the_exact_construction_is_right_on_every_pair(op: str, p: int) -> None:
+    t = task(op, p)
+    (exact, _) = t.constructions(config.load("modadd")[0].init)
+    out = outputs(exact.weights(), t)
+    assert exact.arch.layers[0].width == fourier.exact_width(op, p)
+    assert torch.equal(out.argmax(dim=1), answers(t))
+    n = p - 1 if op == "mul" else p
+    if op != "mul":  # the derivation's values: 1 - 1/n at the answer, -1/n elsewhere
+        right = torch.nn.functional.one_hot(answers(t), p).bool()
+        assert torch.allclose(out[right], torch.tensor(1 - 1 / n), atol=1e-5)
+        assert torch.allclose(out[~right], torch.tensor(-1 / n), atol=1e-5)
+
+
+def test_the_exact_construction_holds_at_p_97_for_all_9409_pairs() -> None:
+    t = task("add", 97)
+    (exact, _) = t.constructions(config.load("modadd")[0].init)
+    assert torch.equal(outputs(exact.weights(), t).argmax(dim=1), answers(t))
+
+
+def test_even_and_composite_moduli_for_add_and_sub() -> None:
+    for op, p in (("add", 4), ("sub", 6), ("add", 9)):
+        t = task(op, p)
+        w1, w2 = fourier.exact_weights(op, p)  # type: ignore[arg-type]
+        state = {"0.weight": torch.tensor(w1).float(), "0.bias": torch.zeros(len(w1)),
+                 "2.weight": torch.tensor(w2).float(), "2.bias": torch.zeros(p)}  # fmt: skip
+        assert torch.equal(outputs(state, t).argmax(dim=1), answers(t))
+
+
+def test_gromovs_construction_at_a_width_is_seeded_and_right_when_wide() -> None:
+    t = task("add", 11)
+    arch = models.Arch(22, (models.Layer(256, "quadratic"), models.Layer(11, "identity")))
+    built = t.construction_for(config.load("modadd")[0].init, arch)
+    assert built is not None and built.name == "Gromov"
+    torch.manual_seed(3)
+    first = built.weights()
+    torch.manual_seed(3)
+    assert torch.equal(first["0.weight"], built.weights()["0.weight"])
+    assert torch.equal(outputs(first, t).argmax(dim=1), answers(t))
+
+
+def test_the_fourier_readout_names_exactly_the_hardwired_frequencies() -> None:
+    for op, p in (("add", 11), ("mul", 11)):
+        w1, w2 = fourier.exact_weights(op, p)  # type: ignore[arg-type]
+        doc = fourier.read(op, p, w1, w2)  # type: ignore[arg-type]
+        n = p - 1 if op == "mul" else p
+        assert doc["key_frequencies"] == list(range(1, n // 2 + 1))
+        zero_unit = 2 / (w1**2).sum() if op == "mul" else 0.0  # at no frequency
+        assert doc["key_share"] == pytest.approx(1.0 - zero_unit)
+        assert doc["distance_to_construction"] == pytest.approx(0.0, abs=1e-12)
+    # a net of two frequencies only: exactly those, each unit's own
+    rng = np.random.default_rng(0)
+    w1, w2 = fourier.gromov_weights("add", 11, 64, rng)
+    ks = np.array([u["k"] for u in fourier.read("add", 11, w1, w2)["units"]])
+    keep = np.isin(ks, [2, 5])
+    doc = fourier.read("add", 11, w1[keep], w2[:, keep])
+    assert doc["key_frequencies"] == [2, 5]
+    assert all(u["a"][0] == u["b"][0] == u["out"][0] == u["k"] for u in doc["units"])
+    assert all(u["share"] == pytest.approx(1.0) for u in doc["units"])
+    lines = Modular.meaning_lines({"fourier": doc})
+    assert "key frequencies 2, 5 (2 of 5)" in lines[0]
+
+
+def test_the_phase_of_a_cosine_row_is_read_back() -> None:
+    p, k, phi = 13, 3, 0.7
+    row = np.cos(2 * np.pi * k * np.arange(p) / p + phi)[None]
+    energy, phase = fourier.spectrum(row, np.arange(p), p)
+    assert energy.argmax() == k and phase[0, k] == pytest.approx(phi)
+    assert energy.sum() == pytest.approx((row**2).sum())
+
+
+def test_progress_measures_fourier_concentration_per_seed() -> None:
+    t = task("add", 11)
+    w1, w2 = fourier.exact_weights("add", 11)
+    arch = models.Arch(22, (models.Layer(len(w1), "quadratic"), models.Layer(11, "identity")))
+    exact = np.concatenate([w1.ravel(), np.zeros(len(w1)), w2.ravel(), np.zeros(11)])
+    random = inits.random_inits(arch, [0])
+    flat = torch.cat([v.reshape(1, -1) for v in random.values()], dim=1)
+    params = torch.cat([torch.tensor(exact, dtype=torch.float32)[None], flat])
+    measured = t.progress(arch, params)
+    assert set(measured) == {"fourier_concentration", "fourier_top5"}
+    concentration, top5 = measured["fourier_concentration"], measured["fourier_top5"]
+    assert concentration.shape == top5.shape == (2,)
+    assert concentration[0].item() == pytest.approx(1.0, abs=1e-5)  # each unit one frequency
+    assert top5[0].item() == pytest.approx(1.0, abs=1e-5)  # 5 frequencies: all of them
+    assert concentration[1].item() < 0.5 and top5[1].item() < 0.99  # a random init: spread
+
+
+def test_tiny_hardwire_modadd_is_exact_and_reads_its_frequencies(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    args = ["--set", "task.p=11", "--set", "data.train_fraction=1", "--runs-dir", str(tmp_path)]
+    code, out, err = tiny_here(capsys, monkeypatch, "hardwire", "modadd", *args)
+    assert code == 0, err
+    assert "key frequencies 1, 2, 3, 4, 5 (5 of 5)" in " ".join(out.split())
+    (run,) = tmp_path.iterdir()
+    assert json.loads((run / "metrics.json").read_text())["accuracy"] == 1.0
+    arch = json.loads((run / "run.json").read_text())
+    assert "40 quadratic" in json.dumps(arch)
+
+
+def test_seed_k_of_a_sweep_is_seed_k_trained_alone_through_the_gather() -> None:
+    """The one-hot first layer runs as a gather (`backprop.one_hot_columns`): seed 1 among
+    three ends with the bits of seed 1 alone (beside its twin)."""
+    from tiny_cli.train import data, engine
+
+    cfg, _ = config.load("modadd", [("train.epochs", 20, "test"), ("task.p", 7, "test")])
+    d = data.prepare(cfg)
+    together = engine.fit(cfg, [0, 1, 2], d.x, d.y)
+    alone = engine.fit(cfg.model_copy(update={"seed": 1}), [1], d.x, d.y)
+    assert all(torch.equal(together.params[k][1], alone.params[k][0]) for k in alone.params)
+
+
+def test_a_and_b_as_numbers_train_without_a_construction() -> None:
+    t = Modular(name="modular", p=5, encoding="number")
+    assert t.net_inputs() == 2 and t.data()[0].shape == (25, 2)
+    init = config.load("modadd")[0].init
+    arch = models.Arch(2, (models.Layer(8, "quadratic"), models.Layer(5, "identity")))
+    assert t.constructions(init) == [] and t.construction_for(init, arch) is None
