@@ -11,6 +11,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# One torch thread per test process (and the CLIs they start, which inherit it): pytest -n
+# runs a worker per core, and two threads each on two cores made the suite 15% slower (the
+# idle pool threads spin beside the other worker's). Tests of threading set their own.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 CLI = Callable[..., subprocess.CompletedProcess[str]]
 
 
