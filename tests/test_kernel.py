@@ -8,11 +8,17 @@ call of a test run loads it), every case below runs in milliseconds."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
+from tests.conftest import REPO
 from tiny_cli import config
 from tiny_cli.train import engine, kernel
 
@@ -147,3 +153,25 @@ def test_the_compiled_batch_orders_are_torch_randperm_bit_for_bit(n: int) -> Non
             assert torch.equal(torch.from_numpy(out[e, j]), torch.randperm(n, generator=g))
     for a, b in zip(ours, theirs, strict=True):
         assert torch.equal(a.get_state(), b.get_state())
+
+
+def test_an_unwritable_cache_directory_moves_the_cache_not_the_engine(tmp_path: Path) -> None:
+    """NUMBA_CACHE_DIR under a file (or a read-only home): the run still trains on the kernel,
+    its cache in the temporary directory, said in one line on stderr."""
+    assert train(load("lt10", {}, epochs=2), [0]).engine == "kernel"  # the cache is warm
+    uid = os.getuid() if hasattr(os, "getuid") else os.getpid()
+    fallback = tmp_path / f"tiny-numba-{uid}"
+    shutil.copytree(Path(os.environ.get("NUMBA_CACHE_DIR") or kernel.cache_dir()), fallback)
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(blocked / "numba"), "TMPDIR": str(tmp_path),
+           "TINY_RUNS_DIR": str(tmp_path / "runs"), "PYTHONPATH": str(REPO)}  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "tiny_cli", "train", "lt10", "--epochs", "5"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "trained on the kernel engine" in proc.stdout
+    (line,) = [s for s in proc.stderr.splitlines() if "cache" in s and "cannot" in s]
+    assert str(blocked / "numba") in line and str(fallback) in line
+    assert (fallback / "tiny-compile.lock").exists()

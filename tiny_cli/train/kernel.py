@@ -144,13 +144,43 @@ def shuffle(gens: list[torch.Generator], out: np.ndarray, threads: int = 1) -> N
 def compiled() -> Callable[..., None]:
     """The compiled kernel (numba imported; compiled, or loaded from the cache, on first call)."""
     if "fn" not in _loaded:
-        os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_dir()))
+        _point_the_cache()
         from tiny_cli.train import kernel_code
 
         _loaded["fn"] = kernel_code.blocks
         _loaded["lanes"] = kernel_code.LANES
     fn: Callable[..., None] = _loaded["fn"]
     return fn
+
+
+def _point_the_cache() -> None:
+    """NUMBA_CACHE_DIR, before numba is imported: the user's, else ~/.cache/tiny/numba. Where
+    that cannot be written (a read-only home, a file in the way), the kernel is cached in
+    the system's temporary directory instead (tiny-numba-<uid>), said once: the kernel, and
+    so every seed's bits, stay the same."""
+    where = Path(os.environ.get("NUMBA_CACHE_DIR") or cache_dir())
+    problem = _unwritable(where)
+    if problem is not None:
+        import tempfile
+
+        from tiny_cli.errors import echo_path
+
+        uid = os.getuid() if hasattr(os, "getuid") else os.getpid()
+        fallback = Path(tempfile.gettempdir()) / f"tiny-numba-{uid}"
+        print(f"tiny: cannot write the kernel's cache in {echo_path(where)} ({problem}); "
+              f"caching it in {fallback} (set NUMBA_CACHE_DIR to choose)",
+              file=sys.stderr)  # fmt: skip
+        where = fallback
+    os.environ["NUMBA_CACHE_DIR"] = str(where)
+
+
+def _unwritable(where: Path) -> str | None:
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        with open(where / "tiny-compile.lock", "a"):
+            return None
+    except OSError as e:
+        return e.strerror or type(e).__name__
 
 
 def _in_threads(fn: Callable[..., None], n: int, threads: int, *args: Any) -> None:
