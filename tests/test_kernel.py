@@ -175,3 +175,20 @@ def test_an_unwritable_cache_directory_moves_the_cache_not_the_engine(tmp_path: 
     (line,) = [s for s in proc.stderr.splitlines() if "cache" in s and "cannot" in s]
     assert str(blocked / "numba") in line and str(fallback) in line
     assert (fallback / "tiny-compile.lock").exists()
+
+
+@pytest.mark.parametrize("command", [["train", "lt10"], ["sweep", "lt10", "--seeds", "2"]])
+def test_an_unknown_engine_switch_is_one_line_before_any_run(
+    command: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.conftest import tiny_here
+
+    monkeypatch.setenv("TINY_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv(kernel.SWITCH, "numba[bold]")
+    code, out, err = tiny_here(capsys, monkeypatch, *command, "--epochs", "1")
+    assert code == 2 and out == ""
+    assert err == "error: TINY_ENGINE='numba[bold]': expected auto, kernel or torch\n"
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

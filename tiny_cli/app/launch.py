@@ -77,6 +77,7 @@ def train(
     from tiny_cli.store import runs
 
     devices.check(device)
+    _check_engine()
     painter.start()
     if resume is not None:
         named = sets or [label for _, _, label in extra] or None
@@ -269,7 +270,15 @@ def _check_sweep(cluster: str | None, workers: int | None, device: str, threads:
 
     config.check_threads(threads)
     devices.check(device)
+    _check_engine()
     return distributed
+
+
+def _check_engine() -> None:
+    """TINY_ENGINE, if set, is one the engine knows (before any run is made)."""
+    from tiny_cli.train import kernel
+
+    kernel.switch()
 
 
 def _resume_sweep(

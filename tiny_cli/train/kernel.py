@@ -54,14 +54,25 @@ MAX_PARAMETERS = 4096
 ACTIVATIONS = {"identity": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "leaky_relu": 4, "quadratic": 5}
 LOSSES = {"mse": 0, "bce": 1, "l1": 2, "ce": 3}
 OPTIMIZERS = {"sgd": 0, "adam": 1, "adamw": 2}
-SWITCH = "TINY_ENGINE"  # "torch": never the kernel
+SWITCH = "TINY_ENGINE"  # "torch": never the kernel; "auto" (or unset), "kernel": where it covers
+
+
+def switch() -> str:
+    """TINY_ENGINE's value: auto (unset), kernel (the same: the kernel where it covers a
+    config) or torch; anything else is a one-line error, before a run is made."""
+    from tiny_cli.errors import TinyError, echo
+
+    value = os.environ.get(SWITCH, "").strip().lower() or "auto"
+    if value not in ("auto", "kernel", "torch"):
+        raise TinyError(f"{SWITCH}={echo(value)}: expected auto, kernel or torch")
+    return value
 
 
 def problem(cfg: ExperimentConfig, device: str) -> str | None:
     """Why the kernel does not train this config (the torch engine does); None if it does."""
     from tiny_cli.train import backprop
 
-    if os.environ.get(SWITCH, "").lower() == "torch":
+    if switch() == "torch":
         return f"{SWITCH}=torch"
     if device != "cpu":
         return f"--device {device}"
