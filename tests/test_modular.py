@@ -150,6 +150,11 @@ def test_tiny_hardwire_modadd_is_exact_and_reads_its_frequencies(
     assert json.loads((run / "metrics.json").read_text())["accuracy"] == 1.0
     arch = json.loads((run / "run.json").read_text())
     assert "40 quadratic" in json.dumps(arch)
+    # `tiny export`'s JSON carries the same reading beside the canonical net
+    code, out, err = tiny_here(capsys, monkeypatch, "export", run.name, "--runs-dir", str(tmp_path))
+    assert code in (0, None), err
+    fourier = json.loads(out)["meaning"]["fourier"]
+    assert fourier["basis"] == "Z_11" and fourier["key_frequencies"] == [1, 2, 3, 4, 5]
 
 
 def test_seed_k_of_a_sweep_is_seed_k_trained_alone_through_the_gather() -> None:

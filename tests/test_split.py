@@ -146,3 +146,22 @@ def test_a_run_with_a_split_resumes_on_the_same_split_as_if_it_never_stopped(
     resumed = torch.load(out.run.path / "model.pt", weights_only=True)
     straight = torch.load(whole.run.path / "model.pt", weights_only=True)
     assert all(torch.equal(resumed[k], straight[k]) for k in straight)
+
+
+def test_a_run_with_noise_and_no_held_out_inputs_inspects_and_exports(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A `data:` section that keeps every input (train_fraction 1, noise only): no test
+    side, and the read-out of the stored run is the training side's (it was a crash)."""
+    monkeypatch.setenv("TINY_RUNS_DIR", str(tmp_path / "runs"))
+    code, _, err = tiny_here(
+        capsys, monkeypatch, "train", "xor", "--epochs", "10", "--set", "data.noise=0.25"
+    )
+    assert code in (0, None), err
+    code, out, err = tiny_here(capsys, monkeypatch, "inspect", "latest", "--json")
+    assert code in (0, None), err
+    shown = json.loads(out)
+    assert "test_loss" not in shown["metrics"] and "split" not in shown["readout"]
+    code, out, err = tiny_here(capsys, monkeypatch, "export", "latest")
+    assert code in (0, None), err
+    assert json.loads(out)["inputs"] == ["a", "b"]

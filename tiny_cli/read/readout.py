@@ -240,7 +240,9 @@ def distance(net: Net, other: Net, x: np.ndarray, run: Pass | None = None) -> di
 
 
 def export(readout: Readout, names: Sequence[str]) -> dict[str, Any]:
-    """The canonical net as JSON: layers, their units' merged origins, the rule."""
+    """The canonical net as JSON: layers, their units' merged origins, the rule, and what
+    the net means for its task (`Task.meaning`: lt's threshold, min's alpha, modular's
+    frequencies, ...)."""
     net = readout.canonical.net
     return {
         "inputs": list(names),
@@ -261,6 +263,7 @@ def export(readout: Readout, names: Sequence[str]) -> dict[str, Any]:
         "max_error": readout.max_error if not readout.skipped else None,
         **({"formula_skipped": readout.skipped} if readout.skipped else {}),
         "tolerance": readout.tolerance,
+        "meaning": readout.meaning,
         "rule": "ReLU/leaky/identity units rescaled to incoming max-abs 1, dead units removed, "
         f"equal directions (within {MERGE_TOL:g}) merged, units sorted by incoming vector",
     }

@@ -57,10 +57,12 @@ def stored_readout(
         model = inits.build(cfg)
         model.load_state_dict(state)
         train = (data.x.numpy(), data.truth.numpy())
-        scores: dict[str, Any] = datasets.scores(task, task.net_fn(model), data)
-        held = record.meta.held_out
-        scores |= {"held_out": held.model_dump()} if held is not None else {}
-        split = {"data": train, "split": scores}
+        split = {"data": train}
+        if data.has_test:  # (a `data:` section may keep every input: train_fraction 1)
+            scores: dict[str, Any] = datasets.scores(task, task.net_fn(model), data)
+            held = record.meta.held_out
+            scores |= {"held_out": held.model_dump()} if held is not None else {}
+            split["split"] = scores
     result = readout.read(
         arch,
         state,
