@@ -52,7 +52,7 @@ def stored_readout(
     arch, task = cfg.arch, cfg.task
     hand = task.construction_for(cfg.init, arch)
     split: dict[str, Any] = {}
-    if cfg.data is not None:  # a test set: the claims hold on the training inputs
+    if cfg.data is not None:  # a split or noise: the claims hold on the training inputs
         data = datasets.prepare(cfg)
         model = inits.build(cfg)
         model.load_state_dict(state)
