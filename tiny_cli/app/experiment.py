@@ -334,9 +334,9 @@ def _first_solved_logged(run: runs.Run, kind: str, side: str) -> int | None:
     `"test_"`) was solved (`outcomes.solved`, the test side's `test_solved`, on its logged
     accuracy, or loss as MSE)."""
     tag = f"metrics/{side}accuracy" if kind == "classification" else f"metrics/{side}loss"
+    rule = outcomes.test_solved if side else outcomes.solved
     for step, value in tracking.scalar_points(run.path, tag):
         v = torch.tensor([value])
-        rule = outcomes.test_solved if side else outcomes.solved
         if bool(rule(kind, v, v)[0]):
             return step
     return None

@@ -20,8 +20,9 @@ recorded too: the progress measures of Nanda et al.
 "Solved by epoch e" is `outcomes.solved`, the rule the final outcome uses, applied to what
 the engine measured at each epoch (the run's own `metrics/accuracy` and `metrics/loss`):
 every training input right, or MSE at most 0.01; on the test inputs (`FirstSolved.test`),
-the same rule at the epochs they are measured. The two give a seed's held-out outcome
-(`outcomes.held_out`: generalised, grokked, memorised, not learned).
+`outcomes.test_solved` (99% of them right, or the same MSE) at the epochs they are
+measured. The two give a seed's held-out outcome (`outcomes.held_out`: generalised,
+grokked, memorised, not learned).
 """
 
 from __future__ import annotations

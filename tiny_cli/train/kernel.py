@@ -224,8 +224,7 @@ def _first_call() -> Iterator[None]:
     except ImportError:  # (Windows: each process may compile; numba's cache stays whole)
         yield
         return
-    where = Path(os.environ.get("NUMBA_CACHE_DIR") or cache_dir())
-    where.mkdir(parents=True, exist_ok=True)
+    where = Path(os.environ["NUMBA_CACHE_DIR"])  # made writable by `compiled` first
     with open(where / "tiny-compile.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:

@@ -103,13 +103,14 @@ def classify(
     return outcome
 
 
-def solved(kind: str, mse: Tensor | None, accuracy: Tensor | None) -> Tensor:
+def solved(kind: str, mse: Tensor | None, accuracy: Tensor | None, share: float = 1.0) -> Tensor:
     """The rule for "solved", per seed: a classification answers every training input right
-    (`accuracy` 1), a regression has MSE <= REGRESSION_TOL on them. `classify` applies it to
+    (`accuracy` 1; `share` of them for `test_solved`), a regression has MSE <=
+    REGRESSION_TOL on them. `classify` applies it to
     a final net; a sweep's curves (`curves.Recorder`) to what the engine measured each epoch."""
     if kind == "classification":
         assert accuracy is not None
-        return accuracy >= 1.0
+        return accuracy >= share
     assert mse is not None
     return mse <= REGRESSION_TOL
 
@@ -119,11 +120,7 @@ def test_solved(kind: str, mse: Tensor | None, accuracy: Tensor | None) -> Tenso
     TEST_ACCURACY (99%) of its test inputs right (a held-out set is judged as the grokking
     papers do: one wrong point in a few hundred is not memorising), a regression has MSE <=
     REGRESSION_TOL on them."""
-    if kind == "classification":
-        assert accuracy is not None
-        return accuracy >= TEST_ACCURACY
-    assert mse is not None
-    return mse <= REGRESSION_TOL
+    return solved(kind, mse, accuracy, share=TEST_ACCURACY)
 
 
 def held_out(
