@@ -28,6 +28,11 @@ ARCHS = {
         "l1",
     ),
     "softmax": (Arch(2, (Layer(4, "relu"), Layer(3, "identity"))), "ce"),  # 3 classes
+    # a wide layer of odd sizes (20 x 7 > SMALL): a seed's matrices at any offset in a batch
+    "odd_wide": (
+        ODD := Arch(2, (Layer(20, "relu"), Layer(7, "relu"), Layer(1, "identity"))),
+        "mse",
+    ),
     # one-hot a and b over 5 values each, a wide first layer: the gather (`one_hot_columns`)
     "one_hot": (ONE_HOT := Arch(10, (Layer(WIDE, "quadratic"), Layer(3, "identity"))), "ce"),
 } | {  # and each activation of the table, hidden and as the read-out
@@ -82,7 +87,7 @@ def test_the_gradients_are_autograds_on_the_articles_modules(name: str) -> None:
 
 @pytest.mark.parametrize("name", list(ARCHS))
 def test_a_seeds_numbers_do_not_depend_on_the_seeds_beside_it_or_the_threads(name: str) -> None:
-    """Seed 5 trained alone (beside a twin if the net has a wide layer) and among 700
+    """Seed 5 trained alone and among 700
     others at several places, on 1 and 2 threads: the same bits. 700 seeds x 60 samples
     make the ops big enough to be split between threads at unaligned places."""
     arch, loss = ARCHS[name]
@@ -90,10 +95,7 @@ def test_a_seeds_numbers_do_not_depend_on_the_seeds_beside_it_or_the_threads(nam
     x, y = data(arch, loss, 60, gen)
     others = inits.random_inits(arch, range(100, 800))
     mine = inits.random_inits(arch, [5])
-    lone = 2 if backprop.needs_twin(arch) else 1  # as the engine runs a lone seed
-    _, alone_loss, alone_grads = run(
-        arch, loss, {k: v.expand(lone, *v.shape[1:]) for k, v in mine.items()}, x, y
-    )
+    _, alone_loss, alone_grads = run(arch, loss, mine, x, y)
     threads = torch.get_num_threads()
     try:
         for count, place in ((1, 0), (2, 699), (2, 350), (1, 431)):
@@ -102,6 +104,27 @@ def test_a_seeds_numbers_do_not_depend_on_the_seeds_beside_it_or_the_threads(nam
             _, losses, grads = run(arch, loss, params, x, y)
             assert torch.equal(losses[place], alone_loss[0]), (count, place)
             assert torch.equal(grads[:, place], alone_grads[:, 0]), (count, place)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_a_lone_seeds_own_mini_batch_gives_the_bits_it_has_among_others() -> None:
+    """Mini-batches are each seed's own (x [inputs, n, S]): seed 5's batch alone and among
+    300 seeds with theirs, through a wide layer of odd sizes, on 1 and 2 threads."""
+    gen = torch.Generator().manual_seed(3)
+    params = inits.random_inits(ODD, range(300))
+    x, y = torch.randn(2, 32, 300, generator=gen), torch.randn(1, 32, 300, generator=gen)
+    alive = torch.ones(300, dtype=torch.bool)
+    mine = {k: v[5:6] for k, v in params.items()}
+    net = backprop.SeedNets(ODD, seeds_last(mine), "mse")
+    _, loss, grad = net.step(x[..., 5:6], y[..., 5:6], alive[:1])
+    threads = torch.get_num_threads()
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            every = backprop.SeedNets(ODD, seeds_last(params), "mse")
+            _, losses, grads = every.step(x, y, alive)
+            assert torch.equal(losses[5], loss[0]) and torch.equal(grads[:, 5], grad[:, 0])
     finally:
         torch.set_num_threads(threads)
 

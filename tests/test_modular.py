@@ -159,7 +159,7 @@ def test_tiny_hardwire_modadd_is_exact_and_reads_its_frequencies(
 
 def test_seed_k_of_a_sweep_is_seed_k_trained_alone_through_the_gather() -> None:
     """The one-hot first layer runs as a gather (`backprop.one_hot_columns`): seed 1 among
-    three ends with the bits of seed 1 alone (beside its twin)."""
+    three ends with the bits of seed 1 trained alone."""
     from tiny_cli.train import data, engine
 
     cfg, _ = config.load("modadd", [("train.epochs", 20, "test"), ("task.p", 7, "test")])
@@ -175,3 +175,20 @@ def test_a_and_b_as_numbers_train_without_a_construction() -> None:
     init = config.load("modadd")[0].init
     arch = models.Arch(2, (models.Layer(8, "quadratic"), models.Layer(5, "identity")))
     assert t.constructions(init) == [] and t.construction_for(init, arch) is None
+
+
+def test_a_checkpoint_of_a_lone_seed_beside_its_twin_resumes_as_the_seed_alone() -> None:
+    """Checkpoints written while a lone seed with a wide layer trained beside a copy of
+    itself (seeds [k, k]) resume as seed k alone, to the bits of a run that never stopped."""
+    from tiny_cli.train import data, engine
+
+    cfg, _ = config.load("modadd", [("train.epochs", 12, "test"), ("task.p", 7, "test")])
+    cfg = cfg.model_copy(update={"seed": 1})
+    d = data.prepare(cfg)
+    states: list = []
+    engine.fit(cfg, [1, 1], d.x, d.y, checkpoint=lambda e, snap, force: states.append(snap()))
+    assert states[5]["seeds"] == [1, 1] and states[5]["epoch"] == 6
+    resumed = engine.fit(cfg, [1], d.x, d.y, resume=states[5])
+    straight = engine.fit(cfg, [1], d.x, d.y)
+    assert resumed.status == "completed"
+    assert all(torch.equal(resumed.params[k], straight.params[k]) for k in straight.params)

@@ -21,7 +21,8 @@ from tiny_cli.tasks import Task
 from tiny_cli.tasks.base import MAX_ONE_HOT_UNITS
 
 INT64_MAX = 2**63 - 1
-# Activations of one forward pass over a batch (samples x units), the training twin included:
+# Activations of one forward pass over a batch (samples x units), twice (a lone seed's wide
+# products run on two copies of it, `backprop.per_seed`):
 # 2^31 floats are 8 GiB.
 MAX_ACTIVATIONS = 1 << 31
 
@@ -155,7 +156,7 @@ def _check_training(cfg: ExperimentConfig, arch: Arch) -> None:
         )
     batch = min(t.batch_size or cfg.task.size(), cfg.task.size())
     units = arch.inputs + sum(layer.width for layer in arch.layers)
-    if 2 * batch * units > MAX_ACTIVATIONS:  # `tiny train` trains a twin of its seed
+    if 2 * batch * units > MAX_ACTIVATIONS:
         fits = max(1, MAX_ACTIVATIONS // (2 * units))
         raise KeyProblem(
             "train.batch_size",

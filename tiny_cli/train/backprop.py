@@ -14,8 +14,11 @@ never depend on how many seeds run beside it or on the thread count:
   [width, fan_in, n, S] tensor and sums them, and the backward's sums over the data, by
   halving (`tree_sum`: first half + second half, again and again): additions whose order is
   fixed by the shapes alone;
-- a wide layer stays a per-seed `baddbmm` / `bmm` (the engine trains a lone seed beside a
-  twin copy of itself for those: a batch of one takes another BLAS path);
+- a wide layer is a per-seed `bmm` (`per_seed_product`) on copies of each seed's matrices
+  that start on 64-byte boundaries (`matrices`), MKL on one thread, the seeds shared out
+  between threads: MKL rounds by a matrix's alignment and splits one product between
+  threads differently at each thread count, so a seed's bits would otherwise hang on its
+  place in the batch and on the threads;
 - a wide first layer over one-hot inputs (the same number of ones in every sample, zeros
   elsewhere: `one_hot_columns`) is a gather of weight columns, added in input order, and its
   backward a scatter-add (`index_add_`, sample by sample in order on the CPU): modadd's
@@ -24,7 +27,9 @@ never depend on how many seeds run beside it or on the thread count:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -96,11 +101,67 @@ def _small(fan_in: int, width: int) -> bool:
     return fan_in * width <= SMALL
 
 
-def needs_twin(arch: Arch) -> bool:
-    """Whether a lone seed must train beside a copy of itself: when a layer is wide, since
-    a `bmm` over a batch of one takes another BLAS path (matrix-vector) than over several."""
+def has_wide_layer(arch: Arch) -> bool:
+    """Whether a layer of the net runs on bmm (wider than SMALL)."""
     layers = zip(arch.blocks(), arch.layers, strict=True)
     return not all(_small(blocks[0][1], spec.width) for blocks, spec in layers)
+
+
+MATRIX_ALIGN = 16  # floats: 64 bytes, a cache line and an AVX-512 register
+
+
+def matrices(t: Tensor, order: tuple[int, int, int], seeds: int) -> Tensor:
+    """t [a, b, S] (or [a, b, 1], every seed's) permuted by `order` to [S, r, c]: a copy in
+    which each seed's matrix is row-major and starts on a 64-byte boundary of its own."""
+    view = t.permute(*order).expand(seeds, -1, -1)
+    return _empty_matrices(t, *view.shape).copy_(view)
+
+
+def _empty_matrices(like: Tensor, s: int, r: int, c: int) -> Tensor:
+    size = -(-r * c // MATRIX_ALIGN) * MATRIX_ALIGN
+    return like.new_empty(s * size).as_strided((s, r, c), (size, c, 1))
+
+
+def per_seed_product(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
+    """a [S, m, k] @ b [S, k, n] (+ bias [S, m, 1]) for each seed (operands from `matrices`),
+    into matrices aligned alike: each seed's on one MKL thread, whatever the batch, its
+    place in it or the thread count; on the CPU the seeds are shared out between
+    torch's threads (each product whole on one)."""
+    s, m, n = a.shape[0], a.shape[1], b.shape[2]
+    out = _empty_matrices(a, s, m, n)
+    if bias is not None:
+        out.copy_(bias.expand(s, m, n))
+
+    def part(lo: int, hi: int) -> None:
+        if bias is None:
+            torch.bmm(a[lo:hi], b[lo:hi], out=out[lo:hi])
+        else:
+            torch.baddbmm(out[lo:hi], a[lo:hi], b[lo:hi], out=out[lo:hi])
+
+    if a.device.type != "cpu":
+        part(0, s)
+        return out
+    before = torch.get_num_threads()
+    threads = min(before, s)
+    torch.set_num_threads(1)
+    try:
+        if threads == 1:
+            part(0, s)
+        else:
+            bounds = [s * i // threads for i in range(threads + 1)]
+            list(_pool(threads).map(part, bounds[:-1], bounds[1:]))
+    finally:
+        torch.set_num_threads(before)
+    return out
+
+
+@functools.cache
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """Threads for `per_seed_product`, each on one OpenMP thread (a thread's own setting:
+    a new thread would start with OpenMP's default and MKL would split its products)."""
+    return ThreadPoolExecutor(
+        threads, thread_name_prefix="tiny-bmm", initializer=torch.set_num_threads, initargs=(1,)
+    )
 
 
 def _activate(name: str, z: Tensor) -> Tensor:
@@ -231,8 +292,9 @@ class SeedNets:
             elif layer.small:  # [width, fan_in, n, S] products, summed over fan_in
                 z = tree_sum(w * inp, dim=1).add_(b)
             else:
-                by_seed = inp.permute(2, 0, 1).expand(self.seeds, -1, -1)  # [S, fan_in, n]
-                z = torch.baddbmm(b.permute(2, 0, 1), w.squeeze(2).permute(2, 0, 1), by_seed)
+                s = self.seeds
+                weight, by_seed = matrices(w.squeeze(2), (2, 0, 1), s), matrices(inp, (2, 0, 1), s)
+                z = per_seed_product(weight, by_seed, b.permute(2, 0, 1))  # [S, width, n]
                 z = z.permute(1, 2, 0).contiguous()
             h = _activate(layer.activation, z)
             saved.append((inp, z if activations.get(layer.activation).from_z else h))
@@ -319,8 +381,8 @@ class SeedNets:
                 else:
                     wide[f"{block}.weight"] = value
             else:
-                by_seed = inp.permute(2, 1, 0).expand(seeds, -1, -1)  # [S, n, fan_in]
-                dw = torch.bmm(dz.permute(2, 0, 1), by_seed)
+                by_seed = matrices(inp, (2, 1, 0), seeds)  # [S, n, fan_in]
+                dw = per_seed_product(matrices(dz, (2, 0, 1), seeds), by_seed)
                 for j, block in blocks:
                     value = dw[:, j * per : (j + 1) * per].reshape(seeds, -1).T
                     if buffers is None:
@@ -335,7 +397,8 @@ class SeedNets:
             if layer.small:
                 grad = tree_sum(w * dz_, dim=0)
             else:
-                grad = torch.bmm(w.squeeze(2).permute(2, 1, 0), dz.permute(2, 0, 1))
+                dz_seeds = matrices(dz, (2, 0, 1), seeds)
+                grad = per_seed_product(matrices(w.squeeze(2), (2, 1, 0), seeds), dz_seeds)
                 grad = grad.permute(1, 2, 0).contiguous()
         if buffers is None:
             return pred, tree_sum(tree_sum(losses_out, dim=1), dim=0) / count, result

@@ -14,8 +14,9 @@ seed, never on which other seeds train beside it, how many, or the thread count:
 - every op of the forward and backward is elementwise, or a per-seed sum in an order fixed
   by the shapes (`backprop.tree_sum`); functions whose vectorised and scalar code round
   differently run with every element on one path (`backprop.uniform`); a wide layer's
-  products are per-seed `bmm`s, which give one seed the same bits in any batch but a batch
-  of ONE (another BLAS path), so a lone seed trains beside a twin copy of itself;
+  products are per-seed `bmm`s, which give one seed the same bits in any batch of two or
+  more (a batch of one takes another BLAS path: `backprop.per_seed` multiplies a lone
+  seed's as the first of two copies);
 - the optimizer update (`optim.Update`) is elementwise, on the flat buffer (`buffer.Layout`):
   torch.optim's SGD, Adam and AdamW written out (its fused kernels are not batch invariant,
   and building one imports `torch._dynamo`).
@@ -165,11 +166,28 @@ def _full_batch(cfg: ExperimentConfig, n: int) -> bool:
     return cfg.train.batch_size is None or cfg.train.batch_size >= n
 
 
-def lineup(cfg: ExperimentConfig, seeds: Sequence[int]) -> list[int]:
-    """The seeds `fit` trains side by side: a lone seed beside a copy of itself when the net
-    has a wide layer (see the module docstring; not when nothing trains)."""
-    twin = len(seeds) == 1 and cfg.train.epochs > 0 and backprop.needs_twin(cfg.arch)
-    return list(seeds) * 2 if twin else list(seeds)
+def untwinned(state: Any) -> Any:
+    """A training state as this version keeps it. Until tiny 0.x a lone seed with a wide
+    layer trained beside a twin copy of itself (seeds [k, k]); the copy had the same bits
+    as the seed (`backprop.per_seed` now gives a lone seed those bits), so a checkpoint of
+    then resumes as the seed alone. Anything else is returned as it is."""
+    if not isinstance(state, dict):
+        return state
+    seeds, flat = state.get("seeds"), state.get("flat")
+    if not (isinstance(seeds, list) and len(seeds) == 2 and seeds[0] == seeds[1]):
+        return state
+    if not isinstance(flat, Tensor) or flat.dim() != 1 or len(flat) % 2:
+        return state
+    one = dict(state, seeds=seeds[:1], size=len(flat) // 2)
+    for key in ("flat", "last_good", "m", "v"):
+        if isinstance(value := state.get(key), Tensor) and value.shape == flat.shape:
+            one[key] = value.view(-1, 2)[:, 0].contiguous()
+    for key in ("alive", "epochs_done", "diverged_at"):
+        if isinstance(value := state.get(key), Tensor) and value.shape == (2,):
+            one[key] = value[:1].clone()
+    if isinstance(gens := state.get("gens"), list) and len(gens) == 2:
+        one["gens"] = gens[:1]
+    return one
 
 
 def which(cfg: ExperimentConfig, device: str = "cpu") -> str:
@@ -196,7 +214,7 @@ def state_problem(
             f"trained on the {made} engine, which would continue on the {now} engine here; "
             "it cannot continue bit for bit (tiny train --from RUN starts the run anew)"
         )
-    lined = lineup(cfg, seeds)
+    lined = list(seeds)
     s = len(lined)
     size = cfg.arch.n_parameters * s
     shapes: dict[str, tuple[tuple[int, ...], torch.dtype]] = {
@@ -265,6 +283,8 @@ def fit(
     which `resume=` continues exactly where it was: the
     resumed run ends bit-identical to one that never stopped.
     """
+    if resume is not None and len(seeds) == 1:
+        resume = untwinned(resume)
     if resume is not None and (problem := state_problem(cfg, seeds, resume, device)) is not None:
         raise ValueError(f"the training state is unusable: {problem}")
     keep_freed_memory()
@@ -386,11 +406,8 @@ class _Training:
     ) -> None:
         x, y, truth = data
         self.cfg, self.hooks, self.dev = cfg, hooks, dev
-        self.s_real = len(seeds)
-        lined = lineup(cfg, seeds)
+        lined = list(seeds)
         start = initial_params(cfg, lined) if params is None else params
-        if len(lined) > self.s_real and params is not None:  # the twin of a given seed
-            start = {k: v.expand(2, *v.shape[1:]) for k, v in start.items()}
         self.n, self.s = len(x), len(lined)
         self.full_batch = _full_batch(cfg, self.n)
         self.layout = buffer.Layout(start, self.s)
@@ -463,7 +480,7 @@ class _Training:
                 return "interrupted"
             loss, hits, grad = trained
             state.settle(loss)
-            if not bool(state.alive[: self.s_real].any()):
+            if not bool(state.alive.any()):
                 break  # every seed diverged: nothing left to train or to report
             self.report(epoch, loss, hits / self.n if hits is not None else None, grad)
             if checkpoint is not None:
@@ -511,7 +528,7 @@ class _Training:
                 count, state.update.step, bufs, state.gens, hooks.correct, threads
             )
             state.update.step += count * kern.batches
-            live = alive[:, : self.s_real].any(dim=1)
+            live = alive.any(dim=1)
             ends = count if bool(live.all()) else int(live.int().argmin())
             if ends:
                 end = epoch + ends - 1
@@ -520,9 +537,7 @@ class _Training:
                     info = self.epoch_info(
                         end, loss[ends - 1], acc[-1] if acc is not None else None, grad
                     )
-                    span = Span(epoch, loss[:ends, : self.s_real],
-                                acc[:, : self.s_real] if acc is not None else None,
-                                alive[:ends, : self.s_real], info)  # fmt: skip
+                    span = Span(epoch, loss[:ends], acc, alive[:ends], info)
                     for cb in hooks.callbacks:
                         cb.span(span)  # type: ignore[attr-defined]
                 else:
@@ -581,7 +596,7 @@ class _Training:
     def report(
         self, epoch: int, loss: Tensor, accuracy: Tensor | None, grads: Tensor | None
     ) -> None:
-        """The epoch for the callbacks, of the seeds asked for (not a twin)."""
+        """The epoch for the callbacks."""
         if not self.hooks.callbacks:
             return
         info = self.epoch_info(epoch, loss, accuracy, grads)
@@ -592,23 +607,23 @@ class _Training:
         self, epoch: int, loss: Tensor, accuracy: Tensor | None, grads: Tensor | None
     ) -> Epoch:
         """What the callbacks see of an epoch just trained (the test set measured if due)."""
-        keep, state, layout = slice(0, self.s_real), self.state, self.layout
+        state, layout = self.state, self.layout
         info = Epoch(
             epoch,
-            loss[keep].cpu(),
-            accuracy[keep].cpu() if accuracy is not None else None,
-            state.alive[keep].cpu(),
-            lambda: layout.per_seed(state.last_good)[keep].cpu(),
-            lambda: layout.per_seed(grads)[keep].cpu() if grads is not None else None,
+            loss.cpu(),
+            accuracy.cpu() if accuracy is not None else None,
+            state.alive.cpu(),
+            lambda: layout.per_seed(state.last_good).cpu(),
+            lambda: layout.per_seed(grads).cpu() if grads is not None else None,
         )
         tested = self.measure_test(epoch)
         if tested is not None:
-            info.test_loss = tested[0][keep].cpu()
-            info.test_accuracy = tested[1][keep].cpu() if tested[1] is not None else None
+            info.test_loss = tested[0].cpu()
+            info.test_accuracy = tested[1].cpu() if tested[1] is not None else None
         return info
 
     def result(self, status: Literal["completed", "interrupted"]) -> Result:
-        state, keep = self.state, self.s_real
+        state, keep = self.state, self.s
         return Result(
             status,
             self.layout.seeds_first(state.last_good, keep),

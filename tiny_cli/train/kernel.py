@@ -79,7 +79,7 @@ def problem(cfg: ExperimentConfig, device: str) -> str | None:
     if cfg.train.epochs == 0:
         return "nothing trains"
     arch = cfg.arch
-    if backprop.needs_twin(arch):
+    if backprop.has_wide_layer(arch):
         return "a layer wider than the kernel covers"
     if arch.inputs + arch.units > MAX_UNITS or arch.n_parameters > MAX_PARAMETERS:
         return "a net larger than the kernel covers"
