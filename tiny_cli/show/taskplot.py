@@ -52,7 +52,6 @@ def figure(picture: TaskPicture) -> Figure:
                 extent=(-0.5, cols - 0.5, rows - 0.5, -0.5),
             )  # fmt: skip
             ax.set_title(panel.title, fontsize=style.FONT, loc="left")
-            ax.set_xlabel(picture.xlabel)
             ax.locator_params(axis="x", integer=True)
         axes[0].set_ylabel(picture.ylabel)
         for ax in axes[1:]:
@@ -61,6 +60,7 @@ def figure(picture: TaskPicture) -> Figure:
             bar = fig.add_axes((1 - (COLOURBAR_INCHES - 0.3) / width, 0.8 / HEIGHT_INCHES,
                                 0.25 / width, 1 - 1.75 / HEIGHT_INCHES))  # fmt: skip
             fig.colorbar(image, cax=bar, label=picture.scale)
+        fig.supxlabel(picture.xlabel, y=0.01, fontsize=style.FONT)  # once, under every panel
         fig.suptitle(picture.title, x=0.01, ha="left")
         style.literal(fig)  # titles and labels as written (a task's words); ticks render
         canvas.draw()
