@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import Make, tiny_here
+from tests.conftest import make_run, tiny_here
 from tiny_cli import config
 from tiny_cli.spec import models
 from tiny_cli.tasks import fourier
@@ -145,9 +145,6 @@ def test_progress_measures_fourier_concentration_per_seed() -> None:
 def test_tiny_hardwire_modadd_is_exact_and_reads_its_frequencies(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from PIL import Image
-
-    drawn = _figures(monkeypatch)
     args = ["--set", "task.p=11", "--set", "data.train_fraction=1", "--runs-dir", str(tmp_path)]
     code, out, err = tiny_here(capsys, monkeypatch, "hardwire", "modadd", *args)
     assert code == 0, err
@@ -156,10 +153,6 @@ def test_tiny_hardwire_modadd_is_exact_and_reads_its_frequencies(
     assert json.loads((run / "metrics.json").read_text())["accuracy"] == 1.0
     arch = json.loads((run / "run.json").read_text())
     assert "40 quadratic" in json.dumps(arch)
-    (fig,) = drawn  # spectrum.png: one panel, the hardwired net
-    assert [t.split(":")[0] for t in _panels(fig)] == ["hardwired"]
-    with Image.open(run / "spectrum.png") as image:
-        assert image.format == "PNG" and image.size == fig.canvas.get_width_height()
     # `tiny export`'s JSON carries the same reading beside the canonical net
     code, out, err = tiny_here(capsys, monkeypatch, "export", run.name, "--runs-dir", str(tmp_path))
     assert code in (0, None), err
@@ -202,8 +195,23 @@ def _panels(fig: Any) -> list[str]:
     return [ax.get_title(loc="left") for ax in fig.axes if ax.images]
 
 
+@pytest.fixture(scope="module")
+def modadd_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Any]]:
+    """A hardwired modadd and one trained 2 epochs (p = 11), in one runs directory, each
+    with the figure its spectrum.png was drawn from."""
+    root = tmp_path_factory.mktemp("modadd") / "runs"
+    made = {}
+    for kind, epochs in (("hardwire", None), ("train", 2)):
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            drawn = _figures(monkeypatch)
+            run = make_run(root, kind, "modadd", epochs=epochs, sets=["task.p=11"])
+        (fig,) = drawn
+        made[kind] = (run, fig)
+    return made
+
+
 def test_spectrum_png_of_a_trained_run_has_its_first_and_last_epoch_everywhere(
-    monkeypatch: pytest.MonkeyPatch, make: Make
+    modadd_runs: dict[str, tuple[Path, Any]],
 ) -> None:
     from PIL import Image
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -211,11 +219,10 @@ def test_spectrum_png_of_a_trained_run_has_its_first_and_last_epoch_everywhere(
     from tiny_cli.show import report
     from tiny_cli.store import runs
 
-    drawn = _figures(monkeypatch)
-    run = make("train", "modadd", epochs=2, sets=["task.p=11"])
-    (fig,) = drawn
+    run, fig = modadd_runs["train"]
     titles = _panels(fig)
     assert len(titles) == 2 and titles[0].startswith("epoch 0") and titles[1].startswith("epoch 2")
+    assert [t.split(":")[0] for t in _panels(modadd_runs["hardwire"][1])] == ["hardwired"]
     with Image.open(run / "spectrum.png") as image:  # the file beside prediction.png
         assert image.format == "PNG" and image.size == fig.canvas.get_width_height()
         assert image.size[0] >= 1000 and image.size[1] >= 500
@@ -228,6 +235,44 @@ def test_spectrum_png_of_a_trained_run_has_its_first_and_last_epoch_everywhere(
         ("Fourier spectrum", (run / "spectrum.png").read_bytes())
     ]
     assert "(spectrum.png)</figcaption>" in report.body_html(contents)
+
+
+def test_tiny_compare_shows_both_runs_frequencies_and_distances(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    modadd_runs: dict[str, tuple[Path, Any]],
+) -> None:
+    (hard, _), (trained, _) = modadd_runs["hardwire"], modadd_runs["train"]
+    where = ["--runs-dir", str(hard.parent)]
+    code, out, err = tiny_here(capsys, monkeypatch, "compare", hard.name, trained.name, *where)
+    assert code in (0, None), err
+    meant = out[out.index("What each net means for its task") :]
+    shown = " ".join(meant.split())
+    assert shown.count("Fourier (Z_11") == 2 and shown.count("distance to the exact") == 2
+    assert "key frequencies 1, 2, 3, 4, 5 (5 of 5), holding 100.0%" in shown  # the hardwired
+    assert meant.index("hardwired") < meant.index("trained")
+    code, out, err = tiny_here(
+        capsys, monkeypatch, "compare", hard.name, trained.name, "--json", *where
+    )
+    readings = [r["meaning"]["fourier"] for r in json.loads(out)["runs"]]
+    assert readings[0]["key_frequencies"] == [1, 2, 3, 4, 5]
+    assert readings[0]["distance_to_construction"] < readings[1]["distance_to_construction"]
+    # at 80 columns: every line fits, the meanings wrapped under their runs
+    from tests.test_render import text_of
+    from tiny_cli.read import stored
+    from tiny_cli.show import render
+    from tiny_cli.store import runs
+
+    found = stored.compare_runs([runs.read(runs.Run(p)) for p in (hard, trained)])
+    infos = found.infos
+    view = render.compare_view(
+        found.records, [i.config for i in infos], [i.params for i in infos],
+        canonical=[c.as_dict() for c in found.compared], meanings=found.meanings,
+        run_tasks=found.tasks,
+    )  # fmt: skip
+    narrow = text_of(view, 80, crop=False)
+    assert max(len(line) for line in narrow.splitlines()) <= 80
+    assert " ".join(narrow.split()).count("distance to the exact construction's spectrum") == 2
 
 
 def test_seed_k_of_a_sweep_is_seed_k_trained_alone_through_the_gather() -> None:
