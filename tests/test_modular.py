@@ -150,6 +150,7 @@ def test_tiny_hardwire_modadd_is_exact_and_reads_its_frequencies(
     assert code == 0, err
     assert "key frequencies 1, 2, 3, 4, 5 (5 of 5)" in " ".join(out.split())
     (run,) = tmp_path.iterdir()
+    assert f"spectrum picture: {run / 'spectrum.png'}" in out
     assert json.loads((run / "metrics.json").read_text())["accuracy"] == 1.0
     arch = json.loads((run / "run.json").read_text())
     assert "40 quadratic" in json.dumps(arch)
