@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tiny_cli import config
-from tiny_cli.errors import TinyError
+from tiny_cli.errors import TinyError, one_line
 from tiny_cli.read import readout
 from tiny_cli.read.arrays import domain, from_state
 from tiny_cli.read.match import Compared, NetSpec, compare
@@ -148,7 +148,14 @@ def compare_runs(records: Sequence[runs.RunRecord]) -> Comparison:
             except runs.RunProblem as exc:
                 problems.append(str(exc))
         nets.append((stored[0].arch, stored[1], stored[0].task) if stored else None)
-        meanings.append(meaning(*stored, record.metrics) if stored else None)
+        meant = None
+        if stored:
+            try:
+                meant = meaning(*stored, record.metrics)
+            except Exception as exc:  # a task's bug: the rest of the comparison still shows
+                why = f"{type(exc).__name__}: {one_line(str(exc), 200)}"
+                problems.append(f"run {record.run.id}: no meaning ({why})")
+        meanings.append(meant)
     tasks = [net[2] if net else None for net in nets]
     return Comparison(list(records), infos, compare(nets), problems, meanings, tasks)
 
