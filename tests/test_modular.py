@@ -1,17 +1,20 @@
 """Modular arithmetic: the task against plain Python, its constructions on every pair as one
 batched forward, the Fourier read-out naming the hardwired net's frequencies, the progress
-measure, and `tiny hardwire` through the real CLI."""
+measure, the spectrum picture (spectrum.png: in the run, TensorBoard and the report), and
+`tiny hardwire` through the real CLI."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
-from tests.conftest import tiny_here
+from tests.conftest import make_run, tiny_here
 from tiny_cli import config
 from tiny_cli.spec import models
 from tiny_cli.tasks import fourier
@@ -147,6 +150,7 @@ def test_tiny_hardwire_modadd_is_exact_and_reads_its_frequencies(
     assert code == 0, err
     assert "key frequencies 1, 2, 3, 4, 5 (5 of 5)" in " ".join(out.split())
     (run,) = tmp_path.iterdir()
+    assert f"spectrum picture: {run / 'spectrum.png'}" in out
     assert json.loads((run / "metrics.json").read_text())["accuracy"] == 1.0
     arch = json.loads((run / "run.json").read_text())
     assert "40 quadratic" in json.dumps(arch)
@@ -155,6 +159,121 @@ def test_tiny_hardwire_modadd_is_exact_and_reads_its_frequencies(
     assert code in (0, None), err
     fourier = json.loads(out)["meaning"]["fourier"]
     assert fourier["basis"] == "Z_11" and fourier["key_frequencies"] == [1, 2, 3, 4, 5]
+
+
+def test_the_spectrum_puts_each_exact_unit_on_its_own_frequency() -> None:
+    """The exact construction is 8 units per frequency k = 1 ... p // 2 (cos and sin of k(i
+    + j), each product two quadratic units, `fourier.exact_weights`): its spectrum, sorted,
+    is that staircase, every unit's whole norm on its one frequency."""
+    p = 11
+    w1, _ = fourier.exact_weights("add", p)
+    rng = np.random.default_rng(0)
+    layer = SimpleNamespace(weight=w1[rng.permutation(len(w1))])  # (any order: it is sorted)
+    net = SimpleNamespace(inputs=2 * p, skip=False, layers=[layer])
+    (picture,) = task("add", p).pictures([("hardwired", net)])  # type: ignore[list-item]
+    assert picture.name == "spectrum.png" and len(picture.panels) == 1
+    shares = picture.panels[0].values
+    assert shares.shape == (8 * (p // 2), p // 2 + 1)  # units by frequencies 0 ... (p - 1) / 2
+    expected = np.zeros_like(shares)
+    expected[np.arange(len(shares)), np.repeat(np.arange(1, p // 2 + 1), 8)] = 1.0
+    np.testing.assert_allclose(shares, expected, atol=1e-9)
+    assert task("add", p).pictures([("a and b as numbers", SimpleNamespace(inputs=2))]) == []
+
+
+def _figures(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The figures `show.taskplot` draws from now on, in this process (no sidecar)."""
+    from tiny_cli.show import taskplot
+
+    monkeypatch.setenv("TINY_SIDECAR", "0")
+    drawn: list[Any] = []
+    figure = taskplot.figure
+    monkeypatch.setattr(taskplot, "figure", lambda pic: drawn.append(figure(pic)) or drawn[-1])
+    return drawn
+
+
+def _panels(fig: Any) -> list[str]:
+    """A figure's heat maps (not its colour bar), by their titles."""
+    return [ax.get_title(loc="left") for ax in fig.axes if ax.images]
+
+
+@pytest.fixture(scope="module")
+def modadd_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Any]]:
+    """A hardwired modadd and one trained 2 epochs (p = 11), in one runs directory, each
+    with the figure its spectrum.png was drawn from."""
+    root = tmp_path_factory.mktemp("modadd") / "runs"
+    made = {}
+    for kind, epochs in (("hardwire", None), ("train", 2)):
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            drawn = _figures(monkeypatch)
+            run = make_run(root, kind, "modadd", epochs=epochs, sets=["task.p=11"])
+        (fig,) = drawn
+        made[kind] = (run, fig)
+    return made
+
+
+def test_spectrum_png_of_a_trained_run_has_its_first_and_last_epoch_everywhere(
+    modadd_runs: dict[str, tuple[Path, Any]],
+) -> None:
+    from PIL import Image
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from tiny_cli.show import report
+    from tiny_cli.store import runs
+
+    run, fig = modadd_runs["train"]
+    titles = _panels(fig)
+    assert len(titles) == 2 and titles[0].startswith("epoch 0") and titles[1].startswith("epoch 2")
+    assert [t.split(":")[0] for t in _panels(modadd_runs["hardwire"][1])] == ["hardwired"]
+    with Image.open(run / "spectrum.png") as image:  # the file beside prediction.png
+        assert image.format == "PNG" and image.size == fig.canvas.get_width_height()
+        assert image.size[0] >= 1000 and image.size[1] >= 500
+    acc = EventAccumulator(str(run), size_guidance={"images": 0})
+    acc.Reload()
+    (shown,) = acc.Images("task/spectrum")  # TensorBoard's IMAGES, at the last epoch
+    assert shown.step == 2 and shown.encoded_image_string == (run / "spectrum.png").read_bytes()
+    contents = report.gather(runs.read(runs.Run(run)), charts=False)
+    assert [(h, png) for h, _, png in contents.task_pictures] == [
+        ("Fourier spectrum", (run / "spectrum.png").read_bytes())
+    ]
+    assert "(spectrum.png)</figcaption>" in report.body_html(contents)
+
+
+def test_tiny_compare_shows_both_runs_frequencies_and_distances(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    modadd_runs: dict[str, tuple[Path, Any]],
+) -> None:
+    (hard, _), (trained, _) = modadd_runs["hardwire"], modadd_runs["train"]
+    where = ["--runs-dir", str(hard.parent)]
+    code, out, err = tiny_here(capsys, monkeypatch, "compare", hard.name, trained.name, *where)
+    assert code in (0, None), err
+    meant = out[out.index("What each net means for its task") :]
+    shown = " ".join(meant.split())
+    assert shown.count("Fourier (Z_11") == 2 and shown.count("distance to the exact") == 2
+    assert "key frequencies 1, 2, 3, 4, 5 (5 of 5), holding 100.0%" in shown  # the hardwired
+    assert meant.index("hardwired") < meant.index("trained")
+    code, out, err = tiny_here(
+        capsys, monkeypatch, "compare", hard.name, trained.name, "--json", *where
+    )
+    readings = [r["meaning"]["fourier"] for r in json.loads(out)["runs"]]
+    assert readings[0]["key_frequencies"] == [1, 2, 3, 4, 5]
+    assert readings[0]["distance_to_construction"] < readings[1]["distance_to_construction"]
+    # at 80 columns: every line fits, the meanings wrapped under their runs
+    from tests.test_render import text_of
+    from tiny_cli.read import stored
+    from tiny_cli.show import render
+    from tiny_cli.store import runs
+
+    found = stored.compare_runs([runs.read(runs.Run(p)) for p in (hard, trained)])
+    infos = found.infos
+    view = render.compare_view(
+        found.records, [i.config for i in infos], [i.params for i in infos],
+        canonical=[c.as_dict() for c in found.compared], meanings=found.meanings,
+        run_tasks=found.tasks,
+    )  # fmt: skip
+    narrow = text_of(view, 80, crop=False)
+    assert max(len(line) for line in narrow.splitlines()) <= 80
+    assert " ".join(narrow.split()).count("distance to the exact construction's spectrum") == 2
 
 
 def test_seed_k_of_a_sweep_is_seed_k_trained_alone_through_the_gather() -> None:

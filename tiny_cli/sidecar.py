@@ -41,6 +41,7 @@ from typing import IO, Any
 JOBS = {
     "picture": "tiny_cli.show.plots:render",
     "units": "tiny_cli.show.unitplot:draw",
+    "task_picture": "tiny_cli.show.taskplot:draw",
     "readout": "tiny_cli.read.readout:read_dict",
 }
 # Imported by the child before it waits for work (in parallel with the parent's torch).

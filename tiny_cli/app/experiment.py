@@ -11,8 +11,8 @@ import platform
 import sys
 import time
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,6 +56,7 @@ class Outcome:
     readout: dict[str, Any] | None = None  # `readout.Readout.as_dict()` of the final net
     readout_problem: str = ""  # why there is no read-out (a bug of ours: the run is fine)
     task: Task | None = None  # the run's task: how its meaning reads
+    task_pictures: list[Path] = field(default_factory=list)  # `Task.pictures` (spectrum.png)
 
 
 FINAL_STATUS = {"completed": "completed", "diverged": "failed", "interrupted": "interrupted"}
@@ -191,12 +192,17 @@ def run_experiment(
                 painter, cfg, built.model, built.data, metrics, built.init_state, history,
                 result, kind, judged,
             )  # fmt: skip
-            png, units = _store(run, built.model, log.tracker, result, metrics, drawing, after)
+            drawn = _task_pictures(painter, cfg, built.model, built.init_state, result, kind)
+            png, units, pictures = _store(
+                run, built.model, log.tracker, result, metrics, drawing, after, drawn
+            )
         except BaseException as exc:
             raise _store_failure(run, built.model, log.tracker, log.last, exc) from exc
-        return _finish(
+        outcome = _finish(
             run, result, metrics, built.model, png, units, reading, cfg.task, after, judged
         )
+        outcome.task_pictures = pictures
+        return outcome
 
 
 @dataclass
@@ -375,17 +381,26 @@ def _store(
     metrics: dict[str, Any],
     drawing: sidecar.Pending | None,
     should_stop: Callable[[], bool],
-) -> tuple[Path | None, Path | None]:
-    """The run's files: units.png (once drawn; in the event file too), the event file closed
-    with the final metrics and status, model.pt, metrics.json and prediction.png; the
-    checkpoint goes once the run completed (model.pt is final). Returns the two pictures,
-    None for one a stop request skipped (`should_stop`, asked while they are drawn)."""
+    task_pictures: Sequence[tuple[str, sidecar.Pending]] = (),
+) -> tuple[Path | None, Path | None, list[Path]]:
+    """The run's files: units.png and the task's pictures (`Task.pictures`: spectrum.png),
+    once drawn, in the event file too; the event file closed with the final metrics and
+    status, model.pt, metrics.json and prediction.png; the checkpoint goes once the run
+    completed (model.pt is final). Returns the pictures: prediction.png and units.png, None
+    for one a stop request skipped (`should_stop`, asked while they are drawn), and the
+    task's that were drawn."""
     units = None
     if drawing is not None:
         with contextlib.suppress(stopping.Stopped):
             units_png = drawing.result(tracking.stopping_on(should_stop))
             tracker.final_image(tracking.UNITS_TAG, units_png)
             units = run.write_bytes(runs.UNITS, units_png)
+    pictures = []
+    for name, pending in task_pictures:
+        with contextlib.suppress(stopping.Stopped):
+            picture_png = pending.result(tracking.stopping_on(should_stop))
+            tracker.final_image(tracking.task_picture_tag(name), picture_png)
+            pictures.append(run.write_bytes(name, picture_png))
     tracker.close(FINAL_STATUS[result.status], metrics, should_stop)
     run.save_state(model.state_dict())
     run.write_json(runs.METRICS, metrics)
@@ -393,7 +408,7 @@ def _store(
     png = run.write_bytes(runs.PREDICTION, final_png) if final_png else None
     if result.status == "completed":
         (run.path / runs.CHECKPOINT_STATE).unlink(missing_ok=True)
-    return png, units
+    return png, units, pictures
 
 
 def _finish(
@@ -478,6 +493,36 @@ def _read(
         **({"split": _split(task, model, split, held)} if split.has_test else {}),
     }
     return drawing, lambda: painter.call("readout", arch, state, task, options)
+
+
+def _task_pictures(
+    painter: sidecar.Sidecar,
+    cfg: ExperimentConfig,
+    model: nn.Module,
+    init_state: dict[str, Any],
+    result: FitResult,
+    kind: str,
+) -> list[tuple[str, sidecar.Pending]]:
+    """Start, in the sidecar, the drawing of the task's own pictures (`Task.pictures`) of
+    the run's first logged epoch (epoch 0: the init) and its last; of one net when it never
+    trained (hardwired). Each with its file name."""
+    from tiny_cli.read import arrays
+
+    last = arrays.from_state(
+        cfg.arch, {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    )
+    if kind == "hardwire" or not result.epochs:
+        nets = [("hardwired" if kind == "hardwire" else "epoch 0", last)]
+    else:
+        nets = [
+            ("epoch 0", arrays.from_state(cfg.arch, init_state)),
+            (f"epoch {result.epochs}", last),
+        ]
+    pictures = cfg.task.pictures(nets)
+    unknown = [p.name for p in pictures if p.name not in cfg.task.picture_files]
+    if unknown:  # a task's bug: the report would not find the file
+        raise ValueError(f"task {cfg.task.name}: {unknown[0]} is not one of its picture_files")
+    return [(p.name, painter.call("task_picture", p)) for p in pictures]
 
 
 def _split(task: Task, model: nn.Module, data: Data, held: dict[str, Any] | None) -> Any:

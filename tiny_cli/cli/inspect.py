@@ -179,8 +179,9 @@ def compare(
     runs_dir: RunsDir = None,
     precision: MetricsPrecision = None,
 ) -> None:
-    """Show runs side by side: metrics, canonical forms, and each run against the first
-    (max difference on its domain, same function or not, canonical distance).
+    """Show runs side by side: metrics, canonical forms, each run against the first
+    (max difference on its domain, same function or not, canonical distance), and what each
+    net means for its task (modular's key frequencies, lt's threshold, min's alpha).
 
     A run that cannot be read whole shows "-" where it lacks something; the problem is one
     line on stderr and the exit code is 1.
@@ -200,6 +201,8 @@ def compare(
                 params,
                 metrics,
                 canonical=[c.as_dict() for c in found.compared],
+                meanings=found.meanings,
+                run_tasks=found.tasks,
             )
         )
     fail(found.problems)

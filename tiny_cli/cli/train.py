@@ -107,6 +107,8 @@ def _report(outcome: Outcome, precision: int) -> None:
         console.print(f"prediction picture: {outcome.picture}", soft_wrap=True, markup=False)
     if outcome.units:
         console.print(f"units picture: {outcome.units}", soft_wrap=True, markup=False)
+    for picture in outcome.task_pictures:  # the task's own (modular's spectrum.png)
+        console.print(f"{picture.stem} picture: {picture}", soft_wrap=True, markup=False)
     if outcome.result.epochs:
         console.print(f"trained on the {outcome.result.engine} engine", markup=False)
     console.print(saved("run", outcome.run.id, outcome.run.path))

@@ -5,16 +5,20 @@ its `--json` document `Comparison.to_json()`."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from tiny_cli import config
-from tiny_cli.errors import TinyError
+from tiny_cli.errors import TinyError, one_line
 from tiny_cli.read import readout
+from tiny_cli.read.arrays import domain, from_state
 from tiny_cli.read.match import Compared, NetSpec, compare
 from tiny_cli.store import runs, tracking
 from tiny_cli.train import data as datasets
 from tiny_cli.train import inits
+
+if TYPE_CHECKING:
+    from tiny_cli.tasks import Task
 
 
 def stored_net(run: runs.Run) -> tuple[config.ExperimentConfig, dict[str, Any]] | None:
@@ -87,6 +91,10 @@ class Comparison:
     infos: list[runs.Details]
     compared: list[Compared]
     problems: list[str]
+    # per run: what its net means for its task (`Task.meaning`, as `tiny inspect` reads it:
+    # modular's frequencies, lt's threshold), and whose meaning it is; None: no net read
+    meanings: list[dict[str, Any] | None] = field(default_factory=list)
+    tasks: list[Task | None] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The document `tiny compare --json` prints."""
@@ -99,6 +107,7 @@ class Comparison:
                     "metrics": r.metrics,
                     "parameters": i.params,
                     "canonical": {k: c[k] for k in ("layers", "skip_input", "aligned")},
+                    "meaning": m,
                     "against_first": {
                         k: c[k]
                         for k in (
@@ -110,8 +119,12 @@ class Comparison:
                         )
                     },
                 }
-                for r, i, c in zip(
-                    self.records, self.infos, (c.as_dict() for c in self.compared), strict=True
+                for r, i, c, m in zip(
+                    self.records,
+                    self.infos,
+                    (c.as_dict() for c in self.compared),
+                    self.meanings or [None] * len(self.records),
+                    strict=True,
                 )
             ],
             "problem": "; ".join(self.problems) or None,
@@ -126,6 +139,7 @@ def compare_runs(records: Sequence[runs.RunRecord]) -> Comparison:
         f"run {r.run.id}: {p}" for r, i in zip(records, infos, strict=True) for p in i.problems
     ]
     nets: list[NetSpec | None] = []
+    meanings: list[dict[str, Any] | None] = []
     for record, info in zip(records, infos, strict=True):
         stored = None
         if info.params is not None and info.config is not None:
@@ -134,4 +148,28 @@ def compare_runs(records: Sequence[runs.RunRecord]) -> Comparison:
             except runs.RunProblem as exc:
                 problems.append(str(exc))
         nets.append((stored[0].arch, stored[1], stored[0].task) if stored else None)
-    return Comparison(list(records), infos, compare(nets), problems)
+        meant = None
+        if stored:
+            try:
+                meant = meaning(*stored, record.metrics)
+            except Exception as exc:  # a task's bug: the rest of the comparison still shows
+                why = f"{type(exc).__name__}: {one_line(str(exc), 200)}"
+                problems.append(f"run {record.run.id}: no meaning ({why})")
+        meanings.append(meant)
+    tasks = [net[2] if net else None for net in nets]
+    return Comparison(list(records), infos, compare(nets), problems, meanings, tasks)
+
+
+def meaning(
+    cfg: config.ExperimentConfig, state: dict[str, Any], metrics: dict[str, Any]
+) -> dict[str, Any]:
+    """What a stored net means for its task (`Task.meaning`), on the inputs its read-out
+    reads (`stored_readout`: the training inputs of a split), without the rest of the
+    read-out (the formula of a wide net is what costs)."""
+    task = cfg.task
+    if cfg.data is not None:
+        data = datasets.prepare(cfg)
+        x, y = data.x.numpy(), data.truth.numpy().reshape(len(data.x), -1)
+    else:
+        x, y = domain(task)
+    return task.meaning(from_state(cfg.arch, state), x, y, metrics)

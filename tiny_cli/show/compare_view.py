@@ -1,20 +1,27 @@
 """`tiny compare`: runs side by side, one column per run (metrics, canonical forms, each
 run against the first); a table too wide for the console lists its runs one under the
-other."""
+other. Then what each run's net means for its task (`Task.meaning_lines`, as `tiny inspect`
+shows them: modular's key frequencies and distance to the construction, lt's threshold),
+run under run: those lines are too long for a column."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group, RenderableType
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from tiny_cli import tasks
 from tiny_cli.errors import one_line
 from tiny_cli.show.run_views import init_label, seed_label
 from tiny_cli.show.tables import Column, Fitted, fit, format_values, metric_text, need_width
 from tiny_cli.store.runs import Nested, RunMeta, RunRecord, short_ids, show_value
+
+if TYPE_CHECKING:
+    from tiny_cli.tasks import Task
 
 
 def _lr(config: Mapping[str, Any] | None) -> str | None:
@@ -124,6 +131,31 @@ def _against(
     }
 
 
+def _meaning_lines(
+    stacked: Sequence[str],
+    meanings: Sequence[Mapping[str, Any] | None],
+    run_tasks: Sequence[Task | None],
+) -> list[RenderableType]:
+    """Each run's meaning as `tiny inspect` shows it, under the run's name, its lines
+    indented (a wrapped line too); a run whose net was not read, or means nothing more for
+    its task, is left out. Plain text, never markup: the lines may hold what a file held."""
+    out: list[RenderableType] = []
+    for i, name in enumerate(stacked):
+        meaning = meanings[i] if i < len(meanings) else None
+        task = run_tasks[i] if i < len(run_tasks) else None
+        if not meaning:
+            continue
+        lines = task.meaning_lines(meaning) if task else tasks.meaning_lines(meaning)
+        if lines:
+            out.append(Text(name, style="bold"))
+            for line in lines:  # a line's own indent kept for its wrapped part too
+                indent = 2 + len(line) - len(line.lstrip(" "))
+                out.append(
+                    Padding(Text(one_line(line.lstrip(" "))), (0, 0, 0, indent), expand=False)
+                )
+    return out
+
+
 def compare_view(
     records: Sequence[RunRecord],
     configs: Sequence[Mapping[str, Any] | None],
@@ -131,12 +163,15 @@ def compare_view(
     precision: int = 2,
     metrics_precision: int = 4,
     canonical: Sequence[Mapping[str, Any]] | None = None,
+    meanings: Sequence[Mapping[str, Any] | None] = (),
+    run_tasks: Sequence[Task | None] = (),
 ) -> Fitted:
     """Runs side by side, one column per run: metrics; with `canonical`
     (`match.Compared.as_dict()` per run) the canonical forms layer by layer and each run
     against the first; the parameters as stored when some run has them but no canonical
     form (or without `canonical`). A table of values that does not fit side by side lists
-    its runs one under the other."""
+    its runs one under the other. With `meanings` (`Task.meaning` per run, None where no
+    net was read) and their `run_tasks`: each run's meaning lines, run under run."""
     shorts = short_ids([r.run.id for r in records])
     labels = [_run_label(r, shorts[r.run.id], c) for r, c in zip(records, configs, strict=True)]
     stacked = [one_line(f"{shorts[r.run.id]} {_kind(r.meta, full=False)}") for r in records]
@@ -177,6 +212,9 @@ def compare_view(
         if raw:
             title = "Parameters (as stored)"
             parts.append(_table(width, title, "parameter", keys, value, labels, stacked))
+        meant = _meaning_lines(stacked, meanings, run_tasks)
+        if meant:
+            parts += [Text(""), Text("What each net means for its task", style="italic"), *meant]
         return Group(*parts)
 
     return Fitted(build)

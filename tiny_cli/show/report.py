@@ -6,7 +6,8 @@ the file opens the same from a mail attachment, with no server and no network.
 
 A run's report: its facts (status, kind, seed, epochs, command, versions), config, metrics,
 the read-out of its net (formula, meaning, diagnosis: what `tiny inspect` shows), parameters,
-`prediction.png` and `units.png`, and its trajectories as static plots, read from the run's own
+`prediction.png`, `units.png` and the task's own pictures (`Task.pictures`: modular's
+`spectrum.png`), and its trajectories as static plots, read from the run's own
 event file with TensorBoard's `EventAccumulator` (what TensorBoard itself would show: loss and
 accuracy, every parameter element per layer, the mechanism, the gradient norms). A sweep's
 report: its facts, config, metrics, grid, outcome table (summary.json), a histogram of the
@@ -201,6 +202,8 @@ class Contents:
     params: dict[str, Nested] | None = None
     picture: bytes | None = None
     units: bytes | None = None  # units.png
+    # the task's own pictures (`Task.pictures`: modular's spectrum.png): heading, caption, PNG
+    task_pictures: list[tuple[str, str, bytes]] = field(default_factory=list)
     readout: dict[str, Any] | None = None  # readout.Readout.as_dict()
     task: Task | None = None  # the run's task: how the read-out's meaning reads
     charts: list[Chart] = field(default_factory=list)
@@ -295,6 +298,8 @@ def body_html(c: Contents, precision: int = 4, whole: bool = True) -> str:
     if c.units:
         caption = "each hidden unit's activation over the domain (units.png)"
         parts.append(_section("Hidden units", _image(caption, c.units, caption)))
+    for heading, caption, png in c.task_pictures:
+        parts.append(_section(heading, _image(caption, png, caption)))
     if c.charts and whole:
         parts.append(_section("Trajectories", "\n".join(_image(x.title, x.png) for x in c.charts)))
     if c.config is not None and whole:
@@ -339,6 +344,10 @@ def gather(record: RunRecord, charts: bool = True) -> Contents:
         read = attempt(lambda: reading.stored_readout(run, record))
         c.readout = read[0].as_dict() if read else None
         c.task = read[0].task if read else None
+    for name, (heading, caption) in (c.task.picture_files if c.task else {}).items():
+        if os.path.lexists(run.path / name):  # none from a tiny before it drew them
+            png = attempt(lambda name=name: read_picture(run, name))
+            c.task_pictures += [(heading, caption, png)] if png else []
     if not charts:
         return c
     scalars = attempt(lambda: read_scalars(run))

@@ -6,6 +6,8 @@
       metrics.json        final metrics
       model.pt            final state_dict (torch.load(..., weights_only=True))
       prediction.png      the final picture of the model against the truth
+      units.png           the hidden units' activations at the end (none without hidden units)
+      spectrum.png        a task's own picture (`Task.pictures`: modular's units by frequency)
       events.out.tfevents.*   TensorBoard scalars, layout, pictures, hparams (events.py, hparams.py)
       .lock               locked while a process trains or resumes it (locks.py)
 

@@ -8,6 +8,7 @@ run directory is one TensorBoard run (`add_hparams` would make a timestamped sub
   and with a test set `progress/*` (the weight norm, the task's `progress` measures);
 - IMAGES `prediction`: the model against the truth at the start, every K epochs, the end;
 - IMAGES `units`: the hidden units' activations, once, at the last epoch reached;
+- IMAGES `task/*`: the task's own pictures (modular's `task/spectrum`), likewise;
 - at the end: `final/*` (the run's final metrics) and the HPARAMS session's status.
 """
 
@@ -36,6 +37,7 @@ from tiny_cli.tasks import Task
 IMAGE_TAG = "prediction"
 PROGRESS_NORM = "progress/weight_norm"  # the norm of every parameter together
 UNITS_TAG = "units"
+TASK_PICTURES = "task/"  # the tags of a task's own pictures (`Task.pictures`): task/spectrum
 MAX_PARAM_SCALARS = 4096  # a bigger net logs no scalar per parameter (2 x 1024: 160 MB/6 epochs)
 
 
@@ -317,6 +319,11 @@ class Tracker:
             self.writer.close()
 
 
+def task_picture_tag(name: str) -> str:
+    """A task picture's image tag, from its file name: spectrum.png -> task/spectrum."""
+    return TASK_PICTURES + name.rpartition(".")[0]
+
+
 def stopping_on(should_stop: Callable[[], bool] | None) -> Callable[[], None] | None:
     """What a wait for the sidecar (`Pending.result`) calls: `Stopped` once `should_stop`."""
     if should_stop is None:
@@ -409,7 +416,8 @@ def _kept_records(files: Sequence[Path], epoch: int) -> Iterator[bytes]:
                     yield data
                 continue
             tags = [v.tag for v in event.summary.value]
-            if event.step > epoch or any(t in _END_TAGS or t.startswith("final/") for t in tags):
+            ends = any(t in _END_TAGS or t.startswith(("final/", TASK_PICTURES)) for t in tags)
+            if event.step > epoch or ends:
                 continue
             key = (event.step, tags[0] if tags else "", len(tags))
             if key not in seen:

@@ -19,12 +19,14 @@ from tiny_cli.spec.schema import Bound, Section
 from tiny_cli.spec.sections import InitConfig
 from tiny_cli.tasks.base import (
     Construction,
+    HeatPanel,
     Kind,
     Meaning,
     Metrics,
     NetArrays,
     Predict,
     Task,
+    TaskPicture,
     predict_fn,
 )
 from tiny_cli.tasks.bits import Parity, Xor
@@ -37,8 +39,9 @@ from tiny_cli.tasks.threshold import Lt
 
 # The plugin API: what a task class needs, from one place.
 __all__ = [
-    "Arch", "Bound", "Construction", "InitConfig", "Kind", "Layer", "Meaning", "Metrics",
-    "NetArrays", "Predict", "Section", "Task", "meaning_lines", "predict_fn", "registry",
+    "Arch", "Bound", "Construction", "HeatPanel", "InitConfig", "Kind", "Layer", "Meaning",
+    "Metrics", "NetArrays", "Predict", "Section", "Task", "TaskPicture", "meaning_lines",
+    "predict_fn", "registry",
 ]  # fmt: skip
 
 BUILTIN: tuple[type[Task], ...] = (

@@ -76,6 +76,36 @@ class Construction:
     weights: Callable[[], StateDict]
 
 
+@dataclass(frozen=True)
+class HeatPanel:
+    """One panel of a task's picture: a heat map of `values` [rows, columns] (numpy)."""
+
+    title: str
+    values: np.ndarray
+
+
+@dataclass(frozen=True)
+class TaskPicture:
+    """A picture a task makes of its nets (`Task.pictures`): heat maps side by side, one
+    per panel, on one colour scale, drawn by `show.taskplot`. Plain data (numpy, strings),
+    so it is drawn in the sidecar. `name` is its file in the run directory, one of the
+    task's `picture_files`; TensorBoard shows it as the image `task/<its stem>`."""
+
+    name: str
+    title: str
+    xlabel: str
+    ylabel: str
+    scale: str  # what the colours measure (the colour bar's label)
+    panels: tuple[HeatPanel, ...]
+    vmin: float = 0.0
+    vmax: float = 1.0
+
+    def __post_init__(self) -> None:
+        stem, dot, ext = self.name.rpartition(".")
+        if not (dot and ext == "png" and stem.replace("_", "").isalnum()):
+            raise ValueError(f"a task picture's name is a plain word.png, not {self.name!r}")
+
+
 class Task(Section):
     """Base of every task section. Subclasses set `name: Literal[...]` (the first value is the
     task's name, others are aliases), their parameters with defaults, and the methods."""
@@ -95,6 +125,9 @@ class Task(Section):
     summary_metrics: ClassVar[tuple[str, ...]] = ()
     # `tiny hardwire` options that set `init.<option>` for this task's constructions.
     construction_options: ClassVar[tuple[str, ...]] = ()
+    # The files `pictures` may make, each with its section's heading and caption in the
+    # report: file name -> (heading, caption).
+    picture_files: ClassVar[dict[str, tuple[str, str]]] = {}
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -294,6 +327,15 @@ class Task(Section):
         [0, 1]: a share, such as the Fourier concentration of a layer). The names must be
         the same for every parameter vector of `arch`. Default: none."""
         return {}
+
+    def pictures(self, nets: Sequence[tuple[str, NetArrays]]) -> list[TaskPicture]:
+        """Pictures of a run's nets that only this task knows how to read, written beside
+        prediction.png (each `TaskPicture.name`, one of `picture_files`), into TensorBoard
+        and into the report. `nets`: (when, net) in epoch order, each `when` a panel's
+        title ("epoch 0", "epoch 5000", "hardwired"): a trained run's first logged epoch
+        and its last, a hardwired run's one net. Numpy only, no drawing (`show.taskplot`
+        draws). Default: none."""
+        return []
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

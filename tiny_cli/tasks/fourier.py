@@ -206,6 +206,32 @@ def _dominant(energy: np.ndarray, phase: np.ndarray) -> tuple[np.ndarray, np.nda
     return k, phase[rows, k], share
 
 
+def unit_shares(op: Op, p: int, w1: np.ndarray) -> np.ndarray:
+    """Per unit of a first layer w1 [units, 2p] over the one-hot a and b: the share of its
+    squared weight norm at each frequency, the a-block and the b-block together [units,
+    n // 2 + 1] (column k: frequency k, 0 the constant). A row sums to 1 but for what lies
+    at no frequency (mul's 0), and is 0 for a unit of no weight."""
+    pa, pb, _, n = positions(op, p)
+    both = spectrum(w1[:, :p], pa, n)[0] + spectrum(w1[:, p:], pb, n)[0]
+    norm = (w1**2).sum(axis=1, keepdims=True)
+    shares: np.ndarray = np.zeros(both.shape)
+    np.divide(both, norm, out=shares, where=norm > 0)
+    return shares
+
+
+def dominant_share(
+    energy: np.ndarray, norm: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per unit: its dominant non-constant frequency in `energy` [units, frequencies] and
+    that frequency's share of `norm` [units], the unit's whole squared norm (None: `energy`
+    is shares already, `unit_shares`)."""
+    k = energy[:, 1:].argmax(axis=1) + 1
+    at = energy[np.arange(len(energy)), k]
+    if norm is None:
+        return k, at
+    return k, np.divide(at, norm, out=np.zeros(len(k)), where=norm > 0)
+
+
 def read(op: Op, p: int, w1: np.ndarray, w2: np.ndarray | None) -> dict[str, Any]:
     """The Fourier read-out of a net of one hidden layer over the one-hot a and b: per unit
     its dominant frequency and phase in the a-block, the b-block and (with `w2`, the read-out
@@ -218,9 +244,7 @@ def read(op: Op, p: int, w1: np.ndarray, w2: np.ndarray | None) -> dict[str, Any
     eb, fb = spectrum(w1[:, p:], pb, n)
     both = ea + eb
     unit_norm = (w1**2).sum(axis=1)
-    k, _, _ = _dominant(both, fa)
-    rows = np.arange(len(w1))
-    share = np.divide(both[rows, k], unit_norm, out=np.zeros(len(k)), where=unit_norm > 0)
+    k, share = dominant_share(both, unit_norm)
     ka, pha, sa = _dominant(ea, fa)
     kb, phb, sb = _dominant(eb, fb)
     units: list[dict[str, Any]] = []

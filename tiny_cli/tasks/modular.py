@@ -16,7 +16,7 @@ construction's activations over all pairs 16 p^3 more.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, StrictInt, ValidationInfo, field_validator
@@ -26,11 +26,13 @@ from tiny_cli.tasks import fourier
 from tiny_cli.tasks.base import (
     Construction,
     Encoding,
+    HeatPanel,
     Kind,
     Meaning,
     NetArrays,
     StateDict,
     Task,
+    TaskPicture,
     integer_grid,
     layers,
     whole_box,
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 
 MAX_P = 200
 SYMBOL = {"add": "+", "sub": "-", "mul": "*"}
+SPECTRUM = "spectrum.png"  # `pictures`: units by frequencies
 GROMOV_WIDTH = 512  # `constructions`' Gromov net; any other width through `model.layers`
 
 
@@ -80,6 +83,14 @@ class Modular(Task):
     summary: ClassVar[str] = "(a op b) mod p, op add/sub/mul, one-hot a and b, p classes"
     kind: ClassVar[Kind] = "classification"
     summary_metrics: ClassVar[tuple[str, ...]] = ("accuracy", "test_accuracy")
+    picture_files: ClassVar[dict[str, tuple[str, str]]] = {
+        SPECTRUM: (
+            "Fourier spectrum",
+            "each hidden unit's share of its first-layer weight norm per frequency (a and b "
+            "together), units sorted by their dominant frequency, at the first and the last "
+            f"epoch ({SPECTRUM})",
+        )
+    }
 
     @field_validator("p")
     @classmethod
@@ -186,11 +197,46 @@ class Modular(Task):
         """The Fourier read-out (`fourier.read`) of a net of one-hot a and b whose first layer
         reads them (and whose second, if it is the last, reads out the p classes)."""
         common = super().meaning(net, x, y, metrics)
-        if net.inputs != 2 * self.p or net.skip or not net.layers:
+        if not self._reads_one_hot(net):
             return common
         w1 = net.layers[0].weight
         w2 = net.layers[1].weight if len(net.layers) == 2 else None
         return {"fourier": fourier.read(self.op, self.p, w1, w2), **common}
+
+    def _reads_one_hot(self, net: NetArrays) -> bool:
+        """A net whose first layer reads the one-hot a and b: what the Fourier basis reads."""
+        return net.inputs == 2 * self.p and not net.skip and len(net.layers) > 0
+
+    def pictures(self, nets: Sequence[tuple[str, NetArrays]]) -> list[TaskPicture]:
+        """The spectrum (`SPECTRUM`): hidden units (rows) by frequencies 0 ... n // 2
+        (columns), each cell the share of the unit's first-layer weight norm at that
+        frequency (`fourier.unit_shares`), one panel per net. Each panel's units are sorted
+        by their dominant frequency (`fourier.dominant_share`, the read-out's), then by
+        its share, so a grokked net shows a staircase, one block per key frequency, where a
+        random init is a smear; the exact construction is a staircase of 8 units a step,
+        all of each unit's norm on its frequency."""
+        if not nets or not all(self._reads_one_hot(net) for _, net in nets):
+            return []
+        panels = []
+        for when, net in nets:
+            shares = fourier.unit_shares(self.op, self.p, net.layers[0].weight)
+            k, share = fourier.dominant_share(shares)
+            order = sorted(range(len(k)), key=lambda u: (k[u], -share[u], u))
+            pure = int((share >= fourier.KEY_SHARE).sum())
+            title = f"{when}: {pure} of {len(k)} units of one frequency"
+            panels.append(HeatPanel(title, shares[order]))
+        n = fourier.positions(self.op, self.p)[3]
+        basis = f"Z_{n}" + (", discrete logs" if self.op == "mul" else "")
+        return [
+            TaskPicture(
+                SPECTRUM,
+                f"{self.picture_title()}: each hidden unit's first-layer weight norm by frequency",
+                f"frequency k (Fourier basis of {basis}, a and b together)",
+                "hidden unit, sorted by its dominant frequency",
+                "share of the unit's norm",
+                tuple(panels),
+            )
+        ]
 
     @classmethod
     def meaning_lines(cls, meaning: Mapping[str, Any]) -> list[str]:
