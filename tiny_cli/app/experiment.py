@@ -563,8 +563,8 @@ def epoch_stats(e: engine.Epoch) -> tracking.EpochStats:
         e.epoch,
         float(e.loss[0]),
         float(e.accuracy[0]) if e.accuracy is not None else None,
-        e.params[0],
-        e.grads[0] if e.grads is not None else None,
+        lambda: e.params[0],
+        lambda: e.grads[0] if e.grads is not None else None,
         float(e.test_loss[0]) if e.test_loss is not None else None,
         float(e.test_accuracy[0]) if e.test_accuracy is not None else None,
     )

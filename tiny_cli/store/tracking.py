@@ -14,11 +14,11 @@ run directory is one TensorBoard run (`add_hparams` would make a timestamped sub
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -81,18 +81,42 @@ class Picture(Protocol):
     def frame(self, model: nn.Module, epoch: int) -> Any: ...
 
 
-@dataclass(frozen=True)
 class EpochStats:
-    """One run's epoch, as the tracker logs it."""
+    """One run's epoch, as the tracker logs it. `params` and `grads` may be given as
+    functions, read when first used: most epochs are not logged, and copying every
+    parameter out each epoch cost a tenth of `tiny train modadd`. A function must give
+    this epoch's values when it is called: during the epoch's callback, or (the tracker's
+    last epoch between logging points) once training has stopped after it."""
 
-    epoch: int  # parameters are those after this many epochs (0: the init)
-    loss: float  # mean loss over the epoch's batches, each measured before its step
-    accuracy: float | None  # classification only
-    params: Tensor  # [P] every parameter, flat, in `model.parameters()` order
-    grads: Tensor | None  # [P] the gradient of the epoch's last batch (None at the init)
-    # on the held-out inputs (a config's `data.train_fraction` < 1), at the logged epochs
-    test_loss: float | None = None
-    test_accuracy: float | None = None
+    def __init__(
+        self,
+        epoch: int,
+        loss: float,
+        accuracy: float | None,
+        params: Tensor | Callable[[], Tensor],
+        grads: Tensor | Callable[[], Tensor | None] | None,
+        test_loss: float | None = None,
+        test_accuracy: float | None = None,
+    ) -> None:
+        self.epoch = epoch  # parameters are those after this many epochs (0: the init)
+        self.loss = loss  # mean loss over the epoch's batches, each measured before its step
+        self.accuracy = accuracy  # classification only
+        # on the held-out inputs (a config's `data.train_fraction` < 1), at the logged epochs
+        self.test_loss = test_loss
+        self.test_accuracy = test_accuracy
+        self._params, self._grads = params, grads
+
+    @functools.cached_property
+    def params(self) -> Tensor:
+        """[P] every parameter, flat, in `model.parameters()` order."""
+        p = self._params
+        return p if isinstance(p, Tensor) else p()
+
+    @functools.cached_property
+    def grads(self) -> Tensor | None:
+        """[P] the gradient of the epoch's last batch (None at the init)."""
+        g = self._grads
+        return g if g is None or isinstance(g, Tensor) else g()
 
 
 class Tracker:
