@@ -27,8 +27,8 @@ from tiny_cli.errors import RunFailed, TinyError
 from tiny_cli.show import phase
 from tiny_cli.spec import models
 from tiny_cli.store import events, locks, runs
+from tiny_cli.train import backprop, engine, stopping
 from tiny_cli.train import data as datasets
-from tiny_cli.train import engine, stopping
 from tiny_cli.train.curves import Curves, Recorder
 from tiny_cli.train.data import Data
 from tiny_cli.train.held_out import GROK_EPOCHS, HELD_OUT
@@ -118,8 +118,14 @@ def chunk_size(cfg: ExperimentConfig, n_samples: int) -> int:
     widths = [arch.inputs] + [la.width for la in arch.layers]
     batch = min(cfg.train.batch_size or n_samples, n_samples)
     # per sample: each layer's input and output (and a transient copy), and every
-    # parameter's product (backprop.SeedNets's segments, then their first halving)
-    per_seed = batch * (3 * (sum(widths) + arch.inputs) + 2 * arch.n_parameters)
+    # parameter's product (backprop.SeedNets's segments, then their first halving) but a
+    # wide layer's weights (a per-seed bmm sums those: no product per sample)
+    per_sample = arch.n_parameters - sum(
+        fan_in * la.width
+        for blocks, la in zip(arch.blocks(), arch.layers, strict=True)
+        if not backprop.small(fan_in := blocks[0][1], la.width)
+    )
+    per_seed = batch * (3 * (sum(widths) + arch.inputs) + 2 * per_sample)
     per_seed += 8 * arch.n_parameters  # the flat buffers: parameters, moments, gradients
     return max(1, min(MAX_CHUNK, CHUNK_FLOATS // per_seed))
 

@@ -96,7 +96,7 @@ def uniform(fn: Callable[..., Tensor], *args: Tensor) -> Tensor:
     return out.view(*shape[:-1], width)[..., :seeds]
 
 
-def _small(fan_in: int, width: int) -> bool:
+def small(fan_in: int, width: int) -> bool:
     """Whether a layer runs on elementwise products (else on bmm)."""
     return fan_in * width <= SMALL
 
@@ -104,7 +104,7 @@ def _small(fan_in: int, width: int) -> bool:
 def has_wide_layer(arch: Arch) -> bool:
     """Whether a layer of the net runs on bmm (wider than SMALL)."""
     layers = zip(arch.blocks(), arch.layers, strict=True)
-    return not all(_small(blocks[0][1], spec.width) for blocks, spec in layers)
+    return not all(small(blocks[0][1], spec.width) for blocks, spec in layers)
 
 
 MATRIX_ALIGN = 16  # floats: 64 bytes, a cache line and an AVX-512 register
@@ -219,7 +219,7 @@ class SeedNets:
                 spec.width,
                 spec.activation,
                 skip=arch.reads_inputs(i) > 0,
-                small=_small(fan_in, spec.width),
+                small=small(fan_in, spec.width),
             )
             if len(names) == 1:  # views of the buffer: made once
                 la.w = params[f"{names[0]}.weight"].unsqueeze(2)
