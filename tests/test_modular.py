@@ -238,6 +238,28 @@ def test_spectrum_png_of_a_trained_run_has_its_first_and_last_epoch_everywhere(
     assert "(spectrum.png)</figcaption>" in report.body_html(contents)
 
 
+def test_tiny_inspect_lists_a_runs_pictures_as_data(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    modadd_runs: dict[str, tuple[Path, Any]],
+    tmp_path: Path,
+) -> None:
+    """Text and --json name the run's pictures; a file named like markup is shown as it is,
+    a link is not listed."""
+    import shutil
+
+    run = shutil.copytree(modadd_runs["hardwire"][0], tmp_path / "runs" / "copy")
+    (run / "[red]odd.png").write_bytes(b"")
+    (run / "link.png").symlink_to(run / "spectrum.png")
+    where = ["--runs-dir", str(run.parent)]
+    code, out, err = tiny_here(capsys, monkeypatch, "inspect", run.name, "--json", *where)
+    assert code in (0, None), err
+    names = [Path(p).name for p in json.loads(out)["pictures"]]
+    assert names == ["[red]odd.png", "prediction.png", "spectrum.png", "units.png"]
+    code, out, err = tiny_here(capsys, monkeypatch, "inspect", run.name, *where)
+    assert "[red]odd.png, prediction.png, spectrum.png, units.png" in " ".join(out.split())
+
+
 def test_tiny_compare_shows_both_runs_frequencies_and_distances(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,

@@ -197,4 +197,7 @@ def run_view(
         parts.append(metrics_table(record.metrics, metrics_precision))
     if info.params is not None:
         parts.append(parameters_table(info.params, precision))
+    if info.pictures:
+        where = record.run.path
+        parts.append(safe_text(f"pictures in {where}: {', '.join(info.pictures)}", style="dim"))
     return Group(*parts)

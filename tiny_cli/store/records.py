@@ -216,6 +216,7 @@ class Details:
     arrays: SweepArrays | None = None
     curves: list[CurvePoint] | None = None  # curves.json: per grid point, over the epochs
     remaining: list[dict[str, GridValue]] | None = None
+    pictures: list[str] = field(default_factory=list)  # the run's pictures (*.png), by name
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -234,6 +235,7 @@ class Details:
             "meta": record.meta.to_json(),
             "config": self.config,
             "metrics": record.metrics,
+            "pictures": [str(record.run.path / name) for name in self.pictures],
         }
         body: dict[str, Any]
         if record.meta.is_sweep:
@@ -287,7 +289,20 @@ def details(record: RunRecord) -> Details:
             out.remaining = _remaining(out.grid, out.summary)
     else:
         out.params = attempt(CHECKPOINT, read_params, needed=done)
+    out.pictures = pictures(run)
     return out
+
+
+def pictures(run: Run) -> list[str]:
+    """The names of the run's pictures: its regular *.png files (prediction.png, units.png,
+    a task's own such as spectrum.png), sorted; links and anything else are not listed."""
+    try:
+        entries = list(os.scandir(run.path))
+    except OSError:
+        return []
+    return sorted(
+        e.name for e in entries if e.name.endswith(".png") and e.is_file(follow_symlinks=False)
+    )
 
 
 def _chunk_problems(run: Run) -> list[str]:
