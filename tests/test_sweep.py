@@ -416,3 +416,14 @@ def test_training_keeps_its_freed_memory_under_dasks_malloc_settings(tmp_path: P
     assert proc.returncode == 0, proc.stderr
     faults = int(proc.stdout.split()[-1])
     assert faults < 20_000, faults  # without it: about 100,000 (one per 4 KiB page touched)
+
+
+def test_a_sweep_without_threads_runs_the_kernel_on_every_cpu_and_torch_on_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    is_even, _ = config.load("is_even")
+    modadd, _ = config.load("modadd")  # wide layers: the torch engine
+    cpus = len(os.sched_getaffinity(0))
+    assert sweep.default_threads(is_even) == cpus and sweep.default_threads(modadd) == 1
+    monkeypatch.setenv("TINY_ENGINE", "torch")
+    assert sweep.default_threads(is_even) == 1

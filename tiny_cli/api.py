@@ -139,7 +139,7 @@ def sweep(
     keep: int = 0,
     epochs: int | None = None,
     lr: float | None = None,
-    threads: int = 1,
+    threads: int | None = None,
     resume: str | None = None,
     **overrides: Any,
 ) -> Sweep:

@@ -202,7 +202,7 @@ def sweep(
     lr: float | None,
     sets: list[str] | None,
     runs_dir: Path | None,
-    threads: int,
+    threads: int | None,
     chunk: int | None,
     cluster: str | None,
     workers: int | None,
@@ -253,7 +253,9 @@ def sweep(
             )  # fmt: skip
 
 
-def _check_sweep(cluster: str | None, workers: int | None, device: str, threads: int) -> bool:
+def _check_sweep(
+    cluster: str | None, workers: int | None, device: str, threads: int | None
+) -> bool:
     """A sweep's own options, checked before torch is imported; True: it trains on Dask."""
     if cluster is not None and workers is not None:
         raise TinyError("--cluster and --workers: give one (a running scheduler or local workers)")
@@ -268,7 +270,8 @@ def _check_sweep(cluster: str | None, workers: int | None, device: str, threads:
             raise TinyError(f"--device {device}: on a cluster, use cpu, cuda or cuda:N")
     from tiny_cli import config
 
-    config.check_threads(threads)
+    if threads is not None:
+        config.check_threads(threads)
     devices.check(device)
     _check_engine()
     return distributed
@@ -284,7 +287,7 @@ def _check_engine() -> None:
 def _resume_sweep(
     ref: str,
     runs_dir: Path | None,
-    threads: int,
+    threads: int | None,
     cluster: str | None,
     workers: int | None,
     device: str,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -291,8 +292,22 @@ class RunnerLost(Exception):
     the cause, as in "stopped by <cause>" (say, "a lost scheduler (tcp://...)")."""
 
 
-def local_runner(threads: int = 1, device: str = "cpu") -> Runner:
-    """Train the chunks one after another in this process, with `threads` torch threads."""
+def default_threads(cfg: ExperimentConfig, device: str = "cpu") -> int:
+    """A sweep's threads when `--threads` is not given: every CPU this process may use for
+    the compiled kernel (plain threads, each on whole blocks of seeds), one for the torch
+    engine (whose small ops on several threads wait on each other, worst on a busy
+    machine). A seed's bits are the same either way."""
+    if engine.which(cfg, device) != "kernel":
+        return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # (not on Linux)
+        return os.cpu_count() or 1
+
+
+def local_runner(threads: int | None = None, device: str = "cpu") -> Runner:
+    """Train the chunks one after another in this process, with `threads` torch threads
+    (None: `default_threads` of each chunk's config)."""
 
     def run(
         todo: Sequence[Chunk],
@@ -301,11 +316,11 @@ def local_runner(threads: int = 1, device: str = "cpu") -> Runner:
         on_epoch: Callable[[int], None],
     ) -> Iterator[tuple[Chunk, Part]]:
         previous = torch.get_num_threads()
-        torch.set_num_threads(threads)
         try:
             data: dict[int, Data] = {}
             for c in todo:
                 cfg = points[c.point].cfg
+                torch.set_num_threads(threads or default_threads(cfg, device))
                 if c.point not in data:
                     data = {c.point: datasets.prepare(cfg)}
                 part = train_chunk(cfg, c.seeds, on_epoch, should_stop, data[c.point], device)
@@ -374,7 +389,7 @@ def run_sweep(
     source: str = "",
     keep: int = 0,
     on_epoch: Callable[[int], None] | None = None,
-    threads: int = 1,
+    threads: int | None = None,
     chunk: int | None = None,
     runner: Runner | None = None,
     device: str = "cpu",
@@ -442,7 +457,7 @@ def resume_sweep(
     *,
     runs_root: Path,
     on_epoch: Callable[[int], None] | None = None,
-    threads: int = 1,
+    threads: int | None = None,
     runner: Runner | None = None,
     device: str = "cpu",
 ) -> SweepOutcome:
@@ -458,7 +473,7 @@ def _resume(
     run: runs.Run,
     runs_root: Path,
     on_epoch: Callable[[int], None] | None,
-    threads: int,
+    threads: int | None,
     runner: Runner | None,
     device: str,
 ) -> SweepOutcome:

@@ -43,8 +43,15 @@ Keep = Annotated[
     ),
 ]
 Threads = Annotated[
-    int,
-    typer.Option("--threads", metavar="N", min=1, help="torch threads for the batched training."),
+    int | None,
+    typer.Option(
+        "--threads",
+        metavar="N",
+        min=1,
+        help="Threads for the batched training [default: the compiled kernel on every CPU, "
+        "the torch engine on one].",
+        show_default=False,
+    ),
 ]
 Chunk = Annotated[
     int | None,
@@ -92,7 +99,7 @@ def sweep(
     lr: Lr = None,
     sets: Sets = None,
     runs_dir: RunsDir = None,
-    threads: Threads = 1,
+    threads: Threads = None,
     chunk: Chunk = None,
     cluster: ClusterAddress = None,
     workers: Workers = None,
