@@ -25,13 +25,16 @@ import numpy as np
 
 LANES = 128  # seeds per block: 64 ran 1.3x slower, 32 4x (loop overheads)
 F = np.float32
-ZERO, ONE, TWO = F(0.0), F(1.0), F(2.0)
+ZERO, HALF, ONE, TWO = F(0.0), F(0.5), F(1.0), F(2.0)
 MINUS_100 = F(-100.0)
 BETA1, BETA2 = 0.9, 0.999
 # activation codes (kernel.ACTIVATIONS), loss codes (kernel.LOSSES), optimizers
 IDENTITY, RELU, SIGMOID, TANH, LEAKY, SQUARE = 0, 1, 2, 3, 4, 5
 MSE, BCE, L1, CE = 0, 1, 2, 3
 SGD, ADAM, ADAMW = 0, 1, 2
+# accuracy (kernel.RULES): none; each prediction stored for the caller's rule; counted here
+# as `tasks.base.rounds_right` or `argmax_right` count it
+NO_ACCURACY, STORED, ROUNDS, ARGMAX = 0, 1, 2, 3
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
@@ -153,8 +156,11 @@ def _block(
     loss_out: np.ndarray,
     alive_out: np.ndarray,
     pred_out: np.ndarray,
+    hits_out: np.ndarray,
     x: np.ndarray,
     y: np.ndarray,
+    truth: np.ndarray,
+    classes: np.ndarray,
     perms: np.ndarray,
     layers: np.ndarray,
     units: np.ndarray,
@@ -170,7 +176,7 @@ def _block(
     wd, momentum, w1, beta2, c2 = F(fc[1]), F(fc[2]), F(fc[3]), F(fc[4]), F(fc[5])
     eps, tiny, decay, slope, bce_eps = F(fc[6]), F(fc[7]), F(fc[8]), F(fc[9]), F(fc[10])
     minus_lr = F(-fc[0])
-    loss_kind, opt, epochs, batch_size, step0, store = ic[0], ic[1], ic[2], ic[3], ic[4], ic[5]
+    loss_kind, opt, epochs, batch_size, step0, rule = ic[0], ic[1], ic[2], ic[3], ic[4], ic[5]
     full = perms.shape[2] == 0
     lo = blk * LANES
     cnt = min(LANES, s_all - lo)
@@ -203,6 +209,7 @@ def _block(
     yv = np.empty((outputs, LANES), F)
     ex = np.empty((outputs, LANES), F)
     bl = np.empty(LANES, F)
+    hit = np.empty(LANES, np.int64)  # outputs right (ROUNDS) or samples right (ARGMAX)
     el = np.empty(LANES, F)
     fin = np.empty(LANES, F)
     ok = np.empty(LANES, np.bool_)
@@ -212,6 +219,7 @@ def _block(
     for e in range(epochs):
         for k in range(LANES):
             el[k] = ZERO
+            hit[k] = 0
         for bi in range(batches):
             start = 0 if full else bi * batch_size
             nb = n if full else min(batch_size, n - start)
@@ -264,10 +272,28 @@ def _block(
                             z[u, k] += p[br, k]
                         _activate(act, z, a, u, inputs + u, slope)
                 _loss(loss_kind, a, d, yv, ex, bl, out0, nb, bce_eps)
-                if store:
+                if rule == STORED:
                     for o in range(outputs):
                         for k in range(cnt):
                             pred_out[o, start + s, e, lo + k] = a[out0 + o, k]
+                elif rule == ROUNDS:  # (pred - truth).abs() < 0.5, in float32
+                    for o in range(outputs):
+                        if full:
+                            to = truth[o, s]
+                            for k in range(LANES):
+                                hit[k] += abs(a[out0 + o, k] - to) < HALF
+                        else:
+                            tr = truth[o]
+                            for k in range(LANES):
+                                hit[k] += abs(a[out0 + o, k] - tr[ix[k]]) < HALF
+                elif rule == ARGMAX:  # torch's argmax: the first largest, a NaN above all
+                    for k in range(LANES):
+                        best, top = a[out0, k], 0
+                        for o in range(1, outputs):
+                            val = a[out0 + o, k]
+                            if not math.isnan(best) and (val > best or math.isnan(val)):
+                                best, top = val, o
+                        hit[k] += top == (classes[s] if full else classes[ix[k]])
                 # backward
                 for li in range(n_layers - 1, -1, -1):
                     fan, width, act, skip, u0 = (
@@ -360,6 +386,9 @@ def _block(
         for k in range(cnt):
             loss_out[e, lo + k] = el[k]
             alive_out[e, lo + k] = al[k]
+        if rule >= ROUNDS:
+            for k in range(cnt):
+                hits_out[e, lo + k] = hit[k]
     for r in range(n_params):
         for k in range(cnt):
             flat[r, lo + k] = p[r, k]
@@ -388,8 +417,11 @@ def blocks(
     loss_out: np.ndarray,
     alive_out: np.ndarray,
     pred_out: np.ndarray,
+    hits_out: np.ndarray,
     x: np.ndarray,
     y: np.ndarray,
+    truth: np.ndarray,
+    classes: np.ndarray,
     perms: np.ndarray,
     layers: np.ndarray,
     units: np.ndarray,
@@ -401,7 +433,7 @@ def blocks(
     for blk in range(first, last):
         _block(
             blk, flat, m, v, last_good, alive, epochs_done, diverged_at, grad_out, loss_out,
-            alive_out, pred_out, x, y, perms, layers, units, fc, ic,
+            alive_out, pred_out, hits_out, x, y, truth, classes, perms, layers, units, fc, ic,
         )  # fmt: skip
 
 
