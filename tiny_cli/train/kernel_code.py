@@ -38,6 +38,48 @@ NO_ACCURACY, STORED, ROUNDS, ARGMAX = 0, 1, 2, 3
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
+def _row(li: int, c: int, skip: int, prev: int) -> int:
+    """The row of `a` that column c of layer li reads: an input, or the layer before's unit
+    (arithmetic, not a table: a table's loads in the loops cost more than they save)."""
+    return c if (li == 0 or c < skip) else prev + c - skip
+
+
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def _dot(
+    z: np.ndarray, p: np.ndarray, a: np.ndarray, u: int, wr: int, br: int,
+    li: int, fan: int, skip: int, prev: int,
+) -> None:  # fmt: skip
+    """z[u] = p[wr] a[row 0] + p[wr + 1] a[row 1] + ... + p[br], summed in column order as
+    one product a pass would (the same roundings), two columns per pass over the lanes."""
+    r0 = _row(li, 0, skip, prev)
+    if fan == 1:
+        for k in range(LANES):
+            z[u, k] = p[wr, k] * a[r0, k] + p[br, k]
+        return
+    r1 = _row(li, 1, skip, prev)
+    if fan == 2:
+        for k in range(LANES):
+            z[u, k] = p[wr, k] * a[r0, k] + p[wr + 1, k] * a[r1, k] + p[br, k]
+        return
+    for k in range(LANES):
+        z[u, k] = p[wr, k] * a[r0, k] + p[wr + 1, k] * a[r1, k]
+    c = 2
+    while fan - c > 2:
+        ra, rb, wa = _row(li, c, skip, prev), _row(li, c + 1, skip, prev), wr + c
+        for k in range(LANES):
+            z[u, k] = z[u, k] + p[wa, k] * a[ra, k] + p[wa + 1, k] * a[rb, k]
+        c += 2
+    ra, wa = _row(li, c, skip, prev), wr + c
+    if fan - c == 2:
+        rb = _row(li, c + 1, skip, prev)
+        for k in range(LANES):
+            z[u, k] = z[u, k] + p[wa, k] * a[ra, k] + p[wa + 1, k] * a[rb, k] + p[br, k]
+    else:
+        for k in range(LANES):
+            z[u, k] = z[u, k] + p[wa, k] * a[ra, k] + p[br, k]
+
+
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def _activate(act: int, z: np.ndarray, h: np.ndarray, u: int, r: int, slope: F) -> None:
     if act == RELU:
         for k in range(LANES):
@@ -259,17 +301,7 @@ def _block(
                     prev = inputs + layers[li - 1, 4] if li > 0 else 0
                     for j in range(width):
                         u = u0 + j
-                        wr, br = units[u, 0], units[u, 1]
-                        for c in range(fan):
-                            row = c if (li == 0 or c < skip) else prev + c - skip
-                            if c == 0:
-                                for k in range(LANES):
-                                    z[u, k] = p[wr, k] * a[row, k]
-                            else:
-                                for k in range(LANES):
-                                    z[u, k] += p[wr + c, k] * a[row, k]
-                        for k in range(LANES):
-                            z[u, k] += p[br, k]
+                        _dot(z, p, a, u, units[u, 0], units[u, 1], li, fan, skip, prev)
                         _activate(act, z, a, u, inputs + u, slope)
                 _loss(loss_kind, a, d, yv, ex, bl, out0, nb, bce_eps)
                 if rule == STORED:
@@ -307,12 +339,12 @@ def _block(
                     for j in range(width):
                         u = u0 + j
                         r = inputs + u
-                        wr, br = units[u, 0], units[u, 1]
                         _activation_grad(act, d, a, z, u, r, slope)
+                        wr, br = units[u, 0], units[u, 1]
                         for k in range(LANES):
                             g[br, k] += d[r, k]
                         for c in range(fan):
-                            row = c if (li == 0 or c < skip) else prev + c - skip
+                            row = _row(li, c, skip, prev)
                             for k in range(LANES):
                                 g[wr + c, k] += d[r, k] * a[row, k]
                     if li == 0:
