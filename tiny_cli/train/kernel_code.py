@@ -349,17 +349,21 @@ def _block(
                                 g[wr + c, k] += d[r, k] * a[row, k]
                     if li == 0:
                         break
-                    for jj in range(layers[li - 1, 1]):
-                        for k in range(LANES):
-                            d[prev + jj, k] = ZERO
+                    # the first unit's share stored, not added to a zeroed row: only a
+                    # zero's sign can differ (0 + -0 is +0), and these rows reach g only
+                    # through products and sums from +0: the same gradients, to the bit
                     for j in range(width):
                         u = u0 + j
                         r = inputs + u
                         wr = units[u, 0]
                         for c in range(skip, fan):
                             row = prev + c - skip
-                            for k in range(LANES):
-                                d[row, k] += p[wr + c, k] * d[r, k]
+                            if j == 0:
+                                for k in range(LANES):
+                                    d[row, k] = p[wr + c, k] * d[r, k]
+                            else:
+                                for k in range(LANES):
+                                    d[row, k] += p[wr + c, k] * d[r, k]
             # the step
             step += 1
             count = F(outputs * nb)
