@@ -80,6 +80,24 @@ def _dot(
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
+def _relu_dot(
+    a: np.ndarray, p: np.ndarray, h: int, wr: int, br: int, li: int, fan: int, skip: int,
+    prev: int,
+) -> None:  # fmt: skip
+    """`_dot` then the ReLU for one or two columns in one pass, into a[h] only."""
+    r0 = _row(li, 0, skip, prev)
+    if fan == 1:
+        for k in range(LANES):
+            zz = p[wr, k] * a[r0, k] + p[br, k]
+            a[h, k] = ZERO if zz < ZERO else zz
+    else:
+        r1 = _row(li, 1, skip, prev)
+        for k in range(LANES):
+            zz = p[wr, k] * a[r0, k] + p[wr + 1, k] * a[r1, k] + p[br, k]
+            a[h, k] = ZERO if zz < ZERO else zz
+
+
+@numba.njit(cache=True, inline="always", error_model="numpy")
 def _activate(act: int, z: np.ndarray, h: np.ndarray, u: int, r: int, slope: F) -> None:
     if act == RELU:
         for k in range(LANES):
@@ -301,7 +319,11 @@ def _block(
                     prev = inputs + layers[li - 1, 4] if li > 0 else 0
                     for j in range(width):
                         u = u0 + j
-                        _dot(z, p, a, u, units[u, 0], units[u, 1], li, fan, skip, prev)
+                        wr, br = units[u, 0], units[u, 1]
+                        if act == RELU and fan <= 2:  # (z unstored: only SQUARE reads it)
+                            _relu_dot(a, p, inputs + u, wr, br, li, fan, skip, prev)
+                            continue
+                        _dot(z, p, a, u, wr, br, li, fan, skip, prev)
                         _activate(act, z, a, u, inputs + u, slope)
                 _loss(loss_kind, a, d, yv, ex, bl, out0, nb, bce_eps)
                 if rule == STORED:
