@@ -113,6 +113,49 @@ def test_a_seed_alone_and_among_700_on_1_and_2_threads_gets_the_same_bits(case: 
     assert int(alone.epochs[0]) == int(among.epochs[seed])
 
 
+class Accuracies:
+    """Every epoch's accuracy [S], whether the engine reports it in spans or one at a time."""
+
+    def __init__(self) -> None:
+        self.rows: list[torch.Tensor] = []
+
+    def __call__(self, info: engine.Epoch) -> None:
+        assert info.accuracy is not None
+        self.rows.append(info.accuracy)
+
+    def span(self, span: engine.Span) -> None:
+        assert span.accuracy is not None
+        self.rows.extend(span.accuracy)
+
+
+@pytest.mark.parametrize(
+    ("case", "rule"),
+    [("is_even-shipped", "rounds"), ("is_even-skip-tanh", "rounds"), ("mod3-ce", "argmax"),
+     ("mod3-ce-minibatch", "argmax")],
+)  # fmt: skip
+def test_the_kernel_counts_the_built_in_rules_as_torch_judges_its_predictions(
+    case: str, rule: str
+) -> None:
+    """The accuracy counted in the kernel (rounds_right, argmax_right) is, to the bit, what
+    the task's rule makes of the same predictions in torch (a rule the kernel does not know:
+    a wrapper), over 130 seeds (two blocks), full batch and mini-batches."""
+    from tiny_cli.tasks.base import builtin_rule
+
+    name, sets = CASES.get(case, ("mod3", {"train.batch_size": 5}))
+    cfg = load(name, sets, epochs=30)
+    task = cfg.task
+    assert builtin_rule(task.correct) == rule
+    x, y = task.data()
+    seeds = list(range(130))
+    counted, judged = Accuracies(), Accuracies()
+    fit = engine.fit(cfg, seeds, x, y, correct=task.correct, callbacks=[counted])
+    own = engine.fit(cfg, seeds, x, y, correct=lambda p, t: task.correct(p, t), callbacks=[judged])
+    assert fit.engine == own.engine == "kernel"
+    assert len(counted.rows) == len(judged.rows) == 31
+    assert torch.equal(torch.stack(counted.rows), torch.stack(judged.rows))
+    assert len(torch.stack(counted.rows).unique()) > 2  # (accuracies that move)
+
+
 def test_what_the_kernel_does_not_cover_trains_on_torch(monkeypatch: pytest.MonkeyPatch) -> None:
     layers = "[{width: 200, activation: relu}, {width: 1, activation: identity}]"
     wide = load("is_even", {"model.arch": None, "model.layers": layers}, epochs=2)

@@ -125,6 +125,38 @@ def test_random_inits_are_the_modules_a_seed_builds(arch: Arch) -> None:
                 assert torch.equal(many[key][i], value), (mode, seed, key)
 
 
+@pytest.mark.parametrize(
+    "arch",
+    [models.relu_chain([1, 2, 2, 2, 2, 2, 1]), models.min_model(), models.sigmoid_neuron(),
+     Arch(3, MIXED, skip_input=True), Arch(256, (Layer(64, "relu"), Layer(1, "identity"))),
+     Arch(2, (Layer(20, "relu"), Layer(7, "relu"), Layer(1, "identity")))],
+    ids=["is_even", "min_model", "sigmoid_neuron", "mixed+skip", "wide", "odd_wide"],
+)  # fmt: skip
+def test_the_default_init_drawn_directly_is_the_modules_reset_per_seed(arch: Arch) -> None:
+    """PyTorch's default init drawn straight into the stacked parameters (`default_draws`)
+    is, to the bit, what re-initialising the module per seed draws (`module_inits`)."""
+    seeds = range(51)
+    assert inits.default_draws(arch.module(), None) is not None
+    fast = inits.random_inits(arch, seeds)
+    oracle = inits.module_inits(arch.module(), seeds, None)
+    assert list(fast) == list(oracle)
+    for key, value in oracle.items():
+        assert torch.equal(fast[key], value), key
+
+
+def test_a_layer_other_than_a_plain_linear_is_reset_per_seed() -> None:
+    class Scaled(nn.Linear):
+        def reset_parameters(self) -> None:
+            super().reset_parameters()
+            with torch.no_grad():
+                self.weight.mul_(2)
+
+    assert inits.default_draws(nn.Sequential(Scaled(2, 3), nn.Linear(3, 1)), None) is None
+    assert inits.default_draws(nn.Sequential(nn.Linear(2, 3), nn.LayerNorm(3)), None) is None
+    assert inits.default_draws(nn.Linear(2, 3), InitConfig(mode="xavier_normal")) is None
+    assert inits.default_draws(nn.Linear(2, 3, bias=False), None) is not None
+
+
 def test_the_schemes_are_torchs_initialisers() -> None:
     """Seed 0's 64 x 256 layer as torch.nn.init draws it: the bounds and spreads its
     documentation gives (xavier: gain 1, fan_in + fan_out; kaiming for ReLU: sqrt(2 /

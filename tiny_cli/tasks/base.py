@@ -413,6 +413,19 @@ def argmax_right(pred: Tensor, y: Tensor, dim: int) -> Tensor:
     return pred.argmax(dim=dim, keepdim=True) == y.argmax(dim=dim, keepdim=True)
 
 
+def builtin_rule(correct: Callable[..., Tensor]) -> Literal["rounds", "argmax"] | None:
+    """Which built-in rule `correct` is: "rounds" (`rounds_right`), "argmax" (`argmax_right`
+    over the outputs), as `Task.correct` does when a task keeps it; None for any other rule
+    (a task's own, a plugin's). What the compiled engine counts itself; anything else it
+    hands back as predictions for `correct` to judge."""
+    if correct is rounds_right:
+        return "rounds"
+    task = getattr(correct, "__self__", None)
+    if isinstance(task, Task) and getattr(correct, "__func__", None) is Task.correct:
+        return "argmax" if task.many_classes else "rounds"
+    return None
+
+
 def predict_fn(
     model: Any, chunk: int = 1 << 20, should_stop: Callable[[], bool] | None = None
 ) -> Predict:

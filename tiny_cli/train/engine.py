@@ -496,7 +496,7 @@ class _Training:
         spans = hooks.checkpoint is None and all(
             callable(getattr(cb, "span", None)) for cb in hooks.callbacks
         )
-        most = kern.most(self.s, hooks.correct is not None) if spans else 1
+        most = kern.most(self.s, hooks.correct) if spans else 1
         # The kernel's threads are its own; the small torch ops between stretches (the
         # callbacks, the accuracy) run on one: torch's idle threads spinning beside the
         # kernel's cost more than those ops (measured: the whole sweep 3x slower on 2 cores)

@@ -85,15 +85,64 @@ def redraw(layers: Iterable[nn.Linear], init: InitConfig | None) -> None:
 
 def random_inits(arch: Arch, seeds: Sequence[int], init: InitConfig | None = None) -> Params:
     """`build`'s random init (or a scheme's: `init`) for many seeds at once, [S, *shape] per
-    parameter: one module, re-initialised per seed. Making a module draws each Linear's
-    weight then its bias, in the order the Linears are made (= `modules()` order here),
-    which is what `reset_parameters` over them in that order draws again: the same numbers,
-    without making a thousand modules (and seeding only the CPU generator, which is all
-    that draws here; `torch.manual_seed` also formats a stack trace per device kind).
-    """
+    parameter, seeding only the CPU generator per seed (all that draws here;
+    `torch.manual_seed` also formats a stack trace per device kind). PyTorch's default init
+    is drawn straight into the result (`default_draws`); a scheme, or a net of other layers,
+    re-initialises one module per seed (`module_inits`). The same numbers either way."""
     import torch
 
     model = arch.module()
+    named = list(model.state_dict(keep_vars=True).items())
+    draws = default_draws(model, init)
+    if draws is None:
+        return module_inits(model, seeds, init)
+    out = {k: torch.empty(len(seeds), *v.shape) for k, v in named}
+    with torch.no_grad():
+        for i, seed in enumerate(seeds):
+            torch.default_generator.manual_seed(seed)
+            for key, bound in draws:
+                out[key][i].uniform_(-bound, bound)
+    return out
+
+
+def default_draws(model: nn.Module, init: InitConfig | None) -> list[tuple[str, float]] | None:
+    """What making `model` draws, in order, when every parameter is a plain Linear's and no
+    scheme draws again: per Linear (`modules()` order, the order they are made in) its weight
+    then its bias, each `uniform_(-bound, bound)` with the bounds of `nn.Linear.reset_parameters`
+    (`kaiming_uniform_(a=sqrt(5))` on the weight: gain sqrt(2 / (1 + a^2)), bound gain *
+    sqrt(3 / fan_in); the bias 1 / sqrt(fan_in)), computed as torch.nn.init computes them.
+    None where anything else draws (a scheme, another kind of layer, an empty layer)."""
+    import math
+
+    from torch import nn
+    from torch.nn import init as nn_init
+
+    if init is not None and init.mode in SCHEMES:
+        return None
+    state = model.state_dict(keep_vars=True)
+    keys = {id(v): k for k, v in state.items()}
+    gain = nn_init.calculate_gain("leaky_relu", math.sqrt(5))
+    draws: list[tuple[str, float]] = []
+    for m in model.modules():
+        if type(m) is not nn.Linear:
+            continue
+        if m.weight.numel() == 0:
+            return None
+        fan_in = m.in_features
+        draws.append((keys[id(m.weight)], math.sqrt(3.0) * (gain / math.sqrt(fan_in))))
+        if m.bias is not None:
+            draws.append((keys[id(m.bias)], 1 / math.sqrt(fan_in)))
+    # every parameter drawn so (not a buffer, a subclass's or another layer's parameter)
+    return draws if len(draws) == len(state) else None
+
+
+def module_inits(model: nn.Module, seeds: Sequence[int], init: InitConfig | None) -> Params:
+    """`random_inits` by re-initialising `model` per seed: making a module draws each
+    Linear's weight then its bias, in the order the Linears are made (= `modules()` order
+    here), which is what `reset_parameters` over them in that order draws again (then the
+    scheme's `redraw`): the same numbers, without making a thousand modules."""
+    import torch
+
     layers = linears(model)
     named = list(model.state_dict(keep_vars=True).items())
     out = {k: torch.empty(len(seeds), *v.shape) for k, v in named}

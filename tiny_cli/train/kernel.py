@@ -54,6 +54,9 @@ MAX_PARAMETERS = 4096
 ACTIVATIONS = {"identity": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "leaky_relu": 4, "quadratic": 5}
 LOSSES = {"mse": 0, "bce": 1, "l1": 2, "ce": 3}
 OPTIMIZERS = {"sgd": 0, "adam": 1, "adamw": 2}
+# how an epoch's accuracy is had (kernel_code's codes): the built-in rules
+# (`tasks.base.builtin_rule`) counted in the kernel, any other judged on stored predictions
+RULES = {None: 0, "stored": 1, "rounds": 2, "argmax": 3}
 SWITCH = "TINY_ENGINE"  # "torch": never the kernel; "auto" (or unset), "kernel": where it covers
 
 
@@ -257,6 +260,8 @@ class Stretches:
     and the result read them as they do after torch epochs."""
 
     def __init__(self, cfg: ExperimentConfig, x: Tensor, y: Tensor, truth: Tensor) -> None:
+        import torch
+
         from tiny_cli.train import optim
 
         t = cfg.train
@@ -265,6 +270,11 @@ class Stretches:
         self.x = np.ascontiguousarray(x.T.float().numpy())  # [inputs, n]
         self.y = np.ascontiguousarray(y.T.float().numpy())  # [outputs, n]
         self.truth = truth.T  # [outputs, n]
+        # the built-in rules' truth for the kernel: as float32 (torch's `pred - truth`) and
+        # each sample's class (torch's argmax of the one-hot truth)
+        self.truth32 = np.ascontiguousarray(self.truth.float().numpy())
+        self.classes = np.ascontiguousarray(self.truth.argmax(dim=0).numpy().astype(np.int64))
+        self.exact_truth = truth.dtype == torch.float32
         self.n = len(x)
         self.full = t.batch_size is None or t.batch_size >= self.n
         self.batch = self.n if self.full else int(t.batch_size or self.n)
@@ -278,11 +288,21 @@ class Stretches:
         self.loss, self.opt = LOSSES[cfg.loss], OPTIMIZERS[t.optimizer]
         self.rows = cfg.arch.n_parameters + cfg.arch.units
 
-    def most(self, seeds: int, outputs: bool) -> int:
+    def rule(self, correct: Callable[[Tensor, Tensor], Tensor] | None) -> str | None:
+        """How `train` has the accuracy of `correct` (`RULES`): None without one, "rounds" or
+        "argmax" counted in the kernel, "stored": judged by `correct` on the predictions."""
+        from tiny_cli.tasks.base import builtin_rule
+
+        if correct is None:
+            return None
+        builtin = builtin_rule(correct) if self.exact_truth else None
+        return builtin or "stored"
+
+    def most(self, seeds: int, correct: Callable[[Tensor, Tensor], Tensor] | None) -> int:
         """The most epochs one stretch takes (time between stop checks, memory)."""
         per_epoch = max(1, seeds * self.n)
         most = min(STRETCH_EPOCHS, STRETCH_WORK // (per_epoch * self.rows))
-        if outputs or not self.full:
+        if self.rule(correct) == "stored" or not self.full:
             most = min(most, STRETCH_FLOATS // (per_epoch * max(1, self.y.shape[0])))
         return max(1, most)
 
@@ -306,7 +326,10 @@ class Stretches:
         loss = np.empty((epochs, s), np.float32)
         alive = np.empty((epochs, s), np.bool_)
         outputs = self.y.shape[0]
-        pred = np.empty((outputs, self.n, epochs, s) if correct else (0, 0, 0, 0), np.float32)
+        rule = self.rule(correct)
+        stored = (outputs, self.n, epochs, s) if rule == "stored" else (0, 0, 0, 0)
+        pred = np.empty(stored, np.float32)
+        hits = np.empty((epochs, s) if rule in ("rounds", "argmax") else (0, 0), np.int64)
         # each epoch's batch order per seed [E, S, n]: seed j's batches are its row's slices
         if self.full:
             order = torch.zeros((0, 0, 0), dtype=torch.long)
@@ -319,20 +342,23 @@ class Stretches:
                 [torch.stack([torch.randperm(self.n, generator=g) for g in gens])
                  for _ in range(epochs)]
             )  # fmt: skip
-        ic = np.array([self.loss, self.opt, epochs, self.batch, step, bool(correct)], np.int64)
+        ic = np.array([self.loss, self.opt, epochs, self.batch, step, RULES[rule]], np.int64)
         run(
             self.fn, s, threads, flat, bufs["m"].view(-1, s).numpy(), bufs["v"].view(-1, s).numpy(),
             bufs["last_good"].view(-1, s).numpy(), bufs["alive"].numpy(),
             bufs["epochs_done"].numpy(), bufs["diverged_at"].numpy(), grad, loss, alive, pred,
-            self.x, self.y, order.numpy(), self.layers, self.units, self.fc, ic,
+            hits, self.x, self.y, self.truth32, self.classes, order.numpy(), self.layers,
+            self.units, self.fc, ic,
         )  # fmt: skip
-        accuracy = None
-        if correct is not None:
+        accuracy: Tensor | None = None
+        if rule in ("rounds", "argmax"):
+            accuracy = torch.from_numpy(hits).float() / self.n
+        elif correct is not None:
             preds = torch.from_numpy(pred).view(outputs, self.n, epochs * s)
             if self.full:
                 truth = self.truth.unsqueeze(-1)
             else:
                 truth = self.truth[:, order.permute(2, 0, 1)].reshape(outputs, self.n, -1)
-            hits = correct(preds, truth).sum(dim=(0, 1)).float().view(epochs, s)
-            accuracy = hits / self.n
+            judged = correct(preds, truth).sum(dim=(0, 1)).float().view(epochs, s)
+            accuracy = judged / self.n
         return torch.from_numpy(loss), torch.from_numpy(alive), accuracy, torch.from_numpy(grad)

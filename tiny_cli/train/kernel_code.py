@@ -25,13 +25,76 @@ import numpy as np
 
 LANES = 128  # seeds per block: 64 ran 1.3x slower, 32 4x (loop overheads)
 F = np.float32
-ZERO, ONE, TWO = F(0.0), F(1.0), F(2.0)
+ZERO, HALF, ONE, TWO = F(0.0), F(0.5), F(1.0), F(2.0)
 MINUS_100 = F(-100.0)
 BETA1, BETA2 = 0.9, 0.999
 # activation codes (kernel.ACTIVATIONS), loss codes (kernel.LOSSES), optimizers
 IDENTITY, RELU, SIGMOID, TANH, LEAKY, SQUARE = 0, 1, 2, 3, 4, 5
 MSE, BCE, L1, CE = 0, 1, 2, 3
 SGD, ADAM, ADAMW = 0, 1, 2
+# accuracy (kernel.RULES): none; each prediction stored for the caller's rule; counted here
+# as `tasks.base.rounds_right` or `argmax_right` count it
+NO_ACCURACY, STORED, ROUNDS, ARGMAX = 0, 1, 2, 3
+
+
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def _row(li: int, c: int, skip: int, prev: int) -> int:
+    """The row of `a` that column c of layer li reads: an input, or the layer before's unit
+    (arithmetic, not a table: a table's loads in the loops cost more than they save)."""
+    return c if (li == 0 or c < skip) else prev + c - skip
+
+
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def _dot(
+    z: np.ndarray, p: np.ndarray, a: np.ndarray, u: int, wr: int, br: int,
+    li: int, fan: int, skip: int, prev: int,
+) -> None:  # fmt: skip
+    """z[u] = p[wr] a[row 0] + p[wr + 1] a[row 1] + ... + p[br], summed in column order as
+    one product a pass would (the same roundings), two columns per pass over the lanes."""
+    r0 = _row(li, 0, skip, prev)
+    if fan == 1:
+        for k in range(LANES):
+            z[u, k] = p[wr, k] * a[r0, k] + p[br, k]
+        return
+    r1 = _row(li, 1, skip, prev)
+    if fan == 2:
+        for k in range(LANES):
+            z[u, k] = p[wr, k] * a[r0, k] + p[wr + 1, k] * a[r1, k] + p[br, k]
+        return
+    for k in range(LANES):
+        z[u, k] = p[wr, k] * a[r0, k] + p[wr + 1, k] * a[r1, k]
+    c = 2
+    while fan - c > 2:
+        ra, rb, wa = _row(li, c, skip, prev), _row(li, c + 1, skip, prev), wr + c
+        for k in range(LANES):
+            z[u, k] = z[u, k] + p[wa, k] * a[ra, k] + p[wa + 1, k] * a[rb, k]
+        c += 2
+    ra, wa = _row(li, c, skip, prev), wr + c
+    if fan - c == 2:
+        rb = _row(li, c + 1, skip, prev)
+        for k in range(LANES):
+            z[u, k] = z[u, k] + p[wa, k] * a[ra, k] + p[wa + 1, k] * a[rb, k] + p[br, k]
+    else:
+        for k in range(LANES):
+            z[u, k] = z[u, k] + p[wa, k] * a[ra, k] + p[br, k]
+
+
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def _relu_dot(
+    a: np.ndarray, p: np.ndarray, h: int, wr: int, br: int, li: int, fan: int, skip: int,
+    prev: int,
+) -> None:  # fmt: skip
+    """`_dot` then the ReLU for one or two columns in one pass, into a[h] only."""
+    r0 = _row(li, 0, skip, prev)
+    if fan == 1:
+        for k in range(LANES):
+            zz = p[wr, k] * a[r0, k] + p[br, k]
+            a[h, k] = ZERO if zz < ZERO else zz
+    else:
+        r1 = _row(li, 1, skip, prev)
+        for k in range(LANES):
+            zz = p[wr, k] * a[r0, k] + p[wr + 1, k] * a[r1, k] + p[br, k]
+            a[h, k] = ZERO if zz < ZERO else zz
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
@@ -153,8 +216,11 @@ def _block(
     loss_out: np.ndarray,
     alive_out: np.ndarray,
     pred_out: np.ndarray,
+    hits_out: np.ndarray,
     x: np.ndarray,
     y: np.ndarray,
+    truth: np.ndarray,
+    classes: np.ndarray,
     perms: np.ndarray,
     layers: np.ndarray,
     units: np.ndarray,
@@ -170,7 +236,7 @@ def _block(
     wd, momentum, w1, beta2, c2 = F(fc[1]), F(fc[2]), F(fc[3]), F(fc[4]), F(fc[5])
     eps, tiny, decay, slope, bce_eps = F(fc[6]), F(fc[7]), F(fc[8]), F(fc[9]), F(fc[10])
     minus_lr = F(-fc[0])
-    loss_kind, opt, epochs, batch_size, step0, store = ic[0], ic[1], ic[2], ic[3], ic[4], ic[5]
+    loss_kind, opt, epochs, batch_size, step0, rule = ic[0], ic[1], ic[2], ic[3], ic[4], ic[5]
     full = perms.shape[2] == 0
     lo = blk * LANES
     cnt = min(LANES, s_all - lo)
@@ -203,6 +269,7 @@ def _block(
     yv = np.empty((outputs, LANES), F)
     ex = np.empty((outputs, LANES), F)
     bl = np.empty(LANES, F)
+    hit = np.empty(LANES, np.int64)  # outputs right (ROUNDS) or samples right (ARGMAX)
     el = np.empty(LANES, F)
     fin = np.empty(LANES, F)
     ok = np.empty(LANES, np.bool_)
@@ -212,6 +279,7 @@ def _block(
     for e in range(epochs):
         for k in range(LANES):
             el[k] = ZERO
+            hit[k] = 0
         for bi in range(batches):
             start = 0 if full else bi * batch_size
             nb = n if full else min(batch_size, n - start)
@@ -252,22 +320,34 @@ def _block(
                     for j in range(width):
                         u = u0 + j
                         wr, br = units[u, 0], units[u, 1]
-                        for c in range(fan):
-                            row = c if (li == 0 or c < skip) else prev + c - skip
-                            if c == 0:
-                                for k in range(LANES):
-                                    z[u, k] = p[wr, k] * a[row, k]
-                            else:
-                                for k in range(LANES):
-                                    z[u, k] += p[wr + c, k] * a[row, k]
-                        for k in range(LANES):
-                            z[u, k] += p[br, k]
+                        if act == RELU and fan <= 2:  # (z unstored: only SQUARE reads it)
+                            _relu_dot(a, p, inputs + u, wr, br, li, fan, skip, prev)
+                            continue
+                        _dot(z, p, a, u, wr, br, li, fan, skip, prev)
                         _activate(act, z, a, u, inputs + u, slope)
                 _loss(loss_kind, a, d, yv, ex, bl, out0, nb, bce_eps)
-                if store:
+                if rule == STORED:
                     for o in range(outputs):
                         for k in range(cnt):
                             pred_out[o, start + s, e, lo + k] = a[out0 + o, k]
+                elif rule == ROUNDS:  # (pred - truth).abs() < 0.5, in float32
+                    for o in range(outputs):
+                        if full:
+                            to = truth[o, s]
+                            for k in range(LANES):
+                                hit[k] += abs(a[out0 + o, k] - to) < HALF
+                        else:
+                            tr = truth[o]
+                            for k in range(LANES):
+                                hit[k] += abs(a[out0 + o, k] - tr[ix[k]]) < HALF
+                elif rule == ARGMAX:  # torch's argmax: the first largest, a NaN above all
+                    for k in range(LANES):
+                        best, top = a[out0, k], 0
+                        for o in range(1, outputs):
+                            val = a[out0 + o, k]
+                            if not math.isnan(best) and (val > best or math.isnan(val)):
+                                best, top = val, o
+                        hit[k] += top == (classes[s] if full else classes[ix[k]])
                 # backward
                 for li in range(n_layers - 1, -1, -1):
                     fan, width, act, skip, u0 = (
@@ -281,27 +361,31 @@ def _block(
                     for j in range(width):
                         u = u0 + j
                         r = inputs + u
-                        wr, br = units[u, 0], units[u, 1]
                         _activation_grad(act, d, a, z, u, r, slope)
+                        wr, br = units[u, 0], units[u, 1]
                         for k in range(LANES):
                             g[br, k] += d[r, k]
                         for c in range(fan):
-                            row = c if (li == 0 or c < skip) else prev + c - skip
+                            row = _row(li, c, skip, prev)
                             for k in range(LANES):
                                 g[wr + c, k] += d[r, k] * a[row, k]
                     if li == 0:
                         break
-                    for jj in range(layers[li - 1, 1]):
-                        for k in range(LANES):
-                            d[prev + jj, k] = ZERO
+                    # the first unit's share stored, not added to a zeroed row: only a
+                    # zero's sign can differ (0 + -0 is +0), and these rows reach g only
+                    # through products and sums from +0: the same gradients, to the bit
                     for j in range(width):
                         u = u0 + j
                         r = inputs + u
                         wr = units[u, 0]
                         for c in range(skip, fan):
                             row = prev + c - skip
-                            for k in range(LANES):
-                                d[row, k] += p[wr + c, k] * d[r, k]
+                            if j == 0:
+                                for k in range(LANES):
+                                    d[row, k] = p[wr + c, k] * d[r, k]
+                            else:
+                                for k in range(LANES):
+                                    d[row, k] += p[wr + c, k] * d[r, k]
             # the step
             step += 1
             count = F(outputs * nb)
@@ -360,6 +444,9 @@ def _block(
         for k in range(cnt):
             loss_out[e, lo + k] = el[k]
             alive_out[e, lo + k] = al[k]
+        if rule >= ROUNDS:
+            for k in range(cnt):
+                hits_out[e, lo + k] = hit[k]
     for r in range(n_params):
         for k in range(cnt):
             flat[r, lo + k] = p[r, k]
@@ -388,8 +475,11 @@ def blocks(
     loss_out: np.ndarray,
     alive_out: np.ndarray,
     pred_out: np.ndarray,
+    hits_out: np.ndarray,
     x: np.ndarray,
     y: np.ndarray,
+    truth: np.ndarray,
+    classes: np.ndarray,
     perms: np.ndarray,
     layers: np.ndarray,
     units: np.ndarray,
@@ -401,7 +491,7 @@ def blocks(
     for blk in range(first, last):
         _block(
             blk, flat, m, v, last_good, alive, epochs_done, diverged_at, grad_out, loss_out,
-            alive_out, pred_out, x, y, perms, layers, units, fc, ic,
+            alive_out, pred_out, hits_out, x, y, truth, classes, perms, layers, units, fc, ic,
         )  # fmt: skip
 
 
