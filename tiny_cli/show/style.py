@@ -59,3 +59,18 @@ def literal(figure: Figure) -> None:
 
 def inches(width_px: int, height_px: int) -> tuple[float, float]:
     return (width_px / DPI, height_px / DPI)
+
+
+def png(figure: Figure) -> bytes:
+    """A drawn figure (its Agg canvas) as PNG bytes, compressed lightly (fast to write)."""
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image
+
+    canvas = figure.canvas
+    assert isinstance(canvas, FigureCanvasAgg)
+    image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw")
+    buf = io.BytesIO()
+    image.save(buf, format="png", compress_level=1)
+    return buf.getvalue()

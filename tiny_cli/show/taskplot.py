@@ -8,7 +8,6 @@ at the sizes every picture shares (show/style.py), its text as written. The side
 
 from __future__ import annotations
 
-import io
 from typing import TYPE_CHECKING
 
 from tiny_cli.show import style
@@ -69,13 +68,4 @@ def figure(picture: TaskPicture) -> Figure:
 
 def draw(picture: TaskPicture) -> bytes:
     """The picture as PNG bytes (the sidecar's "task_picture" job)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from PIL import Image
-
-    canvas = figure(picture).canvas
-    assert isinstance(canvas, FigureCanvasAgg)
-    size = canvas.get_width_height()
-    image = Image.frombuffer("RGBA", size, canvas.buffer_rgba(), "raw")
-    buf = io.BytesIO()
-    image.save(buf, format="png", compress_level=1)
-    return buf.getvalue()
+    return style.png(figure(picture))

@@ -21,7 +21,6 @@ ReLU unit never > 0 on the whole domain (`canonical.dead_units`) is labelled dea
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -166,16 +165,7 @@ def unit_data(
 
 def draw(data: UnitData) -> bytes:
     """The picture of `data` as PNG bytes (depends on nothing else)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from PIL import Image
-
-    canvas = figure(data).canvas
-    assert isinstance(canvas, FigureCanvasAgg)
-    size = canvas.get_width_height()
-    image = Image.frombuffer("RGBA", size, canvas.buffer_rgba(), "raw")
-    buf = io.BytesIO()
-    image.save(buf, format="png", compress_level=1)
-    return buf.getvalue()
+    return style.png(figure(data))
 
 
 def figure(data: UnitData) -> Figure:
