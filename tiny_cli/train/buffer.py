@@ -42,9 +42,9 @@ class Layout:
         """[S, P]: each seed's parameters (or gradients) in `parameters()` order, a copy."""
         return buffer.view(-1, self.s).T.clone(memory_format=torch.contiguous_format)
 
-    def seeds_first(self, buffer: Tensor, keep: int) -> Params:
-        """The first `keep` seeds' parameters [keep, *shape], copied to the CPU."""
+    def seeds_first(self, buffer: Tensor) -> Params:
+        """Every seed's parameters [S, *shape], copied to the CPU."""
         return {
-            k: v.movedim(-1, 0)[:keep].cpu().clone(memory_format=torch.contiguous_format)
+            k: v.movedim(-1, 0).cpu().clone(memory_format=torch.contiguous_format)
             for k, v in self.views(buffer).items()
         }

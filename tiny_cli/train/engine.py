@@ -14,9 +14,9 @@ seed, never on which other seeds train beside it, how many, or the thread count:
 - every op of the forward and backward is elementwise, or a per-seed sum in an order fixed
   by the shapes (`backprop.tree_sum`); functions whose vectorised and scalar code round
   differently run with every element on one path (`backprop.uniform`); a wide layer's
-  products are per-seed `bmm`s, which give one seed the same bits in any batch of two or
-  more (a batch of one takes another BLAS path: `backprop.per_seed` multiplies a lone
-  seed's as the first of two copies);
+  products are per-seed `bmm`s on aligned copies of each seed's matrices, one MKL thread
+  per product (`backprop.per_seed_product`): the same bits alone, at any place in a batch
+  and on any thread count;
 - the optimizer update (`optim.Update`) is elementwise, on the flat buffer (`buffer.Layout`):
   torch.optim's SGD, Adam and AdamW written out (its fused kernels are not batch invariant,
   and building one imports `torch._dynamo`).
@@ -171,10 +171,10 @@ def _full_batch(cfg: ExperimentConfig, n: int) -> bool:
 
 
 def untwinned(state: Any) -> Any:
-    """A training state as this version keeps it. Until tiny 0.x a lone seed with a wide
-    layer trained beside a twin copy of itself (seeds [k, k]); the copy had the same bits
-    as the seed (`backprop.per_seed` now gives a lone seed those bits), so a checkpoint of
-    then resumes as the seed alone. Anything else is returned as it is."""
+    """A training state as this version keeps it. Before `backprop.per_seed_product`, a
+    lone seed with a wide layer trained beside a twin copy of itself (seeds [k, k]) with
+    the bits it now has alone, so such a checkpoint resumes as the seed alone. Anything
+    else is returned as it is."""
     if not isinstance(state, dict):
         return state
     seeds, flat = state.get("seeds"), state.get("flat")
@@ -218,8 +218,7 @@ def state_problem(
             f"trained on the {made} engine, which would continue on the {now} engine here; "
             "it cannot continue bit for bit (tiny train --from RUN starts the run anew)"
         )
-    lined = list(seeds)
-    s = len(lined)
+    s = len(seeds)
     size = cfg.arch.n_parameters * s
     shapes: dict[str, tuple[tuple[int, ...], torch.dtype]] = {
         "flat": ((size,), torch.float32),
@@ -234,7 +233,7 @@ def state_problem(
         value = state.get(key)
         if not isinstance(value, Tensor) or value.shape != shape or value.dtype != dtype:
             return f"{key} is missing or not a {dtype} tensor of shape {list(shape)}"
-    if state.get("seeds") != lined or state.get("size") != size:
+    if state.get("seeds") != list(seeds) or state.get("size") != size:
         return "of other seeds or another architecture"
     # what training keeps finite: every seed's last finite weights, a live seed's weights
     live = state["flat"].view(-1, s)[:, state["alive"]]
@@ -410,9 +409,8 @@ class _Training:
     ) -> None:
         x, y, truth = data
         self.cfg, self.hooks, self.dev = cfg, hooks, dev
-        lined = list(seeds)
-        start = initial_params(cfg, lined) if params is None else params
-        self.n, self.s = len(x), len(lined)
+        start = initial_params(cfg, seeds) if params is None else params
+        self.n, self.s = len(x), len(seeds)
         self.full_batch = _full_batch(cfg, self.n)
         self.layout = buffer.Layout(start, self.s)
         flat = self.layout.pack(start).to(dev, torch.float32)
@@ -426,8 +424,8 @@ class _Training:
             if test is None or not len(test[0])
             else tuple(t.to(dev).T.unsqueeze(-1) for t in test)
         )
-        gens = [] if self.full_batch else [torch.Generator().manual_seed(k) for k in lined]
-        self.state = _Progress(cfg, lined, flat, gens)
+        gens = [] if self.full_batch else [torch.Generator().manual_seed(k) for k in seeds]
+        self.state = _Progress(cfg, list(seeds), flat, gens)
         self.kernel = None
         if which(cfg, dev.type) == "kernel":
             self.kernel = kernel.Stretches(cfg, self.xd, self.yd, self.td)
@@ -644,12 +642,12 @@ class _Training:
         return info
 
     def result(self, status: Literal["completed", "interrupted"]) -> Result:
-        state, keep = self.state, self.s
+        state = self.state
         return Result(
             status,
-            self.layout.seeds_first(state.last_good, keep),
-            state.epochs_done[:keep].clone(),
-            ~state.alive[:keep].cpu(),
-            state.diverged_at[:keep].clone(),
+            self.layout.seeds_first(state.last_good),
+            state.epochs_done.clone(),
+            ~state.alive.cpu(),
+            state.diverged_at.clone(),
             engine=state.trainer,
         )
