@@ -35,6 +35,12 @@ ARCHS = {
     ),
     # one-hot a and b over 5 values each, a wide first layer: the gather (`one_hot_columns`)
     "one_hot": (ONE_HOT := Arch(10, (Layer(WIDE, "quadratic"), Layer(3, "identity"))), "ce"),
+    # every layer wide: seeds first (`backprop.seeds_first`), over dense and one-hot inputs
+    "all_wide": (Arch(12, (Layer(20, "tanh"), Layer(9, "sigmoid"))), "bce"),
+    "all_wide_one_hot": (
+        ALL_WIDE_ONE_HOT := Arch(10, (Layer(WIDE, "quadratic"), Layer(WIDE, "identity"))),
+        "ce",
+    ),
 } | {  # and each activation of the table, hidden and as the read-out
     f"act:{name}": (Arch(2, (Layer(3, name), Layer(1, name))), "mse") for name in activations.TABLE
 }  # fmt: skip
@@ -46,7 +52,7 @@ def seeds_last(params: models.Params) -> models.Params:
 
 
 def run(arch: Arch, loss: str, params: models.Params, x: torch.Tensor, y: torch.Tensor):
-    """Outputs, per-seed losses and [P, S] gradients for data x [n, in], y [n, 1]."""
+    """Outputs, per-seed losses and [P, S] gradients for data x [n, in], y [n, outputs]."""
     net = backprop.SeedNets(arch, seeds_last(params), loss)
     alive = torch.ones(len(next(iter(params.values()))), dtype=torch.bool)
     return net.step(x.T.unsqueeze(-1), y.T.unsqueeze(-1), alive)
@@ -54,13 +60,14 @@ def run(arch: Arch, loss: str, params: models.Params, x: torch.Tensor, y: torch.
 
 def data(arch: Arch, loss: str, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     x = torch.randn(n, arch.inputs, generator=gen) * 3
-    if arch is ONE_HOT:
+    if arch is ONE_HOT or arch is ALL_WIDE_ONE_HOT:
         a, b = torch.randint(0, 5, (2, n), generator=gen)
         x = torch.cat([F.one_hot(a, 5), F.one_hot(b, 5)], dim=1).float()
     if loss == "ce":  # one-hot classes
         classes = arch.layers[-1].width
         return x, F.one_hot(torch.randint(0, classes, (n,), generator=gen), classes).float()
-    y = torch.rand(n, 1, generator=gen) if loss == "bce" else torch.randn(n, 1, generator=gen)
+    shape = (n, arch.layers[-1].width)
+    y = torch.rand(shape, generator=gen) if loss == "bce" else torch.randn(shape, generator=gen)
     return x, y
 
 
@@ -79,7 +86,7 @@ def test_the_gradients_are_autograds_on_the_articles_modules(name: str) -> None:
         out = module(x)
         value = fn(out, y)
         value.backward()
-        torch.testing.assert_close(pred[0, :, seed], out[:, 0], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(pred[..., seed], out.T, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(losses[seed], value.detach(), rtol=1e-5, atol=1e-6)
         theirs = torch.cat([p.grad.reshape(-1) for p in module.parameters()])
         torch.testing.assert_close(grads[:, seed], theirs, rtol=1e-4, atol=1e-5)
@@ -108,25 +115,35 @@ def test_a_seeds_numbers_do_not_depend_on_the_seeds_beside_it_or_the_threads(nam
         torch.set_num_threads(threads)
 
 
-def test_a_lone_seeds_own_mini_batch_gives_the_bits_it_has_among_others() -> None:
+@pytest.mark.parametrize("name", ["odd_wide", "all_wide"])
+def test_a_lone_seeds_own_mini_batch_gives_the_bits_it_has_among_others(name: str) -> None:
     """Mini-batches are each seed's own (x [inputs, n, S]): seed 5's batch alone and among
-    300 seeds with theirs, through a wide layer of odd sizes, on 1 and 2 threads."""
+    300 seeds with theirs, through wide layers of odd sizes, on 1 and 2 threads."""
+    arch, loss = ARCHS[name]
     gen = torch.Generator().manual_seed(3)
-    params = inits.random_inits(ODD, range(300))
-    x, y = torch.randn(2, 32, 300, generator=gen), torch.randn(1, 32, 300, generator=gen)
+    params = inits.random_inits(arch, range(300))
+    x = torch.randn(arch.inputs, 32, 300, generator=gen)
+    y = torch.rand(arch.layers[-1].width, 32, 300, generator=gen)
     alive = torch.ones(300, dtype=torch.bool)
     mine = {k: v[5:6] for k, v in params.items()}
-    net = backprop.SeedNets(ODD, seeds_last(mine), "mse")
-    _, loss, grad = net.step(x[..., 5:6], y[..., 5:6], alive[:1])
+    net = backprop.SeedNets(arch, seeds_last(mine), loss)
+    _, loss_alone, grad = net.step(x[..., 5:6], y[..., 5:6], alive[:1])
     threads = torch.get_num_threads()
     try:
         for count in (1, 2):
             torch.set_num_threads(count)
-            every = backprop.SeedNets(ODD, seeds_last(params), "mse")
+            every = backprop.SeedNets(arch, seeds_last(params), loss)
             _, losses, grads = every.step(x, y, alive)
-            assert torch.equal(losses[5], loss[0]) and torch.equal(grads[:, 5], grad[:, 0])
+            assert torch.equal(losses[5], loss_alone[0]) and torch.equal(grads[:, 5], grad[:, 0])
     finally:
         torch.set_num_threads(threads)
+
+
+def test_nets_of_wide_layers_only_run_seeds_first() -> None:
+    """The layout the cases above cover: seeds first only where every layer is wide and
+    none reads the inputs."""
+    first = {name for name, (arch, _) in ARCHS.items() if backprop.seeds_first(arch)}
+    assert first == {"all_wide", "all_wide_one_hot"}
 
 
 @given(rows=st.integers(1, 70), cols=st.integers(1, 40), col=st.integers(0, 39))
@@ -163,3 +180,20 @@ def test_softmax_cross_entropy_is_stable_at_large_logits() -> None:
     loss, grad = backprop.loss_and_grad("ce", big, target)
     assert torch.isfinite(grad).all()
     torch.testing.assert_close(loss[0], torch.tensor(5e3))
+
+
+@pytest.mark.parametrize("name", ["one_hot", "all_wide_one_hot"])
+def test_a_net_trained_on_one_set_predicts_another(name: str) -> None:
+    """Training steps on the training pairs, then a forward on held-out pairs of another
+    count (the test split): the module's outputs on those, not on the training pairs."""
+    arch, loss = ARCHS[name]
+    gen = torch.Generator().manual_seed(4)
+    (x, y), (held, _) = data(arch, loss, 40, gen), data(arch, loss, 23, gen)
+    params = inits.random_inits(arch, [0, 1])
+    net = backprop.SeedNets(arch, seeds_last(params), loss)
+    net.step(x.T.unsqueeze(-1), y.T.unsqueeze(-1), torch.ones(2, dtype=torch.bool))
+    pred, _ = net.forward(held.T.unsqueeze(-1))
+    for seed in range(2):
+        module = arch.module()
+        module.load_state_dict({k: v[seed] for k, v in params.items()})
+        torch.testing.assert_close(pred[..., seed], module(held).T, rtol=1e-5, atol=1e-6)

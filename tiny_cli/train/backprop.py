@@ -107,6 +107,14 @@ def has_wide_layer(arch: Arch) -> bool:
     return not all(small(blocks[0][1], spec.width) for blocks, spec in layers)
 
 
+def seeds_first(arch: Arch) -> bool:
+    """Whether the net runs seeds first (`SeedNets` docstring): every layer wide, none
+    reading the inputs beside the previous layer."""
+    layers = zip(arch.blocks(), arch.layers, strict=True)
+    wide = all(not small(blocks[0][1], spec.width) for blocks, spec in layers)
+    return wide and not any(arch.reads_inputs(i) for i in range(len(arch.layers)))
+
+
 MATRIX_ALIGN = 16  # floats: 64 bytes, a cache line and an AVX-512 register
 
 
@@ -120,6 +128,19 @@ def matrices(t: Tensor, order: tuple[int, int, int], seeds: int) -> Tensor:
 def _empty_matrices(like: Tensor, s: int, r: int, c: int) -> Tensor:
     size = -(-r * c // MATRIX_ALIGN) * MATRIX_ALIGN
     return like.new_empty(s * size).as_strided((s, r, c), (size, c, 1))
+
+
+def aligned(t: Tensor) -> Tensor:
+    """t [S, r, c] laid out as `matrices` lays it out (each seed's matrix row-major, on a
+    64-byte boundary of its own): t itself when it already is, else such a copy."""
+    s, r, c = t.shape
+    size = -(-r * c // MATRIX_ALIGN) * MATRIX_ALIGN
+    strides = (size, c, 1)
+    laid = zip(t.shape, t.stride(), strides, strict=True)
+    on_boundary = t.data_ptr() % (MATRIX_ALIGN * t.element_size()) == 0
+    if on_boundary and all(n == 1 or have == want for n, have, want in laid):
+        return t
+    return _empty_matrices(t, s, r, c).copy_(t)
 
 
 def per_seed_product(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -253,6 +274,8 @@ class SeedNets:
         self._buffers: dict[int, _Buffers] = {}
         self._gathered: Tensor | None = None  # the forward's one-hot columns, for `step`
         self._columns: tuple[Tensor, Tensor | None] | None = None  # (x, its columns)
+        self.seeds_first = seeds_first(arch)
+        self._seed_rows: dict[tuple[str, int], Tensor] = {}  # `_seed_columns`, `_ones`
 
     def _weights(self, layer: _Layer) -> tuple[Tensor, Tensor]:
         """[width, fan_in, 1, S], [width, 1, S]: the layer's blocks, stacked."""
@@ -269,6 +292,9 @@ class SeedNets:
         A wide first layer over one-hot inputs (`one_hot_columns`: m inputs of each sample
         are 1, the rest 0) is a gather: z = b + W[:, i_1] + ... + W[:, i_m], m adds per
         element instead of fan_in products (its backward a scatter-add, `step`)."""
+        if self.seeds_first:
+            h, saved = self._forward_seeds_first(x)
+            return h.permute(2, 1, 0), saved
         saved: list[tuple[Tensor, Tensor]] = []
         h = x
         first = self.layers[0]
@@ -331,6 +357,8 @@ class SeedNets:
         Up to COLLECT floats of per-sample products, every parameter's are gathered and
         summed over the data at once (fewest calls); beyond, each is summed as soon as it
         is made (least memory). Both sum each row by `tree_sum` over n: the same bits."""
+        if self.seeds_first:
+            return self._step_seeds_first(x, y, alive)
         pred, saved = self.forward(x)
         n, seeds = pred.shape[1], self.seeds
         count = self.outputs * n
@@ -408,6 +436,106 @@ class SeedNets:
         parts = [wide[item] if isinstance(item, str) else sums[item] for item in self._order]
         return pred, losses, torch.cat(parts) if len(parts) > 1 else parts[0]
 
+    # Seeds first. A net of wide layers only spends its time in per-seed products. Kept
+    # seeds last, every layer's activations are turned into each seed's matrices and back,
+    # transposes of whole [width, n, S] tensors that cost more than the products. Here
+    # they are [S, n, features] throughout, each seed's matrix as `matrices` lays it out
+    # (rows: samples, as nn.Linear has them), and every product reads its operands where
+    # they lie, a transposed one as a view: z = h W^T + b, dW = dz^T h, d h = dz W.
+
+    def _forward_seeds_first(self, x: Tensor) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
+        """`forward` on [S, n, features] activations: the outputs [S, n, outputs] and, per
+        layer, its input [S, n, fan_in] (x itself for a gathered first layer) and its
+        activation or pre-activation."""
+        s = self.seeds
+        saved: list[tuple[Tensor, Tensor]] = []
+        if self._columns is None or self._columns[0] is not x:  # the same x every epoch
+            self._columns = (x, one_hot_columns(x))
+            self._seed_rows.clear()
+        self._gathered = self._columns[1]
+        h = x if self._gathered is not None else matrices(x, (2, 1, 0), s)
+        for i, layer in enumerate(self.layers):
+            w, b = self._weights(layer)  # [width, fan_in, 1, S], [width, 1, S]
+            bias = b.permute(2, 1, 0)  # [S, 1, width]
+            if i == 0 and self._gathered is not None:
+                # rows of W^T, every seed's one after the other: [S fan_in, width]; each
+                # sample's set rows summed in order, from 0 (embedding_bag: one op)
+                rows = w.squeeze(2).permute(2, 1, 0).reshape(-1, layer.width).contiguous()
+                z = F.embedding_bag(self._seed_columns(), rows, mode="sum")
+                z = aligned(z.view(s, -1, layer.width).add_(bias))
+            else:
+                weight = aligned(w.squeeze(2).permute(2, 0, 1))  # [S, width, fan_in]
+                z = per_seed_product(h, weight.transpose(1, 2), bias)  # [S, n, width]
+            inp, h = h, aligned(_activate(layer.activation, z))
+            saved.append((inp, z if activations.get(layer.activation).from_z else h))
+        return h, saved
+
+    def _seed_columns(self) -> Tensor:
+        """Each sample's set inputs [S n, m] as rows of [S fan_in, width], seed by seed."""
+        assert self._gathered is not None
+        key = ("columns", self.seeds)
+        if key not in self._seed_rows:
+            fan_in = self.layers[0].fan_in
+            offsets = torch.arange(self.seeds, device=self._gathered.device) * fan_in
+            columns = offsets[:, None, None] + self._gathered
+            self._seed_rows[key] = columns.reshape(-1, self._gathered.shape[1])
+        return self._seed_rows[key]
+
+    def _ones(self, n: int) -> Tensor:
+        """[S, 1, n] of ones, as `matrices` lays them out: a product with it sums n rows."""
+        key = ("ones", n)
+        if key not in self._seed_rows:
+            like = next(iter(self.params.values()))
+            self._seed_rows[key] = _empty_matrices(like, self.seeds, 1, n).fill_(1.0)
+        return self._seed_rows[key]
+
+    def _step_seeds_first(
+        self, x: Tensor, y: Tensor, alive: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """`step` seeds first (the outputs returned as a [outputs, n, S] view, the gradients
+        as a [P, S] view of [S, P]). Sums over the samples are products with ones."""
+        pred, saved = self._forward_seeds_first(x)
+        seeds, n = self.seeds, pred.shape[1]
+        count = self.outputs * n
+        elements = torch.empty_like(pred)
+        target = y.permute(2, 1, 0).expand_as(pred)
+        grad = _loss_into(self.loss, pred, target, count, elements, classes=2)
+        grad = grad.where(alive.view(-1, 1, 1), 0.0)
+        result = pred.new_empty(seeds, self.n_params)
+
+        def put(name: str, value: Tensor) -> None:  # value [S, count]
+            first, size = self._offsets[name]
+            result[:, first : first + size] = value
+
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[i]
+            inp, h = saved[i]
+            per = layer.width // len(layer.blocks)
+            blocks = list(enumerate(layer.blocks))
+            dz = aligned(_activation_grad(layer.activation, grad, h, None))  # [S, n, width]
+            bias = per_seed_product(self._ones(n), dz)[:, 0]  # [S, width]
+            for j, block in blocks:
+                put(f"{block}.bias", bias[:, j * per : (j + 1) * per])
+            if i == 0 and self._gathered is not None:  # the gather's scatter-add
+                # row by row, in order: a seed's sums never depend on the others
+                flat = dz.reshape(-1, layer.width)  # [S n, width]
+                dw_t = dz.new_zeros(seeds * layer.fan_in, layer.width)
+                columns = self._seed_columns()
+                for j in range(columns.shape[1]):
+                    dw_t.index_add_(0, columns[:, j], flat)
+                dw = dw_t.view(seeds, layer.fan_in, layer.width).transpose(1, 2)
+            else:
+                dw = per_seed_product(dz.transpose(1, 2), inp)  # [S, width, fan_in]
+            for j, block in blocks:
+                put(f"{block}.weight", dw[:, j * per : (j + 1) * per].reshape(seeds, -1))
+            if i == 0:
+                break
+            w, _ = self._weights(layer)
+            grad = per_seed_product(dz, aligned(w.squeeze(2).permute(2, 0, 1)))
+        each = aligned(elements.view(seeds, 1, count))
+        losses = per_seed_product(each, self._ones(count).transpose(1, 2)).view(seeds) / count
+        return pred.permute(2, 1, 0), losses, result.T
+
 
 def one_hot_columns(x: Tensor) -> Tensor | None:
     """For inputs x [inputs, n, 1] on the CPU of which every sample has the same number m
@@ -436,10 +564,13 @@ def _bce_out(pred: Tensor, y: Tensor, *, out: Tensor) -> Tensor:
     return out
 
 
-def _loss_into(name: str, pred: Tensor, y: Tensor, count: int, out: Tensor) -> Tensor:
-    """The loss of each output into `out` [outputs, n, S]; returns d (mean loss) / d pred."""
+def _loss_into(
+    name: str, pred: Tensor, y: Tensor, count: int, out: Tensor, classes: int = 0
+) -> Tensor:
+    """The loss of each output into `out` [outputs, n, S] (the outputs on dim `classes`: 2
+    for [S, n, outputs]); returns d (mean loss) / d pred."""
     if name == "ce":
-        return _softmax_ce(pred, y, count, out)
+        return _softmax_ce(pred, y, count, out, classes)
     if name == "bce":  # log: on one code path (`uniform`)
         out.copy_(uniform(_bce_out, pred, y))
         return (pred - y) / ((1 - pred) * pred).clamp_min(BCE_EPS) / count
@@ -461,21 +592,21 @@ def _log_out(z: Tensor, *, out: Tensor) -> Tensor:
     return out.copy_(torch.log(z))
 
 
-def _softmax_ce(pred: Tensor, y: Tensor, count: int, out: Tensor) -> Tensor:
-    """Softmax cross-entropy over the outputs (dim 0, the classes) against targets y (one-hot,
+def _softmax_ce(pred: Tensor, y: Tensor, count: int, out: Tensor, dim: int = 0) -> Tensor:
+    """Softmax cross-entropy over the outputs (dim `dim`, the classes) against targets y (one-hot,
     or any probabilities), stable: log p = (z - max z) - log sum exp(z - max z). Each class's
     share -y_c log p_c goes into `out` times C, so that the mean over `count` = C n
     elements is the mean over the n samples of sum_c -y_c log p_c. Elementwise ops, a
     per-sample sum by `tree_sum` and exp and log on one code path (`uniform`): a seed's bits
     do not depend on the seeds beside it. d (mean) / d z = (p sum(y) - y) / n."""
-    classes = pred.shape[0]
-    shifted = pred - pred.amax(dim=0, keepdim=True)
+    classes = pred.shape[dim]
+    shifted = pred - pred.amax(dim=dim, keepdim=True)
     e = uniform(_exp_out, shifted)
-    total = tree_sum(e, dim=0).unsqueeze(0)  # [1, n, S]
+    total = tree_sum(e, dim=dim).unsqueeze(dim)  # [1, n, S] (seeds last)
     logp = shifted - uniform(_log_out, total)
     torch.mul(y * logp, -float(classes), out=out)
     p = e / total
-    return (p * tree_sum(y, dim=0).unsqueeze(0) - y) / (count / classes)
+    return (p * tree_sum(y, dim=dim).unsqueeze(dim) - y) / (count / classes)
 
 
 def loss_and_grad(name: str, pred: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:

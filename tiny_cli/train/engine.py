@@ -58,9 +58,10 @@ LOSSES: dict[str, Callable[..., Tensor]] = {
     "ce": F.cross_entropy,  # one-hot targets (probabilities), classes on dim 1
 }
 # The version of the training arithmetic (1: autograd and bmm; 2: backprop.py, seeds last;
-# 3: the compiled kernel for small nets, backprop.py for the rest), in run.json and in
-# checkpoints: a run or sweep stopped under another one cannot resume.
-ENGINE = 3
+# 3: the compiled kernel for small nets, backprop.py for the rest; 4: nets of wide layers
+# only, seeds first), in run.json and in checkpoints: a run or sweep stopped under another
+# one cannot resume.
+ENGINE = 4
 # Ops under this many floats run on one torch thread whatever the thread count: more
 # only wait on each other (measured: tiny train modadd, 123k floats an op, 4.4 s on one
 # thread, 5.3 s on two); a seed's bits are the same on any count.
