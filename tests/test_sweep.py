@@ -418,12 +418,14 @@ def test_training_keeps_its_freed_memory_under_dasks_malloc_settings(tmp_path: P
     assert faults < 20_000, faults  # without it: about 100,000 (one per 4 KiB page touched)
 
 
-def test_a_sweep_without_threads_runs_the_kernel_on_every_cpu_and_torch_on_one(
+def test_a_sweep_without_threads_runs_the_kernel_and_wide_nets_on_every_cpu_else_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     is_even, _ = config.load("is_even")
-    modadd, _ = config.load("modadd")  # wide layers: the torch engine
+    modadd, _ = config.load("modadd")  # wide layers only: the torch engine, seeds first
+    spiral, _ = config.load("spiral")  # small layers beside wide ones: seeds last
     cpus = len(os.sched_getaffinity(0))
-    assert sweep.default_threads(is_even) == cpus and sweep.default_threads(modadd) == 1
+    assert sweep.default_threads(is_even) == cpus and sweep.default_threads(modadd) == cpus
+    assert sweep.default_threads(spiral) == 1 and sweep.default_threads(modadd, "cuda") == 1
     monkeypatch.setenv("TINY_ENGINE", "torch")
     assert sweep.default_threads(is_even) == 1
