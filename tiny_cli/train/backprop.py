@@ -292,9 +292,9 @@ class SeedNets:
         A wide first layer over one-hot inputs (`one_hot_columns`: m inputs of each sample
         are 1, the rest 0) is a gather: z = b + W[:, i_1] + ... + W[:, i_m], m adds per
         element instead of fan_in products (its backward a scatter-add, `step`)."""
-        if self.seeds_first:
-            h, saved = self._forward_seeds_first(x)
-            return h.permute(2, 1, 0), saved
+        if self.seeds_first:  # (its saved tensors are [S, n, features])
+            out, kept = self._forward_seeds_first(x)
+            return out.permute(2, 1, 0), kept
         saved: list[tuple[Tensor, Tensor]] = []
         h = x
         first = self.layers[0]
