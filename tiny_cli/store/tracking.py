@@ -253,7 +253,8 @@ class Tracker:
     def _grad_norms(self, grads: Tensor | None) -> list[float]:
         if grads is None:
             return []  # before the first step (the init) there are no gradients
-        wide = grads.double()  # a norm op per module: a net of 24k parameters in 20 us
+        # a norm op per module (measured: modadd, 24k parameters, 35 us; tolist and hypot 0.9 ms)
+        wide = grads.double()
         return torch.stack([wide[s].norm() for s in self._grad_slices]).tolist()
 
     def log(self, stats: EpochStats) -> None:

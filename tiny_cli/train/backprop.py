@@ -101,20 +101,24 @@ def small(fan_in: int, width: int) -> bool:
     return fan_in * width <= SMALL
 
 
+def _wide(arch: Arch) -> list[bool]:
+    """Per layer, whether it runs on bmm (wider than SMALL)."""
+    layers = zip(arch.blocks(), arch.layers, strict=True)
+    return [not small(blocks[0][1], spec.width) for blocks, spec in layers]
+
+
 def has_wide_layer(arch: Arch) -> bool:
     """Whether a layer of the net runs on bmm (wider than SMALL)."""
-    layers = zip(arch.blocks(), arch.layers, strict=True)
-    return not all(small(blocks[0][1], spec.width) for blocks, spec in layers)
+    return any(_wide(arch))
 
 
 def seeds_first(arch: Arch) -> bool:
     """Whether the net runs seeds first (`SeedNets` docstring): every layer wide, none
     reading the inputs beside the previous layer."""
-    layers = zip(arch.blocks(), arch.layers, strict=True)
-    wide = all(not small(blocks[0][1], spec.width) for blocks, spec in layers)
-    return wide and not any(arch.reads_inputs(i) for i in range(len(arch.layers)))
+    return all(_wide(arch)) and not any(arch.reads_inputs(i) for i in range(len(arch.layers)))
 
 
+SEEN_INPUTS = 2  # the inputs whose one-hot columns a net keeps (`SeedNets._one_hot`)
 MATRIX_ALIGN = 16  # floats: 64 bytes, a cache line and an AVX-512 register
 
 
@@ -273,9 +277,10 @@ class SeedNets:
         self._segments[-1] += self.outputs  # (a bias always ends the parameters: a segment)
         self._buffers: dict[int, _Buffers] = {}
         self._gathered: Tensor | None = None  # the forward's one-hot columns, for `step`
-        self._columns: tuple[Tensor, Tensor | None] | None = None  # (x, its columns)
         self.seeds_first = seeds_first(arch)
-        self._seed_rows: dict[tuple[str, int], Tensor] = {}  # `_seed_columns`, `_ones`
+        # `_one_hot`'s inputs seen last: (x, its columns, seeds first those of every seed)
+        self._columns: list[tuple[Tensor, Tensor | None, Tensor | None]] = []
+        self._ones_by_n: dict[int, Tensor] = {}  # `_ones`
 
     def _weights(self, layer: _Layer) -> tuple[Tensor, Tensor]:
         """[width, fan_in, 1, S], [width, 1, S]: the layer's blocks, stacked."""
@@ -298,13 +303,7 @@ class SeedNets:
         saved: list[tuple[Tensor, Tensor]] = []
         h = x
         first = self.layers[0]
-        if first.small or first.skip:
-            self._gathered = None
-        elif self._columns is None or self._columns[0] is not x:  # the same x every epoch
-            self._gathered = one_hot_columns(x)
-            self._columns = (x, self._gathered)
-        else:
-            self._gathered = self._columns[1]
+        self._gathered = None if first.small or first.skip else self._one_hot(x)[0]
         for layer in self.layers:
             inp = torch.cat((x.expand(-1, -1, self.seeds), h)) if layer.skip else h
             w, b = self._weights(layer)
@@ -436,6 +435,21 @@ class SeedNets:
         parts = [wide[item] if isinstance(item, str) else sums[item] for item in self._order]
         return pred, losses, torch.cat(parts) if len(parts) > 1 else parts[0]
 
+    def _one_hot(self, x: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        """x's one-hot columns [n, m] (`one_hot_columns`), and seeds first each sample's set
+        inputs [S n, m] as rows of W^T [S fan_in, width], seed by seed; kept for the last
+        SEEN_INPUTS inputs (the training inputs every epoch, the test inputs every logged
+        one: neither found again each time)."""
+        for seen, columns, by_seed in self._columns:
+            if seen is x:
+                return columns, by_seed
+        columns, by_seed = one_hot_columns(x), None
+        if columns is not None and self.seeds_first:
+            offsets = torch.arange(self.seeds, device=columns.device) * self.layers[0].fan_in
+            by_seed = (offsets[:, None, None] + columns).reshape(-1, columns.shape[1])
+        self._columns = [(x, columns, by_seed), *self._columns][:SEEN_INPUTS]
+        return columns, by_seed
+
     # Seeds first. A net of wide layers only spends its time in per-seed products. Kept
     # seeds last, every layer's activations are turned into each seed's matrices and back,
     # transposes of whole [width, n, S] tensors that cost more than the products. Here
@@ -449,19 +463,16 @@ class SeedNets:
         activation or pre-activation."""
         s = self.seeds
         saved: list[tuple[Tensor, Tensor]] = []
-        if self._columns is None or self._columns[0] is not x:  # the same x every epoch
-            self._columns = (x, one_hot_columns(x))
-            self._seed_rows.clear()
-        self._gathered = self._columns[1]
+        self._gathered, seed_columns = self._one_hot(x)
         h = x if self._gathered is not None else matrices(x, (2, 1, 0), s)
         for i, layer in enumerate(self.layers):
             w, b = self._weights(layer)  # [width, fan_in, 1, S], [width, 1, S]
             bias = b.permute(2, 1, 0)  # [S, 1, width]
-            if i == 0 and self._gathered is not None:
+            if i == 0 and seed_columns is not None:  # (None exactly when _gathered is)
                 # rows of W^T, every seed's one after the other: [S fan_in, width]; each
                 # sample's set rows summed in order, from 0 (embedding_bag: one op)
                 rows = w.squeeze(2).permute(2, 1, 0).reshape(-1, layer.width).contiguous()
-                z = F.embedding_bag(self._seed_columns(), rows, mode="sum")
+                z = F.embedding_bag(seed_columns, rows, mode="sum")
                 z = aligned(z.view(s, -1, layer.width).add_(bias))
             else:
                 weight = aligned(w.squeeze(2).permute(2, 0, 1))  # [S, width, fan_in]
@@ -470,24 +481,12 @@ class SeedNets:
             saved.append((inp, z if activations.get(layer.activation).from_z else h))
         return h, saved
 
-    def _seed_columns(self) -> Tensor:
-        """Each sample's set inputs [S n, m] as rows of [S fan_in, width], seed by seed."""
-        assert self._gathered is not None
-        key = ("columns", self.seeds)
-        if key not in self._seed_rows:
-            fan_in = self.layers[0].fan_in
-            offsets = torch.arange(self.seeds, device=self._gathered.device) * fan_in
-            columns = offsets[:, None, None] + self._gathered
-            self._seed_rows[key] = columns.reshape(-1, self._gathered.shape[1])
-        return self._seed_rows[key]
-
     def _ones(self, n: int) -> Tensor:
         """[S, 1, n] of ones, as `matrices` lays them out: a product with it sums n rows."""
-        key = ("ones", n)
-        if key not in self._seed_rows:
+        if n not in self._ones_by_n:
             like = next(iter(self.params.values()))
-            self._seed_rows[key] = _empty_matrices(like, self.seeds, 1, n).fill_(1.0)
-        return self._seed_rows[key]
+            self._ones_by_n[n] = _empty_matrices(like, self.seeds, 1, n).fill_(1.0)
+        return self._ones_by_n[n]
 
     def _step_seeds_first(
         self, x: Tensor, y: Tensor, alive: Tensor
@@ -520,7 +519,8 @@ class SeedNets:
                 # row by row, in order: a seed's sums never depend on the others
                 flat = dz.reshape(-1, layer.width)  # [S n, width]
                 dw_t = dz.new_zeros(seeds * layer.fan_in, layer.width)
-                columns = self._seed_columns()
+                columns = self._one_hot(x)[1]
+                assert columns is not None
                 for j in range(columns.shape[1]):
                     dw_t.index_add_(0, columns[:, j], flat)
                 dw = dw_t.view(seeds, layer.fan_in, layer.width).transpose(1, 2)
@@ -602,7 +602,7 @@ def _softmax_ce(pred: Tensor, y: Tensor, count: int, out: Tensor, dim: int = 0) 
     classes = pred.shape[dim]
     shifted = pred - pred.amax(dim=dim, keepdim=True)
     e = uniform(_exp_out, shifted)
-    total = tree_sum(e, dim=dim).unsqueeze(dim)  # [1, n, S] (seeds last)
+    total = tree_sum(e, dim=dim).unsqueeze(dim)  # [1, n, S] seeds last
     logp = shifted - uniform(_log_out, total)
     torch.mul(y * logp, -float(classes), out=out)
     p = e / total
