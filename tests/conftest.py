@@ -1,7 +1,10 @@
-"""Shared fixtures: the real CLI in a subprocess, run from outside the repository."""
+"""Shared fixtures: the real CLI in a subprocess, run from outside the repository, and the
+same entry point in this process where a subprocess proves nothing more."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -48,6 +51,34 @@ def cli(tmp_path: Path, runs_dir: Path) -> CLI:
     work = tmp_path / "work"
     work.mkdir()
     return lambda *args, **kw: run_cli(*args, runs_dir=runs_dir, cwd=work, **kw)
+
+
+@pytest.fixture
+def cli_here(tmp_path: Path, runs_dir: Path, monkeypatch: pytest.MonkeyPatch) -> CLI:
+    """`cli_here("train", "x.yaml")`: what `cli` runs, through the same dispatch as the
+    installed command (`tiny_cli.cli._dispatch`: the one line, the exit code) but in this
+    process, its output captured: for refusals, which stop before anything is trained."""
+    from tiny_cli import cli as entry
+    from tiny_cli.app import painter
+
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    monkeypatch.setenv("TINY_RUNS_DIR", str(runs_dir))
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        out, err = io.StringIO(), io.StringIO()
+        with monkeypatch.context() as patch:
+            patch.chdir(work)
+            patch.setattr(sys, "argv", ["tiny", *args])
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    code = entry._dispatch()
+                finally:
+                    painter.close()
+        return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+    return run
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:

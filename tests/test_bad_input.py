@@ -1,6 +1,8 @@
-"""Bad input, table-driven, through the real CLI: each case is one line on stderr naming the
-file (and line, where YAML gives one) or the argument, and the key; exit code 2; no
-traceback; no run directory created and nothing stored before is touched."""
+"""Bad input, table-driven, through the CLI's entry point: each case is one line on stderr
+naming the file (and line, where YAML gives one) or the argument, and the key; exit code 2;
+no traceback; no run directory created and nothing stored before is touched. The tables run
+in this process (`cli_here`: the same dispatch, 30x faster than a process each); a sample of
+them runs through the installed command too."""
 
 from __future__ import annotations
 
@@ -273,7 +275,7 @@ CASES: list[tuple[str | None, list[str], list[str]]] = [
 
 @pytest.mark.parametrize(("yaml_text", "args", "needles"), CASES)
 def test_bad_config_or_argument(
-    cli: CLI,
+    cli_here: CLI,
     runs_dir: Path,
     tmp_path: Path,
     yaml_text: str | None,
@@ -284,7 +286,7 @@ def test_bad_config_or_argument(
     if yaml_text is not None:
         (tmp_path / "work" / "exp.yaml").write_text(yaml_text)
         source = "exp.yaml"
-    proc = cli("train", source, *args)
+    proc = cli_here("train", source, *args)
     assert_one_line_error(proc, *needles)
     assert_plain(proc.stderr)
     assert not runs_dir.exists() or list(runs_dir.iterdir()) == []
@@ -414,7 +416,33 @@ COMMAND_CASES: list[tuple[list[str], list[str]]] = [
 
 
 @pytest.mark.parametrize(("args", "needles"), COMMAND_CASES)
-def test_bad_command_line(cli: CLI, runs_dir: Path, args: list[str], needles: list[str]) -> None:
+def test_bad_command_line(
+    cli_here: CLI, runs_dir: Path, args: list[str], needles: list[str]
+) -> None:
+    proc = cli_here(*args)
+    assert_one_line_error(proc, *needles)
+    assert_plain(proc.stderr)
+    assert not runs_dir.exists() or list(runs_dir.iterdir()) == []
+
+
+# every 16th case of each table: the installed command, in its own process
+SAMPLED = [
+    (text, ["train", "lt10" if text is None else "exp.yaml", *args], needles)
+    for text, args, needles in CASES[::16]
+] + [(None, args, needles) for args, needles in COMMAND_CASES[::16]]
+
+
+@pytest.mark.parametrize(("yaml_text", "args", "needles"), SAMPLED)
+def test_bad_input_is_one_line_from_the_installed_command(
+    cli: CLI,
+    runs_dir: Path,
+    tmp_path: Path,
+    yaml_text: str | None,
+    args: list[str],
+    needles: list[str],
+) -> None:
+    if yaml_text is not None:
+        (tmp_path / "work" / "exp.yaml").write_text(yaml_text)
     proc = cli(*args)
     assert_one_line_error(proc, *needles)
     assert_plain(proc.stderr)
