@@ -333,3 +333,35 @@ def test_a_checkpoint_of_a_lone_seed_beside_its_twin_resumes_as_the_seed_alone()
     straight = engine.fit(cfg, [1], d.x, d.y)
     assert resumed.status == "completed"
     assert all(torch.equal(resumed.params[k], straight.params[k]) for k in straight.params)
+
+
+def test_a_chunk_of_wide_nets_on_two_threads_trains_in_two_parts_to_the_same_bits() -> None:
+    """On two torch threads `train_chunk` trains a seeds-first net's chunk as two parts side
+    by side: every seed's bits, outcome and first solved epochs are the chunk's on one
+    thread, the progress counts every seed-epoch once, and a stop request stops both."""
+    from tiny_cli.app import sweep
+    from tiny_cli.train import data
+
+    cfg, _ = config.load("modadd", [("train.epochs", 30, "test"), ("task.p", 7, "test")])
+    d = data.prepare(cfg)
+    before = torch.get_num_threads()
+    counted: list[int] = []
+    try:
+        torch.set_num_threads(1)
+        assert sweep.side_by_side(cfg, 5) == 1
+        one = sweep.train_chunk(cfg, range(5), data=d)
+        torch.set_num_threads(2)
+        assert sweep.side_by_side(cfg, 5) == 2 and sweep.side_by_side(cfg, 1) == 1
+        two = sweep.train_chunk(cfg, range(5), counted.append, data=d)
+        stopped = sweep.train_chunk(cfg, range(5), should_stop=lambda: True, data=d)
+    finally:
+        torch.set_num_threads(before)
+    assert one is not None and two is not None and stopped is None
+    assert sum(counted) == 5 * 30
+    assert two["seeds"].tolist() == [0, 1, 2, 3, 4]
+    assert all(torch.equal(one["params"][k], two["params"][k]) for k in one["params"])
+    for key in ("loss", "outcome", "epochs", "first_solved", "test_first_solved", "test_loss"):
+        assert torch.equal(one[key], two[key]), key
+    assert two["curves"]["sketches"].keys() == one["curves"]["sketches"].keys()
+    for name, sketch in one["curves"]["sketches"].items():
+        assert torch.equal(sketch["counts"], two["curves"]["sketches"][name]["counts"]), name

@@ -12,6 +12,7 @@ import itertools
 import math
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -179,9 +180,15 @@ def train_chunk(
 ) -> dict[str, Any] | None:
     """Train and classify one chunk: per-seed parameters, loss, accuracy, epochs, outcome and
     the seconds it took (plain tensors on the CPU, no models); None if stopped before it
-    finished. A pure function of the config and the seeds: what a cluster worker runs."""
+    finished. A pure function of the config and the seeds: what a cluster worker runs.
+
+    On more than one torch thread, a net of wide layers only (seeds first) trains in parts
+    side by side (`side_by_side`); each seed's bits are the same either way."""
     start = time.perf_counter()
     data = data if data is not None else datasets.prepare(cfg)
+    parts = side_by_side(cfg, len(seeds), device)
+    if parts > 1:
+        return _train_in_parts(cfg, seeds, parts, on_epoch, should_stop, data, device)
     x, y, truth = data.x, data.y, data.truth
     correct = cfg.task.correct if cfg.task.kind == "classification" else None
     recorder = Recorder(cfg, len(seeds), has_test=data.has_test)
@@ -215,32 +222,105 @@ def train_chunk(
     }
 
 
-def _point_result(point: GridPoint, parts: Sequence[dict[str, Any]]) -> PointResult:
-    def cat(key: str) -> Tensor:
-        return torch.cat([p[key] for p in parts])
+def side_by_side(cfg: ExperimentConfig, seeds: int, device: str = "cpu") -> int:
+    """Into how many parts `train_chunk` splits a chunk of `seeds` seeds, trained side by
+    side in threads of one torch thread each: one per torch thread for a net of wide layers
+    only on the torch engine on the CPU (seeds first), else 1. Its ops are few and large,
+    and on several torch threads each waits on the others; its seeds apart, a part on a
+    core of its own (measured: 10 modadd seeds x 300 epochs, 2.6 s as one part on two
+    threads, 1.65 s as two parts)."""
+    if device != "cpu" or seeds < 2 or not backprop.seeds_first(cfg.arch):
+        return 1
+    if engine.which(cfg, device) == "kernel":
+        return 1
+    return max(1, min(torch.get_num_threads(), seeds))
 
+
+def _train_in_parts(
+    cfg: ExperimentConfig,
+    seeds: Sequence[int],
+    parts: int,
+    on_epoch: Callable[[int], None] | None,
+    should_stop: Callable[[], bool],
+    data: Data,
+    device: str,
+) -> dict[str, Any] | None:
+    """`train_chunk` of `seeds` as `parts` chunks side by side, merged into one part."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    start = time.perf_counter()
+    lock = threading.Lock()
+
+    def count(n: int) -> None:  # (the progress bar and the heartbeat: one thread at a time)
+        if on_epoch is not None:
+            with lock:
+                on_epoch(n)
+
+    def train(lo: int, hi: int) -> dict[str, Any] | None:
+        torch.set_num_threads(1)  # (this thread's own setting)
+        return train_chunk(cfg, seeds[lo:hi], count, should_stop, data, device)
+
+    bounds = [len(seeds) * i // parts for i in range(parts + 1)]
+    with ThreadPoolExecutor(parts, thread_name_prefix="tiny-part") as pool:
+        done = list(pool.map(train, bounds[:-1], bounds[1:]))
+    trained = [d for d in done if d is not None]
+    if len(trained) < len(done):
+        return None
+    merged = merge_parts(trained)
+    merged["seconds"] = time.perf_counter() - start  # (side by side: not their sum)
+    merged[resuming.FINGERPRINT] = trained[0][resuming.FINGERPRINT]
+    return merged
+
+
+def merge_parts(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Chunks of one grid point, in seed order, as one part: what `train_chunk` returns for
+    all their seeds (their seconds summed; curves merged where every part has them)."""
+
+    def cat(key: str) -> Tensor | None:
+        values = [p.get(key) for p in parts]
+        tensors = [v for v in values if v is not None]
+        return torch.cat(tensors) if len(tensors) == len(values) else None
+
+    merged: dict[str, Any] = {
+        "seeds": cat("seeds"),
+        "params": {k: torch.cat([p["params"][k] for p in parts]) for k in parts[0]["params"]},
+        "seconds": sum(float(p["seconds"]) for p in parts),
+    }
+    for key in ("loss", "accuracy", "epochs", "outcome", "test_loss", "test_accuracy"):
+        if key in parts[0]:
+            merged[key] = cat(key)
+    if all("curves" in p for p in parts):
+        tested = all("test_first_solved" in p for p in parts)
+        curves = Curves.merge(
+            [p["curves"] for p in parts],
+            [p["first_solved"] for p in parts],
+            [p["test_first_solved"] for p in parts] if tested else None,
+        )
+        merged["curves"] = curves.part()
+        merged["first_solved"] = cat("first_solved")
+        if tested:
+            merged["test_first_solved"] = cat("test_first_solved")
+    return merged
+
+
+def _point_result(point: GridPoint, parts: Sequence[dict[str, Any]]) -> PointResult:
+    m = merge_parts(parts)
+    curves = None
+    if "curves" in m:
+        tested = [m["test_first_solved"]] if "test_first_solved" in m else None
+        curves = Curves.merge([m["curves"]], [m["first_solved"]], tested)
     return PointResult(
         point=point,
-        seeds=cat("seeds").tolist(),
-        params={k: torch.cat([p["params"][k] for p in parts]) for k in parts[0]["params"]},
-        loss=cat("loss"),
-        accuracy=cat("accuracy") if parts[0]["accuracy"] is not None else None,
-        epochs=cat("epochs"),
-        outcome=cat("outcome"),
-        seconds=sum(float(p["seconds"]) for p in parts),
-        test_loss=cat("test_loss") if "test_loss" in parts[0] else None,
-        test_accuracy=cat("test_accuracy") if parts[0].get("test_accuracy") is not None else None,
-        curves=(
-            Curves.merge(
-                [p["curves"] for p in parts],
-                [p["first_solved"] for p in parts],
-                [p["test_first_solved"] for p in parts]
-                if all("test_first_solved" in p for p in parts)
-                else None,
-            )
-            if all("curves" in p for p in parts)
-            else None
-        ),
+        seeds=m["seeds"].tolist(),
+        params=m["params"],
+        loss=m["loss"],
+        accuracy=m["accuracy"],
+        epochs=m["epochs"],
+        outcome=m["outcome"],
+        seconds=m["seconds"],
+        test_loss=m.get("test_loss"),
+        test_accuracy=m.get("test_accuracy"),
+        curves=curves,
     )
 
 
@@ -295,10 +375,10 @@ class RunnerLost(Exception):
 def default_threads(cfg: ExperimentConfig, device: str = "cpu") -> int:
     """A sweep's threads when `--threads` is not given: every CPU this process may use for
     the compiled kernel (plain threads, each on whole blocks of seeds) and for a net of wide
-    layers only on the CPU (seeds first: its products shared out by seeds; measured, 10
-    modadd seeds x 500 epochs, 5.1-5.3 s on two threads, 6.0-6.1 s on one), one for the
-    rest of the torch engine (whose small ops on several threads wait on each other, worst
-    on a busy machine). A seed's bits are the same either way."""
+    layers only on the CPU (seeds first: a chunk's seeds in parts side by side, one per
+    thread, `side_by_side`; measured, 10 modadd seeds x 500 epochs, 3.1 s on two threads,
+    5.0 s on one), one for the rest of the torch engine (whose small ops on several
+    threads wait on each other, worst on a busy machine). A seed's bits are the same either way."""
     wide = device == "cpu" and backprop.seeds_first(cfg.arch)
     if engine.which(cfg, device) != "kernel" and not wide:
         return 1

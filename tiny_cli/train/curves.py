@@ -279,6 +279,14 @@ class Curves:
         tested = torch.cat(list(test_first)) if judged and test_first else None
         return cls(epochs, sketches, torch.cat(list(first)) if judged else None, tested)
 
+    def part(self) -> dict[str, Any]:
+        """What a chunk stores of these curves (`Recorder.part`): chunks merged as one."""
+        return {
+            "epochs": torch.tensor(self.epochs),
+            "judged": self.first_solved is not None,
+            "sketches": {k: s.to_dict() for k, s in self.sketches.items()},
+        }
+
     def held_out(self) -> tuple[Tensor, Tensor] | None:
         """Each seed's held-out outcome and delay (`outcomes.held_out`); None without a
         test set or where the rule cannot be applied per epoch."""
